@@ -1,0 +1,3 @@
+from raygap.cli import main
+import sys
+sys.exit(main())

@@ -1,0 +1,140 @@
+"""Image–caption sets for training and evaluation, one module per source.
+
+Every source becomes an `ImageTextSet`: images addressable by index, tokenized captions, and for
+each caption the index of its image (several captions per image are grouped, so retrieval counts
+any of them). Labelled sources also carry a class per image (zero-shot, linear probe).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from raygap.data import files, synthetic
+from raygap.model import ClipBundle
+
+
+class TensorImages:
+    """Images held in memory as uint8 [n, 3, H, W]; normalized per batch with the model's mean/std."""
+
+    def __init__(self, pixels: np.ndarray, mean: tuple, std: tuple):
+        self.pixels = torch.from_numpy(pixels)
+        self.mean = torch.tensor(mean).view(1, 3, 1, 1)
+        self.std = torch.tensor(std).view(1, 3, 1, 1)
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+    def batch(self, indices) -> torch.Tensor:
+        return (self.pixels[indices].float() / 255 - self.mean) / self.std
+
+
+class FileImages:
+    """Images decoded from disk through open_clip's transform, one per index."""
+
+    def __init__(self, paths: list[str], transform: Callable):
+        self.paths, self.transform = paths, transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def batch(self, indices) -> torch.Tensor:
+        from PIL import Image
+
+        out = []
+        for i in torch.as_tensor(indices).tolist():
+            with Image.open(self.paths[i]) as image:
+                out.append(self.transform(image.convert("RGB")))
+        return torch.stack(out)
+
+
+@dataclass
+class ImageTextSet:
+    images: TensorImages | FileImages
+    tokens: torch.Tensor
+    """[n_captions, context_length]"""
+    caption_image: torch.Tensor
+    """[n_captions]: index of each caption's image."""
+    labels: torch.Tensor | None = None
+    """[n_images] class index, for labelled sets."""
+    class_names: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def first_captions(self) -> torch.Tensor:
+        """Index of the first caption of every image: one matched pair per image."""
+        first = torch.full((len(self.images),), -1, dtype=torch.long)
+        order = torch.arange(len(self.caption_image) - 1, -1, -1)
+        first[self.caption_image.flip(0)] = order
+        return first
+
+
+class PairDataset(Dataset):
+    """Caption j with its image: the unit a training batch is drawn from. Fetches whole batches."""
+
+    def __init__(self, data: ImageTextSet):
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        captions = torch.as_tensor(indices)
+        return self.data.images.batch(self.data.caption_image[captions]), self.data.tokens[captions]
+
+
+def keep_batch(batch):
+    """collate_fn for PairDataset: batches arrive already stacked."""
+    return batch
+
+
+def tokenize_unique(captions: list[str], tokenize: Callable[[list[str]], torch.Tensor]) -> torch.Tensor:
+    """Tokenize each distinct caption once (captions repeat across templates and noise)."""
+    unique, inverse = np.unique(np.array(captions, dtype=object), return_inverse=True)
+    return tokenize(list(unique))[torch.from_numpy(inverse.reshape(-1))]
+
+
+def load_source(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
+    """An ImageTextSet from a validated data-source spec, preprocessed for `bundle`'s model."""
+    return SOURCES[source.kind](source, bundle, train)
+
+
+def _load_synthetic(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
+    pixels, captions, caption_image, labels = synthetic.generate(
+        size=source.size,
+        image_size=bundle.image_size,
+        seed=source.seed,
+        captions_per_image=source.captions_per_image,
+        caption_noise=source.caption_noise,
+        max_objects=source.max_objects,
+    )
+    return ImageTextSet(
+        images=TensorImages(pixels, bundle.preprocess.mean, bundle.preprocess.std),
+        tokens=tokenize_unique(captions, bundle.tokenize),
+        caption_image=torch.from_numpy(caption_image),
+        labels=torch.from_numpy(labels),
+        class_names=list(synthetic.SHAPES),
+    )
+
+
+def _load_files(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
+    import open_clip
+
+    table = files.read_table(source)
+    transform = open_clip.image_transform_v2(bundle.preprocess, is_train=train)
+    labels = torch.from_numpy(table.labels) if table.labels is not None else None
+    return ImageTextSet(
+        images=FileImages(table.image_paths, transform),
+        tokens=tokenize_unique(table.captions, bundle.tokenize),
+        caption_image=torch.from_numpy(table.caption_image),
+        labels=labels,
+        class_names=table.class_names,
+    )
+
+
+SOURCES = {"synthetic": _load_synthetic, "files": _load_files}

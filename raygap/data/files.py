@@ -1,0 +1,69 @@
+"""Image–caption tables on disk: CSV, TSV or Parquet with an image-path and a caption column.
+
+open_clip's CSV layout (columns `filepath` and `title`) works as it is. Rows that name the same
+image are grouped: the image is stored once and each row's caption points at it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Table:
+    image_paths: list[str]
+    captions: list[str]
+    caption_image: np.ndarray
+    labels: np.ndarray | None
+    class_names: list[str] | None
+
+
+def read_table(source) -> Table:
+    """Read and group a `files` source. Errors name the table and the missing column or file."""
+    import polars as pl
+
+    path = Path(source.table)
+    if path.suffix.lower() == ".parquet":
+        frame = pl.read_parquet(path)
+    else:
+        separator = source.separator or ("\t" if path.suffix.lower() == ".tsv" else ",")
+        frame = pl.read_csv(path, separator=separator, infer_schema=False)
+    if source.limit is not None:
+        frame = frame.head(source.limit)
+    wanted = [source.image_column, source.caption_column] + ([source.label_column] if source.label_column else [])
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; the table has {frame.columns}")
+    if frame.height == 0:
+        raise ValueError(f"{path}: the table has no rows")
+
+    root = Path(source.root) if source.root is not None else path.parent
+    raw_paths = frame[source.image_column].cast(pl.Utf8).to_list()
+    image_paths, caption_image, first_row = [], [], {}
+    for row, name in enumerate(raw_paths):
+        if name not in first_row:
+            first_row[name] = len(image_paths)
+            image_paths.append(str(root / name))
+        caption_image.append(first_row[name])
+    absent = [p for p in image_paths if not Path(p).is_file()]
+    if absent:
+        raise ValueError(f"{path}: {len(absent)} image file(s) not found, e.g. {absent[0]}")
+
+    labels = class_names = None
+    if source.label_column:
+        per_image = {}
+        for name, label in zip(raw_paths, frame[source.label_column].cast(pl.Utf8).to_list()):
+            per_image.setdefault(first_row[name], label)
+        class_names = sorted(set(per_image.values()))
+        index = {name: i for i, name in enumerate(class_names)}
+        labels = np.array([index[per_image[i]] for i in range(len(image_paths))])
+    return Table(
+        image_paths=image_paths,
+        captions=frame[source.caption_column].cast(pl.Utf8).to_list(),
+        caption_image=np.array(caption_image),
+        labels=labels,
+        class_names=class_names,
+    )

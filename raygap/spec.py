@@ -1,0 +1,516 @@
+"""Study files: typed models, search distributions, and errors that name the file and the key.
+
+A study file is YAML. Any numeric or categorical leaf may instead be a search distribution, a
+one-key mapping: `{loguniform: [lo, hi]}`, `{uniform: [lo, hi]}`, `{int: [lo, hi]}`,
+`{choice: [...]}` or `{grid: [...]}`. `load_spec` validates the whole file before anything runs:
+every choice and grid value and both ends of every range are substituted in turn and checked
+against the same models a trial uses, so a study cannot fail half-way on a bad value.
+
+`StudySpec.resolve(params)` turns sampled values (keyed by dotted path) into a `TrialConfig`, the
+fully concrete configuration one trial runs with; `StudySpec.defaults()` resolves every
+distribution to its default value (see `Distribution.default`).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveFloat = Annotated[float, Field(gt=0.0)]
+PositiveInt = Annotated[int, Field(ge=1)]
+
+BUILTIN_MODELS = ("tiny-vit", "small-vit")
+
+
+class SpecError(ValueError):
+    """A study file (or an override) that cannot run; the message names the file and the key."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------------------------------- data
+class SyntheticSource(Strict):
+    """Procedural image–caption pairs (raygap.data.synthetic), generated in memory."""
+
+    kind: Literal["synthetic"] = "synthetic"
+    size: PositiveInt = 4096
+    """Number of images."""
+    captions_per_image: PositiveInt = 1
+    """Captions written for each image (different templates); retrieval counts any of them."""
+    caption_noise: Probability = 0.0
+    """Fraction of captions replaced by another image's caption (mismatched pairs)."""
+    max_objects: Annotated[int, Field(ge=1, le=3)] = 3
+    """Each image shows 1..max_objects objects; the first one is the labelled main object."""
+    seed: int = 0
+
+
+class FilesSource(Strict):
+    """A table (CSV, TSV or Parquet) of image paths and captions; open_clip's CSV layout works."""
+
+    kind: Literal["files"] = "files"
+    table: Path
+    """The table file."""
+    root: Path | None = None
+    """Folder that relative image paths start from; default: the table's folder."""
+    image_column: str = "filepath"
+    caption_column: str = "title"
+    label_column: str | None = None
+    """Class label per image, needed when the source is a probe split."""
+    separator: str | None = None
+    """Column separator for text tables; default: tab for .tsv, comma for .csv."""
+    limit: PositiveInt | None = None
+    """Use only the first `limit` rows."""
+
+    @model_validator(mode="after")
+    def _paths_exist(self, info: ValidationInfo) -> FilesSource:
+        if info.context and not info.context.get("check_paths", True):
+            return self
+        if not self.table.is_file():
+            raise ValueError(f"data table not found: {self.table}")
+        if self.table.suffix.lower() not in (".csv", ".tsv", ".parquet"):
+            raise ValueError(f"data table must be .csv, .tsv or .parquet, got {self.table.name}")
+        if self.root is not None and not self.root.is_dir():
+            raise ValueError(f"image root folder not found: {self.root}")
+        return self
+
+
+DataSource = Annotated[Union[SyntheticSource, FilesSource], Field(discriminator="kind")]
+
+
+class ProbeSpec(Strict):
+    """A labelled set for zero-shot (on `test`) and the linear probe (`train` → `test`)."""
+
+    train: DataSource = SyntheticSource(size=2048, seed=2)
+    test: DataSource = SyntheticSource(size=1024, seed=3)
+
+
+class DataSpec(Strict):
+    train: DataSource = SyntheticSource(size=4096, seed=0)
+    eval: DataSource = SyntheticSource(size=512, seed=1)
+    probe: ProbeSpec | None = ProbeSpec()
+    """Set to null to skip zero-shot and linear probe."""
+    loader_workers: Annotated[int, Field(ge=0)] = 0
+    """DataLoader processes for image files; in-memory synthetic data needs none."""
+
+
+# --------------------------------------------------------------------------------------- model
+class ModelSpec(Strict):
+    name: str = "tiny-vit"
+    """A built-in CPU config (tiny-vit, small-vit) or any open_clip model name; always random init."""
+    normalize: bool = True
+    """False is the no-norm method: features enter the logits unnormalized (pair it with a fixed T)."""
+
+    @model_validator(mode="after")
+    def _known_model(self) -> ModelSpec:
+        if self.name in BUILTIN_MODELS:
+            return self
+        import open_clip  # only for names that are not built in: the import takes seconds
+
+        if self.name not in open_clip.list_models():
+            close = difflib.get_close_matches(self.name, [*BUILTIN_MODELS, *open_clip.list_models()], n=3)
+            raise ValueError(f"unknown model {self.name!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
+        return self
+
+
+# --------------------------------------------------------------------------------------- train
+class TrainSpec(Strict):
+    steps: PositiveInt | None = None
+    """Optimizer steps; give this or `epochs` (default: 300 steps)."""
+    epochs: PositiveFloat | None = None
+    batch_size: Annotated[int, Field(ge=2)] = 128
+    lr: PositiveFloat = 1e-3
+    warmup_steps: Annotated[int, Field(ge=0)] = 20
+    weight_decay: Annotated[float, Field(ge=0.0)] = 0.1
+    eval_interval: Annotated[int, Field(ge=0)] = 100
+    """Evaluate on the eval split every this many steps (0: only at the end)."""
+    seed: int = 0
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """bf16 autocast applies on CUDA only; CPU runs in fp32."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _length(self) -> TrainSpec:
+        if self.steps is not None and self.epochs is not None:
+            raise ValueError("give either steps or epochs, not both")
+        if self.steps is None and self.epochs is None:
+            self.steps = 300
+        return self
+
+
+# --------------------------------------------------------------------------------- temperature
+class LearnedTemperature(Strict):
+    """Baseline: τ = exp(θ), learned, capped at max_tau."""
+
+    kind: Literal["learned"] = "learned"
+    init: PositiveFloat = 0.07
+    """Initial temperature T₀ (τ₀ = 1/T₀)."""
+    max_tau: PositiveFloat = 100.0
+    lr_scale: PositiveFloat = 1.0
+    """SLRT: θ's learning rate is lr × lr_scale at every step, warmup and cosine included."""
+
+
+class SoftplusTemperature(LearnedTemperature):
+    """TR: τ = softplus(θ), learned."""
+
+    kind: Literal["softplus"] = "softplus"
+
+
+class ExpKTemperature(LearnedTemperature):
+    """TR: τ = exp(θ/k), learned."""
+
+    kind: Literal["exp_k"] = "exp_k"
+    k: PositiveFloat
+
+
+class FixedTemperature(Strict):
+    """FLT: T constant."""
+
+    kind: Literal["fixed"] = "fixed"
+    value: PositiveFloat
+
+
+class ScheduleTemperature(Strict):
+    """TS: T linear from start (first step) to end (last step)."""
+
+    kind: Literal["schedule"] = "schedule"
+    start: PositiveFloat
+    end: PositiveFloat
+
+
+class CosineTemperature(Strict):
+    """TS-cos: T alternates low → high → low along a cosine of `period` steps."""
+
+    kind: Literal["cosine"] = "cosine"
+    low: PositiveFloat
+    high: PositiveFloat
+    period: PositiveInt
+
+
+TemperatureSpec = Annotated[
+    Union[
+        LearnedTemperature,
+        SoftplusTemperature,
+        ExpKTemperature,
+        FixedTemperature,
+        ScheduleTemperature,
+        CosineTemperature,
+    ],
+    Field(discriminator="kind"),
+]
+
+
+# ---------------------------------------------------------------------------------------- swap
+class NoSwapSpec(Strict):
+    kind: Literal["none"] = "none"
+
+
+class HardSwapSpec(Strict):
+    """HS: per-coordinate exchange on a fraction p of steps."""
+
+    kind: Literal["hard"] = "hard"
+    p: Probability = 1.0
+
+
+class HardRowSwapSpec(HardSwapSpec):
+    """HS-row: whole-pair exchange on a fraction p of steps."""
+
+    kind: Literal["hard_row"] = "hard_row"
+
+
+class SoftSwapSpec(HardSwapSpec):
+    """SS: λ-mixing of each pair on a fraction p of steps."""
+
+    kind: Literal["soft"] = "soft"
+
+
+SwapSpec = Annotated[Union[NoSwapSpec, HardSwapSpec, HardRowSwapSpec, SoftSwapSpec], Field(discriminator="kind")]
+
+
+# ------------------------------------------------------------------------- eval, search, resources
+class EvalSpec(Strict):
+    templates: list[str] = ["a photo of a {label}."]
+    """Zero-shot prompt templates; each class embedding is the mean over templates."""
+    batch_size: PositiveInt = 512
+
+    @model_validator(mode="after")
+    def _templates_have_label(self) -> EvalSpec:
+        if not self.templates or any("{label}" not in t for t in self.templates):
+            raise ValueError("every template must contain '{label}'")
+        return self
+
+
+class SearchSpec(Strict):
+    sampler: Literal["tpe", "nsga2", "random", "grid"] = "tpe"
+    trials: PositiveInt = 8
+    repeats: PositiveInt = 1
+    """Seeds per sampled configuration."""
+    objectives: dict[str, Literal["min", "max"]] = {"modality_gap": "min", "mean_r1": "max"}
+
+
+class ResourcesSpec(Strict):
+    workers_per_trial: PositiveInt = 1
+    use_gpu: bool | None = None
+    """None: use GPUs when the cluster has them."""
+    cpus_per_worker: PositiveFloat | None = None
+    gpus_per_worker: PositiveFloat | None = None
+
+
+class TrialConfig(Strict):
+    """One trial's fully concrete configuration (no search distributions left)."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    results: str | None = None
+    """Results folder or URI; default results/<name>."""
+    data: DataSpec = DataSpec()
+    model: ModelSpec = ModelSpec()
+    train: TrainSpec = TrainSpec()
+    temperature: TemperatureSpec = LearnedTemperature()
+    swap: SwapSpec = NoSwapSpec()
+    eval: EvalSpec = EvalSpec()
+    search: SearchSpec = SearchSpec()
+    resources: ResourcesSpec = ResourcesSpec()
+
+
+# ------------------------------------------------------------------------------- distributions
+DISTRIBUTION_KINDS = ("loguniform", "uniform", "int", "choice", "grid")
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A searchable leaf. `default()` is what `raygap train` uses: the first choice or grid
+    value, the midpoint of a uniform or int range, the geometric midpoint of a loguniform one."""
+
+    kind: str
+    args: tuple
+
+    def default(self) -> Any:
+        if self.kind in ("choice", "grid"):
+            return self.args[0]
+        low, high = self.args
+        if self.kind == "loguniform":
+            return math.sqrt(low * high)
+        if self.kind == "int":
+            return (low + high) // 2
+        return (low + high) / 2
+
+    def candidates(self) -> tuple:
+        """Values that validation tries: every option, or both ends of a range."""
+        return self.args
+
+
+def _parse_distribution(node: Any, where: str) -> Distribution | None:
+    if not (isinstance(node, dict) and len(node) == 1 and next(iter(node)) in DISTRIBUTION_KINDS):
+        return None
+    kind, args = next(iter(node.items()))
+    if kind in ("choice", "grid"):
+        if not isinstance(args, list) or not args:
+            raise SpecError(f"{where}: {kind} needs a non-empty list of values, got {args!r}")
+        return Distribution(kind, tuple(args))
+    is_number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    if not (isinstance(args, list) and len(args) == 2 and all(map(is_number, args)) and args[0] < args[1]):
+        raise SpecError(f"{where}: {kind} needs [low, high] with low < high, got {args!r}")
+    if kind == "loguniform" and args[0] <= 0:
+        raise SpecError(f"{where}: loguniform needs 0 < low < high, got {args!r}")
+    if kind == "int" and not all(isinstance(v, int) for v in args):
+        raise SpecError(f"{where}: int needs two integers, got {args!r}")
+    return Distribution(kind, tuple(args))
+
+
+def find_distributions(raw: Any, file: str, prefix: str = "") -> dict[str, Distribution]:
+    """Dotted path → Distribution for every search leaf in a raw study tree (outermost only)."""
+    found: dict[str, Distribution] = {}
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            path = f"{prefix}{key}"
+            dist = _parse_distribution(value, f"{file}: {path}")
+            if dist is not None:
+                found[path] = dist
+            else:
+                found.update(find_distributions(value, file, path + "."))
+    return found
+
+
+def set_path(raw: dict, path: str, value: Any) -> None:
+    """Set `value` at a dotted path, creating intermediate mappings (validation catches typos)."""
+    *parents, last = path.split(".")
+    node = raw
+    for key in parents:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = node[key] = {}
+        node = child
+    node[last] = value
+
+
+# ------------------------------------------------------------------------------------- loading
+@dataclass
+class StudySpec:
+    """A validated study file: its raw tree (overrides applied) and its search space."""
+
+    path: Path
+    raw: dict
+    space: dict[str, Distribution] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.raw["name"]
+
+    def resolve(self, params: dict[str, Any] | None = None, check_paths: bool = True) -> TrialConfig:
+        """A concrete TrialConfig: `params` (dotted path → value) first, defaults for the rest."""
+        return _resolve(self.raw, params or {}, str(self.path), check_paths)
+
+    def defaults(self) -> TrialConfig:
+        return self.resolve({})
+
+
+def _resolve(raw: dict, params: dict[str, Any], file: str, check_paths: bool) -> TrialConfig:
+    tree = copy.deepcopy(raw)
+    for path, value in params.items():
+        set_path(tree, path, value)
+    # Distributions inside a chosen option (conditional spaces) resolve on the next pass.
+    while dists := find_distributions(tree, file):
+        for path, dist in dists.items():
+            set_path(tree, path, dist.default())
+    return _validate(tree, file, check_paths)
+
+
+def _validate(tree: dict, file: str, check_paths: bool = True) -> TrialConfig:
+    try:
+        return TrialConfig.model_validate(tree, context={"check_paths": check_paths})
+    except ValidationError as error:
+        raise SpecError(_format_errors(error, tree, file)) from None
+
+
+def _check_space(raw: dict, file: str, check_paths: bool) -> None:
+    """Validate with every candidate value of every distribution, one at a time."""
+    dists = find_distributions(raw, file)
+    if not dists:
+        _validate(raw, file, check_paths)
+        return
+    base = copy.deepcopy(raw)
+    for path, dist in dists.items():
+        set_path(base, path, dist.default())
+    _check_space(base, file, check_paths)
+    for path, dist in dists.items():
+        for value in dist.candidates():
+            if value != dist.default():
+                trial = copy.deepcopy(base)
+                set_path(trial, path, value)
+                _check_space(trial, file, check_paths)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`key.path=value` → (path, YAML-parsed value)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
+        raise SpecError(f"--set expects key.path=value, got {text!r}")
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as error:
+        raise SpecError(f"--set {key}: value is not valid YAML: {error}") from None
+
+
+def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (), check_paths: bool = True) -> StudySpec:
+    """Read, override and fully validate a study file. Raises SpecError before any work starts."""
+    path = Path(path)
+    file = str(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise SpecError(f"{file}: cannot read study file: {error.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise SpecError(f"{file}: {where}invalid YAML: {getattr(error, 'problem', None) or error}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise SpecError(f"{file}: expected a mapping of sections at the top level, got {type(raw).__name__}")
+    raw.setdefault("name", path.stem)
+    for item in overrides:
+        key, value = parse_override(item)
+        set_path(raw, key, value)
+    _check_space(raw, file, check_paths)
+    return StudySpec(path=path, raw=raw, space=find_distributions(raw, file))
+
+
+# ------------------------------------------------------------------------------ error messages
+def _format_errors(error: ValidationError, tree: dict, file: str) -> str:
+    lines = []
+    for item in error.errors():
+        path = _yaml_path(item["loc"], tree)
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            known = _known_keys(path[:-1], tree)
+            close = difflib.get_close_matches(str(path[-1]), known, n=1)
+            message = f"unknown key; expected one of {', '.join(sorted(known))}" if known else "unknown key"
+            if close:
+                message += f" (did you mean {close[0]!r}?)"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        elif "input" in item and item["type"] not in ("union_tag_invalid",):
+            message += f" (got {item['input']!r})"
+        lines.append(f"{file}: {'.'.join(map(str, path)) or '<top level>'}: {message}")
+    return "\n".join(lines)
+
+
+def _yaml_path(loc: tuple, tree: Any) -> list:
+    """Pydantic's location without the union tags it inserts, i.e. the path as written in YAML."""
+    path, node = [], tree
+    for i, key in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(node, dict) and key in node:
+            path.append(key)
+            node = node[key]
+        elif isinstance(node, list) and isinstance(key, int):
+            path.append(key)
+            node = node[key] if key < len(node) else None
+        elif last or not (isinstance(node, dict) and node.get("kind") == key):
+            path.append(key)
+            node = None
+    return path
+
+
+def _known_keys(path: list, tree: dict) -> list[str]:
+    """Field names of the model that the mapping at `path` is validated against."""
+    cls: type[BaseModel] | None = TrialConfig
+    node: Any = tree
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+        field_info = cls.model_fields.get(key) if cls else None
+        cls = _model_for(field_info.annotation, node) if field_info else None
+    return list(cls.model_fields) if cls else []
+
+
+def _model_for(annotation: Any, node: Any) -> type[BaseModel] | None:
+    models = [t for t in _flatten(annotation) if isinstance(t, type) and issubclass(t, BaseModel)]
+    if len(models) == 1:
+        return models[0]
+    kind = node.get("kind") if isinstance(node, dict) else None
+    for model in models:
+        if kind in typing.get_args(model.model_fields["kind"].annotation):
+            return model
+    return None
+
+
+def _flatten(annotation: Any) -> list:
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _flatten(typing.get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return [t for arg in typing.get_args(annotation) for t in _flatten(arg)]
+    return [annotation]
