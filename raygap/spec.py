@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
@@ -73,17 +73,26 @@ class FilesSource(Strict):
     limit: PositiveInt | None = None
     """Use only the first `limit` rows."""
 
-    @model_validator(mode="after")
-    def _paths_exist(self, info: ValidationInfo) -> FilesSource:
-        if info.context and not info.context.get("check_paths", True):
-            return self
-        if not self.table.is_file():
-            raise ValueError(f"data table not found: {self.table}")
-        if self.table.suffix.lower() not in (".csv", ".tsv", ".parquet"):
-            raise ValueError(f"data table must be .csv, .tsv or .parquet, got {self.table.name}")
-        if self.root is not None and not self.root.is_dir():
-            raise ValueError(f"image root folder not found: {self.root}")
-        return self
+    @field_validator("table")
+    @classmethod
+    def _table_exists(cls, table: Path, info: ValidationInfo) -> Path:
+        if table.suffix.lower() not in (".csv", ".tsv", ".parquet"):
+            raise ValueError(f"expected a .csv, .tsv or .parquet file, got {table.name}")
+        if _check_paths(info) and not table.is_file():
+            raise ValueError(f"data table not found: {table}")
+        return table
+
+    @field_validator("root")
+    @classmethod
+    def _root_exists(cls, root: Path | None, info: ValidationInfo) -> Path | None:
+        if root is not None and _check_paths(info) and not root.is_dir():
+            raise ValueError(f"image root folder not found: {root}")
+        return root
+
+
+def _check_paths(info: ValidationInfo) -> bool:
+    """Paths are checked unless validation runs with context check_paths=False (dry runs)."""
+    return not info.context or info.context.get("check_paths", True)
 
 
 DataSource = Annotated[Union[SyntheticSource, FilesSource], Field(discriminator="kind")]
@@ -112,16 +121,17 @@ class ModelSpec(Strict):
     normalize: bool = True
     """False is the no-norm method: features enter the logits unnormalized (pair it with a fixed T)."""
 
-    @model_validator(mode="after")
-    def _known_model(self) -> ModelSpec:
-        if self.name in BUILTIN_MODELS:
-            return self
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        if name in BUILTIN_MODELS:
+            return name
         import open_clip  # only for names that are not built in: the import takes seconds
 
-        if self.name not in open_clip.list_models():
-            close = difflib.get_close_matches(self.name, [*BUILTIN_MODELS, *open_clip.list_models()], n=3)
-            raise ValueError(f"unknown model {self.name!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
-        return self
+        if name not in open_clip.list_models():
+            close = difflib.get_close_matches(name, [*BUILTIN_MODELS, *open_clip.list_models()], n=3)
+            raise ValueError(f"unknown model {name!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
+        return name
 
 
 # --------------------------------------------------------------------------------------- train
@@ -462,7 +472,7 @@ def _format_errors(error: ValidationError, tree: dict, file: str) -> str:
                 message += f" (did you mean {close[0]!r}?)"
         elif item["type"] == "missing":
             message = "required key is missing"
-        elif "input" in item and item["type"] not in ("union_tag_invalid",):
+        elif not isinstance(item.get("input"), (dict, list)) and item["type"] not in ("union_tag_invalid", "value_error"):
             message += f" (got {item['input']!r})"
         lines.append(f"{file}: {'.'.join(map(str, path)) or '<top level>'}: {message}")
     return "\n".join(lines)
@@ -471,15 +481,14 @@ def _format_errors(error: ValidationError, tree: dict, file: str) -> str:
 def _yaml_path(loc: tuple, tree: Any) -> list:
     """Pydantic's location without the union tags it inserts, i.e. the path as written in YAML."""
     path, node = [], tree
-    for i, key in enumerate(loc):
-        last = i == len(loc) - 1
+    for key in loc:
         if isinstance(node, dict) and key in node:
             path.append(key)
             node = node[key]
         elif isinstance(node, list) and isinstance(key, int):
             path.append(key)
             node = node[key] if key < len(node) else None
-        elif last or not (isinstance(node, dict) and node.get("kind") == key):
+        elif not (isinstance(node, dict) and node.get("kind") == key):  # else: a union tag, not a key
             path.append(key)
             node = None
     return path

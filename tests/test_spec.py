@@ -1,0 +1,115 @@
+import math
+from pathlib import Path
+
+import pytest
+
+from raygap.spec import SpecError, load_spec
+
+STUDIES = Path(__file__).resolve().parent.parent / "studies"
+
+
+def write(tmp_path: Path, text: str, name: str = "study.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_smoke_study_loads_with_concrete_values():
+    spec = load_spec(STUDIES / "smoke.yaml")
+    cfg = spec.defaults()
+    assert spec.space == {}
+    assert cfg.name == "smoke" and cfg.model.name == "tiny-vit" and cfg.temperature.kind == "learned"
+
+
+def test_empty_file_gets_defaults_and_the_file_name(tmp_path):
+    cfg = load_spec(write(tmp_path, "", "quick.yaml")).defaults()
+    assert cfg.name == "quick" and cfg.train.steps == 300 and cfg.swap.kind == "none"
+
+
+# (file text, expected message after "<file>: ")
+BROKEN = [
+    ("temperature: {kind: fixed, valu: 0.04}", "temperature.valu: unknown key; expected one of kind, value (did you mean 'value'?)"),
+    ("trian: {steps: 3}", "trian: unknown key; expected one of data, eval, model, name, resources, results, search, swap, temperature, train (did you mean 'train'?)"),
+    ("train: {batch_size: lots}", "train.batch_size: Input should be a valid integer, unable to parse string as an integer (got 'lots')"),
+    ("temperature: {kind: fixed, value: 0}", "temperature.value: Input should be greater than 0 (got 0)"),
+    ("temperature: {kind: learned, init: -0.07}", "temperature.init: Input should be greater than 0 (got -0.07)"),
+    ("swap: {kind: hard, p: 1.5}", "swap.p: Input should be less than or equal to 1 (got 1.5)"),
+    ("data: {train: {kind: synthetic, caption_noise: -0.1}}", "data.train.caption_noise: Input should be greater than or equal to 0 (got -0.1)"),
+    ("temperature: {kind: schedule, start: 0.01}", "temperature.end: required key is missing"),
+    ("temperature: {kind: exp_k}", "temperature.k: required key is missing"),
+    ("temperature: {kind: fixd, value: 1}", "temperature: Input tag 'fixd' found using 'kind' does not match any of the expected tags"),
+    ("data: {train: {kind: files, table: /nowhere/pairs.csv}}", "data.train.table: data table not found: /nowhere/pairs.csv"),
+    ("model: {name: ViT-B-3}", "model.name: unknown model 'ViT-B-3'; did you mean ViT-B-32"),
+    ("train: {steps: 10, epochs: 1}", "train: give either steps or epochs, not both"),
+    ("name: 'bad name!'", "name: String should match pattern"),
+    ("eval: {templates: ['a photo']}", "eval: every template must contain '{label}'"),
+    ("train: {steps: [1\n  lr: 2", "line 2, column 5: invalid YAML"),
+    ("- a\n- b", "expected a mapping of sections at the top level, got list"),
+    # search distributions: the distribution itself, and every value it can take
+    ("temperature: {kind: fixed, value: {loguniform: [0.0, 0.4]}}", "temperature.value: loguniform needs 0 < low < high, got [0.0, 0.4]"),
+    ("temperature: {kind: fixed, value: {uniform: [0.4, 0.1]}}", "temperature.value: uniform needs [low, high] with low < high, got [0.4, 0.1]"),
+    ("temperature: {kind: fixed, value: {choice: [0.04, -1]}}", "temperature.value: Input should be greater than 0 (got -1)"),
+    ("swap: {kind: hard, p: {grid: [0.1, 1.01]}}", "swap.p: Input should be less than or equal to 1 (got 1.01)"),
+    ("train: {steps: {int: [1.5, 10]}}", "train.steps: int needs two integers, got [1.5, 10]"),
+    ("swap: {kind: {choice: []}}", "swap.kind: choice needs a non-empty list of values, got []"),
+]
+
+
+@pytest.mark.parametrize("text,expected", BROKEN, ids=[e.split(":")[0] for _, e in BROKEN])
+def test_broken_specs_name_file_key_and_expectation(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(SpecError) as error:
+        load_spec(path)
+    assert f"{path}: {expected}" in str(error.value)
+
+
+def test_unreadable_file(tmp_path):
+    with pytest.raises(SpecError, match=r"missing.yaml: cannot read study file"):
+        load_spec(tmp_path / "missing.yaml")
+
+
+def test_search_space_defaults_and_resolve(tmp_path):
+    path = write(
+        tmp_path,
+        "temperature: {kind: fixed, value: {loguniform: [0.01, 0.4]}}\n"
+        "swap: {kind: hard, p: {grid: [1.0, 0.1, 0.01]}}\n"
+        "train: {steps: {int: [10, 21]}, lr: {uniform: [0.001, 0.003]}}\n",
+    )
+    spec = load_spec(path)
+    assert set(spec.space) == {"temperature.value", "swap.p", "train.steps", "train.lr"}
+    cfg = spec.defaults()
+    assert cfg.temperature.value == pytest.approx(math.sqrt(0.01 * 0.4))  # geometric midpoint
+    assert cfg.swap.p == 1.0  # first grid value
+    assert cfg.train.steps == 15 and cfg.train.lr == pytest.approx(0.002)
+    resolved = spec.resolve({"temperature.value": 0.2, "swap.p": 0.01})
+    assert resolved.temperature.value == 0.2 and resolved.swap.p == 0.01 and resolved.train.steps == 15
+
+
+def test_conditional_choice_of_whole_sections(tmp_path):
+    path = write(
+        tmp_path,
+        "temperature: {choice: [{kind: fixed, value: {loguniform: [0.01, 0.4]}}, {kind: schedule, start: 0.01, end: 0.05}]}\n",
+    )
+    spec = load_spec(path)
+    assert spec.defaults().temperature.kind == "fixed"
+    assert spec.resolve({"temperature": {"kind": "schedule", "start": 0.01, "end": 0.03}}).temperature.end == 0.03
+    bad = write(tmp_path, "temperature: {choice: [{kind: fixed, value: 0.1}, {kind: schedule, start: 0.01}]}\n", "bad.yaml")
+    with pytest.raises(SpecError, match=r"bad.yaml: temperature.end: required key is missing"):
+        load_spec(bad)
+
+
+def test_overrides(tmp_path):
+    path = write(tmp_path, "temperature: {kind: learned}\n")
+    cfg = load_spec(path, ["temperature.kind=fixed", "temperature.value=0.04", "train.steps=7"]).defaults()
+    assert cfg.temperature.kind == "fixed" and cfg.temperature.value == 0.04 and cfg.train.steps == 7
+    with pytest.raises(SpecError, match=r"--set expects key.path=value, got 'train.steps'"):
+        load_spec(path, ["train.steps"])
+    with pytest.raises(SpecError, match=r"study.yaml: train.stepz: unknown key"):
+        load_spec(path, ["train.stepz=3"])
+
+
+def test_dry_validation_can_skip_missing_data(tmp_path):
+    path = write(tmp_path, "data: {train: {kind: files, table: /nowhere/pairs.csv}}\n")
+    with pytest.raises(SpecError):
+        load_spec(path)
+    assert str(load_spec(path, check_paths=False).resolve(check_paths=False).data.train.table) == "/nowhere/pairs.csv"
