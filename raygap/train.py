@@ -144,7 +144,7 @@ def train(
     history: list[dict] = []
     setup_seconds = time.perf_counter() - started
 
-    def evaluation_point(step: int, loss: float, samples_per_s: float) -> dict:
+    def evaluation_point(step: int, loss: float | None, samples_per_s: float | None) -> dict:
         nonlocal eval_seconds
         t0 = time.perf_counter()
         row = {"step": step, "epoch": step / steps_per_epoch, "loss": loss, **_temperature_state(temperature, step)}
@@ -156,7 +156,7 @@ def train(
         return row
 
     # Step 0 is the initialization: the gap's early growth (the paper's finding 2) starts here.
-    evaluation_point(0, float("nan"), float("nan"))
+    evaluation_point(0, None, None)
 
     step, loss_sum, loss_count = 0, 0.0, 0
     window_start, window_samples = time.perf_counter(), 0

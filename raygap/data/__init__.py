@@ -123,10 +123,10 @@ def _load_synthetic(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
 
 
 def _load_files(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
-    import open_clip
+    from open_clip.transform import image_transform_v2
 
     table = files.read_table(source)
-    transform = open_clip.image_transform_v2(bundle.preprocess, is_train=train)
+    transform = image_transform_v2(bundle.preprocess, is_train=train)
     labels = torch.from_numpy(table.labels) if table.labels is not None else None
     return ImageTextSet(
         images=FileImages(table.image_paths, transform),

@@ -1,0 +1,66 @@
+import math
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+
+from raygap.cli import main
+
+TINY = """
+name: clitest
+data:
+  train: {kind: synthetic, size: 256}
+  eval: {kind: synthetic, size: 64, seed: 1}
+  probe: {train: {kind: synthetic, size: 64, seed: 2}, test: {kind: synthetic, size: 32, seed: 3}}
+train: {steps: 3, batch_size: 32, eval_interval: 2}
+temperature: {kind: fixed, value: {loguniform: [0.01, 0.4]}}
+"""
+
+
+@pytest.fixture
+def spec_file(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY)
+    return path
+
+
+def test_train_writes_trials_and_history(tmp_path, spec_file, capsys):
+    out = tmp_path / "results"
+    assert main(["train", str(spec_file), "--results", str(out), "--quiet"]) == 0
+    assert "modality_gap" in capsys.readouterr().out
+    trials = pl.read_parquet(out / "trials.parquet")
+    history = pl.read_parquet(out / "history.parquet")
+    row = trials.row(0, named=True)
+    assert row["status"] == "completed" and row["error"] is None and row["seed"] == 0
+    assert row["param.temperature.value"] == pytest.approx(math.sqrt(0.01 * 0.4))  # the range's default
+    assert row["temperature"] == pytest.approx(row["param.temperature.value"])
+    for column in ("modality_gap", "uniformity", "image_to_text_r1", "text_to_image_r10", "zero_shot_top1", "linear_probe_top1", "config"):
+        assert row[column] is not None
+    assert history["step"].to_list() == [0, 2, 3] and set(history["trial_id"]) == {row["trial_id"]}
+    assert (out / "spec.yaml").exists()
+
+    assert main(["train", str(spec_file), "--results", str(out), "--quiet", "--set", "train.seed=1"]) == 0
+    trials = pl.read_parquet(out / "trials.parquet")
+    assert trials["seed"].to_list() == [0, 1] and trials["param.train.seed"].to_list() == [None, 1]
+
+
+def test_bad_spec_fails_fast_and_writes_nothing(tmp_path, spec_file):
+    out = tmp_path / "results"
+    result = subprocess.run(
+        [sys.executable, "-m", "raygap", "train", str(spec_file), "--results", str(out), "--set", "temperature.value=-1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"error: {spec_file}: temperature.value: Input should be greater than 0 (got -1)" in result.stderr
+    assert not out.exists()
+
+
+def test_failed_trial_is_recorded(tmp_path, spec_file, capsys):
+    out = tmp_path / "results"
+    assert main(["train", str(spec_file), "--results", str(out), "--quiet", "--set", "train.batch_size=512"]) == 1
+    assert "fewer than train.batch_size 512" in capsys.readouterr().err
+    row = pl.read_parquet(out / "trials.parquet").row(0, named=True)
+    assert row["status"] == "failed" and "fewer than train.batch_size 512" in row["error"]

@@ -1,0 +1,85 @@
+import math
+
+import pytest
+
+from raygap.train import train
+from tests.conftest import tiny_config
+
+SHORT_RUN = dict(
+    data={"train": {"kind": "synthetic", "size": 4096, "seed": 0}, "eval": {"kind": "synthetic", "size": 256, "seed": 1}, "probe": None},
+    train={"steps": 150, "batch_size": 128, "lr": 0.002, "warmup_steps": 10, "eval_interval": 50},
+)
+
+
+@pytest.fixture(scope="module")
+def short_runs():
+    """150 real training steps of the tiny model, once with a learned and once with a fixed T."""
+    runs = {}
+    for name, temperature in [("learned", {"kind": "learned"}), ("fixed", {"kind": "fixed", "value": 0.04})]:
+        history = []
+        final = train(tiny_config(temperature=temperature, **SHORT_RUN), report=history.append)
+        runs[name] = final, history
+    return runs
+
+
+def test_short_run_retrieves_far_above_chance(short_runs):
+    final, history = short_runs["learned"]
+    chance = 1 / 256
+    assert history[0]["mean_r1"] < 3 * chance  # random init
+    assert final["mean_r1"] > 10 * chance
+    assert final["loss"] < history[1]["loss"]
+    assert final["modality_gap"] < history[0]["modality_gap"]
+
+
+def test_learned_temperature_rises_while_fixed_stays(short_runs):
+    learned = [row["tau"] for row in short_runs["learned"][1]]
+    fixed = [row["temperature"] for row in short_runs["fixed"][1]]
+    assert learned[0] == pytest.approx(1 / 0.07)
+    assert learned[-1] > learned[0]
+    assert fixed == [0.04] * len(fixed)
+
+
+def test_history_has_one_row_per_evaluation_point(short_runs):
+    final, history = short_runs["learned"]
+    assert [row["step"] for row in history] == [0, 50, 100, 150]
+    assert final["steps"] == 150 and final["workers"] == 1 and final["device"] == "cpu"
+    assert final["train_seconds"] > 0 and final["samples_per_s"] > 0
+
+
+@pytest.mark.parametrize(
+    "sections",
+    [
+        {"temperature": {"kind": "softplus"}},
+        {"temperature": {"kind": "exp_k", "k": 2.0}},
+        {"temperature": {"kind": "learned", "lr_scale": 0.1}},
+        {"temperature": {"kind": "schedule", "start": 0.01, "end": 0.05}},
+        {"temperature": {"kind": "cosine", "low": 0.02, "high": 0.1, "period": 4}},
+        {"swap": {"kind": "hard", "p": 1.0}},
+        {"swap": {"kind": "hard_row", "p": 0.5}},
+        {"swap": {"kind": "soft", "p": 1.0}},
+        {"model": {"normalize": False}, "temperature": {"kind": "fixed", "value": 1.0}},
+    ],
+    ids=["softplus", "exp_k", "slrt", "schedule", "cosine", "hard", "hard_row", "soft", "no_norm"],
+)
+def test_every_method_trains_in_the_loop(sections):
+    history = []
+    final = train(tiny_config(**sections), report=history.append)
+    assert [row["step"] for row in history] == [0, 2, 4]
+    assert all(math.isfinite(row["loss"]) for row in history[1:])
+    assert 0 <= final["zero_shot_top1"] <= 1 and 0 <= final["linear_probe_top1"] <= 1
+    if sections.get("temperature", {}).get("kind") == "schedule":
+        assert history[0]["temperature"] == pytest.approx(0.01)
+        assert history[-1]["temperature"] == pytest.approx(0.05)
+
+
+def test_same_seed_same_numbers():
+    first, second = [], []
+    train(tiny_config(), report=first.append)
+    train(tiny_config(), report=second.append)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "samples_per_s"} for r in rows]  # noqa: E731
+    assert strip(first) == strip(second)
+
+
+def test_batch_larger_than_the_data_is_refused():
+    with pytest.raises(ValueError, match=r"data.train has 512 pairs, fewer than train.batch_size 1024"):
+        train(tiny_config(train={"batch_size": 1024}))
