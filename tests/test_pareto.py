@@ -1,0 +1,106 @@
+import itertools
+
+import numpy as np
+import polars as pl
+import pytest
+
+from raygap.pareto import hypervolume_2d, pareto_front, pareto_ranks, summarize_trials
+
+OBJ = {"gap": "min", "r1": "max"}
+
+
+def brute_ranks(rows: list[tuple], directions: list[str]) -> list:
+    """O(n²) per front, with explicit loops: the obvious definition."""
+    def cost(row):
+        return [v if d == "min" else -v for v, d in zip(row, directions)]
+
+    valid = [i for i, r in enumerate(rows) if not any(np.isnan(v) for v in r)]
+    ranks = [None] * len(rows)
+    rank = 1
+    while valid:
+        front = []
+        for i in valid:
+            dominated = False
+            for j in valid:
+                a, b = cost(rows[j]), cost(rows[i])
+                if all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b)):
+                    dominated = True
+            if not dominated:
+                front.append(i)
+        for i in front:
+            ranks[i] = rank
+        valid = [i for i in valid if i not in front]
+        rank += 1
+    return ranks
+
+
+def test_hand_example():
+    frame = pl.DataFrame({"gap": [0.1, 0.2, 0.3, 0.15, 0.5], "r1": [0.2, 0.5, 0.6, 0.1, 0.6]})
+    # (0.15, 0.1) is dominated by (0.1, 0.2); (0.5, 0.6) by (0.3, 0.6).
+    assert pareto_ranks(frame, OBJ).to_list() == [1, 1, 1, 2, 2]
+    assert pareto_front(frame, OBJ)["gap"].to_list() == [0.1, 0.2, 0.3]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ranks_match_brute_force_on_random_frames(seed):
+    rng = np.random.default_rng(seed)
+    n, k = 40, 2 + seed % 2
+    values = rng.integers(0, 6, (n, k)).astype(float)  # small integers: many ties
+    values[rng.random((n, k)) < 0.05] = np.inf
+    values[rng.random((n, k)) < 0.05] = -np.inf
+    values[rng.random((n, k)) < 0.05] = np.nan
+    directions = ["min", "max", "min"][:k]
+    frame = pl.DataFrame({f"o{i}": values[:, i] for i in range(k)})
+    got = pareto_ranks(frame, {f"o{i}": d for i, d in enumerate(directions)}).to_list()
+    assert got == brute_ranks([tuple(r) for r in values], directions)
+
+
+def test_null_objective_never_on_the_front():
+    frame = pl.DataFrame({"gap": [None, 0.5], "r1": [0.9, 0.1]})
+    assert pareto_ranks(frame, OBJ).to_list() == [None, 1]
+
+
+def brute_hypervolume(points: list[tuple[float, float]], ref: tuple[float, float]) -> float:
+    """Area of the union of boxes [x, rx] × [y, ry] (both minimised) by coordinate compression."""
+    boxes = [(x, y) for x, y in points if x < ref[0] and y < ref[1]]
+    xs = sorted({x for x, _ in boxes} | {ref[0]})
+    ys = sorted({y for _, y in boxes} | {ref[1]})
+    area = 0.0
+    for (x0, x1), (y0, y1) in itertools.product(zip(xs, xs[1:]), zip(ys, ys[1:])):
+        if any(bx <= x0 and by <= y0 for bx, by in boxes):
+            area += (x1 - x0) * (y1 - y0)
+    return area
+
+
+def test_hypervolume_hand_value():
+    frame = pl.DataFrame({"gap": [0.1, 0.3], "r1": [0.5, 0.8]})
+    # minimise gap and −r1, reference (1, 0): boxes 0.9×0.5 and 0.7×0.8 overlap in 0.7×0.5.
+    assert hypervolume_2d(frame, OBJ, (1.0, 0.0)) == pytest.approx(0.9 * 0.5 + 0.7 * 0.8 - 0.7 * 0.5)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_hypervolume_matches_union_of_boxes(seed):
+    rng = np.random.default_rng(seed)
+    gap, r1 = rng.random(30).round(2), rng.random(30).round(2)
+    frame = pl.DataFrame({"gap": gap, "r1": r1})
+    expected = brute_hypervolume(list(zip(gap, -r1)), (0.9, -0.1))
+    assert hypervolume_2d(frame, OBJ, (0.9, 0.1)) == pytest.approx(expected)
+
+
+def test_summarize_means_over_seeds_and_ranks():
+    trials = pl.DataFrame(
+        {
+            "trial_id": ["a", "a", "b", "b", "c"],
+            "seed": [0, 1, 0, 1, 0],
+            "status": ["completed", "completed", "completed", "completed", "failed"],
+            "param.temperature.value": [0.04, 0.04, 0.2, 0.2, 0.1],
+            "gap": [0.2, 0.4, 0.05, 0.05, None],
+            "r1": [0.5, 0.7, 0.2, 0.3, None],
+        }
+    )
+    summary = summarize_trials(trials, OBJ, ["r1"])
+    assert summary["trial_id"].to_list() == ["a", "b"]  # the failed trial never enters
+    a = summary.row(0, named=True)
+    assert a["gap"] == pytest.approx(0.3) and a["r1"] == pytest.approx(0.6) and a["seeds"] == 2
+    assert a["gap_std"] == pytest.approx(np.std([0.2, 0.4], ddof=1))
+    assert summary["rank"].to_list() == [1, 1]
