@@ -16,7 +16,7 @@ $(STAMP): requirements.lock pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/raygap train studies/smoke.yaml
+	$(VENV)/bin/raygap study run studies/flt.yaml --overwrite
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q

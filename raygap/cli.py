@@ -1,4 +1,9 @@
-"""raygap's command line: `raygap train SPEC` runs one trial locally, without Ray."""
+"""raygap's command line.
+
+raygap train SPEC          one trial locally, without Ray
+raygap study run SPEC      a Ray Tune + Optuna study (one Ray Train trainer per trial)
+raygap study status DIR    trials so far and the current Pareto front, from Parquet only
+"""
 
 from __future__ import annotations
 
@@ -45,7 +50,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = cfg.model_dump(mode="json")
     params = {path: _lookup(config, path) for path in spec.space}
     params.update({key: _lookup(config, key) for key, _ in map(parse_override, args.set)})
-    folder = Path(args.results or cfg.results or Path("results") / cfg.name)
+    folder = _results_folder(cfg, args)
     print(f"raygap train: {cfg.name} · {cfg.model.name} · temperature {cfg.temperature.kind} · swap {cfg.swap.kind}")
     if spec.space:
         print("  search distributions take their defaults: " + ", ".join(f"{k}={v}" for k, v in params.items() if k in spec.space))
@@ -64,19 +69,112 @@ def cmd_train(args: argparse.Namespace) -> int:
     except Exception as exc:  # a failed trial is a result too: record it, then report it
         final, status, error = {}, "failed", f"{type(exc).__name__}: {exc}"
 
-    results.write_text(folder / results.SPEC, yaml.safe_dump(spec.raw, sort_keys=False))
+    folder.write_text(results.SPEC, yaml.safe_dump(spec.raw, sort_keys=False))
     row = results.trial_row(trial_id, cfg.train.seed, params, config, status, final, error)
-    results.append_rows(folder / results.TRIALS, [row])
+    folder.append(results.TRIALS, [row])
     if history:
-        results.append_rows(folder / results.HISTORY, results.history_rows(trial_id, cfg.train.seed, history))
+        folder.append(results.HISTORY, results.history_rows(trial_id, cfg.train.seed, history))
 
     if status == "failed":
         print(f"trial {trial_id} failed: {error}", file=sys.stderr)
-        print(f"recorded in {folder / results.TRIALS}", file=sys.stderr)
+        print(f"recorded in {folder.uri(results.TRIALS)}", file=sys.stderr)
         return 1
     print(format_table(final))
-    print(f"trial {trial_id} → {folder / results.TRIALS}, {folder / results.HISTORY}")
+    print(f"trial {trial_id} → {folder.uri(results.TRIALS)}, {folder.uri(results.HISTORY)}")
     return 0
+
+
+def _results_folder(cfg, args):
+    from raygap.results import ResultsFolder
+
+    return ResultsFolder(args.results or cfg.results or Path("results") / cfg.name)
+
+
+def cmd_study_run(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec, args.set, check_paths=not args.dry_run)
+    if args.name:
+        spec.raw["name"] = args.name
+    from raygap import search  # optuna, no ray: a dry run never starts a cluster
+
+    cfg = spec.resolve(check_paths=not args.dry_run)
+    folder = _results_folder(cfg, args)
+    total = search.number_of_trials(spec)
+    if args.dry_run:
+        return _print_dry_run(spec, cfg, total, folder)
+    from raygap import results, runner
+
+    if folder.exists(results.TRIALS) and not args.overwrite:
+        raise SpecError(f"{folder} already holds a study; pass --overwrite to replace it (or --results DIR)")
+    if args.overwrite:
+        folder.remove(results.TRIALS, results.HISTORY, results.PARETO, results.SPEC, "ray")
+        runner.optuna_path(folder, cfg.name).unlink(missing_ok=True)
+
+    started = time.time()
+    summary = runner.run_study(spec, folder, address=args.address, dashboard=not args.no_dashboard)
+    print(f"\n{cfg.name}: finished in {time.time() - started:.0f} s")
+    print(format_front(summary, cfg.search.objectives))
+    print(f"results: {folder}/ (trials.parquet, history.parquet, pareto.parquet); Optuna study: {runner.optuna_path(folder, cfg.name)}")
+    return 0
+
+
+def _print_dry_run(spec, cfg, total: int, folder) -> int:
+    from raygap import search
+    from raygap.runner import plan_for_this_machine
+
+    print(f"{cfg.name}: {total} trial(s) × {cfg.search.repeats} seed(s), sampler {cfg.search.sampler}, objectives {cfg.search.objectives}")
+    if cfg.search.sampler == "grid":
+        for i, point in enumerate(search.grid_points(spec)):
+            print(f"  {i:3d}  " + ", ".join(f"{k}={v}" for k, v in search.recorded_params(point).items()))
+    else:
+        for path, dist in spec.space.items():
+            print(f"  {path}: {dist.kind} {list(dist.args)}")
+    plan = plan_for_this_machine(spec)
+    print(f"resources on this machine: {plan.describe()}")
+    print(f"results would go to {folder}/")
+    return 0
+
+
+def cmd_study_status(args: argparse.Namespace) -> int:
+    import json
+
+    import polars as pl
+
+    from raygap import results
+
+    folder = results.ResultsFolder(args.folder)
+    if not folder.exists(results.TRIALS):
+        raise SpecError(f"{folder}: no trials.parquet here (not a study folder, or no trial has finished yet)")
+    trials = folder.read(results.TRIALS)
+    counts = trials.group_by("status").len().sort("status")
+    print(f"{folder}: {trials['trial_id'].n_unique()} trial(s), {trials.height} seed run(s): " + ", ".join(f"{n} {s}" for s, n in counts.iter_rows()))
+    for row in trials.filter(pl.col("status") == "failed").iter_rows(named=True):
+        print(f"  failed {row['trial_id']} seed {row['seed']}: {row['error']}")
+    if folder.exists(results.PARETO):
+        objectives = json.loads(folder.schema(results.PARETO).metadata[b"objectives"])
+        print(format_front(folder.read(results.PARETO), objectives))
+    return 0
+
+
+def format_front(summary, objectives: dict[str, str]) -> str:
+    """The Pareto front (rank 1) as a plain table: searched values, objectives as mean ± std."""
+    if summary.is_empty():
+        return "no completed trial: no front"
+    front = summary.filter(summary["rank"] == 1).sort(next(iter(objectives)))
+    params = [c for c in front.columns if c.startswith("param.")]
+    columns = [*params, *objectives]
+    header = ["trial", *[c.removeprefix("param.") for c in params], *[f"{m} ({d})" for m, d in objectives.items()], "seeds"]
+    rows = []
+    for row in front.iter_rows(named=True):
+        cells = [row["trial_id"]]
+        for c in columns:
+            value, std = row[c], row.get(f"{c}_std")
+            text = f"{value:.4g}" if isinstance(value, float) else str(value)
+            cells.append(text + (f" ± {std:.2g}" if isinstance(std, float) else ""))
+        rows.append([*cells, str(row["seeds"])])
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [f"Pareto front: {front.height} of {summary.height} configuration(s)"]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) for r in [header, *rows]]
+    return "\n".join(lines)
 
 
 def format_table(metrics: dict) -> str:
@@ -98,6 +196,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--results", metavar="DIR", help="results folder (default: results/<name>)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=cmd_train)
+
+    study = commands.add_parser("study", help="hyperparameter studies with Ray Tune + Optuna").add_subparsers(dest="study_command", required=True)
+    run = study.add_parser("run", help="run a study: Optuna search, one Ray Train trainer per trial")
+    run.add_argument("spec", help="study file (YAML)")
+    run.add_argument("--address", help="join this Ray cluster (e.g. auto) instead of starting a local one")
+    run.add_argument("--results", metavar="DIR", help="results folder (default: results/<name>)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a spec value (repeatable)")
+    run.add_argument("--name", help="study name (default: the spec's name)")
+    run.add_argument("--dry-run", action="store_true", help="validate, print the trials and resources, start nothing")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing study in the results folder")
+    run.add_argument("--no-dashboard", action="store_true", help="start the local Ray cluster without its dashboard")
+    run.set_defaults(handler=cmd_study_run)
+    status = study.add_parser("status", help="trials, failures and the Pareto front of a study folder (no Ray needed)")
+    status.add_argument("folder")
+    status.set_defaults(handler=cmd_study_status)
     return parser
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+from typing import Callable
+
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from raygap import metrics
@@ -10,18 +14,29 @@ from raygap.data import ImageTextSet
 
 
 @torch.no_grad()
-def encode_images(model: nn.Module, data: ImageTextSet, device: torch.device, batch_size: int) -> torch.Tensor:
-    out = [
-        model.encode_image(data.images.batch(torch.arange(s, min(s + batch_size, len(data.images)))).to(device)).float().cpu()
-        for s in range(0, len(data.images), batch_size)
-    ]
-    return torch.cat(out)
+def _encode_sharded(encode: Callable[[torch.Tensor], torch.Tensor], n: int, batch_size: int, rank: int, world_size: int) -> torch.Tensor:
+    """Encode items 0..n-1: each worker a contiguous shard, then all-gather (every rank gets all)."""
+    per_rank = math.ceil(n / world_size)
+    start, stop = min(rank * per_rank, n), min((rank + 1) * per_rank, n)
+    # An empty shard still encodes one item, so that every rank knows the feature width.
+    chunks = [encode(torch.arange(s, min(s + batch_size, stop))) for s in range(start, stop, batch_size)] or [encode(torch.arange(1))[:0]]
+    local = torch.cat(chunks).float()
+    if world_size == 1:
+        return local.cpu()
+    padded = torch.zeros(per_rank, local.shape[1], device=local.device)
+    padded[: len(local)] = local
+    gathered = [torch.empty_like(padded) for _ in range(world_size)]
+    dist.all_gather(gathered, padded)
+    sizes = [max(0, min(n, (r + 1) * per_rank) - min(r * per_rank, n)) for r in range(world_size)]
+    return torch.cat([g[:size] for g, size in zip(gathered, sizes)]).cpu()
 
 
-@torch.no_grad()
-def encode_texts(model: nn.Module, tokens: torch.Tensor, device: torch.device, batch_size: int) -> torch.Tensor:
-    out = [model.encode_text(tokens[s : s + batch_size].to(device)).float().cpu() for s in range(0, len(tokens), batch_size)]
-    return torch.cat(out)
+def encode_images(model: nn.Module, data: ImageTextSet, device: torch.device, batch_size: int, rank: int = 0, world_size: int = 1) -> torch.Tensor:
+    return _encode_sharded(lambda idx: model.encode_image(data.images.batch(idx).to(device)), len(data.images), batch_size, rank, world_size)
+
+
+def encode_texts(model: nn.Module, tokens: torch.Tensor, device: torch.device, batch_size: int, rank: int = 0, world_size: int = 1) -> torch.Tensor:
+    return _encode_sharded(lambda idx: model.encode_text(tokens[idx].to(device)), len(tokens), batch_size, rank, world_size)
 
 
 def embedding_metrics(image: torch.Tensor, text: torch.Tensor, data: ImageTextSet) -> dict[str, float]:
@@ -47,28 +62,36 @@ def probe_metrics(
     tokenize,
     device: torch.device,
     batch_size: int,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> dict[str, float]:
     """Zero-shot top-1 on the probe test split and linear-probe top-1 (train split → test split)."""
-    test_images = encode_images(model, probe_test, device, batch_size)
+    test_images = encode_images(model, probe_test, device, batch_size, rank, world_size)
     class_embeddings = []
     for name in probe_test.class_names:
         prompts = encode_texts(model, tokenize([t.format(label=name) for t in templates]), device, batch_size)
         # CLIP's prompt ensembling: average the normalized prompt embeddings of a class.
         class_embeddings.append(nn.functional.normalize(prompts, dim=-1).mean(0))
-    train_images = encode_images(model, probe_train, device, batch_size)
+    train_images = encode_images(model, probe_train, device, batch_size, rank, world_size)
     return {
         "zero_shot_top1": metrics.zero_shot_accuracy(test_images, torch.stack(class_embeddings), probe_test.labels),
         "linear_probe_top1": metrics.linear_probe_accuracy(train_images, probe_train.labels, test_images, probe_test.labels),
     }
 
 
-def evaluate(model: nn.Module, data: ImageTextSet, device: torch.device, batch_size: int) -> dict[str, float]:
-    """Embedding metrics of `model` on a held-out image–caption set."""
+def evaluate(
+    model: nn.Module, data: ImageTextSet, device: torch.device, batch_size: int, rank: int = 0, world_size: int = 1
+) -> dict[str, float]:
+    """Embedding metrics of `model` on a held-out image–caption set.
+
+    With several workers each encodes a shard and the features are gathered, so every rank (and
+    rank 0, whose report Ray Train keeps) computes the metrics on the whole split.
+    """
     was_training = model.training
     model.eval()
     try:
-        image = encode_images(model, data, device, batch_size)
-        text = encode_texts(model, data.tokens, device, batch_size)
+        image = encode_images(model, data, device, batch_size, rank, world_size)
+        text = encode_texts(model, data.tokens, device, batch_size, rank, world_size)
     finally:
         model.train(was_training)
     return embedding_metrics(image, text, data)

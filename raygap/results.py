@@ -1,63 +1,104 @@
 """Results folder: the Parquet contract between the engine and everything after it.
 
-The only module that writes Parquet. Every write goes to a temporary file in the same folder and
-is renamed over the target, so a crash leaves either the previous complete file or the new one.
+The only module that writes Parquet. A results folder is a local path or any URI that pyarrow's
+filesystems take (file://, s3://, gs://, hdfs://…), so a multi-node cluster can write to shared
+storage. Every write goes to a temporary file beside its target and is then moved over it, so a
+crash leaves either the previous complete file or the new one (atomic on local disks).
 
 - trials.parquet  — one row per (trial, seed): ids, `param.*` columns, status, error, final metrics
 - history.parquet — one row per (trial, seed, evaluation point)
+- pareto.parquet  — one row per configuration: seed means/stds and its Pareto rank (1 = the front)
 - spec.yaml       — the study file as run
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+import uuid
 from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 TRIALS = "trials.parquet"
 HISTORY = "history.parquet"
+PARETO = "pareto.parquet"
 SPEC = "spec.yaml"
 STATUSES = ("completed", "failed", "pruned")
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+class ResultsFolder:
+    """A results folder on a local disk or behind a URI."""
 
+    def __init__(self, location: str | Path):
+        text = str(location)
+        if "://" in text:
+            self.filesystem, self.path = pafs.FileSystem.from_uri(text)
+            self.location = text.rstrip("/")
+        else:
+            self.filesystem, self.path = pafs.LocalFileSystem(), str(Path(text).resolve())
+            self.location = self.path
+        self.is_local = isinstance(self.filesystem, pafs.LocalFileSystem)
 
-def write_parquet(path: Path, frame: pl.DataFrame, metadata: dict[str, str] | None = None) -> None:
-    """Atomically write `frame`, with optional key/value metadata in the Parquet footer."""
-    table = frame.to_arrow()
-    if metadata:
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **{k: str(v) for k, v in metadata.items()}})
-    _atomic_write(Path(path), lambda handle: pq.write_table(table, handle))
+    def __str__(self) -> str:
+        return self.location
 
+    def _file(self, name: str) -> str:
+        return f"{self.path}/{name}"
 
-def write_text(path: Path, text: str) -> None:
-    _atomic_write(Path(path), lambda handle: handle.write(text.encode()))
+    def exists(self, name: str) -> bool:
+        return self.filesystem.get_file_info(self._file(name)).type == pafs.FileType.File
 
+    def remove(self, *names: str) -> None:
+        for name in names:
+            info = self.filesystem.get_file_info(self._file(name))
+            if info.type == pafs.FileType.File:
+                self.filesystem.delete_file(info.path)
+            elif info.type == pafs.FileType.Directory:
+                self.filesystem.delete_dir(info.path)
 
-def append_rows(path: Path, rows: list[dict]) -> pl.DataFrame:
-    """Append rows to a Parquet table (columns may differ: missing ones become null)."""
-    path = Path(path)
-    new = pl.DataFrame(rows, infer_schema_length=None)
-    frame = pl.concat([pl.read_parquet(path), new], how="diagonal_relaxed") if path.exists() else new
-    write_parquet(path, frame)
-    return frame
+    def _atomic_write(self, name: str, write) -> None:
+        self.filesystem.create_dir(self.path, recursive=True)
+        tmp = self._file(f".{name}.{uuid.uuid4().hex}.tmp")
+        try:
+            with self.filesystem.open_output_stream(tmp) as stream:
+                write(stream)
+            self.filesystem.move(tmp, self._file(name))
+        except BaseException:
+            if self.filesystem.get_file_info(tmp).type == pafs.FileType.File:
+                self.filesystem.delete_file(tmp)
+            raise
+
+    def write_parquet(self, name: str, frame: pl.DataFrame, metadata: dict[str, str] | None = None) -> None:
+        """Atomically write `frame`, with optional key/value metadata in the Parquet footer."""
+        table = frame.to_arrow()
+        if metadata:
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), **{k: str(v) for k, v in metadata.items()}})
+        self._atomic_write(name, lambda stream: pq.write_table(table, stream))
+
+    def write_text(self, name: str, text: str) -> None:
+        self._atomic_write(name, lambda stream: stream.write(text.encode()))
+
+    def read(self, name: str) -> pl.DataFrame:
+        with self.filesystem.open_input_file(self._file(name)) as handle:
+            return pl.from_arrow(pq.read_table(handle))
+
+    def schema(self, name: str) -> pa.Schema:
+        with self.filesystem.open_input_file(self._file(name)) as handle:
+            return pq.read_schema(handle)
+
+    def append(self, name: str, rows: list[dict]) -> pl.DataFrame:
+        """Append rows to a Parquet table (columns may differ: missing ones become null)."""
+        new = pl.DataFrame(rows, infer_schema_length=None)
+        frame = pl.concat([self.read(name), new], how="diagonal_relaxed") if self.exists(name) else new
+        self.write_parquet(name, frame)
+        return frame
+
+    def uri(self, name: str) -> str:
+        """Where `name` lives, as something Ray or a person can use."""
+        return f"{self.location}/{name}"
 
 
 def trial_row(
@@ -81,15 +122,3 @@ def trial_row(
 
 def history_rows(trial_id: str, seed: int, rows: list[dict]) -> list[dict]:
     return [{"trial_id": trial_id, "seed": seed, **row} for row in rows]
-
-
-def read_trials(folder: str | Path) -> pl.DataFrame:
-    return pl.read_parquet(Path(folder) / TRIALS)
-
-
-def read_history(folder: str | Path) -> pl.DataFrame:
-    return pl.read_parquet(Path(folder) / HISTORY)
-
-
-def schema_of(path: str | Path) -> pa.Schema:
-    return pq.read_schema(path)

@@ -261,12 +261,33 @@ class EvalSpec(Strict):
         return self
 
 
+# Metrics a trial reports (trials.parquet columns) that a study may optimise.
+METRICS = (
+    "modality_gap", "uniformity", "mismatch_fraction", "pair_cosine", "mean_r1",
+    "image_to_text_r1", "image_to_text_r5", "image_to_text_r10",
+    "text_to_image_r1", "text_to_image_r5", "text_to_image_r10",
+    "zero_shot_top1", "linear_probe_top1", "loss", "temperature", "samples_per_s", "train_seconds",
+)  # fmt: skip
+
+
 class SearchSpec(Strict):
     sampler: Literal["tpe", "nsga2", "random", "grid"] = "tpe"
+    """grid runs every combination of the grid/choice values exactly once (trials is ignored)."""
     trials: PositiveInt = 8
     repeats: PositiveInt = 1
-    """Seeds per sampled configuration."""
+    """Seeds per sampled configuration (train.seed, +1, …); objectives are the seed means."""
+    seed: int = 0
+    """Seed of the Optuna sampler."""
     objectives: dict[str, Literal["min", "max"]] = {"modality_gap": "min", "mean_r1": "max"}
+
+    @model_validator(mode="after")
+    def _known_objectives(self) -> SearchSpec:
+        if not self.objectives:
+            raise ValueError("objectives needs at least one metric")
+        unknown = [m for m in self.objectives if m not in METRICS]
+        if unknown:
+            raise ValueError(f"unknown objective(s) {unknown}; metrics: {', '.join(METRICS)}")
+        return self
 
 
 class ResourcesSpec(Strict):
@@ -275,6 +296,8 @@ class ResourcesSpec(Strict):
     """None: use GPUs when the cluster has them."""
     cpus_per_worker: PositiveFloat | None = None
     gpus_per_worker: PositiveFloat | None = None
+    placement: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    """Ray placement strategy for a trial's workers (SPREAD puts them on different nodes)."""
 
 
 class TrialConfig(Strict):
@@ -388,7 +411,8 @@ class StudySpec:
 def _resolve(raw: dict, params: dict[str, Any], file: str, check_paths: bool) -> TrialConfig:
     tree = copy.deepcopy(raw)
     for path, value in params.items():
-        set_path(tree, path, value)
+        # A chosen section is shared with the raw spec: copy it so filling its defaults cannot leak back.
+        set_path(tree, path, copy.deepcopy(value))
     # Distributions inside a chosen option (conditional spaces) resolve on the next pass.
     while dists := find_distributions(tree, file):
         for path, dist in dists.items():

@@ -148,7 +148,7 @@ def train(
         nonlocal eval_seconds
         t0 = time.perf_counter()
         row = {"step": step, "epoch": step / steps_per_epoch, "loss": loss, **_temperature_state(temperature, step)}
-        row.update(evaluate(model, eval_set, device, cfg.eval.batch_size))
+        row.update(evaluate(model, eval_set, device, cfg.eval.batch_size, rank, world_size))
         row.update(samples_per_s=samples_per_s, lr=optimizer.param_groups[0]["lr"])
         eval_seconds += time.perf_counter() - t0
         history.append(row)
@@ -200,7 +200,7 @@ def train(
     if probe is not None:
         t0 = time.perf_counter()
         model.eval()
-        final.update(probe_metrics(model, *probe, cfg.eval.templates, bundle.tokenize, device, cfg.eval.batch_size))
+        final.update(probe_metrics(model, *probe, cfg.eval.templates, bundle.tokenize, device, cfg.eval.batch_size, rank, world_size))
         model.train()
         eval_seconds += time.perf_counter() - t0
     total = time.perf_counter() - started

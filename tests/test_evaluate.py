@@ -1,0 +1,50 @@
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from raygap.data import load_source
+from raygap.evaluate import evaluate, probe_metrics
+from raygap.model import build_model
+from raygap.spec import SyntheticSource
+
+
+def _setup():
+    torch.manual_seed(0)
+    bundle = build_model("tiny-vit")
+    bundle.model.eval()
+    # 37 images (odd, so the shards differ in size) with 2 captions each.
+    data = load_source(SyntheticSource(size=37, seed=1, captions_per_image=2), bundle, train=False)
+    probe = load_source(SyntheticSource(size=30, seed=2), bundle, train=False), load_source(SyntheticSource(size=21, seed=3), bundle, train=False)
+    return bundle, data, probe
+
+
+def _metrics(rank: int, world_size: int) -> dict:
+    bundle, data, probe = _setup()
+    device = torch.device("cpu")
+    out = evaluate(bundle.model, data, device, batch_size=8, rank=rank, world_size=world_size)
+    out.update(probe_metrics(bundle.model, *probe, ["a photo of a {label}."], bundle.tokenize, device, 8, rank, world_size))
+    return out
+
+
+def _worker(rank, world_size, port, results):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    results[rank] = _metrics(rank, world_size)
+    dist.destroy_process_group()
+
+
+def test_sharded_evaluation_equals_single_process():
+    single = _metrics(0, 1)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(_worker, args=(2, port, results), nprocs=2)
+        sharded = [dict(results[0]), dict(results[1])]
+    assert sharded[0] == pytest.approx(single, rel=1e-5)
+    assert sharded[1] == pytest.approx(single, rel=1e-5)

@@ -1,0 +1,105 @@
+"""The study engine for real: Ray Tune + Optuna + Ray Train workers on this machine."""
+
+import polars as pl
+import pytest
+
+from raygap.runner import plan_resources
+from raygap.spec import ResourcesSpec, SpecError, load_spec
+
+STUDY = """
+name: {name}
+data:
+  train: {{kind: synthetic, size: 512}}
+  eval: {{kind: synthetic, size: 64, seed: 1, captions_per_image: 2}}
+  probe: {{train: {{kind: synthetic, size: 64, seed: 2}}, test: {{kind: synthetic, size: 32, seed: 3}}}}
+train: {{steps: 4, batch_size: 32, eval_interval: 2, warmup_steps: 1}}
+temperature: {{kind: fixed, value: {{loguniform: [0.01, 0.4]}}}}
+{extra}
+"""
+
+
+def write_study(tmp_path, name, extra):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(STUDY.format(name=name, extra=extra))
+    return load_spec(path)
+
+
+def test_plan_on_a_two_core_laptop_avoids_the_deadlock():
+    two_workers = plan_resources(ResourcesSpec(workers_per_trial=2), cluster_cpus=2, cluster_gpus=0)
+    assert (two_workers.max_concurrent, two_workers.cpus_per_worker, two_workers.use_gpu) == (1, 0.95, False)
+    assert 2 * two_workers.cpus_per_worker + 0.1 <= 2
+    one_worker = plan_resources(ResourcesSpec(workers_per_trial=1), cluster_cpus=2, cluster_gpus=0)
+    assert (one_worker.max_concurrent, one_worker.cpus_per_worker) == (2, 0.9)
+
+
+def test_plan_on_gpus_and_overrides():
+    plan = plan_resources(ResourcesSpec(workers_per_trial=2), cluster_cpus=64, cluster_gpus=8)
+    assert plan.use_gpu and plan.max_concurrent == 4 and plan.worker_resources() == {"CPU": plan.cpus_per_worker, "GPU": 1.0}
+    plan = plan_resources(ResourcesSpec(workers_per_trial=1, use_gpu=False, cpus_per_worker=0.45), cluster_cpus=2, cluster_gpus=1)
+    assert not plan.use_gpu and plan.cpus_per_worker == 0.45 and plan.max_concurrent == 2
+    with pytest.raises(SpecError, match="a trial needs 4 GPUs but the cluster has 2"):
+        plan_resources(ResourcesSpec(workers_per_trial=4, use_gpu=True), cluster_cpus=8, cluster_gpus=2)
+
+
+def test_study_end_to_end(tmp_path, capsys):
+    """Optuna multi-objective (TPE) in Ray Tune, 3 trials, each a TorchTrainer with 2 CPU workers."""
+    from raygap.runner import run_study
+
+    spec = write_study(tmp_path, "e2e", "search: {sampler: tpe, trials: 3}\nresources: {workers_per_trial: 2}")
+    folder = tmp_path / "results"
+    summary = run_study(spec, folder, dashboard=False)
+
+    trials = pl.read_parquet(folder / "trials.parquet")
+    assert trials.height == 3 and trials["trial_id"].n_unique() == 3
+    assert trials["status"].to_list() == ["completed"] * 3
+    assert trials["workers"].to_list() == [2, 2, 2]
+    values = trials["param.temperature.value"].to_list()
+    assert all(0.01 <= v <= 0.4 for v in values) and len(set(values)) == 3
+    # each trial really ran at its sampled temperature
+    assert trials["temperature"].to_list() == pytest.approx(values, rel=1e-5)
+    for column in ("modality_gap", "uniformity", "mean_r1", "zero_shot_top1", "linear_probe_top1"):
+        assert trials[column].null_count() == 0
+
+    history = pl.read_parquet(folder / "history.parquet")
+    assert history.height == 9 and sorted(set(history["step"])) == [0, 2, 4]
+
+    pareto = pl.read_parquet(folder / "pareto.parquet")
+    assert pareto.height == 3 and pareto.equals(summary)
+    assert (pareto["rank"] == 1).sum() >= 1
+    assert set(pareto["modality_gap"].to_list()) == set(trials["modality_gap"].to_list())
+
+    import optuna
+
+    study = optuna.load_study(study_name="e2e", storage=f"sqlite:///{folder / 'optuna.db'}")
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    assert sorted(t.values[0] for t in study.trials) == sorted(trials["modality_gap"].to_list())
+    assert "3/3 finished" in capsys.readouterr().out
+
+
+def test_two_node_cluster_spreads_a_trial_and_repeats_seeds(tmp_path):
+    """Two Ray nodes on this machine; a trial's two workers land on different nodes; 2 seeds."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from raygap.runner import run_study
+
+    spec = write_study(
+        tmp_path,
+        "twonode",
+        "search: {sampler: random, trials: 1, repeats: 2}\n"
+        "resources: {workers_per_trial: 2, cpus_per_worker: 0.45, placement: STRICT_SPREAD}",
+    )
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    try:
+        ray.init(address=cluster.address)
+        cluster.wait_for_nodes()
+        summary = run_study(spec, tmp_path / "results")
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    trials = pl.read_parquet(tmp_path / "results" / "trials.parquet")
+    assert trials["seed"].to_list() == [0, 1] and trials["status"].to_list() == ["completed"] * 2
+    assert trials["nodes"].to_list() == [2, 2]  # the workers of each seed ran on two different nodes
+    assert summary.height == 1 and summary["seeds"].to_list() == [2]
+    assert summary["modality_gap"][0] == pytest.approx(trials["modality_gap"].mean())
