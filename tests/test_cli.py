@@ -64,3 +64,40 @@ def test_failed_trial_is_recorded(tmp_path, spec_file, capsys):
     assert "fewer than train.batch_size 512" in capsys.readouterr().err
     row = pl.read_parquet(out / "trials.parquet").row(0, named=True)
     assert row["status"] == "failed" and "fewer than train.batch_size 512" in row["error"]
+
+
+GRID = TINY.replace("temperature: {kind: fixed, value: {loguniform: [0.01, 0.4]}}", "temperature: {kind: fixed, value: {grid: [0.02, 0.07, 0.2]}}\nsearch: {sampler: grid}\nresources: {workers_per_trial: 2}")
+
+
+def test_dry_run_lists_every_grid_configuration_and_starts_nothing(tmp_path, capsys):
+    spec = tmp_path / "grid.yaml"
+    spec.write_text(GRID.replace("train: {kind: synthetic, size: 256}", "train: {kind: files, table: /absent/pairs.csv}"))
+    out = tmp_path / "results"
+    assert main(["study", "run", str(spec), "--dry-run", "--results", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "3 trial(s) × 1 seed(s), sampler grid" in printed
+    for value in ("0.02", "0.07", "0.2"):
+        assert f"temperature.value={value}" in printed
+    assert "2 worker(s) per trial" in printed
+    assert not out.exists()
+    import ray
+
+    assert not ray.is_initialized()
+    # without --dry-run the missing data path is an error, before Ray starts
+    assert main(["study", "run", str(spec), "--results", str(out)]) == 2
+    assert "data.train.table: data table not found: /absent/pairs.csv" in capsys.readouterr().err
+    assert not out.exists() and not ray.is_initialized()
+
+
+def test_study_refuses_an_existing_study_folder(tmp_path, spec_file, capsys):
+    out = tmp_path / "results"
+    assert main(["train", str(spec_file), "--results", str(out), "--quiet"]) == 0
+    before = (out / "trials.parquet").read_bytes()
+    assert main(["study", "run", str(spec_file), "--results", str(out)]) == 2
+    assert "already holds a study; pass --overwrite" in capsys.readouterr().err
+    assert (out / "trials.parquet").read_bytes() == before
+
+
+def test_status_of_a_folder_without_trials(tmp_path, capsys):
+    assert main(["study", "status", str(tmp_path)]) == 2
+    assert "no trials.parquet here" in capsys.readouterr().err

@@ -75,6 +75,12 @@ def test_study_end_to_end(tmp_path, capsys):
     assert sorted(t.values[0] for t in study.trials) == sorted(trials["modality_gap"].to_list())
     assert "3/3 finished" in capsys.readouterr().out
 
+    from raygap.cli import main
+
+    assert main(["study", "status", str(folder)]) == 0  # Parquet only: Ray is down by now
+    status = capsys.readouterr().out
+    assert "3 trial(s), 3 seed run(s): 3 completed" in status and "Pareto front:" in status
+
 
 def test_two_node_cluster_spreads_a_trial_and_repeats_seeds(tmp_path):
     """Two Ray nodes on this machine; a trial's two workers land on different nodes; 2 seeds."""

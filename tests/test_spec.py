@@ -106,6 +106,11 @@ def test_overrides(tmp_path):
         load_spec(path, ["train.steps"])
     with pytest.raises(SpecError, match=r"study.yaml: train.stepz: unknown key"):
         load_spec(path, ["train.stepz=3"])
+    # a whole section replaced at once (switching kinds drops the old kind's keys)
+    learned = write(tmp_path, "temperature: {kind: learned, init: 0.05}\n", "learned.yaml")
+    with pytest.raises(SpecError, match=r"temperature.init: unknown key; expected one of kind, value"):
+        load_spec(learned, ["temperature.kind=fixed", "temperature.value=0.04"])
+    assert load_spec(learned, ["temperature={kind: fixed, value: 0.04}"]).defaults().temperature.value == 0.04
 
 
 def test_dry_validation_can_skip_missing_data(tmp_path):
