@@ -125,11 +125,19 @@ def _print_dry_run(spec, cfg, total: int, folder) -> int:
     if cfg.search.sampler == "grid":
         for i, point in enumerate(search.grid_points(spec)):
             print(f"  {i:3d}  " + ", ".join(f"{k}={v}" for k, v in search.recorded_params(point).items()))
+    elif not spec.space:
+        print("  nothing is searched: one configuration" + (f", {cfg.search.repeats} seeds" if cfg.search.repeats > 1 else ""))
     else:
         for path, dist in spec.space.items():
-            print(f"  {path}: {dist.kind} {list(dist.args)}")
-    plan = plan_for_this_machine(spec)
-    print(f"resources on this machine: {plan.describe()}")
+            shown = search.option_labels(dist) if dist.kind in ("choice", "grid") else list(dist.args)
+            print(f"  {path}: {dist.kind} {shown}")
+    r = cfg.resources
+    device = "GPU" if r.use_gpu else ("GPU if the cluster has them, else CPU" if r.use_gpu is None else "CPU")
+    print(f"each trial needs {r.workers_per_trial} worker(s) on {device}")
+    try:
+        print(f"resources on this machine: {plan_for_this_machine(spec).describe()}")
+    except SpecError as error:
+        print(f"this machine cannot run it: {str(error).removeprefix('resources: ')}")
     print(f"results would go to {folder}/")
     return 0
 

@@ -18,9 +18,11 @@ from raygap.spec import Distribution, SpecError, StudySpec, find_distributions
 
 def option_labels(dist: Distribution) -> list:
     """Categorical labels: scalar options as they are, section options by their kind (or index)."""
-    labels = [opt.get("kind", f"option{i}") if isinstance(opt, dict) else opt for i, opt in enumerate(dist.args)]
-    if len(set(map(repr, labels))) != len(labels):
-        labels = [f"option{i}" if isinstance(opt, dict) else opt for i, opt in enumerate(dist.args)]
+    labels: list = []
+    for i, option in enumerate(dist.args):
+        label = option.get("kind", f"option{i}") if isinstance(option, dict) else option
+        # A kind that repeats (e.g. learned, and learned with an lr_scale) gets its position.
+        labels.append(f"{label}#{i}" if isinstance(option, dict) and label in labels else label)
     return labels
 
 
@@ -83,8 +85,11 @@ def grid_points(spec: StudySpec) -> list[dict[str, Any]]:
 
 
 def number_of_trials(spec: StudySpec) -> int:
-    """search.trials, or for the grid sampler the number of grid configurations (each runs once)."""
+    """search.trials; for the grid sampler the number of grid configurations (each runs once);
+    1 when nothing is searched (search.repeats still gives several seeds)."""
     search = spec.resolve(check_paths=False).search
+    if not spec.space:
+        return 1
     return len(grid_points(spec)) if search.sampler == "grid" else search.trials
 
 
