@@ -56,6 +56,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("  search distributions take their defaults: " + ", ".join(f"{k}={v}" for k, v in params.items() if k in spec.space))
 
     from raygap import results
+    from raygap.evaluate import METRIC_NOTES
     from raygap.train import train
 
     trial_id = f"local-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
@@ -71,9 +72,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     folder.write_text(results.SPEC, yaml.safe_dump(spec.raw, sort_keys=False))
     row = results.trial_row(trial_id, cfg.train.seed, params, config, status, final, error)
-    folder.append(results.TRIALS, [row])
+    folder.append(results.TRIALS, [row], METRIC_NOTES)
     if history:
-        folder.append(results.HISTORY, results.history_rows(trial_id, cfg.train.seed, history))
+        folder.append(results.HISTORY, results.history_rows(trial_id, cfg.train.seed, history), METRIC_NOTES)
 
     if status == "failed":
         print(f"trial {trial_id} failed: {error}", file=sys.stderr)

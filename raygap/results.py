@@ -89,11 +89,11 @@ class ResultsFolder:
         with self.filesystem.open_input_file(self._file(name)) as handle:
             return pq.read_schema(handle)
 
-    def append(self, name: str, rows: list[dict]) -> pl.DataFrame:
+    def append(self, name: str, rows: list[dict], metadata: dict[str, str] | None = None) -> pl.DataFrame:
         """Append rows to a Parquet table (columns may differ: missing ones become null)."""
         new = pl.DataFrame(rows, infer_schema_length=None)
         frame = pl.concat([self.read(name), new], how="diagonal_relaxed") if self.exists(name) else new
-        self.write_parquet(name, frame)
+        self.write_parquet(name, frame, metadata)
         return frame
 
     def uri(self, name: str) -> str:

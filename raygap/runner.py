@@ -32,6 +32,7 @@ from ray.train.torch import TorchTrainer
 from ray.tune.search.optuna import OptunaSearch
 
 from raygap import pareto, results
+from raygap.evaluate import METRIC_NOTES
 from raygap.search import make_sampler, number_of_trials, recorded_params, suggest_params
 from raygap.spec import ResourcesSpec, SpecError, StudySpec, TrialConfig
 
@@ -197,9 +198,10 @@ class StudyRecorder(tune.Callback):
         row = results.trial_row(
             report["trial_id"], report["seed"], report["params"], report["config"], report["status"], report.get("final"), report.get("error")
         )
-        self.folder.append(results.TRIALS, [row])
+        self.folder.append(results.TRIALS, [row], METRIC_NOTES)
         if report.get("history"):
-            self.folder.append(results.HISTORY, results.history_rows(report["trial_id"], report["seed"], report["history"]))
+            history = results.history_rows(report["trial_id"], report["seed"], report["history"])
+            self.folder.append(results.HISTORY, history, METRIC_NOTES)
 
     def _update_front(self) -> int:
         summary = pareto.summarize_trials(self.folder.read(results.TRIALS), self.objectives, SUMMARY_METRICS)

@@ -253,6 +253,12 @@ class EvalSpec(Strict):
     templates: list[str] = ["a photo of a {label}."]
     """Zero-shot prompt templates; each class embedding is the mean over templates."""
     batch_size: PositiveInt = 512
+    gap_pairs: PositiveInt | None = 512
+    """The gap is measured on this many random eval pairs (all when the split has fewer; null: all).
+    A centroid distance from n samples is biased upwards by noise of order 1/√n, so gaps compare
+    only at equal gap_pairs; the count used is stored in the gap_pairs column."""
+    seed: int = 0
+    """Seed of the random choice of gap pairs (the same pairs at every evaluation)."""
 
     @model_validator(mode="after")
     def _templates_have_label(self) -> EvalSpec:

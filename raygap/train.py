@@ -148,7 +148,7 @@ def train(
         nonlocal eval_seconds
         t0 = time.perf_counter()
         row = {"step": step, "epoch": step / steps_per_epoch, "loss": loss, **_temperature_state(temperature, step)}
-        row.update(evaluate(model, eval_set, device, cfg.eval.batch_size, rank, world_size))
+        row.update(evaluate(model, eval_set, device, cfg.eval.batch_size, rank, world_size, cfg.eval.gap_pairs, cfg.eval.seed))
         row.update(samples_per_s=samples_per_s, lr=optimizer.param_groups[0]["lr"])
         eval_seconds += time.perf_counter() - t0
         history.append(row)

@@ -39,6 +39,10 @@ def test_train_writes_trials_and_history(tmp_path, spec_file, capsys):
         assert row[column] is not None
     assert history["step"].to_list() == [0, 2, 3] and set(history["trial_id"]) == {row["trial_id"]}
     assert (out / "spec.yaml").exists()
+    assert history["gap_pairs"].to_list() == [64, 64, 64]  # eval split smaller than eval.gap_pairs
+    import pyarrow.parquet as pq
+
+    assert b"gap_pairs random" in pq.read_schema(out / "history.parquet").metadata[b"modality_gap"]
 
     assert main(["train", str(spec_file), "--results", str(out), "--quiet", "--set", "train.seed=1"]) == 0
     trials = pl.read_parquet(out / "trials.parquet")

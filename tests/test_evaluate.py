@@ -48,3 +48,25 @@ def test_sharded_evaluation_equals_single_process():
         sharded = [dict(results[0]), dict(results[1])]
     assert sharded[0] == pytest.approx(single, rel=1e-5)
     assert sharded[1] == pytest.approx(single, rel=1e-5)
+
+
+def test_gap_subset_is_fixed_and_bounded():
+    from raygap.evaluate import gap_subset
+
+    a, b = gap_subset(1000, 100, seed=3), gap_subset(1000, 100, seed=3)
+    assert torch.equal(a, b) and len(a) == 100 and len(set(a.tolist())) == 100
+    assert not torch.equal(a, gap_subset(1000, 100, seed=4))
+    assert torch.equal(gap_subset(50, 100, seed=0), torch.arange(50))  # fewer pairs than asked: all
+    assert torch.equal(gap_subset(50, None, seed=0), torch.arange(50))
+
+
+def test_gap_of_pure_noise_shrinks_with_more_pairs():
+    # The statistical trap gap_pairs guards against: two samples of the same distribution have a
+    # centroid distance of order √(2/n), not 0.
+    from raygap.metrics import modality_gap
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(20000, 16, generator=g), torch.randn(20000, 16, generator=g)
+    small, large = modality_gap(x[:100], y[:100]), modality_gap(x, y)
+    assert small == pytest.approx((2 / 100) ** 0.5, rel=0.3)
+    assert large == pytest.approx((2 / 20000) ** 0.5, rel=0.3)
