@@ -95,7 +95,76 @@ def _check_paths(info: ValidationInfo) -> bool:
     return not info.context or info.context.get("check_paths", True)
 
 
-DataSource = Annotated[Union[SyntheticSource, FilesSource], Field(discriminator="kind")]
+def _must_exist(field: str, what: Literal["file", "folder"]):
+    """A validator for a path field that must name an existing file or folder (unless dry)."""
+
+    def check(cls, path: Path, info: ValidationInfo) -> Path:
+        found = path.is_file() if what == "file" else path.is_dir()
+        if _check_paths(info) and not found:
+            raise ValueError(f"{what} not found: {path}")
+        return path
+
+    return field_validator(field)(classmethod(check))
+
+
+class CocoSource(Strict):
+    """MSCOCO captions: the official captions_*.json, or Karpathy's dataset_coco.json with a split."""
+
+    kind: Literal["coco"] = "coco"
+    annotations: Path
+    """captions_train2017.json / captions_val2017.json, or Karpathy's dataset_coco.json."""
+    images: Path
+    """The image folder (train2017/, val2017/); for Karpathy's JSON the folder holding train2014/ and val2014/."""
+    split: Literal["train", "val", "test", "restval"] | None = None
+    """Karpathy split to read (required with dataset_coco.json, not allowed with the official files)."""
+    limit: PositiveInt | None = None
+    """Use only the first `limit` images."""
+
+    _annotations_exist = _must_exist("annotations", what="file")
+    _images_exist = _must_exist("images", what="folder")
+
+
+class LabelledSource(Strict):
+    """Base of labelled image sets: each image's caption is `template` filled with its class name."""
+
+    template: str = "a photo of a {label}."
+    limit: PositiveInt | None = None
+    """Use only the first `limit` images."""
+
+
+class ImageFolderSource(LabelledSource):
+    """One sub-folder per class, images inside (png, jpg, jpeg, bmp, webp)."""
+
+    kind: Literal["imagefolder"] = "imagefolder"
+    root: Path
+
+    _root_exists = _must_exist("root", what="folder")
+
+
+class Cifar10Source(LabelledSource):
+    """CIFAR-10 in torchvision's layout (cifar-10-batches-py/ under root); never downloaded."""
+
+    kind: Literal["cifar10"] = "cifar10"
+    root: Path
+    split: Literal["train", "test"] = "test"
+
+    _root_exists = _must_exist("root", what="folder")
+
+
+class FashionMnistSource(LabelledSource):
+    """Fashion-MNIST IDX files (optionally .gz), as Debian's dataset-fashion-mnist installs them."""
+
+    kind: Literal["fashion-mnist"] = "fashion-mnist"
+    root: Path = Path("/usr/share/datasets/fashion-mnist")
+    split: Literal["train", "test"] = "test"
+
+    _root_exists = _must_exist("root", what="folder")
+
+
+DataSource = Annotated[
+    Union[SyntheticSource, FilesSource, CocoSource, ImageFolderSource, Cifar10Source, FashionMnistSource],
+    Field(discriminator="kind"),
+]
 
 
 class ProbeSpec(Strict):

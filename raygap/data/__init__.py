@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from raygap.data import files, synthetic
+from raygap.data import coco, files, labelled, synthetic
 from raygap.model import ClipBundle
 
 
@@ -137,4 +137,63 @@ def _load_files(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
     )
 
 
-SOURCES = {"synthetic": _load_synthetic, "files": _load_files}
+def _load_coco(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
+    from open_clip.transform import image_transform_v2
+
+    paths, captions, caption_image = coco.read_coco(source)
+    return ImageTextSet(
+        images=FileImages(paths, image_transform_v2(bundle.preprocess, is_train=train)),
+        tokens=tokenize_unique(captions, bundle.tokenize),
+        caption_image=torch.from_numpy(caption_image),
+    )
+
+
+def _labelled_set(images, labels: np.ndarray, class_names: list[str], template: str, bundle: ClipBundle) -> ImageTextSet:
+    """A labelled set whose caption per image is `template` filled with its class name."""
+    captions = [template.format(label=class_names[label]) for label in labels.tolist()]
+    return ImageTextSet(
+        images=images,
+        tokens=tokenize_unique(captions, bundle.tokenize),
+        caption_image=torch.arange(len(captions)),
+        labels=torch.from_numpy(np.asarray(labels, dtype=np.int64)),
+        class_names=class_names,
+    )
+
+
+def _resized(pixels: np.ndarray, size: int) -> np.ndarray:
+    """uint8 [n, c, h, w] → uint8 [n, 3, size, size] (grey images get three equal channels)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(pixels)).float()
+    if tensor.shape[1] == 1:
+        tensor = tensor.expand(-1, 3, -1, -1)
+    if tensor.shape[-1] != size or tensor.shape[-2] != size:
+        tensor = torch.nn.functional.interpolate(tensor, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return tensor.round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def _load_imagefolder(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
+    from open_clip.transform import image_transform_v2
+
+    paths, labels, classes = labelled.read_imagefolder(source.root)
+    paths, labels = paths[: source.limit], labels[: source.limit]
+    images = FileImages(paths, image_transform_v2(bundle.preprocess, is_train=train))
+    return _labelled_set(images, labels, classes, source.template, bundle)
+
+
+def _load_pixels(reader):
+    def load(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
+        pixels, labels, classes = reader(source.root, source.split)
+        pixels, labels = pixels[: source.limit], labels[: source.limit]
+        images = TensorImages(_resized(pixels, bundle.image_size), bundle.preprocess.mean, bundle.preprocess.std)
+        return _labelled_set(images, labels, classes, source.template, bundle)
+
+    return load
+
+
+SOURCES = {
+    "synthetic": _load_synthetic,
+    "files": _load_files,
+    "coco": _load_coco,
+    "imagefolder": _load_imagefolder,
+    "cifar10": _load_pixels(labelled.read_cifar10),
+    "fashion-mnist": _load_pixels(labelled.read_fashion_mnist),
+}

@@ -1,0 +1,114 @@
+"""Loaders for local datasets, on small files these tests create."""
+
+import gzip
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from raygap.data import PairDataset, load_source
+from raygap.model import build_model
+from raygap.spec import Cifar10Source, CocoSource, FashionMnistSource, ImageFolderSource
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    return build_model("tiny-vit")
+
+
+def save_image(path, value=100, size=(40, 48)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((*size, 3), value, np.uint8)).save(path)
+
+
+def test_coco_official_groups_five_captions(tmp_path, bundle):
+    images = tmp_path / "val2017"
+    for i in (7, 3):
+        save_image(images / f"{i:012d}.jpg", value=10 * i)
+    annotations = [{"image_id": 3 if k % 2 else 7, "id": k, "caption": f"caption {k} "} for k in range(10)]
+    (tmp_path / "captions_val2017.json").write_text(
+        json.dumps({"images": [{"id": 7, "file_name": "000000000007.jpg"}, {"id": 3, "file_name": "000000000003.jpg"}], "annotations": annotations})
+    )
+    data = load_source(CocoSource(annotations=tmp_path / "captions_val2017.json", images=images), bundle, train=False)
+    assert len(data.images) == 2 and len(data) == 10
+    assert data.caption_image.tolist() == [0] * 5 + [1] * 5  # five captions per image, grouped
+    batch, tokens = PairDataset(data).__getitems__([0, 9])
+    assert batch.shape == (2, 3, 32, 32) and tokens.shape == (2, 24)
+    assert not torch.equal(batch[0], batch[1])  # caption 9 belongs to the other image
+
+
+def test_coco_karpathy_split(tmp_path, bundle):
+    for folder, name in (("val2014", "a.jpg"), ("train2014", "b.jpg"), ("val2014", "c.jpg")):
+        save_image(tmp_path / folder / name)
+    entries = [
+        {"filepath": "val2014", "filename": "a.jpg", "split": "test", "sentences": [{"raw": "one"}, {"raw": "two"}]},
+        {"filepath": "train2014", "filename": "b.jpg", "split": "train", "sentences": [{"raw": "three"}]},
+        {"filepath": "val2014", "filename": "c.jpg", "split": "test", "sentences": [{"raw": "four"}]},
+    ]
+    (tmp_path / "dataset_coco.json").write_text(json.dumps({"images": entries}))
+    source = CocoSource(annotations=tmp_path / "dataset_coco.json", images=tmp_path, split="test")
+    data = load_source(source, bundle, train=False)
+    assert len(data.images) == 2 and data.caption_image.tolist() == [0, 0, 1]
+    with pytest.raises(ValueError, match=r"dataset_coco.json: Karpathy's split file needs a split"):
+        load_source(CocoSource(annotations=tmp_path / "dataset_coco.json", images=tmp_path), bundle, train=False)
+
+
+def test_coco_missing_image_is_named(tmp_path, bundle):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "c.json").write_text(json.dumps({"images": [{"id": 1, "file_name": "x.jpg"}], "annotations": [{"image_id": 1, "caption": "c"}]}))
+    with pytest.raises(ValueError, match=r"1 of 1 COCO images not found, e\.g\. .*x\.jpg"):
+        load_source(CocoSource(annotations=tmp_path / "c.json", images=tmp_path / "images"), bundle, train=False)
+
+
+def test_imagefolder(tmp_path, bundle):
+    for cls, n in (("cat", 2), ("dog", 3)):
+        for i in range(n):
+            save_image(tmp_path / cls / f"{i}.png")
+    (tmp_path / "notes.txt").write_text("ignored")
+    data = load_source(ImageFolderSource(root=tmp_path, template="a {label}."), bundle, train=False)
+    assert data.class_names == ["cat", "dog"] and data.labels.tolist() == [0, 0, 1, 1, 1]
+    assert torch.equal(data.tokens[0], bundle.tokenize(["a cat."])[0])
+    assert len(load_source(ImageFolderSource(root=tmp_path, limit=3), bundle, train=False).images) == 3
+
+
+def test_cifar10_python_batches(tmp_path, bundle):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    pixels = np.arange(4 * 3072, dtype=np.uint32).astype(np.uint8).reshape(4, 3072)
+    with open(folder / "test_batch", "wb") as handle:
+        pickle.dump({b"data": pixels, b"labels": [3, 1, 0, 3]}, handle)
+    with open(folder / "batches.meta", "wb") as handle:
+        pickle.dump({b"label_names": [f"c{i}".encode() for i in range(10)]}, handle)
+    data = load_source(Cifar10Source(root=tmp_path), bundle, train=False)
+    assert data.labels.tolist() == [3, 1, 0, 3] and data.class_names[3] == "c3"
+    # 32 px images at the tiny model's 32 px pass through unchanged (then normalized)
+    assert torch.equal(data.images.pixels[1], torch.from_numpy(pixels[1].reshape(3, 32, 32)))
+    with pytest.raises(ValueError, match=r"CIFAR-10 files missing: \['data_batch_1'"):
+        load_source(Cifar10Source(root=tmp_path, split="train"), bundle, train=False)
+
+
+def write_idx(path, array, gz):
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(data) if gz else data)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_fashion_mnist_idx(tmp_path, bundle, gz):
+    suffix = ".gz" if gz else ""
+    images = np.zeros((3, 28, 28), np.uint8)
+    images[1] = 255
+    write_idx(tmp_path / f"t10k-images-idx3-ubyte{suffix}", images, gz)
+    write_idx(tmp_path / f"t10k-labels-idx1-ubyte{suffix}", np.array([9, 0, 5]), gz)
+    data = load_source(FashionMnistSource(root=tmp_path), bundle, train=False)
+    assert data.labels.tolist() == [9, 0, 5] and data.class_names[9] == "ankle boot"
+    assert data.images.pixels.shape == (3, 3, 32, 32)  # grey 28 px → RGB 32 px
+    assert int(data.images.pixels[1].min()) == 255 and int(data.images.pixels[0].max()) == 0
+
+
+def test_fashion_mnist_absent(tmp_path, bundle):
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte\[\.gz\] not found \(Debian: apt-get install dataset-fashion-mnist\)"):
+        load_source(FashionMnistSource(root=tmp_path), bundle, train=False)
