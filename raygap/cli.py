@@ -123,7 +123,7 @@ def _print_dry_run(spec, cfg, total: int, folder) -> int:
     from raygap.runner import plan_for_this_machine
 
     print(f"{cfg.name}: {total} trial(s) × {cfg.search.repeats} seed(s), sampler {cfg.search.sampler}, objectives {cfg.search.objectives}")
-    if cfg.search.sampler == "grid":
+    if cfg.search.sampler == "grid" and spec.space:
         for i, point in enumerate(search.grid_points(spec)):
             print(f"  {i:3d}  " + ", ".join(f"{k}={v}" for k, v in search.recorded_params(point).items()))
     elif not spec.space:

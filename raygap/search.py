@@ -16,13 +16,24 @@ import optuna
 from raygap.spec import Distribution, SpecError, StudySpec, find_distributions
 
 
+def describe_option(option: Any) -> Any:
+    """A section option as a short label: its kind and settings, e.g. exp_k(init=0.07, k=2)."""
+    if not isinstance(option, dict):
+        return option
+    settings = []
+    for key, value in option.items():
+        if key != "kind":
+            dist = next(iter(value)) if isinstance(value, dict) and len(value) == 1 else None
+            settings.append(f"{key}~{dist}" if dist else f"{key}={value}")
+    return f"{option.get('kind', 'section')}({', '.join(settings)})" if settings else option.get("kind", "section")
+
+
 def option_labels(dist: Distribution) -> list:
-    """Categorical labels: scalar options as they are, section options by their kind (or index)."""
+    """Categorical labels for Optuna: plain values as they are, sections by `describe_option`."""
     labels: list = []
     for i, option in enumerate(dist.args):
-        label = option.get("kind", f"option{i}") if isinstance(option, dict) else option
-        # A kind that repeats (e.g. learned, and learned with an lr_scale) gets its position.
-        labels.append(f"{label}#{i}" if isinstance(option, dict) and label in labels else label)
+        label = describe_option(option)
+        labels.append(f"{label}#{i}" if label in labels else label)
     return labels
 
 
@@ -54,8 +65,8 @@ def _suggest(trial: optuna.Trial, path: str, dist: Distribution, file: str) -> d
 
 
 def recorded_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Params as stored in trials.parquet: a chosen section is recorded by its kind."""
-    return {k: (v.get("kind", "section") if isinstance(v, dict) else v) for k, v in params.items()}
+    """Params as stored in trials.parquet: a chosen section is recorded by its label."""
+    return {k: describe_option(v) for k, v in params.items()}
 
 
 def grid_space(spec: StudySpec) -> dict[str, list]:
@@ -104,6 +115,8 @@ class TellableGridSampler(optuna.samplers.GridSampler):
 
 def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
     search = spec.resolve(check_paths=False).search
+    if not spec.space:  # one configuration: any sampler will do
+        return optuna.samplers.RandomSampler(seed=search.seed)
     if search.sampler == "grid":
         return TellableGridSampler(grid_space(spec), seed=search.seed)
     return {

@@ -531,9 +531,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise SpecError(f"--set {key}: value is not valid YAML: {error}") from None
 
 
-def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (), check_paths: bool = True) -> StudySpec:
-    """Read, override and fully validate a study file. Raises SpecError before any work starts."""
-    path = Path(path)
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """A study file as a dict, with its `extends:` base file (relative to it) merged underneath."""
     file = str(path)
     try:
         text = path.read_text()
@@ -549,6 +548,34 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (), che
         raw = {}
     if not isinstance(raw, dict):
         raise SpecError(f"{file}: expected a mapping of sections at the top level, got {type(raw).__name__}")
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise SpecError(f"{file}: extends: expected the path of a base study file, got {base!r}")
+    base_path = (path.parent / base).resolve()
+    if base_path in seen or base_path == path.resolve():
+        raise SpecError(f"{file}: extends: {base} includes itself")
+    if not base_path.is_file():
+        raise SpecError(f"{file}: extends: base study file not found: {base_path}")
+    return _merge(_read_yaml(base_path, (*seen, path.resolve())), raw)
+
+
+def _merge(base: dict, override: dict) -> dict:
+    """Deep merge of mappings; a section with a different `kind` replaces the base's whole."""
+    merged = dict(base)
+    for key, value in override.items():
+        old = merged.get(key)
+        same_kind = isinstance(old, dict) and isinstance(value, dict) and old.get("kind") == value.get("kind")
+        merged[key] = _merge(old, value) if same_kind and not _parse_distribution(value, "") else value
+    return merged
+
+
+def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (), check_paths: bool = True) -> StudySpec:
+    """Read, override and fully validate a study file. Raises SpecError before any work starts."""
+    path = Path(path)
+    file = str(path)
+    raw = _read_yaml(path)
     raw.setdefault("name", path.stem)
     for item in overrides:
         key, value = parse_override(item)

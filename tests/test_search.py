@@ -49,13 +49,22 @@ def test_conditional_space_suggests_only_the_chosen_branch(tmp_path):
         cfg = spec.resolve(params)
         branches[cfg.temperature.kind] = set(trial.params)
         recorded = recorded_params(params)
-        assert recorded["temperature"] == cfg.temperature.kind
+        assert recorded["temperature"].startswith(cfg.temperature.kind)
         study.tell(trial, 0.0)
     assert branches == {
         "fixed": {"temperature", "temperature.value"},
         "exp_k": {"temperature", "temperature.k"},
         "learned": {"temperature"},
     }
+
+
+def test_section_labels_tell_options_apart():
+    from raygap.search import option_labels
+    from raygap.spec import Distribution
+
+    dist = Distribution("grid", ({"kind": "softplus"}, {"kind": "exp_k", "k": 2}, {"kind": "exp_k", "k": 10}, {"kind": "exp_k", "k": 10}))
+    assert option_labels(dist) == ["softplus", "exp_k(k=2)", "exp_k(k=10)", "exp_k(k=10)#3"]
+    assert option_labels(Distribution("choice", ({"kind": "fixed", "value": {"loguniform": [0.01, 0.4]}},))) == ["fixed(value~loguniform)"]
 
 
 def test_grid_runs_every_combination_exactly_once(tmp_path):

@@ -118,3 +118,22 @@ def test_dry_validation_can_skip_missing_data(tmp_path):
     with pytest.raises(SpecError):
         load_spec(path)
     assert str(load_spec(path, check_paths=False).resolve(check_paths=False).data.train.table) == "/nowhere/pairs.csv"
+
+
+def test_extends_merges_a_base_file(tmp_path):
+    write(tmp_path, "train: {steps: 50, lr: 0.003}\ntemperature: {kind: learned, init: 0.05}\nswap: {kind: hard, p: 0.5}\n", "base.yaml")
+    path = write(tmp_path, "extends: base.yaml\nname: child\ntrain: {steps: 7}\ntemperature: {kind: fixed, value: 0.1}\nswap: {kind: hard, p: {grid: [0.1, 1.0]}}\n")
+    spec = load_spec(path)
+    cfg = spec.defaults()
+    assert (cfg.name, cfg.train.steps, cfg.train.lr) == ("child", 7, 0.003)  # merged key by key
+    assert cfg.temperature.kind == "fixed"  # another kind replaces the section (no stray init)
+    assert set(spec.space) == {"swap.p"} and cfg.swap.p == 0.1
+
+
+def test_extends_errors_name_the_file(tmp_path):
+    path = write(tmp_path, "extends: missing.yaml\n")
+    with pytest.raises(SpecError, match=r"study.yaml: extends: base study file not found: .*missing.yaml"):
+        load_spec(path)
+    loop = write(tmp_path, "extends: study.yaml\n")
+    with pytest.raises(SpecError, match=r"extends: study.yaml includes itself"):
+        load_spec(loop)
