@@ -124,6 +124,17 @@ class CocoSource(Strict):
     _images_exist = _must_exist("images", what="folder")
 
 
+class WebDatasetSource(Strict):
+    """Tar shards of <key>.jpg|png|webp + <key>.txt samples, read in place (never unpacked)."""
+
+    kind: Literal["webdataset"] = "webdataset"
+    shards: str
+    """A glob (data/*.tar) or a brace range (data/{000..099}.tar)."""
+    caption_ext: str = "txt"
+    limit: PositiveInt | None = None
+    """Use only the first `limit` samples."""
+
+
 class LabelledSource(Strict):
     """Base of labelled image sets: each image's caption is `template` filled with its class name."""
 
@@ -162,7 +173,7 @@ class FashionMnistSource(LabelledSource):
 
 
 DataSource = Annotated[
-    Union[SyntheticSource, FilesSource, CocoSource, ImageFolderSource, Cifar10Source, FashionMnistSource],
+    Union[SyntheticSource, FilesSource, CocoSource, WebDatasetSource, ImageFolderSource, Cifar10Source, FashionMnistSource],
     Field(discriminator="kind"),
 ]
 

@@ -112,3 +112,41 @@ def test_fashion_mnist_idx(tmp_path, bundle, gz):
 def test_fashion_mnist_absent(tmp_path, bundle):
     with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte\[\.gz\] not found \(Debian: apt-get install dataset-fashion-mnist\)"):
         load_source(FashionMnistSource(root=tmp_path), bundle, train=False)
+
+
+def write_shard(path, samples):
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w") as tar:
+        for key, value, caption in samples:
+            files = [(f"{key}.png", png_bytes(value))] + ([(f"{key}.txt", caption.encode())] if caption else [])
+            for name, data in files:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+
+def png_bytes(value):
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((20, 20, 3), value, np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_webdataset_shards_read_in_place(tmp_path, bundle):
+    from raygap.spec import WebDatasetSource
+
+    write_shard(tmp_path / "000.tar", [("a", 10, "dark square"), ("b", 200, "light square"), ("c", 90, None)])
+    write_shard(tmp_path / "001.tar", [("d", 120, "grey square")])
+    data = load_source(WebDatasetSource(shards=str(tmp_path / "{000..001}.tar")), bundle, train=False)
+    assert len(data) == 3  # sample c has no caption: skipped
+    images, tokens = PairDataset(data).__getitems__([0, 1, 2])
+    assert images.shape == (3, 3, 32, 32)
+    assert images[0].mean() < images[2].mean() < images[1].mean()  # the right pixels for each caption
+    assert torch.equal(tokens[1], bundle.tokenize(["light square"])[0])
+    glob_data = load_source(WebDatasetSource(shards=str(tmp_path / "*.tar"), limit=2), bundle, train=False)
+    assert len(glob_data) == 2
+    with pytest.raises(ValueError, match=r"1 shard\(s\) not found, e\.g\. .*002\.tar"):
+        load_source(WebDatasetSource(shards=str(tmp_path / "{001..002}.tar")), bundle, train=False)

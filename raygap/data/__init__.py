@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from raygap.data import coco, files, labelled, synthetic
+from raygap.data import coco, files, labelled, synthetic, webdataset
 from raygap.model import ClipBundle
 
 
@@ -54,7 +54,7 @@ class FileImages:
 
 @dataclass
 class ImageTextSet:
-    images: TensorImages | FileImages
+    images: TensorImages | FileImages | webdataset.TarImages
     tokens: torch.Tensor
     """[n_captions, context_length]"""
     caption_image: torch.Tensor
@@ -148,6 +148,17 @@ def _load_coco(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
     )
 
 
+def _load_webdataset(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
+    from open_clip.transform import image_transform_v2
+
+    members, captions = webdataset.read_webdataset(source)
+    return ImageTextSet(
+        images=webdataset.TarImages(members, image_transform_v2(bundle.preprocess, is_train=train)),
+        tokens=tokenize_unique(captions, bundle.tokenize),
+        caption_image=torch.arange(len(captions)),
+    )
+
+
 def _labelled_set(images, labels: np.ndarray, class_names: list[str], template: str, bundle: ClipBundle) -> ImageTextSet:
     """A labelled set whose caption per image is `template` filled with its class name."""
     captions = [template.format(label=class_names[label]) for label in labels.tolist()]
@@ -193,6 +204,7 @@ SOURCES = {
     "synthetic": _load_synthetic,
     "files": _load_files,
     "coco": _load_coco,
+    "webdataset": _load_webdataset,
     "imagefolder": _load_imagefolder,
     "cifar10": _load_pixels(labelled.read_cifar10),
     "fashion-mnist": _load_pixels(labelled.read_fashion_mnist),
