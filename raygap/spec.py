@@ -172,8 +172,26 @@ class FashionMnistSource(LabelledSource):
     _root_exists = _must_exist("root", what="folder")
 
 
+class DigitsSource(LabelledSource):
+    """scikit-learn's bundled 8×8 digits (1,797 images, installed with the package); every 5th
+    image is the test split, the rest the train split."""
+
+    kind: Literal["digits"] = "digits"
+    split: Literal["train", "test"] = "test"
+    template: str = "a photo of the number {label}."
+
+
 DataSource = Annotated[
-    Union[SyntheticSource, FilesSource, CocoSource, WebDatasetSource, ImageFolderSource, Cifar10Source, FashionMnistSource],
+    Union[
+        SyntheticSource,
+        FilesSource,
+        CocoSource,
+        WebDatasetSource,
+        ImageFolderSource,
+        Cifar10Source,
+        FashionMnistSource,
+        DigitsSource,
+    ],
     Field(discriminator="kind"),
 ]
 

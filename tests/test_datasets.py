@@ -150,3 +150,14 @@ def test_webdataset_shards_read_in_place(tmp_path, bundle):
     assert len(glob_data) == 2
     with pytest.raises(ValueError, match=r"1 shard\(s\) not found, e\.g\. .*002\.tar"):
         load_source(WebDatasetSource(shards=str(tmp_path / "{001..002}.tar")), bundle, train=False)
+
+
+def test_digits_from_scikit_learn(bundle):
+    from raygap.spec import DigitsSource
+
+    test = load_source(DigitsSource(split="test"), bundle, train=False)
+    train = load_source(DigitsSource(split="train"), bundle, train=False)
+    assert len(test.images) == 360 and len(train.images) == 1437  # 1,797 split 1:4
+    assert test.class_names == [str(d) for d in range(10)] and set(test.labels.tolist()) == set(range(10))
+    assert torch.equal(test.tokens[0], bundle.tokenize([f"a photo of the number {test.labels[0].item()}."])[0])
+    assert test.images.pixels.shape[1:] == (3, 32, 32) and int(test.images.pixels.max()) > 200

@@ -192,7 +192,7 @@ def _load_imagefolder(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
 
 def _load_pixels(reader):
     def load(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
-        pixels, labels, classes = reader(source.root, source.split)
+        pixels, labels, classes = reader(getattr(source, "root", None), source.split)  # digits has no root
         pixels, labels = pixels[: source.limit], labels[: source.limit]
         images = TensorImages(_resized(pixels, bundle.image_size), bundle.preprocess.mean, bundle.preprocess.std)
         return _labelled_set(images, labels, classes, source.template, bundle)
@@ -208,4 +208,5 @@ SOURCES = {
     "imagefolder": _load_imagefolder,
     "cifar10": _load_pixels(labelled.read_cifar10),
     "fashion-mnist": _load_pixels(labelled.read_fashion_mnist),
+    "digits": _load_pixels(labelled.read_digits),
 }

@@ -3,6 +3,7 @@
 - imagefolder: root/<class>/<image>
 - cifar10: torchvision's python layout, root/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}
 - fashion-mnist: IDX files (optionally gzipped), as Debian's dataset-fashion-mnist installs them
+- digits: scikit-learn's bundled 8×8 digits
 """
 
 from __future__ import annotations
@@ -75,3 +76,14 @@ def read_fashion_mnist(root: Path, split: str) -> tuple[np.ndarray, np.ndarray, 
     if len(images) != len(labels):
         raise ValueError(f"{root}: {len(images)} images but {len(labels)} labels")
     return images[:, None], labels.astype(np.int64), list(FASHION_CLASSES)
+
+
+def read_digits(root: None, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(uint8 [n, 1, 8, 8], labels, class names); every 5th image is the test split."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    is_test = np.arange(len(digits.target)) % 5 == 0
+    keep = is_test if split == "test" else ~is_test
+    pixels = np.round(digits.images[keep] * (255 / 16)).astype(np.uint8)[:, None]
+    return pixels, digits.target[keep].astype(np.int64), [str(d) for d in range(10)]
