@@ -109,3 +109,28 @@ def test_two_node_cluster_spreads_a_trial_and_repeats_seeds(tmp_path):
     assert trials["nodes"].to_list() == [2, 2]  # the workers of each seed ran on two different nodes
     assert summary.height == 1 and summary["seeds"].to_list() == [2]
     assert summary["modality_gap"][0] == pytest.approx(trials["modality_gap"].mean())
+
+
+def test_conditional_study_through_the_engine(tmp_path):
+    """studies/all.yaml (method as a categorical choice), shrunk, as a real Ray Tune study."""
+    from pathlib import Path
+
+    from raygap.runner import run_study
+
+    study = Path(__file__).resolve().parent.parent / "studies" / "all.yaml"
+    shrink = [
+        "data={train: {kind: synthetic, size: 256}, eval: {kind: synthetic, size: 64, seed: 1}, probe: null}",
+        "train.steps=2",
+        "train.batch_size=32",
+        "search.trials=2",
+        "search.sampler=random",
+    ]
+    spec = load_spec(study, shrink)
+    run_study(spec, tmp_path / "results", dashboard=False)
+    trials = pl.read_parquet(tmp_path / "results" / "trials.parquet")
+    assert trials["status"].to_list() == ["completed", "completed"]
+    for row in trials.iter_rows(named=True):
+        config = __import__("json").loads(row["config"])
+        # the recorded label names the branch that really ran
+        assert row["param.temperature"].split("(")[0].split("#")[0] == config["temperature"]["kind"]
+        assert row["param.swap"].split("(")[0] == config["swap"]["kind"]
