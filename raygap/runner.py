@@ -153,16 +153,16 @@ def _drive_trial(params: dict, *, spec_path: str, spec_raw: dict, plan: Resource
         try:
             result = trainer.fit()
             with result.checkpoint.as_directory() as folder:
-                payload = json.loads(Path(folder, "result.json").read_text())
+                outcome = json.loads(Path(folder, "result.json").read_text())
         except Exception as exc:  # the seed failed: record why, tell Tune (and so Optuna) the trial failed
             error = f"{type(exc).__name__}: {exc}"
-            payload = json.dumps({**seed_report, "status": "failed", "error": error})
-            tune.report({"event": "seed", "payload": payload, **{k: math.nan for k in objectives}})
+            failed = {**seed_report, "status": "failed", "error": error}
+            tune.report({"event": "seed", "payload": json.dumps(failed), **{k: math.nan for k in objectives}})
             raise RuntimeError(f"seed {seed} failed: {error}") from None
-        final = {**payload["final"], "wall_seconds": time.perf_counter() - started}
+        final = {**outcome["final"], "wall_seconds": time.perf_counter() - started}
         finals.append(final)
-        payload = json.dumps({**seed_report, "status": "completed", "final": final, "history": payload["history"]})
-        tune.report({"event": "seed", "payload": payload, **{k: final[k] for k in objectives}})
+        completed = {**seed_report, "status": "completed", "final": final, "history": outcome["history"]}
+        tune.report({"event": "seed", "payload": json.dumps(completed), **{k: final[k] for k in objectives}})
     means = {k: sum(f[k] for f in finals) / len(finals) for k, v in finals[0].items() if isinstance(v, (int, float))}
     tune.report({"event": "done", **means})
 

@@ -134,3 +134,20 @@ def test_conditional_study_through_the_engine(tmp_path):
         # the recorded label names the branch that really ran
         assert row["param.temperature"].split("(")[0].split("#")[0] == config["temperature"]["kind"]
         assert row["param.swap"].split("(")[0] == config["swap"]["kind"]
+
+
+def test_failed_trials_are_recorded_and_never_on_the_front(tmp_path):
+    import optuna
+
+    from raygap.runner import run_study
+
+    spec = write_study(tmp_path, "broken", "search: {sampler: random, trials: 2}")
+    spec = load_spec(spec.path, ["train.batch_size=1024"])  # larger than the 512 training pairs
+    folder = tmp_path / "results"
+    summary = run_study(spec, folder, dashboard=False)
+    trials = pl.read_parquet(folder / "trials.parquet")
+    assert trials["status"].to_list() == ["failed", "failed"]
+    assert all("fewer than train.batch_size 1024" in e for e in trials["error"].to_list())
+    assert summary.is_empty() and not (folder / "pareto.parquet").exists()
+    study = optuna.load_study(study_name="broken", storage=f"sqlite:///{folder / 'optuna.db'}")
+    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]
