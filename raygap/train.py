@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from raygap.data import ImageTextSet, PairDataset, keep_batch, load_source
+from raygap.data import PairDataset, keep_batch, load_source
 from raygap.evaluate import evaluate, probe_metrics
 from raygap.loss import contrastive_loss
 from raygap.model import build_model

@@ -15,41 +15,8 @@ import torch
 from torch.utils.data import Dataset
 
 from raygap.data import coco, files, labelled, synthetic, webdataset
+from raygap.data.images import FileImages, TensorImages
 from raygap.model import ClipBundle
-
-
-class TensorImages:
-    """Images held in memory as uint8 [n, 3, H, W]; normalized per batch with the model's mean/std."""
-
-    def __init__(self, pixels: np.ndarray, mean: tuple, std: tuple):
-        self.pixels = torch.from_numpy(pixels)
-        self.mean = torch.tensor(mean).view(1, 3, 1, 1)
-        self.std = torch.tensor(std).view(1, 3, 1, 1)
-
-    def __len__(self) -> int:
-        return len(self.pixels)
-
-    def batch(self, indices) -> torch.Tensor:
-        return (self.pixels[indices].float() / 255 - self.mean) / self.std
-
-
-class FileImages:
-    """Images decoded from disk through open_clip's transform, one per index."""
-
-    def __init__(self, paths: list[str], transform: Callable):
-        self.paths, self.transform = paths, transform
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def batch(self, indices) -> torch.Tensor:
-        from PIL import Image
-
-        out = []
-        for i in torch.as_tensor(indices).tolist():
-            with Image.open(self.paths[i]) as image:
-                out.append(self.transform(image.convert("RGB")))
-        return torch.stack(out)
 
 
 @dataclass

@@ -12,7 +12,9 @@ import tarfile
 from pathlib import Path
 from typing import Callable
 
-import torch
+from PIL import Image
+
+from raygap.data.images import FileImages
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 
@@ -51,27 +53,18 @@ def index_shards(paths: list[str], caption_ext: str = "txt") -> tuple[list[tuple
     return images, captions
 
 
-class TarImages:
+class TarImages(FileImages):
     """Images read from tar shards by offset, through open_clip's transform."""
 
     def __init__(self, members: list[tuple[str, int, int]], transform: Callable):
-        self.members, self.transform = members, transform
+        super().__init__([f"{path}@{offset}" for path, offset, _ in members], transform)
+        self.members = members
 
-    def __len__(self) -> int:
-        return len(self.members)
-
-    def batch(self, indices) -> torch.Tensor:
-        from PIL import Image
-
-        out = []
-        for i in torch.as_tensor(indices).tolist():
-            path, offset, size = self.members[i]
-            with open(path, "rb") as handle:
-                handle.seek(offset)
-                data = handle.read(size)
-            with Image.open(io.BytesIO(data)) as image:
-                out.append(self.transform(image.convert("RGB")))
-        return torch.stack(out)
+    def open(self, index: int) -> Image.Image:
+        path, offset, size = self.members[index]
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            return Image.open(io.BytesIO(handle.read(size)))
 
 
 def read_webdataset(source) -> tuple[list[tuple[str, int, int]], list[str]]:
