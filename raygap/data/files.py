@@ -43,7 +43,7 @@ def read_table(source) -> Table:
     root = Path(source.root) if source.root is not None else path.parent
     raw_paths = frame[source.image_column].cast(pl.Utf8).to_list()
     image_paths, caption_image, first_row = [], [], {}
-    for row, name in enumerate(raw_paths):
+    for name in raw_paths:
         if name not in first_row:
             first_row[name] = len(image_paths)
             image_paths.append(str(root / name))

@@ -59,6 +59,10 @@ def _shape_mask(shape: int, dx: np.ndarray, dy: np.ndarray, r: np.ndarray) -> np
     return (dist2 <= r**2) & (dist2 >= (0.55 * r) ** 2)
 
 
+def _synonym(words: tuple[str, ...], pick: int) -> str:
+    return words[pick % len(words)]
+
+
 def _article(word: str) -> str:
     return ("an " if word[0] in "aeiou" else "a ") + word
 
@@ -121,18 +125,18 @@ def generate(
     captions, caption_image = [], []
     for j in range(n_captions):
         i, pick = j // captions_per_image, synonym[j]
-        words = lambda k: SHAPE_WORDS[SHAPES[shape_l[i][k]]][pick[k] % len(SHAPE_WORDS[SHAPES[shape_l[i][k]]])]  # noqa: E731
+        shape_words = [_synonym(SHAPE_WORDS[SHAPES[shape_l[i][k]]], pick[k]) for k in range(n_objects_l[i])]
         size_words = SIZES[size_l[i][0]][2]
         text = TEMPLATES[template[j]].format(
-            size=size_words[pick[3] % len(size_words)],
+            size=_synonym(size_words, pick[3]),
             color=color_names[color_l[i][0]],
             a_color=_article(color_names[color_l[i][0]]),
-            shape=words(0),
+            shape=shape_words[0],
             where=("in the " if pick[4] else "at the ") + POSITIONS[position_l[i]],
             bg=color_names[bg_l[i]],
             a_bg=_article(color_names[bg_l[i]]),
         )
-        extras = "".join(f" and {_article(color_names[color_l[i][k]])} {words(k)}" for k in range(1, n_objects_l[i]))
+        extras = "".join(f" and {_article(color_names[color_l[i][k]])} {shape_words[k]}" for k in range(1, n_objects_l[i]))
         captions.append(text + extras)
         caption_image.append(i)
     caption_image = np.array(caption_image)
