@@ -53,6 +53,9 @@ class SyntheticSource(Strict):
     """Fraction of captions replaced by another image's caption (mismatched pairs)."""
     max_objects: Annotated[int, Field(ge=1, le=3)] = 3
     """Each image shows 1..max_objects objects; the first one is the labelled main object."""
+    label: Literal["color", "shape"] = "color"
+    """The class of an image for zero-shot and linear probe: its main object's colour (9 classes)
+    or shape (6 classes; the tiny model learns shape slowly, so its probes stay near chance)."""
     seed: int = 0
 
 

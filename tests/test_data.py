@@ -22,14 +22,18 @@ def test_synthetic_is_deterministic_by_seed():
     images, captions, caption_image, labels = a
     assert images.shape == (64, 3, 32, 32) and images.dtype == np.uint8
     assert len(captions) == 128 and caption_image.tolist() == [i // 2 for i in range(128)]
-    assert set(labels.tolist()) <= set(range(len(synthetic.SHAPES)))
+    assert set(labels.tolist()) <= set(range(len(synthetic.COLORS)))
 
 
 def test_captions_describe_the_main_object():
-    _, captions, caption_image, labels = synthetic.generate(200, 32, seed=0, max_objects=1)
+    _, captions, caption_image, shapes = synthetic.generate(200, 32, seed=0, max_objects=1, label="shape")
+    _, _, _, colours = synthetic.generate(200, 32, seed=0, max_objects=1, label="color")
+    colour_names = list(synthetic.COLORS)
     for caption, image in zip(captions, caption_image):
-        shape = synthetic.SHAPES[labels[image]]
+        shape = synthetic.SHAPES[shapes[image]]
         assert any(word in caption for word in synthetic.SHAPE_WORDS[shape]), caption
+        assert colour_names[colours[image]] in caption, caption
+    assert synthetic.class_names("color")[0] == "red shape" and synthetic.class_names("shape")[0] == "circle"
 
 
 def test_caption_noise_replaces_that_fraction_with_other_images_captions():

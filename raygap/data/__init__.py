@@ -79,13 +79,14 @@ def _load_synthetic(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
         captions_per_image=source.captions_per_image,
         caption_noise=source.caption_noise,
         max_objects=source.max_objects,
+        label=source.label,
     )
     return ImageTextSet(
         images=TensorImages(pixels, bundle.preprocess.mean, bundle.preprocess.std),
         tokens=tokenize_unique(captions, bundle.tokenize),
         caption_image=torch.from_numpy(caption_image),
         labels=torch.from_numpy(labels),
-        class_names=list(synthetic.SHAPES),
+        class_names=synthetic.class_names(source.label),
     )
 
 

@@ -2,7 +2,8 @@
 
 Images are rendered with vectorized numpy at the model's image size (thousands per second on one
 core); captions describe the main object (shape, colour, size, position, background) and the
-others, in several templates with synonyms. The label of an image is its main object's shape.
+others, in several templates with synonyms. An image's label is its main object's colour (every
+caption names it, so a small model learns it early) or, with label="shape", its main object's shape.
 Everything is a function of the seed.
 """
 
@@ -74,6 +75,7 @@ def generate(
     captions_per_image: int = 1,
     caption_noise: float = 0.0,
     max_objects: int = 3,
+    label: str = "color",
     chunk: int = 2048,
 ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
     """Return (images uint8 [n, 3, H, W], captions, caption_image [n·c], labels [n])."""
@@ -148,4 +150,9 @@ def generate(
         originals = list(captions)
         for j, donor in zip(noisy, donors):
             captions[j] = originals[donor * captions_per_image + rng.integers(captions_per_image)]
-    return images, captions, caption_image, shape[:, 0].copy()
+    return images, captions, caption_image, (color if label == "color" else shape)[:, 0].copy()
+
+
+def class_names(label: str = "color") -> list[str]:
+    """Names of the label classes, phrased to fill "a photo of a {label}."."""
+    return [f"{c} shape" for c in COLORS] if label == "color" else list(SHAPES)
