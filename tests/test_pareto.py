@@ -104,3 +104,8 @@ def test_summarize_means_over_seeds_and_ranks():
     assert a["gap"] == pytest.approx(0.3) and a["r1"] == pytest.approx(0.6) and a["seeds"] == 2
     assert a["gap_std"] == pytest.approx(np.std([0.2, 0.4], ddof=1))
     assert summary["rank"].to_list() == [1, 1]
+
+
+def test_single_objective_ranks_are_the_sorted_order():
+    frame = pl.DataFrame({"gap": [0.3, 0.1, 0.2, 0.1]})
+    assert pareto_ranks(frame, {"gap": "min"}).to_list() == [3, 1, 2, 1]

@@ -108,3 +108,23 @@ def test_multi_objective_samplers_build(tmp_path):
 def test_unknown_objective_is_a_spec_error(tmp_path):
     with pytest.raises(SpecError, match=r"search: unknown objective\(s\) \['gapp'\]"):
         spec_from(tmp_path, "search: {objectives: {gapp: min}}\n")
+
+
+@pytest.mark.parametrize("objectives", [{"modality_gap": "min"}, {"modality_gap": "min", "mean_r1": "max"}])
+def test_ray_optuna_searcher_takes_one_or_more_objectives(tmp_path, objectives):
+    import functools
+
+    from ray.tune.search.optuna import OptunaSearch
+
+    spec = spec_from(tmp_path, "temperature: {kind: fixed, value: {loguniform: [0.01, 0.4]}}\nsearch: {sampler: tpe}\n")
+    searcher = OptunaSearch(
+        space=functools.partial(suggest_params, raw=spec.raw),
+        metric=list(objectives),
+        mode=list(objectives.values()),
+        sampler=make_sampler(spec),
+    )
+    for i in range(3):
+        config = searcher.suggest(f"t{i}")
+        assert 0.01 <= config["temperature.value"] <= 0.4
+        searcher.on_trial_complete(f"t{i}", {"modality_gap": 0.1 * i, "mean_r1": 0.2})
+    assert [t.state.name for t in searcher._ot_study.trials] == ["COMPLETE"] * 3
