@@ -30,6 +30,8 @@ SUMMARY = (
     "zero_shot_top1",
     "linear_probe_top1",
     "temperature",
+    "delta",
+    "margin",
     "loss",
     "samples_per_s",
     "train_seconds",
@@ -51,7 +53,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     params = {path: _lookup(config, path) for path in spec.space}
     params.update({key: _lookup(config, key) for key, _ in map(parse_override, args.set)})
     folder = _results_folder(cfg, args)
-    print(f"raygap train: {cfg.name} · {cfg.model.name} · temperature {cfg.temperature.kind} · swap {cfg.swap.kind}")
+    what = "theory model" if cfg.theory else f"{cfg.model.name} · swap {cfg.swap.kind}"
+    print(f"raygap train: {cfg.name} · {what} · temperature {cfg.temperature.kind}")
     if spec.space:
         print("  search distributions take their defaults: " + ", ".join(f"{k}={v}" for k, v in params.items() if k in spec.space))
 
@@ -62,7 +65,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     trial_id = f"local-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     history: list[dict] = []
     try:
-        final = train(cfg, report=history.append, progress=not args.quiet)
+        if cfg.theory is not None:
+            from raygap.theory import run_theory_trial
+
+            final = run_theory_trial(cfg, report=history.append)
+        else:
+            final = train(cfg, report=history.append, progress=not args.quiet)
         status, error = "completed", None
     except KeyboardInterrupt:
         print("interrupted: nothing written", file=sys.stderr)

@@ -136,24 +136,11 @@ def _drive_trial(params: dict, *, spec_path: str, spec_raw: dict, plan: Resource
     finals = []
     for repeat in range(repeats):
         seed = base.train.seed + repeat
-        cfg = base.model_copy(update={"train": base.train.model_copy(update={"seed": seed})})
+        cfg = _with_seed(base, seed, repeat)
         started = time.perf_counter()
-        trainer = TorchTrainer(
-            _train_worker,
-            train_loop_config={"trial": cfg.model_dump(mode="json"), "threads": plan.threads_per_worker},
-            scaling_config=ray.train.ScalingConfig(
-                num_workers=plan.workers,
-                use_gpu=plan.use_gpu,
-                resources_per_worker=plan.worker_resources(),
-                placement_strategy=plan.placement,
-            ),
-            run_config=ray.train.RunConfig(name=f"{trial_id}-seed{seed}", storage_path=storage),
-        )
         seed_report = {"trial_id": trial_id, "seed": seed, "params": recorded_params(params), "config": cfg.model_dump(mode="json")}
         try:
-            result = trainer.fit()
-            with result.checkpoint.as_directory() as folder:
-                outcome = json.loads(Path(folder, "result.json").read_text())
+            outcome = _run_seed(cfg, plan, storage, f"{trial_id}-seed{seed}")
         except Exception as exc:  # the seed failed: record why, tell Tune (and so Optuna) the trial failed
             error = f"{type(exc).__name__}: {exc}"
             failed = {**seed_report, "status": "failed", "error": error}
@@ -165,6 +152,37 @@ def _drive_trial(params: dict, *, spec_path: str, spec_raw: dict, plan: Resource
         tune.report({"event": "seed", "payload": json.dumps(completed), **{k: final[k] for k in objectives}})
     means = {k: sum(f[k] for f in finals) / len(finals) for k, v in finals[0].items() if isinstance(v, (int, float))}
     tune.report({"event": "done", **means})
+
+
+def _with_seed(base: TrialConfig, seed: int, repeat: int) -> TrialConfig:
+    update = {"train": base.train.model_copy(update={"seed": seed})}
+    if base.theory is not None:
+        update["theory"] = base.theory.model_copy(update={"seed": base.theory.seed + repeat})
+    return base.model_copy(update=update)
+
+
+def _run_seed(cfg: TrialConfig, plan: ResourcePlan, storage: str, name: str) -> dict:
+    """One seed: a TorchTrainer over the plan's workers, or, for a theory trial, the simulation
+    right here in the driver (it takes seconds on one core: a worker group would cost more)."""
+    if cfg.theory is not None:
+        from raygap.theory import run_theory_trial
+
+        history: list[dict] = []
+        return {"final": run_theory_trial(cfg, history.append), "history": history}
+    trainer = TorchTrainer(
+        _train_worker,
+        train_loop_config={"trial": cfg.model_dump(mode="json"), "threads": plan.threads_per_worker},
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=plan.workers,
+            use_gpu=plan.use_gpu,
+            resources_per_worker=plan.worker_resources(),
+            placement_strategy=plan.placement,
+        ),
+        run_config=ray.train.RunConfig(name=name, storage_path=storage),
+    )
+    result = trainer.fit()
+    with result.checkpoint.as_directory() as folder:
+        return json.loads(Path(folder, "result.json").read_text())
 
 
 # ----------------------------------------------------------------------------- results writer

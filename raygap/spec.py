@@ -374,6 +374,7 @@ METRICS = (
     "image_to_text_r1", "image_to_text_r5", "image_to_text_r10",
     "text_to_image_r1", "text_to_image_r5", "text_to_image_r10",
     "zero_shot_top1", "linear_probe_top1", "loss", "temperature", "samples_per_s", "train_seconds",
+    "delta", "margin",  # theory trials
 )  # fmt: skip
 
 
@@ -407,6 +408,31 @@ class ResourcesSpec(Strict):
     """Ray placement strategy for a trial's workers (SPREAD puts them on different nodes)."""
 
 
+class TheorySpec(Strict):
+    """Makes the trial a gradient-flow simulation of the paper's theory model (raygap.theory)
+    instead of CLIP training; the `temperature` section drives it, data/model/train are unused."""
+
+    n: Annotated[int, Field(ge=2)] = 8
+    """Pairs."""
+    d: Annotated[int, Field(ge=3)] = 16
+    """Embedding dimension."""
+    delta: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+    """Initial offset δ₀ (the matched-pair gap is 2δ)."""
+    init: Literal["matched", "random"] = "matched"
+    time: PositiveFloat = 100.0
+    dt: PositiveFloat = 0.05
+    records: Annotated[int, Field(ge=2)] = 100
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _steps(self) -> TheorySpec:
+        if self.init == "matched" and self.n > self.d - 1:
+            raise ValueError(f"matched init needs n ≤ d − 1, got n={self.n}, d={self.d}")
+        if self.time / self.dt > 1_000_000:
+            raise ValueError(f"time / dt = {self.time / self.dt:.0f} steps; at most 1,000,000")
+        return self
+
+
 class TrialConfig(Strict):
     """One trial's fully concrete configuration (no search distributions left)."""
 
@@ -421,6 +447,8 @@ class TrialConfig(Strict):
     eval: EvalSpec = EvalSpec()
     search: SearchSpec = SearchSpec()
     resources: ResourcesSpec = ResourcesSpec()
+    theory: TheorySpec | None = None
+    """Set to simulate the theory model instead of training CLIP."""
 
 
 # ------------------------------------------------------------------------------- distributions

@@ -11,6 +11,7 @@ raygap.temperature is minimised by explicit Euler steps on s, t, δ and the temp
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -70,6 +71,19 @@ def margin(x: torch.Tensor, y: torch.Tensor) -> float:
     sim = x @ y.T
     own = sim.diagonal().clone()
     return float((own - sim.fill_diagonal_(-math.inf).max(1).values).min())
+
+
+def run_theory_trial(trial, report: Callable[[dict], None] | None = None) -> dict:
+    """A theory trial from a TrialConfig with a `theory` section: the final row plus timings,
+    in the shape of a training trial's final metrics."""
+    started = time.perf_counter()
+    theory = trial.theory
+    config = TheoryConfig(
+        n=theory.n, d=theory.d, delta=theory.delta, init=theory.init, temperature=trial.temperature.model_dump(),
+        dt=theory.dt, time=theory.time, records=theory.records, seed=theory.seed,
+    )  # fmt: skip
+    history = simulate(config, report)
+    return {**history[-1], "train_seconds": time.perf_counter() - started, "device": "cpu", "workers": 1}
 
 
 def simulate(cfg: TheoryConfig, report: Callable[[dict], None] | None = None) -> list[dict]:

@@ -92,3 +92,38 @@ def test_random_pairs_match_and_the_gap_shrinks_later():
           f"margin {history[0]['margin']:.3f} → {history[-1]['margin']:.3f}")
     assert history[0]["margin"] < 0 < history[-1]["margin"]  # pairs become matched
     assert history[-1]["modality_gap"] < peak["modality_gap"]
+
+
+def test_theory_trial_through_raygap_train(tmp_path):
+    import polars as pl
+
+    from raygap.cli import main
+
+    spec = tmp_path / "theory.yaml"
+    spec.write_text("theory: {n: 4, d: 8, time: 2, dt: 0.05, records: 10}\ntemperature: {kind: fixed, value: 0.5}\n")
+    assert main(["train", str(spec), "--quiet", "--results", str(tmp_path / "out")]) == 0
+    trials = pl.read_parquet(tmp_path / "out" / "trials.parquet")
+    history = pl.read_parquet(tmp_path / "out" / "history.parquet")
+    row = trials.row(0, named=True)
+    assert row["status"] == "completed" and row["modality_gap"] == pytest.approx(2 * row["delta"], rel=1e-9)
+    assert history["time"].to_list()[0] == 0 and history["time"].to_list()[-1] == pytest.approx(2.0)
+    assert history["modality_gap"].to_list() == sorted(history["modality_gap"].to_list(), reverse=True)
+
+
+def test_theory_study_through_the_engine(tmp_path):
+    import polars as pl
+
+    from raygap.runner import run_study
+    from raygap.spec import load_spec
+
+    spec_file = tmp_path / "theory-study.yaml"
+    spec_file.write_text(
+        "theory: {n: 4, d: 8, time: 2, dt: 0.05, records: 5}\n"
+        "temperature: {kind: fixed, value: {grid: [0.2, 1.0]}}\n"
+        "search: {sampler: grid, repeats: 2, objectives: {modality_gap: min, margin: max}}\n"
+    )
+    summary = run_study(load_spec(spec_file), tmp_path / "out", dashboard=False)
+    trials = pl.read_parquet(tmp_path / "out" / "trials.parquet")
+    assert trials.height == 4 and set(trials["status"]) == {"completed"}
+    assert sorted(set(trials["param.temperature.value"])) == [0.2, 1.0]
+    assert summary.height == 2 and summary["seeds"].to_list() == [2, 2]
