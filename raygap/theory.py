@@ -100,7 +100,7 @@ def simulate(cfg: TheoryConfig, report: Callable[[dict], None] | None = None) ->
     history: list[dict] = []
     for step in range(steps + 1):
         x, y = embed(s, t, delta)
-        tau = temperature.tau(step)
+        tau = temperature.tau(step).to(torch.float64)  # fixed/schedule strategies give float32
         loss = contrastive_loss(x, y, tau)
         if step in record_at:
             row = {
@@ -108,7 +108,7 @@ def simulate(cfg: TheoryConfig, report: Callable[[dict], None] | None = None) ->
                 "step": step,
                 "modality_gap": modality_gap(x.detach(), y.detach()),
                 "delta": float(delta.detach()),
-                "tau": float(tau.detach() if torch.is_tensor(tau) else tau),
+                "tau": float(tau.detach()),
                 "margin": margin(x.detach(), y.detach()),
                 "loss": float(loss.detach()),
             }
