@@ -86,14 +86,18 @@ def recall_at_k(
     return out
 
 
-def mismatch_fraction(image: torch.Tensor, text: torch.Tensor) -> float:
-    """Fraction of pairs i with some text y_j (j ≠ i) closer to x_i than its own y_i."""
+def pair_margins(image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """Per pair i: ⟨x_i, y_i⟩ − max_{j≠i} ⟨x_i, y_j⟩ (negative when another text is closer)."""
     _check_pairs(image, text)
     x, y = _unit(image), _unit(text)
     sim = x @ y.T
     own = sim.diagonal().clone()
-    best_other = sim.fill_diagonal_(-math.inf).max(1).values
-    return float((best_other > own).double().mean())
+    return own - sim.fill_diagonal_(-math.inf).max(1).values
+
+
+def mismatch_fraction(image: torch.Tensor, text: torch.Tensor) -> float:
+    """Fraction of pairs i with some text y_j (j ≠ i) closer to x_i than its own y_i."""
+    return float((pair_margins(image, text) < 0).double().mean())
 
 
 def pair_cosine(image: torch.Tensor, text: torch.Tensor) -> float:

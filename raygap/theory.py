@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from raygap.loss import contrastive_loss
-from raygap.metrics import modality_gap
+from raygap.metrics import modality_gap, pair_margins
 from raygap.temperature import Temperature, build_temperature
 
 
@@ -67,10 +67,8 @@ def embed(s: torch.Tensor, t: torch.Tensor, delta: torch.Tensor) -> tuple[torch.
 
 
 def margin(x: torch.Tensor, y: torch.Tensor) -> float:
-    """min_i (⟨x_i, y_i⟩ − max_{j≠i} ⟨x_i, y_j⟩): positive when every pair is matched."""
-    sim = x @ y.T
-    own = sim.diagonal().clone()
-    return float((own - sim.fill_diagonal_(-math.inf).max(1).values).min())
+    """The smallest pair margin: positive when every pair is matched."""
+    return float(pair_margins(x, y).min())
 
 
 def run_theory_trial(trial, report: Callable[[dict], None] | None = None) -> dict:
