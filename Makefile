@@ -16,7 +16,7 @@ $(STAMP): requirements.lock pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/raygap study run studies/flt.yaml --overwrite
+	$(VENV)/bin/raygap study run studies/flt.yaml --overwrite --report
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q

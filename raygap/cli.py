@@ -2,7 +2,10 @@
 
 raygap train SPEC          one trial locally, without Ray
 raygap study run SPEC      a Ray Tune + Optuna study (one Ray Train trainer per trial)
+raygap study resume DIR    continue a stopped or killed study
 raygap study status DIR    trials so far and the current Pareto front, from Parquet only
+raygap report DIR [DIR…]   index.html, PNG figures and report.md from one or more study folders
+raygap bench               what a study costs on this machine, against raygap's targets
 """
 
 from __future__ import annotations
@@ -53,6 +56,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     params = {path: _lookup(config, path) for path in spec.space}
     params.update({key: _lookup(config, key) for key, _ in map(parse_override, args.set)})
     folder = _results_folder(cfg, args)
+    if cfg.theory is None:
+        from raygap.data import check_tables
+
+        check_tables(cfg, str(spec.path))
     what = "theory model" if cfg.theory else f"{cfg.model.name} · swap {cfg.swap.kind}"
     print(f"raygap train: {cfg.name} · {what} · temperature {cfg.temperature.kind}")
     if spec.space:
@@ -111,19 +118,88 @@ def cmd_study_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _print_dry_run(spec, cfg, total, folder)
     from raygap import results, runner
+    from raygap.data import check_tables
 
-    if folder.exists(results.TRIALS) and not args.overwrite:
-        raise SpecError(f"{folder} already holds a study; pass --overwrite to replace it (or --results DIR)")
+    if args.resume and args.overwrite:
+        raise SpecError("--resume and --overwrite exclude each other")
+    if folder.exists(results.TRIALS) and not (args.overwrite or args.resume):
+        raise SpecError(f"{folder} already holds a study; pass --resume to continue it, --overwrite to replace it (or --results DIR)")
+    if args.resume:
+        _check_same_study(folder, spec.raw)
+    check_tables(cfg, str(spec.path))
+    if not args.address:  # a local cluster is this machine: a trial that cannot fit fails before Ray starts
+        try:
+            runner.plan_for_this_machine(spec)
+        except SpecError as error:
+            raise SpecError(f"{spec.path}: {error}") from None
     if args.overwrite:
-        folder.remove(results.TRIALS, results.HISTORY, results.PARETO, results.SPEC, "ray")
+        folder.remove(results.TRIALS, results.HISTORY, results.PARETO, results.SPEC, results.RUN, "ray", "report")
         runner.optuna_path(folder, cfg.name).unlink(missing_ok=True)
 
     started = time.time()
-    summary = runner.run_study(spec, folder, address=args.address, dashboard=not args.no_dashboard)
+    summary = runner.run_study(spec, folder, address=args.address, dashboard=not args.no_dashboard, resume=args.resume)
     print(f"\n{cfg.name}: finished in {time.time() - started:.0f} s")
     print(format_front(summary, cfg.search.objectives))
     print(f"results: {folder}/ (trials.parquet, history.parquet, pareto.parquet); Optuna study: {runner.optuna_path(folder, cfg.name)}")
+    if args.report:
+        if not folder.is_local:
+            print("--report: the results folder is not on this disk; run `raygap report` where it is")
+        else:
+            print(f"report: {_write_report([folder.path], None)}")
     return 0
+
+
+def cmd_study_resume(args: argparse.Namespace) -> int:
+    """`study run` of the folder's own spec.yaml, continuing where it stopped."""
+    stored = Path(args.folder, "spec.yaml")
+    if not stored.is_file():
+        raise SpecError(f"{args.folder}: no spec.yaml here; not a raygap study folder")
+    args.spec, args.results, args.resume, args.overwrite = str(stored), args.folder, True, False
+    args.set, args.name, args.dry_run = [], None, False
+    return cmd_study_run(args)
+
+
+def _check_same_study(folder, raw: dict) -> None:
+    """A study resumes only with the spec it started with: other settings would mix two studies."""
+    from raygap import results
+
+    if not folder.exists(results.SPEC):
+        return
+    with folder.filesystem.open_input_stream(f"{folder.path}/{results.SPEC}") as stream:
+        stored = yaml.safe_load(stream.read().decode()) or {}
+    differences = sorted(_differences(stored, raw))
+    if differences:
+        raise SpecError(f"{folder}: holds a study run with a different spec (differs at {', '.join(differences)}); resume it with its own spec.yaml or use --overwrite")
+
+
+def _differences(a, b, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for key in set(a) | set(b) for d in _differences(a.get(key), b.get(key), f"{prefix}{key}.")]
+    return [] if a == b else [prefix.rstrip(".") or "(top level)"]
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    page = _write_report(args.folders, args.output)
+    print(f"report: {page}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from raygap.bench import run_bench
+
+    run_bench(args.size, args.output)
+    return 0
+
+
+def _write_report(folders: list[str], output: str | None) -> Path:
+    from raygap.report import write_report
+
+    missing = [f for f in folders if not Path(f, "trials.parquet").is_file() and "://" not in f]
+    if missing:
+        raise SpecError(f"not a raygap results folder (no trials.parquet): {', '.join(missing)}")
+    if len(folders) > 1 and not output:
+        raise SpecError("several studies need -o DIR for the comparison page")
+    return write_report(folders, output)
 
 
 def _print_dry_run(spec, cfg, total: int, folder) -> int:
@@ -223,8 +299,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--name", help="study name (default: the spec's name)")
     run.add_argument("--dry-run", action="store_true", help="validate, print the trials and resources, start nothing")
     run.add_argument("--overwrite", action="store_true", help="replace an existing study in the results folder")
+    run.add_argument("--resume", action="store_true", help="continue the study already in the results folder")
     run.add_argument("--no-dashboard", action="store_true", help="start the local Ray cluster without its dashboard")
+    run.add_argument("--report", action="store_true", help="write the report (raygap report) when the study ends")
     run.set_defaults(handler=cmd_study_run)
+
+    report = commands.add_parser("report", help="a static page (index.html), PNG figures and report.md from study folders")
+    report.add_argument("folders", nargs="+", metavar="DIR", help="results folder(s) of studies")
+    report.add_argument("-o", "--output", metavar="DIR", help="where to write (default: DIR/report; required for several studies)")
+    report.set_defaults(handler=cmd_report)
+
+    bench = commands.add_parser("bench", help="measure loop efficiency, per-trial overhead, study efficiency, input, evaluation, memory")
+    bench.add_argument("--size", choices=["ci", "full"], default="full", help="ci: seconds, a check that it works; full: the figures (minutes)")
+    bench.add_argument("-o", "--output", default="results/bench", metavar="DIR", help="where the JSON goes (default: results/bench)")
+    bench.set_defaults(handler=cmd_bench)
+
+    resume = study.add_parser("resume", help="continue a stopped or killed study from its results folder")
+    resume.add_argument("folder", help="the study's results folder")
+    resume.add_argument("--address", help="join this Ray cluster instead of starting a local one")
+    resume.add_argument("--no-dashboard", action="store_true", help="start the local Ray cluster without its dashboard")
+    resume.add_argument("--report", action="store_true", help="write the report when the study ends")
+    resume.set_defaults(handler=cmd_study_resume)
+
     status = study.add_parser("status", help="trials, failures and the Pareto front of a study folder (no Ray needed)")
     status.add_argument("folder")
     status.set_defaults(handler=cmd_study_status)

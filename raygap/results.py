@@ -9,11 +9,14 @@ crash leaves either the previous complete file or the new one (atomic on local d
 - history.parquet — one row per (trial, seed, evaluation point)
 - pareto.parquet  — one row per configuration: seed means/stds and its Pareto rank (1 = the front)
 - spec.yaml       — the study file as run
+- run.yaml        — when and where it ran (cluster resources, resource plan, versions)
 """
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -26,6 +29,7 @@ TRIALS = "trials.parquet"
 HISTORY = "history.parquet"
 PARETO = "pareto.parquet"
 SPEC = "spec.yaml"
+RUN = "run.yaml"
 STATUSES = ("completed", "failed", "pruned")
 
 
@@ -70,6 +74,15 @@ class ResultsFolder:
             if self.filesystem.get_file_info(tmp).type == pafs.FileType.File:
                 self.filesystem.delete_file(tmp)
             raise
+
+    def sweep_temporaries(self) -> int:
+        """Delete temporary files a killed writer left (a SIGKILL leaves no time to clean up); call
+        only when no writer runs, as a study does before it starts its single writer."""
+        selector = pafs.FileSelector(self.path, allow_not_found=True)
+        stale = [i.path for i in self.filesystem.get_file_info(selector) if i.base_name.startswith(".") and i.base_name.endswith(".tmp")]
+        for path in stale:
+            self.filesystem.delete_file(path)
+        return len(stale)
 
     def write_parquet(self, name: str, frame: pl.DataFrame, metadata: dict[str, str] | None = None) -> None:
         """Atomically write `frame`, with optional key/value metadata in the Parquet footer."""
@@ -122,3 +135,25 @@ def trial_row(
 
 def history_rows(trial_id: str, seed: int, rows: list[dict]) -> list[dict]:
     return [{"trial_id": trial_id, "seed": seed, **row} for row in rows]
+
+
+def write_local_bytes(path: str | Path, data: bytes) -> None:
+    """Atomically write a local file (a report page or figure): a temporary file, then a rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_local_text(path: str | Path, text: str) -> None:
+    write_local_bytes(path, text.encode())
+
+
+def write_figure(path: str | Path, figure) -> None:
+    """A matplotlib figure as a PNG, written atomically."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=150, bbox_inches="tight")
+    write_local_bytes(path, buffer.getvalue())

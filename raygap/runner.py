@@ -50,6 +50,12 @@ class ResourcePlan:
     max_concurrent: int
     threads_per_worker: int
     placement: str = "PACK"
+    in_trial: bool = False
+    """Train inside the Tune trial process instead of starting a worker group."""
+
+    def trial_resources(self) -> dict[str, float]:
+        """What the Tune trial itself holds: a worker's share when it trains in-process."""
+        return self.worker_resources() if self.in_trial else {"CPU": DRIVER_CPUS}
 
     def worker_resources(self) -> dict[str, float]:
         out = {"CPU": self.cpus_per_worker}
@@ -59,6 +65,8 @@ class ResourcePlan:
 
     def describe(self) -> str:
         device = f"{self.gpus_per_worker:g} GPU + " if self.use_gpu else ""
+        if self.in_trial:
+            return f"1 worker per trial, in the trial process ({device}{self.cpus_per_worker:.2f} CPU); up to {self.max_concurrent} trial(s) at once"
         return (
             f"{self.workers} worker(s) per trial × ({device}{self.cpus_per_worker:.2f} CPU), driver {DRIVER_CPUS} CPU; "
             f"up to {self.max_concurrent} trial(s) at once"
@@ -85,7 +93,10 @@ def plan_resources(spec: ResourcesSpec, cluster_cpus: float, cluster_gpus: float
             raise SpecError(f"resources: a trial needs {workers * cpus + DRIVER_CPUS:g} CPUs but the cluster has {cluster_cpus:g}")
         concurrent = max(1, min(concurrent, int(cluster_cpus // (workers * cpus + DRIVER_CPUS))))
     threads = max(1, int(cpus + 0.5))
-    return ResourcePlan(workers, use_gpu, round(cpus, 3), gpus, concurrent, threads, spec.placement)
+    in_trial = workers == 1 and spec.worker_group == "auto"
+    if in_trial and not use_gpu and not spec.cpus_per_worker:
+        cpus = min(1.0, cluster_cpus / concurrent)  # no separate driver to leave room for
+    return ResourcePlan(workers, use_gpu, round(cpus, 3), gpus, concurrent, threads, spec.placement, in_trial)
 
 
 # ------------------------------------------------------------------------------ Train worker
@@ -111,6 +122,19 @@ def _train_worker(config: dict) -> None:
         ray.train.report({"modality_gap": final["modality_gap"], "mean_r1": final["mean_r1"]}, checkpoint=checkpoint)
 
 
+def _train_in_trial(cfg: TrialConfig, plan: ResourcePlan, report: Callable[[dict], None], checkpoint=None, resume_from=None) -> dict:
+    """A one-worker trial in the Tune trial's own process (Ray has set CUDA_VISIBLE_DEVICES to its GPU)."""
+    import torch
+
+    from raygap.train import train
+
+    torch.set_num_threads(plan.threads_per_worker)
+    device = torch.device("cuda", 0) if plan.use_gpu else torch.device("cpu")
+    rows: list[dict] = list(resume_from["history"]) if resume_from else []
+    final = train(cfg, lambda row: (rows.append(row), report(row)), device=device, checkpoint=checkpoint, resume_from=resume_from)
+    return {**final, "nodes": 1, "history_rows": rows}
+
+
 def _count_nodes(world_size: int) -> int:
     """How many distinct Ray nodes this trial's workers ran on."""
     import torch.distributed as dist
@@ -124,34 +148,74 @@ def _count_nodes(world_size: int) -> int:
 
 # ----------------------------------------------------------------------------------- driver
 def _drive_trial(params: dict, *, spec_path: str, spec_raw: dict, plan: ResourcePlan, repeats: int, storage: str) -> None:
-    """A Tune trial: one TorchTrainer per seed; each seed's results go to Tune as they finish.
+    """A Tune trial: its seeds one after the other; each seed's results go to Tune as they finish.
 
     Every report carries the objectives (Tune checks them): a seed's own values, NaN for a failed
-    seed, and the seed means in the last report, which is what Optuna is told.
+    seed or a checkpoint, and the seed means in the last report, which is what Optuna is told.
+    A failed seed ends the trial without raising, so Tune restarts only trials whose process died;
+    a restarted trial continues from its last checkpoint (finished seeds and the training state).
     """
     spec = StudySpec(Path(spec_path), spec_raw)
     base = spec.resolve(params, check_paths=False)
     objectives = list(base.search.objectives)
     trial_id = tune.get_context().get_trial_id()
-    finals = []
-    for repeat in range(repeats):
+    resources = plan.trial_resources() if plan.in_trial or base.theory else {"CPU": DRIVER_CPUS + plan.workers * plan.cpus_per_worker, "GPU": plan.workers * plan.gpus_per_worker}
+    held = {"cpus_held": resources.get("CPU", 0.0), "gpus_held": resources.get("GPU", 0.0)}  # for CPU/GPU-hours in reports
+    restored = _restore_trial()
+    first, finals = (restored["repeat"], restored["finals"]) if restored else (0, [])
+    no_objectives = {k: math.nan for k in objectives}
+    for repeat in range(first, repeats):
         seed = base.train.seed + repeat
         cfg = _with_seed(base, seed, repeat)
-        started = time.perf_counter()
+        started, started_at = time.perf_counter(), time.time()
         seed_report = {"trial_id": trial_id, "seed": seed, "params": recorded_params(params), "config": cfg.model_dump(mode="json")}
+
+        def save(state: dict, repeat=repeat) -> None:
+            _report({"event": "checkpoint", "step": state["step"], **no_objectives}, {"repeat": repeat, "finals": finals}, state)
+
         try:
-            outcome = _run_seed(cfg, plan, storage, f"{trial_id}-seed{seed}")
-        except Exception as exc:  # the seed failed: record why, tell Tune (and so Optuna) the trial failed
-            error = f"{type(exc).__name__}: {exc}"
-            failed = {**seed_report, "status": "failed", "error": error}
-            tune.report({"event": "seed", "payload": json.dumps(failed), **{k: math.nan for k in objectives}})
-            raise RuntimeError(f"seed {seed} failed: {error}") from None
-        final = {**outcome["final"], "wall_seconds": time.perf_counter() - started}
+            resume_from = restored["state"] if restored and repeat == first else None
+            outcome = _run_seed(cfg, plan, storage, f"{trial_id}-seed{seed}", save if cfg.train.checkpoint_interval else None, resume_from)
+        except Exception as exc:  # the seed failed: record why; the NaN objectives tell Optuna the trial failed
+            failed = {**seed_report, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+            _report({"event": "seed", "payload": json.dumps(failed), **no_objectives})
+            return
+        final = {**outcome["final"], "wall_seconds": time.perf_counter() - started, "seed_started_at": started_at, **held}
         finals.append(final)
         completed = {**seed_report, "status": "completed", "final": final, "history": outcome["history"]}
-        tune.report({"event": "seed", "payload": json.dumps(completed), **{k: final[k] for k in objectives}})
+        # The seed's report carries a checkpoint past it: a restart never runs (or records) it twice.
+        _report({"event": "seed", "payload": json.dumps(completed), **{k: final[k] for k in objectives}}, {"repeat": repeat + 1, "finals": finals})
     means = {k: sum(f[k] for f in finals) / len(finals) for k, v in finals[0].items() if isinstance(v, (int, float))}
     tune.report({"event": "done", **means})
+
+
+def _report(metrics: dict, trial_state: dict | None = None, training_state: dict | None = None) -> None:
+    """tune.report, with a checkpoint when there is state: trial.json (plain JSON) and the
+    training state (tensors, saved with torch.save and read back with weights_only=True)."""
+    if trial_state is None:
+        tune.report(metrics)
+        return
+    import torch
+
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "trial.json").write_text(json.dumps(trial_state))
+        if training_state is not None:
+            torch.save(training_state, Path(folder, "training.pt"))
+        tune.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+
+
+def _restore_trial() -> dict | None:
+    """The restarted trial's last checkpoint: {"repeat", "finals", "state"}; None on a first start."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    import torch
+
+    with checkpoint.as_directory() as folder:
+        trial = json.loads(Path(folder, "trial.json").read_text())
+        state = Path(folder, "training.pt")
+        trial["state"] = torch.load(state, weights_only=True) if state.exists() else None  # never unpickle a results folder
+    return trial
 
 
 def _with_seed(base: TrialConfig, seed: int, repeat: int) -> TrialConfig:
@@ -161,14 +225,20 @@ def _with_seed(base: TrialConfig, seed: int, repeat: int) -> TrialConfig:
     return base.model_copy(update=update)
 
 
-def _run_seed(cfg: TrialConfig, plan: ResourcePlan, storage: str, name: str) -> dict:
-    """One seed: a TorchTrainer over the plan's workers, or, for a theory trial, the simulation
-    right here in the driver (it takes seconds on one core: a worker group would cost more)."""
+def _run_seed(cfg: TrialConfig, plan: ResourcePlan, storage: str, name: str, checkpoint=None, resume_from: dict | None = None) -> dict:
+    """One seed: a TorchTrainer over the plan's workers; or right here in the trial process for a
+    one-worker trial or a theory simulation, where a worker group would cost more than it gives.
+    Training-state checkpoints are taken in the trial process only (a worker group's seed restarts
+    from its start)."""
+    history: list[dict] = []
     if cfg.theory is not None:
         from raygap.theory import run_theory_trial
 
-        history: list[dict] = []
         return {"final": run_theory_trial(cfg, history.append), "history": history}
+    if plan.in_trial:
+        final = _train_in_trial(cfg, plan, history.append, checkpoint, resume_from)
+        # A resumed run's report callback saw only the rows after the checkpoint; train() kept them all.
+        return {"final": final, "history": final.pop("history_rows")}
     trainer = TorchTrainer(
         _train_worker,
         train_loop_config={"trial": cfg.model_dump(mode="json"), "threads": plan.threads_per_worker},
@@ -185,19 +255,51 @@ def _run_seed(cfg: TrialConfig, plan: ResourcePlan, storage: str, name: str) -> 
         return json.loads(Path(folder, "result.json").read_text())
 
 
+TUNE_TRIAL_ID = "tune_trial_id"  # Optuna user attribute
+
+
+class FailureAwareOptunaSearch(OptunaSearch):
+    """OptunaSearch that tells Optuna a trial failed when it ended with NaN objectives (a failed
+    seed ends its trial without raising, so that Tune restarts only trials whose process died),
+    and records each Optuna trial's Tune trial id."""
+
+    def suggest(self, trial_id: str) -> dict | None:
+        params = super().suggest(trial_id)
+        if trial_id in self._ot_trials:  # a resume matches Optuna's trial to the rows Tune's trial wrote
+            self._ot_trials[trial_id].set_user_attr(TUNE_TRIAL_ID, trial_id)
+        return params
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+        if result and any(not isinstance(result.get(m), (int, float)) or math.isnan(result[m]) for m in metrics):
+            result, error = None, True
+        super().on_trial_complete(trial_id, result, error)
+
+
 # ----------------------------------------------------------------------------- results writer
 class StudyRecorder(tune.Callback):
     """The single writer of the results folder: rows land as seeds finish, the front as trials do."""
 
-    def __init__(self, folder: results.ResultsFolder, objectives: dict[str, str], total: int, echo: Callable[[str], None]):
+    def __init__(self, folder: results.ResultsFolder, objectives: dict[str, str], total: int, echo: Callable[[str], None], finished: int = 0):
         self.folder, self.objectives, self.total, self.echo = folder, objectives, total, echo
         self.recorded: set[str] = set()
-        self.completed = self.failed = 0
+        self.recorded_seeds: set[tuple[str, int]] = set()
+        self.trial_started_at: dict[str, float] = {}
+        self.completed, self.failed = finished, 0  # a resumed study counts the trials it kept
         self.started = time.time()
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.trial_started_at.setdefault(trial.trial_id, time.time())
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if result.get("event") == "seed":
-            self._record_seed(json.loads(result["payload"]))
+            report = json.loads(result["payload"])
+            if (report["trial_id"], report["seed"]) in self.recorded_seeds:
+                return  # a restarted trial's repeat of a seed already written
+            self._record_seed(report)
+            if report["status"] == "failed":
+                self.failed += 1
+                self._progress(trials, trial, f"trial {trial.trial_id} failed: {report['error']}")
         elif result.get("event") == "done":
             self.completed += 1
             front = self._update_front()
@@ -213,9 +315,11 @@ class StudyRecorder(tune.Callback):
 
     def _record_seed(self, report: dict) -> None:
         self.recorded.add(report["trial_id"])
-        row = results.trial_row(
-            report["trial_id"], report["seed"], report["params"], report["config"], report["status"], report.get("final"), report.get("error")
-        )
+        self.recorded_seeds.add((report["trial_id"], report["seed"]))
+        # Wall-clock stamps on the head, for the per-trial overhead in `raygap bench`.
+        stamps = {"trial_started_at": self.trial_started_at.get(report["trial_id"]), "recorded_at": time.time()}
+        final = report.get("final") and {**report["final"], **stamps}
+        row = results.trial_row(report["trial_id"], report["seed"], report["params"], report["config"], report["status"], final, report.get("error"))
         self.folder.append(results.TRIALS, [row], METRIC_NOTES)
         if report.get("history"):
             history = results.history_rows(report["trial_id"], report["seed"], report["history"])
@@ -233,8 +337,15 @@ class StudyRecorder(tune.Callback):
 
 
 # -------------------------------------------------------------------------------------- study
+# Ray Train's controller polls its workers every 2 s by default, so a finished trainer waits up to
+# 2 s to notice; polling a few workers is cheap. Set before Ray starts, so every process inherits it.
+TRAIN_ENV_DEFAULTS = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2"}
+
+
 def start_ray(address: str | None, dashboard: bool = True, num_cpus: int | None = None) -> str | None:
     """Join `address`, or start a local cluster whose dashboard listens on 127.0.0.1 only."""
+    for key, value in TRAIN_ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     if address:
         context = ray.init(address=address, logging_level="ERROR")
     else:
@@ -255,31 +366,48 @@ def run_study(
     echo: Callable[[str], None] = _echo,
     dashboard: bool = True,
     num_cpus: int | None = None,
+    resume: bool = False,
 ) -> pl.DataFrame:
-    """Run the study to the end; return the per-configuration summary with Pareto ranks."""
+    """Run the study to the end; return the per-configuration summary with Pareto ranks.
+
+    With `resume`, the folder's finished trials are kept, its unfinished ones are dropped and run
+    again with the same parameters, and the Optuna study continues where it stopped.
+    """
     settings = spec.resolve(check_paths=True)
     folder = folder if isinstance(folder, results.ResultsFolder) else results.ResultsFolder(folder)
     total = number_of_trials(spec)
+    optuna_db = optuna_path(folder, spec.name)
+    optuna_db.parent.mkdir(parents=True, exist_ok=True)
+    cluster_record = optuna_db.parent / CLUSTER_RECORD
+    stop_stale_cluster(cluster_record, echo)
+    folder.sweep_temporaries()
+    finished, rerun = (_prepare_resume(folder, optuna_db, spec.name, settings.search.objectives, settings.search.repeats, echo) if resume else (0, []))
+    remaining = max(total - finished, 0)
+    if resume and remaining == 0:
+        echo(f"{spec.name}: all {total} trial(s) already finished; nothing to resume")
+        return folder.read(results.PARETO) if folder.exists(results.PARETO) else pl.DataFrame()
     started_here = not ray.is_initialized()
     if started_here:
         url = start_ray(address, dashboard=dashboard, num_cpus=num_cpus)
+        if not address:
+            record_cluster(cluster_record)
         echo(f"Ray dashboard: http://{url}" if url else "Ray dashboard: off")
     try:
         cluster = ray.cluster_resources()
         plan = plan_resources(settings.resources, cluster.get("CPU", 0), cluster.get("GPU", 0))
-        echo(f"{spec.name}: {total} trial(s) × {settings.search.repeats} seed(s); {plan.describe()}")
+        echo(f"{spec.name}: {remaining} trial(s) × {settings.search.repeats} seed(s); {plan.describe()}")
         folder.write_text(results.SPEC, yaml.safe_dump(spec.raw, sort_keys=False))
-        optuna_db = optuna_path(folder, spec.name)
-        optuna_db.parent.mkdir(parents=True, exist_ok=True)
+        folder.write_text(results.RUN, yaml.safe_dump(_run_record(cluster, plan), sort_keys=False))
 
         objectives = settings.search.objectives
-        searcher = OptunaSearch(
+        searcher = FailureAwareOptunaSearch(
             space=functools.partial(suggest_params, raw=spec.raw, file=str(spec.path)),
             metric=list(objectives),
             mode=list(objectives.values()),
             sampler=make_sampler(spec),
             study_name=spec.name,
             storage=optuna.storages.RDBStorage(f"sqlite:///{optuna_db}"),
+            points_to_evaluate=rerun[:remaining] or None,
         )
         driver = tune.with_parameters(
             _drive_trial,
@@ -290,12 +418,18 @@ def run_study(
             storage=folder.uri("ray/train"),
         )
         tuner = tune.Tuner(
-            tune.with_resources(driver, {"CPU": DRIVER_CPUS}),
-            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=total, max_concurrent_trials=plan.max_concurrent),
+            tune.with_resources(driver, plan.trial_resources()),
+            # Reused trial processes keep torch and open_clip imported: seconds saved per trial.
+            tune_config=tune.TuneConfig(
+                search_alg=searcher, num_samples=remaining, max_concurrent_trials=plan.max_concurrent, reuse_actors=True
+            ),
             run_config=tune.RunConfig(
-                name="tune",
+                name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}" if resume else "tune",
                 storage_path=folder.uri("ray"),
-                callbacks=[StudyRecorder(folder, objectives, total, echo)],
+                callbacks=[StudyRecorder(folder, objectives, total, echo, finished=finished)],
+                # A trial whose process died restarts from its last checkpoint; only the latest is kept.
+                failure_config=tune.FailureConfig(max_failures=settings.train.max_restarts),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 verbose=0,
             ),
         )
@@ -303,7 +437,136 @@ def run_study(
     finally:
         if started_here:
             ray.shutdown()
+            cluster_record.unlink(missing_ok=True)
     return folder.read(results.PARETO) if folder.exists(results.PARETO) else pl.DataFrame()
+
+
+# ------------------------------------------------------------------------------------ resume
+def finished_trials(trials: pl.DataFrame, repeats: int) -> list[str]:
+    """Trials that ended: every seed completed, or one failed (a failed seed ends its trial)."""
+    per_trial = trials.group_by("trial_id", maintain_order=True).agg(
+        (pl.col("status") == "completed").sum().alias("completed"), (pl.col("status") == "failed").any().alias("failed")
+    )
+    return per_trial.filter((pl.col("completed") >= repeats) | pl.col("failed"))["trial_id"].to_list()
+
+
+def _prepare_resume(folder: results.ResultsFolder, optuna_db: Path, name: str, objectives: dict[str, str], repeats: int, echo) -> tuple[int, list[dict]]:
+    """Keep the finished trials' rows (exactly once) and drop the rest; tell Optuna the outcome
+    of trials that finished before the stop but were never told (the driver died in between),
+    and mark the other running ones failed. Return how many trials are finished and the
+    parameters of the unfinished ones, to run again first."""
+    finished: list[str] = []
+    trials = pl.DataFrame()
+    if folder.exists(results.TRIALS):
+        trials = folder.read(results.TRIALS)
+        finished = finished_trials(trials, repeats)
+        kept = trials.filter(pl.col("trial_id").is_in(finished))
+        if kept.height < trials.height:
+            folder.write_parquet(results.TRIALS, kept, _footer(folder, results.TRIALS))
+            if folder.exists(results.HISTORY):
+                history = folder.read(results.HISTORY).filter(pl.col("trial_id").is_in(finished))
+                folder.write_parquet(results.HISTORY, history, _footer(folder, results.HISTORY))
+    rerun, told = [], 0
+    if optuna_db.exists():
+        storage = optuna.storages.RDBStorage(f"sqlite:///{optuna_db}")
+        study = optuna.load_study(study_name=name, storage=storage)
+        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)):
+            tune_id = trial.user_attrs.get(TUNE_TRIAL_ID)
+            if tune_id in finished:
+                values = _finished_values(trials.filter(pl.col("trial_id") == tune_id), objectives)
+                state = optuna.trial.TrialState.COMPLETE if values else optuna.trial.TrialState.FAIL
+                storage.set_trial_state_values(trial._trial_id, state, values)
+                told += 1
+                continue
+            if trial.params:
+                rerun.append(dict(trial.params))
+            storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+    echo(f"resuming: {len(finished)} finished trial(s) kept, {len(rerun)} unfinished one(s) to run again"
+         + (f"; {told} finished one(s) told to Optuna" if told else ""))  # fmt: skip
+    return len(finished), rerun
+
+
+def _finished_values(rows: pl.DataFrame, objectives: dict[str, str]) -> list[float] | None:
+    """What the trial would have told Optuna: its seeds' mean objectives, or None if a seed failed."""
+    if (rows["status"] != "completed").any():
+        return None
+    return [float(rows[key].mean()) for key in objectives]
+
+
+def _footer(folder: results.ResultsFolder, name: str) -> dict[str, str]:
+    metadata = folder.schema(name).metadata or {}
+    return {k.decode(): v.decode() for k, v in metadata.items() if not k.startswith(b"ARROW")}
+
+
+# A local cluster that raygap started: its head processes, so that a killed study's leftovers
+# (Ray leaves its dashboard and agents running after a SIGKILL of the driver) can be stopped later.
+CLUSTER_RECORD = "ray-cluster.json"
+
+
+def record_cluster(path: Path) -> None:
+    import psutil
+
+    me = psutil.Process()
+    processes = [{"pid": p.pid, "created": p.create_time()} for p in me.children()]
+    record = {"driver": {"pid": me.pid, "created": me.create_time()}, "processes": processes, "recorded": time.time()}
+    results.write_local_text(path, json.dumps(record))
+
+
+def stop_stale_cluster(path: Path, echo: Callable[[str], None]) -> int:
+    """Stop what a dead raygap driver left running from the cluster it recorded at `path`; never
+    touch a live study's processes or any process the record does not name (checked by start time)."""
+    import psutil
+
+    if not path.exists():
+        return 0
+    record = json.loads(path.read_text())
+
+    def alive(entry: dict) -> psutil.Process | None:
+        try:
+            process = psutil.Process(entry["pid"])
+            return process if abs(process.create_time() - entry["created"]) < 1e-3 else None
+        except psutil.Error:
+            return None
+
+    if alive(record["driver"]):
+        raise SpecError(f"{path.parent}: a study is still running on this folder (pid {record['driver']['pid']})")
+    heads = [process for process in map(alive, record["processes"]) if process is not None]
+    doomed = {p.pid: p for head in heads for p in [head, *head.children(recursive=True)]}
+    # Processes the raylet started carry its pid in RAY_RAYLET_PID, and outlive it when orphaned.
+    head_pids = {str(entry["pid"]) for entry in record["processes"]}
+    for process in psutil.process_iter():
+        try:
+            if process.create_time() >= record["recorded"] - 60 and process.environ().get("RAY_RAYLET_PID") in head_pids:
+                doomed.setdefault(process.pid, process)
+        except psutil.Error:
+            continue
+    stopped = []
+    for process in doomed.values():
+        try:
+            process.kill()
+            stopped.append(process)
+        except psutil.Error:
+            pass
+    psutil.wait_procs(stopped, timeout=10)
+    path.unlink()
+    if stopped:
+        echo(f"stopped {len(stopped)} process(es) left by a killed study's Ray cluster")
+    return len(stopped)
+
+
+def _run_record(cluster: dict, plan: ResourcePlan) -> dict:
+    """run.yaml: what the report's header says about where and when the study ran."""
+    import platform
+
+    import torch
+
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    return {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "cluster": f"{nodes} node(s), {cluster.get('CPU', 0):g} CPU, {cluster.get('GPU', 0):g} GPU",
+        "plan": plan.describe(),
+        "versions": {"python": platform.python_version(), "ray": ray.__version__, "torch": str(torch.__version__), "optuna": optuna.__version__},
+    }
 
 
 def optuna_path(folder: results.ResultsFolder, name: str) -> Path:

@@ -75,6 +75,8 @@ class FilesSource(Strict):
     """Column separator for text tables; default: tab for .tsv, comma for .csv."""
     limit: PositiveInt | None = None
     """Use only the first `limit` rows."""
+    allow_outside_root: bool = False
+    """Image paths (absolute, or with ..) may lead outside the root folder."""
 
     @field_validator("table")
     @classmethod
@@ -246,6 +248,11 @@ class TrainSpec(Strict):
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.1
     eval_interval: Annotated[int, Field(ge=0)] = 100
     """Evaluate on the eval split every this many steps (0: only at the end)."""
+    checkpoint_interval: Annotated[int, Field(ge=0)] = 0
+    """In a study, save the trial's full state every this many steps, so a killed worker resumes
+    from there instead of from scratch (0: no checkpoints)."""
+    max_restarts: Annotated[int, Field(ge=0)] = 2
+    """In a study, how often a trial whose process died is restarted (from its last checkpoint)."""
     seed: int = 0
     precision: Literal["fp32", "bf16"] = "fp32"
     """bf16 autocast applies on CUDA only; CPU runs in fp32."""
@@ -406,6 +413,9 @@ class ResourcesSpec(Strict):
     gpus_per_worker: PositiveFloat | None = None
     placement: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
     """Ray placement strategy for a trial's workers (SPREAD puts them on different nodes)."""
+    worker_group: Literal["auto", "always"] = "auto"
+    """auto: a one-worker trial trains inside its Tune trial process (no Ray Train worker group,
+    which costs seconds per trial); always: every trial gets a TorchTrainer worker group."""
 
 
 class TheorySpec(Strict):

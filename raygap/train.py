@@ -7,6 +7,7 @@ worker (with `rank`/`world_size`, after the caller has set up the process group)
 from __future__ import annotations
 
 import math
+import resource
 import time
 from typing import Callable
 
@@ -95,10 +96,15 @@ def train(
     world_size: int = 1,
     device: torch.device | None = None,
     progress: bool = False,
+    checkpoint: Callable[[dict], None] | None = None,
+    resume_from: dict | None = None,
 ) -> dict:
     """Train one trial; call `report(row)` at every evaluation point; return the final metrics.
 
-    The global batch `train.batch_size` is split evenly over `world_size` workers.
+    The global batch `train.batch_size` is split evenly over `world_size` workers. With
+    `train.checkpoint_interval`, `checkpoint(state)` receives the whole training state (tensors and
+    plain values only) every that many steps; `resume_from=state` continues from it, the same
+    batches and random streams as a run that was never interrupted.
     """
     report = report or (lambda row: None)
     tc = cfg.train
@@ -106,6 +112,7 @@ def train(
     if tc.batch_size % world_size:
         raise ValueError(f"train.batch_size {tc.batch_size} is not divisible by {world_size} workers")
     started = time.perf_counter()
+    started_at = time.time()  # wall clock, to line up with Ray's own timestamps in `raygap bench`
 
     torch.manual_seed(tc.seed)
     bundle = build_model(cfg.model.name)
@@ -155,16 +162,40 @@ def train(
         report(row)
         return row
 
-    # Step 0 is the initialization: the gap's early growth (the paper's finding 2) starts here.
-    evaluation_point(0, None, None)
+    step, epoch, loss_sum, loss_count = 0, 0, 0.0, 0
+    if resume_from is None:
+        # Step 0 is the initialization: the gap's early growth (the paper's finding 2) starts here.
+        evaluation_point(0, None, None)
+    else:
+        step, epoch, loss_sum, loss_count = resume_from["step"], resume_from["epoch"], resume_from["loss_sum"], resume_from["loss_count"]
+        model.load_state_dict(resume_from["model"])
+        temperature.load_state_dict(resume_from["temperature"])
+        optimizer.load_state_dict(resume_from["optimizer"])
+        history.extend(resume_from["history"])
+    skip = step - epoch * steps_per_epoch  # batches of this epoch that ran before the checkpoint
+    if resume_from is not None and not skip:
+        torch.set_rng_state(resume_from["rng"])
+        _set_swap_rng(swap, resume_from["swap_rng"])
 
-    step, loss_sum, loss_count = 0, 0.0, 0
+    def training_state() -> dict:
+        return {
+            "step": step, "epoch": epoch, "loss_sum": float(loss_sum), "loss_count": loss_count, "history": list(history),
+            "model": model.state_dict(), "temperature": temperature.state_dict(), "optimizer": optimizer.state_dict(),
+            "rng": torch.get_rng_state(), "swap_rng": _swap_rng(swap),
+        }  # fmt: skip
+
+    first_step_at = time.time()
     window_start, window_samples = time.perf_counter(), 0
-    bar = _progress_bar(total_steps, enabled=progress and rank == 0)
-    epoch = 0
+    bar = _progress_bar(total_steps, enabled=progress and rank == 0, initial=step)
     while step < total_steps:
         sampler.set_epoch(epoch)
         for images, tokens in loader:
+            if skip:
+                skip -= 1
+                if not skip:  # the random streams continue from the checkpoint, not from the replayed batches
+                    torch.set_rng_state(resume_from["rng"])
+                    _set_swap_rng(swap, resume_from["swap_rng"])
+                continue
             if step >= total_steps:
                 break
             set_lr(optimizer, tc.lr, lr_multiplier(step, tc.warmup_steps, total_steps))
@@ -193,8 +224,11 @@ def train(
                 bar.set_postfix(loss=f"{mean_loss:.3f}", gap=f"{row['modality_gap']:.3f}", r1=f"{row['mean_r1']:.3f}")
                 loss_sum, loss_count = 0.0, 0
                 window_start, window_samples = time.perf_counter(), 0
+            if checkpoint and tc.checkpoint_interval and step % tc.checkpoint_interval == 0 and step < total_steps:
+                checkpoint(training_state())
         epoch += 1
     bar.close()
+    last_step_at = time.time()
 
     final = dict(history[-1])
     if probe is not None:
@@ -214,8 +248,25 @@ def train(
         samples_per_s=total_steps * tc.batch_size / max(train_seconds, 1e-9),
         device=str(device),
         workers=world_size,
+        started_at=started_at,
+        first_step_at=first_step_at,
+        last_step_at=last_step_at,
+        finished_at=time.time(),
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # this process's peak so far (Linux: KiB)
     )
+    if device.type == "cuda":
+        final["gpu_peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     return final
+
+
+def _swap_rng(swap) -> torch.Tensor | None:
+    generator = getattr(swap, "generator", None)
+    return generator.get_state() if generator is not None else None
+
+
+def _set_swap_rng(swap, state: torch.Tensor | None) -> None:
+    if state is not None:
+        swap.generator.set_state(state)
 
 
 def _temperature_state(temperature: Temperature, step: int) -> dict:
@@ -225,11 +276,11 @@ def _temperature_state(temperature: Temperature, step: int) -> dict:
     return {"tau": tau, "temperature": 1 / tau}
 
 
-def _progress_bar(total: int, enabled: bool):
+def _progress_bar(total: int, enabled: bool, initial: int = 0):
     import sys
 
     from tqdm.auto import tqdm
 
     # Redraw often on a terminal, rarely into a log file.
     interval = 0.5 if sys.stderr.isatty() else 30
-    return tqdm(total=total, disable=not enabled, unit="step", dynamic_ncols=True, mininterval=interval)
+    return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True, mininterval=interval)

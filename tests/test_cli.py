@@ -98,8 +98,14 @@ def test_study_refuses_an_existing_study_folder(tmp_path, spec_file, capsys):
     assert main(["train", str(spec_file), "--results", str(out), "--quiet"]) == 0
     before = (out / "trials.parquet").read_bytes()
     assert main(["study", "run", str(spec_file), "--results", str(out)]) == 2
-    assert "already holds a study; pass --overwrite" in capsys.readouterr().err
+    assert "already holds a study; pass --resume to continue it, --overwrite to replace it" in capsys.readouterr().err
     assert (out / "trials.parquet").read_bytes() == before
+    # Resuming with other settings would mix two studies in one folder.
+    assert main(["study", "run", str(spec_file), "--results", str(out), "--resume", "--set", "train.steps=5"]) == 2
+    assert "holds a study run with a different spec (differs at train.steps)" in capsys.readouterr().err
+    import ray
+
+    assert (out / "trials.parquet").read_bytes() == before and not ray.is_initialized()
 
 
 def test_status_of_a_folder_without_trials(tmp_path, capsys):

@@ -28,8 +28,13 @@ def test_plan_on_a_two_core_laptop_avoids_the_deadlock():
     two_workers = plan_resources(ResourcesSpec(workers_per_trial=2), cluster_cpus=2, cluster_gpus=0)
     assert (two_workers.max_concurrent, two_workers.cpus_per_worker, two_workers.use_gpu) == (1, 0.95, False)
     assert 2 * two_workers.cpus_per_worker + 0.1 <= 2
+    # One worker trains in the Tune trial process itself: no separate driver share to leave room for.
     one_worker = plan_resources(ResourcesSpec(workers_per_trial=1), cluster_cpus=2, cluster_gpus=0)
-    assert (one_worker.max_concurrent, one_worker.cpus_per_worker) == (2, 0.9)
+    assert (one_worker.max_concurrent, one_worker.cpus_per_worker, one_worker.in_trial) == (2, 1.0, True)
+    assert one_worker.trial_resources() == {"CPU": 1.0}
+    grouped = plan_resources(ResourcesSpec(workers_per_trial=1, worker_group="always"), cluster_cpus=2, cluster_gpus=0)
+    assert (grouped.max_concurrent, grouped.cpus_per_worker, grouped.in_trial) == (2, 0.9, False)
+    assert grouped.trial_resources() == {"CPU": 0.1}
 
 
 def test_plan_on_gpus_and_overrides():
@@ -151,3 +156,58 @@ def test_failed_trials_are_recorded_and_never_on_the_front(tmp_path):
     assert summary.is_empty() and not (folder / "pareto.parquet").exists()
     study = optuna.load_study(study_name="broken", storage=f"sqlite:///{folder / 'optuna.db'}")
     assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]
+
+
+def test_a_diverged_trial_fails_with_its_reason_and_the_study_goes_on(tmp_path):
+    import optuna
+
+    from raygap.runner import run_study
+
+    spec = write_study(tmp_path, "diverge", "search: {sampler: grid}")
+    spec = load_spec(spec.path, ["temperature.value=0.07", "train.lr={grid: [0.002, 1.0e+30]}"])  # the second trial's loss becomes NaN
+    folder = tmp_path / "results"
+    summary = run_study(spec, folder, dashboard=False)
+    trials = pl.read_parquet(folder / "trials.parquet").sort("param.train.lr")
+    assert trials["status"].to_list() == ["completed", "failed"]
+    assert trials["error"][1].startswith("TrainingDiverged: loss became nan")
+    assert summary["trial_id"].to_list() == [trials["trial_id"][0]]  # the front ignores the failed trial
+    study = optuna.load_study(study_name="diverge", storage=f"sqlite:///{folder / 'optuna.db'}")
+    assert sorted(t.state.name for t in study.trials) == ["COMPLETE", "FAIL"]
+
+
+def test_resume_tells_optuna_about_trials_finished_before_the_stop(tmp_path):
+    """The driver can die between a trial's last row and telling Optuna: resuming keeps the row
+    and completes the Optuna trial with its seed means, instead of running it again."""
+    import optuna
+
+    from raygap.results import ResultsFolder, trial_row
+    from raygap.runner import TUNE_TRIAL_ID, _prepare_resume
+
+    folder = ResultsFolder(tmp_path)
+    rows = [
+        trial_row("done", 0, {"x": 1.0}, {}, "completed", {"modality_gap": 0.2, "mean_r1": 0.5}),
+        trial_row("done", 1, {"x": 1.0}, {}, "completed", {"modality_gap": 0.4, "mean_r1": 0.3}),
+        trial_row("half", 0, {"x": 2.0}, {}, "completed", {"modality_gap": 0.9, "mean_r1": 0.1}),
+        trial_row("broken", 0, {"x": 3.0}, {}, "failed", error="boom"),
+    ]
+    folder.append("trials.parquet", rows)
+    db = tmp_path / "optuna.db"
+    study = optuna.create_study(study_name="s", storage=f"sqlite:///{db}", directions=["minimize", "maximize"])
+    asked = {}
+    for tune_id, x in (("done", 1.0), ("half", 2.0), ("broken", 3.0)):
+        trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 10)})
+        assert trial.params["x"] is not None
+        trial.set_user_attr(TUNE_TRIAL_ID, tune_id)
+        asked[tune_id] = trial.number
+    lines = []
+    finished, rerun = _prepare_resume(folder, db, "s", {"modality_gap": "min", "mean_r1": "max"}, 2, lines.append)
+
+    assert finished == 2  # "done" (both seeds) and "broken" (a failed seed ends its trial)
+    trials = {t.number: t for t in optuna.load_study(study_name="s", storage=f"sqlite:///{db}").trials}
+    done = trials[asked["done"]]
+    assert done.state == optuna.trial.TrialState.COMPLETE and done.values == pytest.approx([0.3, 0.4])
+    assert trials[asked["broken"]].state == optuna.trial.TrialState.FAIL
+    assert trials[asked["half"]].state == optuna.trial.TrialState.FAIL
+    assert rerun == [trials[asked["half"]].params]
+    assert sorted(folder.read("trials.parquet")["trial_id"].unique()) == ["broken", "done"]
+    assert lines == ["resuming: 2 finished trial(s) kept, 1 unfinished one(s) to run again; 2 finished one(s) told to Optuna"]

@@ -1,6 +1,7 @@
 import math
 
 import pytest
+import torch
 
 from raygap.train import train
 from tests.conftest import tiny_config
@@ -83,3 +84,23 @@ def test_same_seed_same_numbers():
 def test_batch_larger_than_the_data_is_refused():
     with pytest.raises(ValueError, match=r"data.train has 512 pairs, fewer than train.batch_size 1024"):
         train(tiny_config(train={"batch_size": 1024}))
+
+
+@pytest.mark.parametrize("sections", [{}, {"swap": {"kind": "hard", "p": 0.5}}], ids=["learned", "hard-swap"])
+def test_resume_from_a_checkpoint_matches_an_uninterrupted_run(tmp_path, sections):
+    """Steps 1–20 over 16 batches per epoch: a checkpoint inside the second epoch, written with
+    torch.save and read back with weights_only=True, continues exactly as if never stopped."""
+    cfg = tiny_config(train={"steps": 20, "eval_interval": 10, "checkpoint_interval": 6}, **sections)
+    saved = []
+
+    def save(state):  # at once, as a study does: the state holds the live tensors
+        saved.append(tmp_path / f"step{state['step']}.pt")
+        torch.save(state, saved[-1])
+
+    uninterrupted = train(cfg, checkpoint=save)
+    assert [p.name for p in saved] == ["step6.pt", "step12.pt", "step18.pt"]
+    for path in saved[1:]:  # inside the first epoch, and inside the second
+        state = torch.load(path, weights_only=True)
+        resumed = train(cfg, resume_from=state)
+        for key in ("modality_gap", "uniformity", "mean_r1", "loss", "temperature", "linear_probe_top1"):
+            assert resumed[key] == uninterrupted[key], key

@@ -178,3 +178,19 @@ SOURCES = {
     "fashion-mnist": _load_pixels(labelled.read_fashion_mnist),
     "digits": _load_pixels(labelled.read_digits),
 }
+
+
+def check_tables(cfg, file: str) -> None:
+    """Read every `files` table of a trial now, so that a missing column, an empty table or an
+    absent image fails with the file and key before any work starts (and not inside a worker)."""
+    from raygap.spec import SpecError
+
+    sources = {"data.train": cfg.data.train, "data.eval": cfg.data.eval}
+    if cfg.data.probe is not None:
+        sources.update({"data.probe.train": cfg.data.probe.train, "data.probe.test": cfg.data.probe.test})
+    for key, source in sources.items():
+        if source.kind == "files":
+            try:
+                files.read_table(source)
+            except ValueError as error:
+                raise SpecError(f"{file}: {key}: {error}") from None

@@ -46,7 +46,7 @@ def read_table(source) -> Table:
     for name in raw_paths:
         if name not in first_row:
             first_row[name] = len(image_paths)
-            image_paths.append(str(root / name))
+            image_paths.append(str(_inside_root(root, name, source.allow_outside_root, path)))
         caption_image.append(first_row[name])
     absent = [p for p in image_paths if not Path(p).is_file()]
     if absent:
@@ -67,3 +67,12 @@ def read_table(source) -> Table:
         labels=labels,
         class_names=class_names,
     )
+
+
+def _inside_root(root: Path, name: str, allowed: bool, table: Path) -> Path:
+    """A table's image path, which must stay under the root (a shared table cannot point a
+    trial at /etc or ../../) unless the source sets allow_outside_root."""
+    full = (root / name).resolve()
+    if not allowed and not full.is_relative_to(root.resolve()):
+        raise ValueError(f"{table}: image path {name!r} leads outside the root folder {root}; set allow_outside_root: true to allow it")
+    return full

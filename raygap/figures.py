@@ -1,0 +1,174 @@
+"""Drawings of raygap.report's data functions (matplotlib, no display). Each function takes the
+studies and returns a figure, or None when the studies have nothing to draw for it."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on a cluster head or in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
+from matplotlib.colors import LogNorm, Normalize  # noqa: E402
+
+from raygap.report import Study, dynamics, front_panels, front_trial_ids, hypervolume_progress, label, parameter_effects  # noqa: E402
+
+plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8, "figure.dpi": 100})
+WIDTH = 7.2  # inches: a two-column paper's full width
+
+
+def draw_all(studies: list[Study]) -> dict[str, tuple[plt.Figure, str]]:
+    """Every figure the studies support, by file name, with its caption."""
+    drawn = {
+        "pareto": (pareto_figure(studies), "Pareto front: every configuration's seed mean (error bars: std over seeds); the front joined"),
+        "effects": (effects_figure(studies), "Each searched parameter against each objective (seed means ± std)"),
+        "dynamics": (dynamics_figure(studies), "Training dynamics of the front's configurations"),
+        "hypervolume": (hypervolume_figure(studies), "Search progress: hypervolume of the front after each completed configuration"),
+    }
+    return {name: pair for name, pair in drawn.items() if pair[0] is not None}
+
+
+def _colour_scale(values: pl.Series):
+    """A colour map for the main parameter: log-scaled when it spans more than a decade."""
+    numeric = values.cast(pl.Float64, strict=False)
+    if numeric.null_count() == 0 and len(numeric):
+        low, high = float(numeric.min()), float(numeric.max())
+        if low == high:
+            high = low + 1
+        norm = LogNorm(low, high) if low > 0 and high / low > 10 else Normalize(low, high)
+        return numeric.to_numpy(), norm, "viridis"
+    categories = sorted(set(values.cast(pl.String).to_list()))
+    return np.array([categories.index(v) for v in values.cast(pl.String)]), Normalize(0, max(len(categories) - 1, 1)), "tab10"
+
+
+def pareto_figure(studies: list[Study]) -> plt.Figure | None:
+    panels_by_study = [(s, front_panels(s)) for s in studies]
+    # One panel per (x, y) pair: studies with other objectives get panels of their own.
+    keys = list(dict.fromkeys((x, y) for _, panels in panels_by_study for x, y, _ in panels))
+    if not keys:
+        return None
+    figure, axes = plt.subplots(1, len(keys), figsize=(WIDTH if len(keys) <= 2 else WIDTH * len(keys) / 2, 3.2), squeeze=False, constrained_layout=True)
+    several = len(studies) > 1
+    for index, (study, panels) in enumerate(panels_by_study):
+        colour = f"C{index}"
+        for x, y, frame in panels:
+            ax = axes[0][keys.index((x, y))]
+            ax.errorbar(frame[x], frame[y], xerr=frame[f"{x}_std"].fill_null(0), yerr=frame[f"{y}_std"].fill_null(0),
+                        fmt="none", ecolor="0.6", elinewidth=0.8, zorder=1)  # fmt: skip
+            front = frame.filter(pl.col("on_front"))
+            if several or study.main_param is None:
+                ax.scatter(frame[x], frame[y], s=18, color=colour, alpha=0.6, zorder=2, label=study.name)
+            else:
+                values, norm, cmap = _colour_scale(frame[study.main_param])
+                points = ax.scatter(frame[x], frame[y], c=values, norm=norm, cmap=cmap, s=22, zorder=2)
+                if ax is axes[0][-1]:
+                    figure.colorbar(points, ax=axes[0].tolist(), label=label(study.main_param), shrink=0.9)
+            ax.plot(front[x], front[y], "-", color=colour if several else "black", linewidth=1.2, zorder=3)
+            ax.scatter(front[x], front[y], s=55, facecolors="none", edgecolors=colour if several else "black", linewidths=1.2, zorder=4,
+                       label=None if several else "Pareto front")  # fmt: skip
+            ax.set_xlabel(label(x))
+            ax.set_ylabel(label(y))
+            ax.grid(alpha=0.3)
+    for ax in axes[0] if several else axes[0][:1]:  # every study named in the panels it appears in
+        ax.legend(loc="best")
+    return figure
+
+
+def effects_figure(studies: list[Study]) -> plt.Figure | None:
+    effects = [(s, parameter_effects(s)) for s in studies]
+    effects = [(s, e) for s, e in effects if not e.is_empty()]
+    if not effects:
+        return None
+    params = list(dict.fromkeys(p for _, e in effects for p in e["param"].unique(maintain_order=True)))
+    objectives = list(dict.fromkeys(o for _, e in effects for o in e["objective"].unique(maintain_order=True)))
+    figure, axes = plt.subplots(len(params), len(objectives), figsize=(WIDTH, 2.6 * len(params)), squeeze=False, constrained_layout=True)
+    for index, (study, effect) in enumerate(effects):
+        for row, param in enumerate(params):
+            for col, objective in enumerate(objectives):
+                ax = axes[row][col]
+                part = effect.filter((pl.col("param") == param) & (pl.col("objective") == objective))
+                if part.is_empty():
+                    continue
+                numeric = part["value"].null_count() == 0
+                if numeric:
+                    part = part.sort("value")
+                    x = part["value"].to_numpy()
+                    span = x.max() / x.min() if x.min() > 0 else 0
+                    if span > 10:
+                        ax.set_xscale("log")
+                else:
+                    x = [text.split("(")[0] for text in part["value_text"]]  # a section choice: its kind
+                joined = numeric and part["value"].n_unique() == part.height  # a line only through distinct x
+                ax.errorbar(x, part["mean"], yerr=part["std"].fill_null(0), fmt="o-" if joined else "o", markersize=4, linewidth=0.8,
+                            color=f"C{index}", capsize=2, alpha=0.8, label=study.name)  # fmt: skip
+                ax.set_xlabel(label(param))
+                ax.set_ylabel(label(objective))
+                ax.grid(alpha=0.3)
+                if not numeric:
+                    ax.tick_params(axis="x", labelrotation=20)
+    if len(effects) > 1:
+        axes[0][0].legend()
+    return figure
+
+
+def dynamics_figure(studies: list[Study]) -> plt.Figure | None:
+    traces = []
+    for study in studies:
+        ids = front_trial_ids(study, limit=1 if len(studies) > 1 else 4)
+        frame = dynamics(study, ids)
+        if not frame.is_empty():
+            traces.append((study, frame))
+    if not traces:
+        return None
+    theory = all("margin" in f.columns and "mean_r1" not in f.columns for _, f in traces)
+    third = "margin" if theory else "mean_r1"
+    panels = ["modality_gap", "temperature", third, "inverse_log", *([] if theory else ["mismatch_fraction"])]
+    columns = 3
+    rows = math.ceil(len(panels) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(WIDTH, 2.5 * rows), squeeze=False, constrained_layout=True)
+    time_label = "simulated time t" if theory else "training step"
+    line = 0
+    for study, frame in traces:
+        for trial_id, part in frame.group_by("trial_id", maintain_order=True):
+            name = f"{study.name} {trial_id[0]}" if len(studies) > 1 else trial_id[0]
+            colour = f"C{line % 10}"
+            line += 1
+            for ax, panel in zip(axes.flat, panels):
+                if panel == "inverse_log":
+                    late = part.filter(pl.col("time") > 1)
+                    ax.plot(1 / np.log(late["time"].to_numpy()), late["modality_gap"], ".-", color=colour, markersize=3, linewidth=0.8)
+                    ax.set_xlabel("1 / log t")
+                    ax.set_ylabel(label("modality_gap"))
+                    ax.set_title("straight line = 1/log t decay")
+                elif panel in part.columns:
+                    early = part if panel != "mismatch_fraction" else part.filter(pl.col("time") <= part["time"].max() * 0.5)
+                    ax.plot(early["time"], early[panel], ".-", color=colour, markersize=3, linewidth=0.8, label=name)
+                    ax.set_xlabel(time_label + (" (first half)" if panel == "mismatch_fraction" else ""))
+                    ax.set_ylabel(label(panel))
+                    if theory and panel in ("modality_gap", "temperature"):
+                        ax.set_xscale("symlog", linthresh=1)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax in axes.flat[: len(panels)]:
+        ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=7, title="configuration", title_fontsize=7)
+    return figure
+
+
+def hypervolume_figure(studies: list[Study]) -> plt.Figure | None:
+    progress = [(s, hypervolume_progress(s)) for s in studies]
+    progress = [(s, p) for s, p in progress if not p.is_empty()]
+    if not progress:
+        return None
+    figure, ax = plt.subplots(figsize=(WIDTH / 2, 2.6), constrained_layout=True)
+    for index, (study, frame) in enumerate(progress):
+        ax.step(frame["completed"], frame["hypervolume"], where="post", color=f"C{index}", label=study.name)
+        ax.plot(frame["completed"], frame["hypervolume"], "o", color=f"C{index}", markersize=3)
+    objectives = list(progress[0][0].objectives)[:2]
+    ax.set_xlabel("completed configurations")
+    ax.set_ylabel(f"hypervolume ({objectives[0]} × {objectives[1]})")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return figure

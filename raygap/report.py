@@ -1,0 +1,392 @@
+"""`raygap report`: study folders → a static page (index.html), one PNG per figure and report.md.
+
+Reads nothing but results folders. Every figure is first a data function (Parquet → polars frame,
+tested on its own) and then a drawing of that frame (raygap.figures, matplotlib).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import yaml
+
+from raygap import pareto, results
+
+DEFAULT_OBJECTIVES = {"modality_gap": "min", "mean_r1": "max"}
+# Retrieval has one number per direction; the front is drawn once per direction.
+DIRECTIONS = {"mean_r1": ["image_to_text_r1", "text_to_image_r1"], "mean_r5": ["image_to_text_r5", "text_to_image_r5"]}
+# Known bounds for the hypervolume's reference point (gap ≤ 2 between unit vectors, rates ≥ 0).
+REFERENCE = {"modality_gap": 2.0, "uniformity": 0.0}
+# The paper's Table 2 columns, and which way is better.
+TABLE_COLUMNS = {
+    "modality_gap": "min",
+    "uniformity": "min",
+    "zero_shot_top1": "max",
+    "linear_probe_top1": "max",
+    "image_to_text_r1": "max",
+    "text_to_image_r1": "max",
+}
+REPORT_METRICS = [*TABLE_COLUMNS, "mean_r1", "temperature", "delta", "margin", "wall_seconds"]
+LABELS = {
+    "modality_gap": "modality gap",
+    "mean_r1": "mean recall@1",
+    "image_to_text_r1": "image→text recall@1",
+    "text_to_image_r1": "text→image recall@1",
+    "uniformity": "uniformity (log, lower = more uniform)",
+    "zero_shot_top1": "zero-shot top-1",
+    "linear_probe_top1": "linear probe top-1",
+    "temperature": "temperature T = 1/τ",
+    "param.temperature.value": "fixed temperature T",
+    "param.temperature.start": "schedule start T",
+    "param.temperature.end": "schedule end T",
+    "param.temperature.lr_scale": "temperature LR scale",
+    "param.swap.p": "swap probability",
+    "tau": "τ (logit scale)",
+    "margin": "margin (own − closest other)",
+    "delta": "δ",
+    "mismatch_fraction": "mismatch fraction",
+}
+
+
+def label(column: str) -> str:
+    return LABELS.get(column, column.removeprefix("param.").replace("_", " "))
+
+
+@dataclass
+class Study:
+    """One results folder, read once."""
+
+    name: str
+    location: str
+    trials: pl.DataFrame
+    history: pl.DataFrame
+    objectives: dict[str, str]
+    params: list[str]
+    """Searched parameter columns (`param.*`) in the order of the study file."""
+    spec_text: str = ""
+    run: dict = field(default_factory=dict)
+
+    @property
+    def main_param(self) -> str | None:
+        return self.params[0] if self.params else None
+
+
+def load_study(location: str | Path) -> Study:
+    folder = results.ResultsFolder(location)
+    if not folder.exists(results.TRIALS):
+        raise FileNotFoundError(f"{folder}: no {results.TRIALS}; is this a raygap results folder?")
+    trials = folder.read(results.TRIALS)
+    history = folder.read(results.HISTORY) if folder.exists(results.HISTORY) else pl.DataFrame()
+    spec_text = _read_text(folder, results.SPEC)
+    spec = yaml.safe_load(spec_text) if spec_text else {}
+    objectives = dict((spec.get("search") or {}).get("objectives") or DEFAULT_OBJECTIVES)
+    run = yaml.safe_load(_read_text(folder, results.RUN) or "{}") or {}
+    params = [c for c in trials.columns if c.startswith("param.") and c != "param.train.seed"]
+    return Study(spec.get("name") or Path(str(location)).name, str(folder), trials, history, objectives, params, spec_text, run)
+
+
+def _read_text(folder: results.ResultsFolder, name: str) -> str:
+    if not folder.exists(name):
+        return ""
+    with folder.filesystem.open_input_stream(f"{folder.path}/{name}") as stream:
+        return stream.read().decode()
+
+
+# ------------------------------------------------------------------------------ data functions
+def configurations(study: Study) -> pl.DataFrame:
+    """One row per configuration: seed means and stds of the report's metrics, Pareto rank on the
+    study's objectives (rank 1 = the front)."""
+    return pareto.summarize_trials(study.trials, study.objectives, REPORT_METRICS)
+
+
+def front_panels(study: Study) -> list[tuple[str, str, pl.DataFrame]]:
+    """The (x, y, frame) of each Pareto panel: x is the first objective, y the second, split into
+    its retrieval directions. Each frame has x, y, their stds, `on_front` for that panel, the main
+    parameter, sorted by x."""
+    if len(study.objectives) < 2:
+        return []
+    (x, x_dir), (y, y_dir) = _gap_first(study.objectives)
+    summary = configurations(study)
+    panels = []
+    for y_col in [c for c in DIRECTIONS.get(y, [y]) if c in summary.columns] or [y]:
+        if y_col not in summary.columns or x not in summary.columns:
+            continue
+        ranks = pareto.pareto_ranks(summary, {x: x_dir, y_col: y_dir})
+        columns = ["trial_id", "seeds", x, f"{x}_std", y_col, f"{y_col}_std", *([study.main_param] if study.main_param else [])]
+        frame = summary.select(columns).with_columns(on_front=(ranks == 1).fill_null(False)).sort(x)
+        panels.append((x, y_col, frame))
+    return panels
+
+
+def _gap_first(objectives: dict[str, str]) -> list[tuple[str, str]]:
+    """The first two objectives, the modality gap first when it is one (it goes on the x axis)."""
+    items = list(objectives.items())
+    return sorted(items, key=lambda item: item[0] != "modality_gap")[:2]
+
+
+def parameter_effects(study: Study) -> pl.DataFrame:
+    """Long frame: each searched parameter's value against each objective's seed mean and std."""
+    summary = configurations(study)
+    frames = []
+    for param in study.params:
+        for objective in study.objectives:
+            if objective not in summary.columns:
+                continue
+            frames.append(
+                summary.filter(pl.col(param).is_not_null())  # a conditional parameter: only its branch's trials
+                .select(
+                    pl.lit(param).alias("param"),
+                    pl.col(param).cast(pl.String).alias("value_text"),
+                    pl.col(param).cast(pl.Float64, strict=False).alias("value"),
+                    pl.lit(objective).alias("objective"),
+                    pl.col(objective).alias("mean"),
+                    pl.col(f"{objective}_std").alias("std"),
+                )
+            )
+    return pl.concat(frames) if frames else pl.DataFrame()
+
+
+def front_trial_ids(study: Study, limit: int = 6) -> list[str]:
+    """The front's configurations that have a history, smallest gap first, at most `limit`."""
+    summary = configurations(study).filter(pl.col("rank") == 1)
+    if not study.history.is_empty():
+        summary = summary.filter(pl.col("trial_id").is_in(study.history["trial_id"].unique().implode()))
+    first, direction = _gap_first(study.objectives)[0]
+    return summary.sort(first, descending=direction == "max")["trial_id"].head(limit).to_list()
+
+
+def dynamics(study: Study, trial_ids: list[str]) -> pl.DataFrame:
+    """History rows of the given configurations, averaged over seeds at each step; a `time`
+    column is the step for training trials and the simulated time for theory trials."""
+    if study.history.is_empty():
+        return pl.DataFrame()
+    history = study.history.filter(pl.col("trial_id").is_in(trial_ids))
+    if "time" not in history.columns:
+        history = history.with_columns(time=pl.col("step").cast(pl.Float64))
+    numeric = [c for c, t in history.schema.items() if t.is_numeric() and c not in ("seed", "step", "time")]
+    return history.group_by("trial_id", "step", maintain_order=True).agg(pl.col("time").first(), *[pl.col(c).mean() for c in numeric]).sort("trial_id", "step")
+
+
+def inverse_log_fit(frame: pl.DataFrame, late_fraction: float = 0.5) -> dict:
+    """Least-squares line of the gap against 1/log(t) over the last `late_fraction` of log t (t > 1):
+    the paper's Figure 4a shows it straight for a learned temperature. Returns slope, intercept, R²."""
+    rows = frame.filter(pl.col("time") > 1)
+    if rows.height < 3:
+        return {"slope": math.nan, "intercept": math.nan, "r2": math.nan, "points": rows.height}
+    start = rows["time"].max() ** (1 - late_fraction)
+    rows = rows.filter(pl.col("time") >= start)
+    x = 1 / np.log(rows["time"].to_numpy())
+    y = rows["modality_gap"].to_numpy()
+    if len(x) < 3 or np.ptp(x) == 0:
+        return {"slope": math.nan, "intercept": math.nan, "r2": math.nan, "points": len(x)}
+    slope, intercept = np.polyfit(x, y, 1)
+    residual = y - (slope * x + intercept)
+    total = ((y - y.mean()) ** 2).sum()
+    r2 = 1 - (residual**2).sum() / total if total > 0 else math.nan
+    return {"slope": float(slope), "intercept": float(intercept), "r2": float(r2), "points": len(x)}
+
+
+def method_table(studies: list[Study]) -> pl.DataFrame:
+    """The paper's Table 2: for one study a row per front configuration; for several, a row per
+    study (its front configuration with the best mean R@1). Columns are mean and std over seeds;
+    `best_<column>` marks the best row per column."""
+    rows = []
+    for study in studies:
+        summary = configurations(study).filter(pl.col("rank") == 1)
+        if summary.is_empty():
+            continue
+        if len(studies) > 1:
+            key = "mean_r1" if "mean_r1" in summary.columns else next(iter(study.objectives))
+            summary = summary.sort(key, descending=study.objectives.get(key, "max") == "max").head(1)
+        for row in summary.iter_rows(named=True):
+            setting = ", ".join(f"{p.removeprefix('param.')}={_short(row[p])}" for p in study.params) or "defaults"
+            out = {"study": study.name, "trial_id": row["trial_id"], "setting": setting, "seeds": row["seeds"]}
+            for column in TABLE_COLUMNS:
+                out[column] = row.get(column)
+                out[f"{column}_std"] = row.get(f"{column}_std")
+            rows.append(out)
+    table = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
+    if len(studies) == 1 and "modality_gap" in table.columns:
+        table = table.sort("modality_gap", nulls_last=True)  # one front, in order along the gap axis
+    for column, direction in TABLE_COLUMNS.items():
+        if column not in table.columns or table[column].is_null().all():
+            continue
+        best = table[column].min() if direction == "min" else table[column].max()
+        table = table.with_columns((pl.col(column) == best).fill_null(False).alias(f"best_{column}"))
+    return table
+
+
+def hypervolume_progress(study: Study) -> pl.DataFrame:
+    """Hypervolume of the front on the first two objectives after each completed configuration, in
+    the order results reached the head. The reference is each objective's known bound, or the
+    worst value seen."""
+    if len(study.objectives) < 2:
+        return pl.DataFrame()
+    objectives = dict(_gap_first(study.objectives))
+    order = "recorded_at" if "recorded_at" in study.trials.columns else None
+    done = study.trials.with_row_index("order").filter(pl.col("status") == "completed")
+    if done.is_empty():
+        return pl.DataFrame()
+    finished = done.group_by("trial_id").agg(pl.col(order or "order").max().alias("finished"), *[pl.col(c).mean() for c in objectives]).sort("finished")
+    reference = tuple(_reference(finished[c], c, d) for c, d in objectives.items())
+    volumes = [pareto.hypervolume_2d(finished.head(i + 1), objectives, reference) for i in range(finished.height)]
+    return pl.DataFrame({"completed": range(1, finished.height + 1), "trial_id": finished["trial_id"], "hypervolume": volumes})
+
+
+def _reference(values: pl.Series, column: str, direction: str) -> float:
+    if column in REFERENCE:
+        return REFERENCE[column]
+    if column.endswith(("_r1", "_r5", "_r10", "_top1")):
+        return 0.0
+    return float(values.max() if direction == "min" else values.min())
+
+
+def header(study: Study) -> dict:
+    """What was run: counts, dates and compute from trials.parquet; the cluster from run.yaml."""
+    trials = study.trials
+    by_trial = trials.group_by("trial_id").agg((pl.col("status") == "completed").all().alias("ok"))
+    stamps = [c for c in ("seed_started_at", "recorded_at") if c in trials.columns]
+    span = trials.select(pl.col(stamps[0]).min().alias("first"), pl.col(stamps[-1]).max().alias("last")).row(0) if stamps else (None, None)
+    busy = trials.select(pl.col("wall_seconds").fill_null(0)) if "wall_seconds" in trials.columns else None
+    cpus = trials["cpus_held"].fill_null(0) if "cpus_held" in trials.columns else None
+    gpus = trials["gpus_held"].fill_null(0) if "gpus_held" in trials.columns else None
+    hours = {}
+    if busy is not None and cpus is not None:
+        hours["cpu_hours"] = float((busy.to_series() * cpus).sum()) / 3600
+        hours["gpu_hours"] = float((busy.to_series() * gpus).sum()) / 3600
+    return {
+        "study": study.name,
+        "location": study.location,
+        "configurations": by_trial.height,
+        "completed": int(by_trial["ok"].sum()),
+        "failed": int((~by_trial["ok"]).sum()),
+        "seed_runs": trials.height,
+        "started": _date(span[0]),
+        "finished": _date(span[1]),
+        **hours,
+        "cluster": study.run.get("cluster", "not recorded"),
+        "objectives": study.objectives,
+        "searched": [p.removeprefix("param.") for p in study.params],
+    }
+
+
+def _date(stamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else "not recorded"
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+# ------------------------------------------------------------------------------------- writing
+def write_report(locations: list[str | Path], output: str | Path | None = None) -> Path:
+    """Read the studies, draw every figure, write index.html, the PNGs and report.md; return the page."""
+    from raygap import figures
+
+    studies = [load_study(location) for location in locations]
+    out = Path(output) if output else Path(str(locations[0])) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    drawn = figures.draw_all(studies)
+    images = {}
+    for name, (figure, caption) in drawn.items():
+        path = out / f"{name}.png"
+        results.write_figure(path, figure)
+        images[name] = (path, caption)
+    table = method_table(studies)
+    headers = [header(s) for s in studies]
+    notes = _fit_notes(studies)
+    results.write_local_text(out / "report.md", _markdown(headers, images, table, notes, studies))
+    results.write_local_text(out / "index.html", _html(headers, images, table, notes, studies))
+    return out / "index.html"
+
+
+def _fit_notes(studies: list[Study]) -> list[str]:
+    notes = []
+    for study in studies:
+        for trial_id in front_trial_ids(study, limit=3):
+            fit = inverse_log_fit(dynamics(study, [trial_id]))
+            if math.isfinite(fit["r2"]):
+                notes.append(f"{study.name} {trial_id}: gap ≈ {fit['slope']:.3g}/log t + {fit['intercept']:.3g} over the late half, R² = {fit['r2']:.3f}")
+    return notes
+
+
+def _table_cells(table: pl.DataFrame) -> tuple[list[str], list[list[tuple[str, bool]]]]:
+    columns = [c for c in TABLE_COLUMNS if c in table.columns and not table[c].is_null().all()]
+    head = ["study", "setting", "seeds", *[label(c) for c in columns]]
+    body = []
+    for row in table.iter_rows(named=True):
+        cells = [(row["study"], False), (row["setting"], False), (str(row["seeds"]), False)]
+        for c in columns:
+            value, std = row[c], row[f"{c}_std"]
+            text = "—" if value is None else f"{value:.3f}" + (f" ± {std:.3f}" if std is not None and not math.isnan(std) else "")
+            cells.append((text, bool(row.get(f"best_{c}"))))
+        body.append(cells)
+    return head, body
+
+
+def _markdown(headers, images, table, notes, studies) -> str:
+    lines = ["# raygap report: " + ", ".join(h["study"] for h in headers), ""]
+    for h in headers:
+        lines.append(f"- **{h['study']}** ({h['location']}): {h['completed']} configuration(s) completed, {h['failed']} failed, "
+                     f"{h['seed_runs']} seed run(s); {h['started']} → {h['finished']}; "
+                     + (f"{h['cpu_hours']:.2f} CPU-h, {h['gpu_hours']:.2f} GPU-h; " if "cpu_hours" in h else "")
+                     + f"cluster: {h['cluster']}; objectives {h['objectives']}")  # fmt: skip
+    if not table.is_empty():
+        head, body = _table_cells(table)
+        lines += ["", "## Table (mean ± std over seeds; **best** per column)", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(f"**{t}**" if best else t for t, best in row) + " |" for row in body]
+    if notes:
+        lines += ["", "## Fits", "", *[f"- {n}" for n in notes]]
+    lines += ["", "## Figures", ""]
+    for name, (path, caption) in images.items():
+        lines += [f"![{caption}]({path.name})", "", f"*{caption}*", ""]
+    return "\n".join(lines) + "\n"
+
+
+def _html(headers, images, table, notes, studies) -> str:
+    esc = html.escape
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>raygap report: {esc(', '.join(h['study'] for h in headers))}</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+        "td:first-child,td:nth-child(2),th{text-align:left}.best{font-weight:bold;background:#e8f4e8}"
+        "figure{margin:1.5em 0}img{max-width:100%}figcaption{font-size:14px;color:#444}dl{display:grid;grid-template-columns:max-content auto;gap:2px 1em}"
+        "pre{background:#f6f6f6;padding:.5em;overflow:auto;font-size:12px}</style></head><body>",
+        f"<h1>raygap report: {esc(', '.join(h['study'] for h in headers))}</h1>",
+    ]
+    for h, study in zip(headers, studies):
+        parts.append(f"<h2>{esc(h['study'])}</h2><dl>")
+        for key in ("location", "configurations", "completed", "failed", "seed_runs", "started", "finished", "cpu_hours", "gpu_hours", "cluster", "objectives", "searched"):
+            if key in h:
+                value = f"{h[key]:.2f}" if isinstance(h[key], float) else json.dumps(h[key]) if isinstance(h[key], (dict, list)) else str(h[key])
+                parts.append(f"<dt>{esc(key.replace('_', ' '))}</dt><dd>{esc(value)}</dd>")
+        parts.append("</dl>")
+        if study.spec_text:
+            parts.append(f"<details><summary>study file</summary><pre>{esc(study.spec_text)}</pre></details>")
+    if not table.is_empty():
+        head, body = _table_cells(table)
+        parts.append("<h2>Table: mean ± std over seeds (best per column highlighted)</h2><table><tr>")
+        parts += [f"<th>{esc(h)}</th>" for h in head] + ["</tr>"]
+        for row in body:
+            parts.append("<tr>" + "".join(f"<td class='best'>{esc(t)}</td>" if best else f"<td>{esc(t)}</td>" for t, best in row) + "</tr>")
+        parts.append("</table>")
+    if notes:
+        parts.append("<h2>Fits</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
+    for name, (path, caption) in images.items():
+        encoded = base64.b64encode(path.read_bytes()).decode()
+        parts.append(f"<figure id='{name}'><img alt='{esc(caption)}' src='data:image/png;base64,{encoded}'><figcaption>{esc(caption)} "
+                     f"(<a href='{path.name}'>{path.name}</a>)</figcaption></figure>")  # fmt: skip
+    # Lets a headless browser (and the test) tell that every figure decoded: body data-figures="loaded/total".
+    parts.append("<script>window.addEventListener('load', () => { const images = [...document.images]; "
+                 "document.body.dataset.figures = images.filter(i => i.complete && i.naturalWidth > 0).length + '/' + images.length; });</script>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

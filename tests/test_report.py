@@ -1,0 +1,171 @@
+"""raygap report: each data function against numbers worked out by hand from a small folder, then
+the page itself in headless Chromium."""
+
+import math
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+
+from raygap import report, results
+from raygap.cli import main
+
+SPEC = {"name": "hand", "search": {"objectives": {"modality_gap": "min", "mean_r1": "max"}}}
+# (trial, seed, T, gap, i→t R@1, t→i R@1). Seed means: a gap 0.5, R@1 (0.30, 0.25), mean 0.275;
+# b gap 0.2, R@1 (0.25, 0.25); c gap 0.4, R@1 (0.1, 0.1), dominated by b.
+ROWS = [
+    ("a", 0, 0.02, 0.4, 0.30, 0.30),
+    ("a", 1, 0.02, 0.6, 0.30, 0.20),
+    ("b", 0, 0.10, 0.2, 0.20, 0.30),
+    ("b", 1, 0.10, 0.2, 0.30, 0.20),
+    ("c", 0, 0.30, 0.4, 0.10, 0.10),
+]
+
+
+def make_folder(path, history=True):
+    folder = results.ResultsFolder(path)
+    rows = []
+    for order, (trial, seed, t, gap, i2t, t2i) in enumerate(ROWS):
+        metrics = {
+            "modality_gap": gap,
+            "image_to_text_r1": i2t,
+            "text_to_image_r1": t2i,
+            "mean_r1": (i2t + t2i) / 2,
+            "uniformity": -1.0 - gap,
+            "zero_shot_top1": 0.5,
+            "linear_probe_top1": 0.6,
+            "wall_seconds": 3600.0,
+            "cpus_held": 1.0,
+            "gpus_held": 0.0,
+            "recorded_at": 1000.0 + order,
+        }
+        rows.append(results.trial_row(trial, seed, {"temperature.value": t}, {}, "completed", metrics))
+    rows.append(results.trial_row("d", 0, {"temperature.value": 0.5}, {}, "failed", error="TrainingDiverged: loss became nan"))
+    folder.append(results.TRIALS, rows)
+    if history:
+        # Trial b: gap = 0.3 / log(t) + 0.05 exactly, two seeds that differ by ±0.01 (mean is exact).
+        steps = [0, 10, 100, 1000, 10000]
+        folder.append(
+            results.HISTORY,
+            [
+                {"step": s, "modality_gap": (0.3 / math.log(s) + 0.05 if s > 1 else 1.0) + (0.01 if seed else -0.01), "temperature": 0.1, "mean_r1": 0.1, "trial_id": "b", "seed": seed}
+                for seed in (0, 1)
+                for s in steps
+            ],
+        )
+    folder.write_text(results.SPEC, yaml.safe_dump(SPEC))
+    return folder
+
+
+def test_configurations_and_fronts_per_direction(tmp_path):
+    study = report.load_study(make_folder(tmp_path / "s").path)
+    assert study.params == ["param.temperature.value"] and study.main_param == "param.temperature.value"
+    summary = report.configurations(study).sort("trial_id")
+    assert summary["trial_id"].to_list() == ["a", "b", "c"]
+    assert summary["modality_gap"].to_list() == pytest.approx([0.5, 0.2, 0.4])
+    assert summary["modality_gap_std"][0] == pytest.approx(math.sqrt(0.02))  # sample std of 0.4, 0.6
+    assert summary["seeds"].to_list() == [2, 2, 1]
+    assert summary["rank"].to_list() == [1, 1, 2]  # on (gap, mean R@1): a (0.5, 0.275), b (0.2, 0.25), c (0.4, 0.1)
+
+    panels = {y: frame for _, y, frame in report.front_panels(study)}
+    assert set(panels) == {"image_to_text_r1", "text_to_image_r1"}
+    i2t = panels["image_to_text_r1"]
+    assert i2t["trial_id"].to_list() == ["b", "c", "a"]  # sorted by gap
+    assert i2t["on_front"].to_list() == [True, False, True]  # a has the better i→t R@1 (0.30 > 0.25)
+    assert panels["text_to_image_r1"].filter(pl.col("on_front"))["trial_id"].to_list() == ["b"]  # b dominates a there
+
+
+def test_parameter_effects_long_frame(tmp_path):
+    effects = report.parameter_effects(report.load_study(make_folder(tmp_path / "s").path))
+    gap = effects.filter(pl.col("objective") == "modality_gap").sort("value")
+    assert gap["value"].to_list() == [0.02, 0.10, 0.30]
+    assert gap["mean"].to_list() == pytest.approx([0.5, 0.2, 0.4])
+    assert effects.height == 6  # 3 configurations × 2 objectives
+
+
+def test_dynamics_averages_seeds_and_inverse_log_fit(tmp_path):
+    study = report.load_study(make_folder(tmp_path / "s").path)
+    frame = report.dynamics(study, ["b"])
+    assert frame["step"].to_list() == [0, 10, 100, 1000, 10000]
+    assert frame["modality_gap"][2] == pytest.approx(0.3 / math.log(100) + 0.05)
+    fit = report.inverse_log_fit(frame, late_fraction=1.0)
+    assert fit["slope"] == pytest.approx(0.3) and fit["intercept"] == pytest.approx(0.05) and fit["r2"] == pytest.approx(1.0)
+    # A curve that is not linear in 1/log t: R² computed by hand from the residuals of numpy's line.
+    t = np.array([10.0, 100.0, 1000.0, 10000.0])
+    bent = pl.DataFrame({"time": t, "modality_gap": np.exp(-t / 3000)})
+    x, y = 1 / np.log(t), np.exp(-t / 3000)
+    slope, intercept = np.polyfit(x, y, 1)
+    expected = 1 - ((y - slope * x - intercept) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+    assert report.inverse_log_fit(bent, late_fraction=1.0)["r2"] == pytest.approx(expected)
+    assert expected < 0.95
+
+
+def test_method_table_marks_the_best(tmp_path):
+    table = report.method_table([report.load_study(make_folder(tmp_path / "s").path)]).sort("trial_id")
+    assert table["trial_id"].to_list() == ["a", "b"]  # the front only
+    assert table["best_modality_gap"].to_list() == [False, True]
+    assert table["best_image_to_text_r1"].to_list() == [True, False]
+    assert table["best_zero_shot_top1"].to_list() == [True, True]  # a tie marks both
+    # Several studies: one row each, the front point with the best mean R@1.
+    other = make_folder(tmp_path / "t")
+    compared = report.method_table([report.load_study(tmp_path / "s"), report.load_study(other.path)])
+    assert compared.height == 2
+
+
+def test_hypervolume_progress_by_hand(tmp_path):
+    progress = report.hypervolume_progress(report.load_study(make_folder(tmp_path / "s").path))
+    # Reference (gap 2, R@1 0). Completion order a (seed 1 at 1001), b (1003), c (1004).
+    # a alone: (2 − 0.5) × 0.275 = 0.4125; with b: 1.8 × 0.25 + (2 − 0.5) × (0.275 − 0.25) = 0.4875;
+    # c (0.4, 0.1) lies inside that area and adds nothing.
+    assert progress["trial_id"].to_list() == ["a", "b", "c"]
+    assert progress["hypervolume"].to_list() == pytest.approx([0.4125, 0.4875, 0.4875])
+
+
+def test_header_counts_and_hours(tmp_path):
+    head = report.header(report.load_study(make_folder(tmp_path / "s").path))
+    assert (head["configurations"], head["completed"], head["failed"], head["seed_runs"]) == (4, 3, 1, 6)
+    assert head["cpu_hours"] == pytest.approx(5.0) and head["gpu_hours"] == 0.0
+
+
+def test_report_command_writes_page_pngs_and_markdown(tmp_path, capsys):
+    make_folder(tmp_path / "s")
+    assert main(["report", str(tmp_path / "s")]) == 0
+    out = tmp_path / "s" / "report"
+    assert {p.name for p in out.iterdir()} == {"index.html", "report.md", "pareto.png", "effects.png", "dynamics.png", "hypervolume.png"}
+    markdown = (out / "report.md").read_text()
+    assert "| hand | temperature.value=0.1 | 2 | **0.200 ± 0.000** |" in markdown
+    assert "R² = 1.000" in markdown
+    assert not list(out.glob(".*.tmp"))
+    # Comparisons need an output folder; a folder that is not a study is refused by name.
+    assert main(["report", str(tmp_path / "s"), str(tmp_path / "s")]) == 2
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "nothing" in capsys.readouterr().err
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(chromium() is None and not os.environ.get("RAYGAP_REQUIRE_BROWSER"), reason="no chromium (CI installs it)")
+def test_page_renders_in_headless_chromium(tmp_path):
+    make_folder(tmp_path / "s")
+    make_folder(tmp_path / "t")
+    page = report.write_report([tmp_path / "s", tmp_path / "t"], tmp_path / "compare")
+    browser = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr", "--v=0"]
+    dom = subprocess.run([*browser, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    figures = re.search(r'<body[^>]*data-figures="(\d+)/(\d+)"', dom.stdout)
+    assert figures, "the page's load script did not run"
+    assert figures.group(1) == figures.group(2) == "4"  # every figure decoded, none broken
+    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert not console, console
+    shot = tmp_path / "shot.png"
+    subprocess.run([*browser, "--window-size=1200,3000", f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120)
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.shape == (3000, 1200) and pixels.std() > 20  # drawn figures, not a blank page

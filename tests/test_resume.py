@@ -1,0 +1,153 @@
+"""A study survives a SIGKILL of `raygap study run`: `raygap study resume` keeps every finished
+trial exactly once, runs the rest, continues the Optuna study, and stops the killed cluster."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import polars as pl
+import psutil
+
+STUDY = """
+name: killed
+theory: {n: 8, d: 16, delta: 0.5, init: matched, time: 100, dt: 0.05, records: 10}
+temperature: {kind: fixed, value: {loguniform: [0.1, 1.0]}}
+search: {sampler: tpe, trials: 6, seed: 0, objectives: {modality_gap: min}}
+"""
+
+
+def raygap(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "raygap", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def rows(folder) -> int:
+    try:
+        return pl.read_parquet(folder / "trials.parquet").height
+    except (FileNotFoundError, OSError):
+        return 0
+
+
+def leftovers(record: dict) -> list[int]:
+    """Processes of the recorded cluster still alive (heads, or anything its raylet started)."""
+    pids = {str(p["pid"]) for p in record["processes"]}
+    alive = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get("RAY_RAYLET_PID") in pids and process.create_time() >= record["recorded"] - 60:
+                alive.append(process.pid)
+        except psutil.Error:
+            continue
+    for entry in record["processes"]:
+        try:
+            if abs(psutil.Process(entry["pid"]).create_time() - entry["created"]) < 1e-3:
+                alive.append(entry["pid"])
+        except psutil.Error:
+            continue
+    return alive
+
+
+def test_sigkill_then_resume_keeps_finished_trials_once(tmp_path):
+    spec, out = tmp_path / "killed.yaml", tmp_path / "results"
+    spec.write_text(STUDY)
+    run = raygap("study", "run", str(spec), "--results", str(out), "--no-dashboard")
+    deadline = time.time() + 240
+    while rows(out) < 2 and time.time() < deadline and run.poll() is None:
+        time.sleep(0.2)
+    assert run.poll() is None and rows(out) >= 2, "the study ended before it could be killed"
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+    before = pl.read_parquet(out / "trials.parquet")
+    assert before.height < 6
+    record = json.loads((out / "ray-cluster.json").read_text())
+    assert leftovers(record), "expected the killed driver's Ray processes to outlive it"
+    numbers_before = [t.number for t in optuna.load_study(study_name="killed", storage=f"sqlite:///{out / 'optuna.db'}").trials]
+
+    resume = raygap("study", "resume", str(out), "--no-dashboard")
+    log, _ = resume.communicate(timeout=400)
+    assert resume.returncode == 0, log
+    assert f"resuming: {before.height} finished trial(s) kept" in log
+
+    after = pl.read_parquet(out / "trials.parquet")
+    assert after.height == 6 and after["trial_id"].n_unique() == 6 and set(after["status"]) == {"completed"}
+    kept = after.filter(pl.col("trial_id").is_in(before["trial_id"].implode()))
+    assert kept.select(before.columns).drop("config").equals(before.drop("config"))  # finished trials exactly once, unchanged
+    study = optuna.load_study(study_name="killed", storage=f"sqlite:///{out / 'optuna.db'}")
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 6  # one Optuna study: the resumed trials were added to it, not restarted
+    assert [t.number for t in study.trials][: len(numbers_before)] == numbers_before
+    assert min(t.number for t in complete if t.number >= len(numbers_before)) >= len(numbers_before)
+    assert not leftovers(record), "the killed cluster's processes are still running"
+    assert not (out / "ray-cluster.json").exists()
+
+
+TRIAL = """
+name: worker-kill
+data:
+  train: {kind: synthetic, size: 512, seed: 0}
+  eval: {kind: synthetic, size: 128, seed: 1, captions_per_image: 2}
+  probe: {train: {kind: synthetic, size: 128, seed: 2}, test: {kind: synthetic, size: 64, seed: 3}}
+train: {steps: 150, batch_size: 32, eval_interval: 50, checkpoint_interval: 10, warmup_steps: 1, seed: 0}
+temperature: {kind: learned, init: 0.07}
+search: {trials: 1}
+"""
+
+
+def trial_processes(driver: int) -> list[psutil.Process]:
+    """The Tune trial actors of the cluster that `driver` started."""
+    raylets = {str(p.pid) for p in psutil.Process(driver).children() if "raylet" in p.name()}
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.cmdline()[:1] == ["ray::ImplicitFunc.train"] and process.environ().get("RAY_RAYLET_PID") in raylets:
+                found.append(process)
+        except (psutil.Error, IndexError):
+            continue
+    return found
+
+
+def checkpointed_step(out) -> int | None:
+    """The step of a checkpoint Tune has finished writing to the results folder, or None yet."""
+    import torch
+
+    for path in out.glob("ray/tune/*/checkpoint_*/training.pt"):
+        try:
+            return torch.load(path, weights_only=True)["step"]
+        except (RuntimeError, EOFError, OSError, KeyError):
+            continue  # still being copied into storage
+    return None
+
+
+def test_a_killed_trial_process_continues_from_its_checkpoint(tmp_path):
+    import torch
+
+    from raygap.spec import load_spec
+    from raygap.train import train
+
+    spec, out = tmp_path / "trial.yaml", tmp_path / "results"
+    spec.write_text(TRIAL)
+    run = raygap("study", "run", str(spec), "--results", str(out), "--no-dashboard")
+    deadline = time.time() + 240
+    step_at_kill, victims = None, []
+    while (step_at_kill is None or not victims) and time.time() < deadline and run.poll() is None:
+        step_at_kill = step_at_kill if step_at_kill is not None else checkpointed_step(out)
+        victims = trial_processes(run.pid) if step_at_kill is not None else []
+        time.sleep(0.1)
+    assert step_at_kill is not None and len(victims) == 1, "expected one running trial process after its first checkpoint"
+    victims[0].kill()
+    log, _ = run.communicate(timeout=400)
+    assert run.returncode == 0, log
+    assert 10 <= step_at_kill < 150
+
+    trials = pl.read_parquet(out / "trials.parquet")
+    history = pl.read_parquet(out / "history.parquet")
+    assert trials["status"].to_list() == ["completed"] and history["step"].to_list() == [0, 50, 100, 150]
+    torch.set_num_threads(1)  # as the trial ran: same reductions, same numbers
+    uninterrupted = train(load_spec(spec).defaults())
+    row = trials.row(0, named=True)
+    for key in ("modality_gap", "uniformity", "mean_r1", "temperature", "loss", "linear_probe_top1"):
+        assert abs(row[key] - uninterrupted[key]) <= 1e-6 * max(1.0, abs(uninterrupted[key])), (key, row[key], uninterrupted[key])
+    print(f"killed at a checkpoint of step {step_at_kill}; resumed gap {row['modality_gap']:.6f} vs uninterrupted {uninterrupted['modality_gap']:.6f}")
