@@ -1,3 +1,6 @@
-from raygap.cli import main
 import sys
-sys.exit(main())
+
+from raygap.cli import main
+
+if __name__ == "__main__":  # spawned worker processes (bench --size gpu) import this module too
+    sys.exit(main())

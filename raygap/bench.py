@@ -11,6 +11,7 @@ Every figure is a ratio or a time measured in the same run (machines are shared 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -28,7 +29,7 @@ from raygap.data import PairDataset, keep_batch, load_source
 from raygap.evaluate import evaluate, probe_metrics
 from raygap.model import build_model
 from raygap.spec import TrialConfig, load_spec
-from raygap.train import train
+from raygap.train import resolve_device, train
 
 # size → (model, batch, loop steps, eval pairs, study trials, study steps, workers-group trials)
 SIZES = {
@@ -64,43 +65,71 @@ def _config(raw: dict) -> TrialConfig:
 
 
 # ------------------------------------------------------------------------------ 1. loop efficiency
-def plain_loop_samples_per_s(cfg: TrialConfig, steps: int) -> float:
-    """The obvious open_clip training loop: same model, batch and precision, data in memory."""
+def plain_loop_samples_per_s(cfg: TrialConfig, steps: int, warmup: int = 1) -> float:
+    """The obvious open_clip training loop: same model, batch, precision and memory layout, data
+    already in memory (on a GPU: on the GPU), a fixed temperature, timed after `warmup` steps."""
+    device = resolve_device(cfg.train.device)
+    on_gpu = device.type == "cuda"
     torch.manual_seed(0)
     bundle = build_model(cfg.model.name)
     data = load_source(cfg.data.train, bundle, train=True)
-    model = bundle.model.train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.train.lr, weight_decay=0.1)
+    model = bundle.model.to(device).train()
+    channels_last = on_gpu and cfg.train.channels_last
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=0.1, fused=on_gpu or None)
+    pixels, tokens, owners = data.images.pixels.to(device), data.tokens.to(device), data.caption_image.to(device)
     batch = cfg.train.batch_size
-    labels = torch.arange(batch)
+    labels = torch.arange(batch, device=device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_gpu and cfg.train.precision == "bf16")
     scale = 1 / 0.07
-    generator = torch.Generator().manual_seed(0)
 
     def step() -> None:
-        index = torch.randint(len(data), (batch,), generator=generator)
-        images, tokens = data.images.batch(data.caption_image[index]), data.tokens[index]
-        image = model.encode_image(images, normalize=True)
-        text = model.encode_text(tokens, normalize=True)
-        logits = scale * image @ text.T
+        index = torch.randint(len(tokens), (batch,), device=device)
+        images = data.images.normalize(pixels[owners[index]])
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast:
+            image = model.encode_image(images, normalize=True)
+            text = model.encode_text(tokens[index], normalize=True)
+        logits = scale * image.float() @ text.float().T
         loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
-    step()  # warm-up: first-call allocations
+    for _ in range(warmup):  # first-call allocations, kernel selection
+        step()
+    _sync(device)
     started = time.perf_counter()
     for _ in range(steps):
         step()
+    _sync(device)
     return steps * batch / (time.perf_counter() - started)
 
 
 def raygap_loop_samples_per_s(cfg: TrialConfig) -> tuple[float, dict]:
-    final = train(cfg)  # samples/s over the training steps only (setup and evaluation excluded)
-    return final["samples_per_s"], final
+    """samples/s of raygap's loop over its second half (see `timed_config`): the window between
+    its two evaluations, warmed up, setup and evaluation excluded."""
+    history: list[dict] = []
+    final = train(cfg, history.append)
+    return history[-1]["samples_per_s"], final
+
+
+def timed_config(raw: dict, steps: int) -> dict:
+    """Twice `steps` steps with one evaluation half-way: the second window is `steps` warm steps."""
+    raw["train"].update(steps=2 * steps, eval_interval=steps)
+    return raw
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def loop_efficiency(size: dict, echo) -> dict:
-    cfg = _config(trial_config(size, size["steps"] + 1, 256))
+    cfg = _config(timed_config(trial_config(size, size["steps"], 256), size["steps"]))
     plain, ours = [], []
     for round_ in range(2):  # alternate, keep each side's best: noise from other tenants only slows
         plain.append(plain_loop_samples_per_s(cfg, size["steps"]))
@@ -110,32 +139,42 @@ def loop_efficiency(size: dict, echo) -> dict:
 
 
 # ------------------------------------------------------------------------- 4. input pipeline
-def input_pipeline(size: dict, consumed_samples_per_s: float) -> dict:
-    cfg = _config(trial_config(size, 1, 256))
+def input_pipeline(cfg: TrialConfig, consumed_samples_per_s: float, batches: int = 32) -> dict:
+    """samples/s the training loader delivers to the model's device, as the loop loads it."""
+    device = resolve_device(cfg.train.device)
+    on_gpu = device.type == "cuda"
     bundle = build_model(cfg.model.name)
-    data = load_source(cfg.data.train, bundle, train=True)
-    loader = torch.utils.data.DataLoader(PairDataset(data), batch_size=cfg.train.batch_size, shuffle=True, drop_last=True, collate_fn=keep_batch)
+    pairs = PairDataset(load_source(cfg.data.train, bundle, train=True), raw_pixels=on_gpu)
+    workers = cfg.data.loader_workers
+    loader = torch.utils.data.DataLoader(pairs, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True, collate_fn=keep_batch,
+                                         num_workers=workers, persistent_workers=workers > 0, pin_memory=on_gpu)  # fmt: skip
+    iter(loader)  # start the loader's workers before the clock
     started, samples = time.perf_counter(), 0
-    for images, _ in loader:
-        samples += len(images)
+    while samples < batches * cfg.train.batch_size:
+        for images, _ in loader:
+            images = pairs.normalize_on_device(images.to(device, non_blocking=True))
+            samples += len(images)
+    _sync(device)
     delivered = samples / (time.perf_counter() - started)
-    return {"loader_samples_per_s": delivered, "loader_headroom": delivered / consumed_samples_per_s}
+    return {"loader_samples_per_s": delivered, "loader_headroom": delivered / consumed_samples_per_s, "loader_workers": workers}
 
 
 # ------------------------------------------------------------------------- 5. evaluation cost
-def evaluation_cost(size: dict, samples_per_s: float) -> dict:
-    cfg = _config(trial_config(size, 1, size["eval_pairs"]))
+def evaluation_cost(cfg: TrialConfig, samples_per_s: float, epoch_pairs: int) -> dict:
+    """A full evaluation (recalls, gap, uniformity, zero-shot and linear probe) against the time
+    of one training epoch of `epoch_pairs` pairs at `samples_per_s`."""
+    device = resolve_device(cfg.train.device)
     bundle = build_model(cfg.model.name)
+    model = bundle.model.to(device)
     eval_set = load_source(cfg.data.eval, bundle, train=False)
     probe = load_source(cfg.data.probe.train, bundle, train=False), load_source(cfg.data.probe.test, bundle, train=False)
-    train_pairs = cfg.data.train.size
-    device = torch.device("cpu")
     started = time.perf_counter()
-    evaluate(bundle.model, eval_set, device, cfg.eval.batch_size, gap_pairs=cfg.eval.gap_pairs)
-    probe_metrics(bundle.model, *probe, cfg.eval.templates, bundle.tokenize, device, cfg.eval.batch_size)
+    evaluate(model, eval_set, device, cfg.eval.batch_size, gap_pairs=cfg.eval.gap_pairs)
+    probe_metrics(model, *probe, cfg.eval.templates, bundle.tokenize, device, cfg.eval.batch_size)
+    _sync(device)
     seconds = time.perf_counter() - started
-    epoch = train_pairs / samples_per_s
-    return {"eval_pairs": len(eval_set), "eval_seconds": seconds, "epoch_pairs": train_pairs, "epoch_seconds": epoch, "eval_per_epoch": seconds / epoch}
+    epoch = epoch_pairs / samples_per_s
+    return {"eval_pairs": len(eval_set), "eval_seconds": seconds, "epoch_pairs": epoch_pairs, "epoch_seconds": epoch, "eval_per_epoch": seconds / epoch}
 
 
 # ------------------------------------------------------------------ 2, 3, 6. studies through Ray
@@ -212,6 +251,176 @@ def study_overheads(size: dict, trials: int, steps: int, workers: int, echo, wor
     }
 
 
+# ---------------------------------------------------------------------------------------- GPU
+# open_clip's reference models at 224 px, bf16 autocast, channels-last, fused AdamW.
+GPU_MODELS = ("RN50", "ViT-B-32")
+GPU_BATCHES = (128, 256, 512)
+GPU_STEPS = 30  # timed steps per configuration, after as many warm ones
+COCO_TRAIN_IMAGES = 118_287  # the epoch the evaluation cost is quoted against
+
+
+def gpu_trial_config(model: str, batch: int, steps: int, loader_workers: int = 4, probe: bool = False) -> dict:
+    raw = trial_config({"model": model, "batch": batch}, steps, 256)
+    raw["data"]["train"]["size"] = 2048
+    if not probe:
+        del raw["data"]["probe"]
+    raw["data"]["loader_workers"] = loader_workers
+    raw["train"].update(precision="bf16", device="cuda", channels_last=True)
+    return timed_config(raw, steps)
+
+
+def matmul_tflops(device: torch.device, n: int = 8192, reps: int = 10) -> float:
+    """The card's bf16 matrix-product rate as measured here: the denominator of model FLOP utilization."""
+    a, b = (torch.randn(n, n, device=device, dtype=torch.bfloat16) for _ in range(2))
+    for _ in range(3):
+        a @ b
+    _sync(device)
+    started = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    _sync(device)
+    return 2 * n**3 * reps / (time.perf_counter() - started) / 1e12
+
+
+def flops_per_sample(cfg: TrialConfig) -> float:
+    """Forward and backward FLOPs of one training sample (both towers and the loss), counted by
+    torch.utils.flop_counter (matrix products and convolutions) on one batch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    device = resolve_device(cfg.train.device)
+    bundle = build_model(cfg.model.name)
+    model = bundle.model.to(device).train()
+    batch = cfg.train.batch_size
+    images = torch.randn(batch, 3, bundle.image_size, bundle.image_size, device=device)
+    tokens = bundle.tokenize(["a photo of a red circle"] * batch).to(device)
+    labels = torch.arange(batch, device=device)
+    with FlopCounterMode(display=False) as counter:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16"):
+            image = model.encode_image(images, normalize=True)
+            text = model.encode_text(tokens, normalize=True)
+        logits = image.float() @ text.float().T / 0.07
+        loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+        loss.backward()
+    return counter.get_total_flops() / batch
+
+
+@contextlib.contextmanager
+def _through_the_loader():
+    """raygap's loop as it runs on images too large to keep on the GPU: DataLoader, pinned uint8."""
+    import raygap.train as loop
+
+    keep = loop.fits_on_device
+    loop.fits_on_device = lambda *args, **kwargs: False
+    try:
+        yield
+    finally:
+        loop.fits_on_device = keep
+
+
+def gpu_throughput(model: str, batch: int, peak_tflops: float, echo, resident: bool = True) -> dict:
+    cfg = _config(gpu_trial_config(model, batch, GPU_STEPS))
+    flops = flops_per_sample(cfg)
+    plain = plain_loop_samples_per_s(cfg, GPU_STEPS, warmup=GPU_STEPS)
+    torch.cuda.empty_cache()
+    with contextlib.nullcontext() if resident else _through_the_loader():
+        ours, final = raygap_loop_samples_per_s(cfg)
+    torch.cuda.empty_cache()
+    row = {"model": model, "batch": batch, "data": "resident" if resident else "loader", "plain_samples_per_s": plain, "raygap_samples_per_s": ours,
+           "loop_efficiency": ours / plain, "gflops_per_sample": flops / 1e9, "mfu": ours * flops / (peak_tflops * 1e12), "gpu_peak_gb": final["gpu_peak_mb"] / 1024}  # fmt: skip
+    echo(f"  {model} batch {batch} ({row['data']}): raygap {ours:.0f} vs plain {plain:.0f} samples/s ({row['loop_efficiency']:.3f}), "
+         f"{row['gflops_per_sample']:.1f} GFLOP/sample, MFU {row['mfu']:.3f}, {row['gpu_peak_gb']:.1f} GiB")  # fmt: skip
+    return row
+
+
+_START_TOGETHER = None
+
+
+def _hold_start(barrier) -> None:
+    global _START_TOGETHER
+    _START_TOGETHER = barrier
+
+
+def _shared_trial(raw: dict) -> dict:
+    """One trial in its own process; every process starts stepping when all have set up."""
+    started = []
+
+    def report(row: dict) -> None:
+        if not started:  # the step-0 evaluation: set-up is done, the first step comes next
+            started.append(True)
+            _START_TOGETHER.wait()
+
+    final = train(_config(raw), report)
+    return {"first_step_at": final["first_step_at"], "last_step_at": final["last_step_at"], "steps": final["steps"], "gpu_peak_mb": final.get("gpu_peak_mb", 0.0)}
+
+
+def gpu_sharing(raw: dict, counts: tuple[int, ...], echo) -> list[dict]:
+    """Several small trials on one GPU (as fractional GPUs run them): total samples/s against one alone."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
+    rows = []
+    for count in counts:
+        barrier = context.Barrier(count)
+        with ProcessPoolExecutor(count, mp_context=context, initializer=_hold_start, initargs=(barrier,)) as pool:
+            outs = list(pool.map(_shared_trial, [raw] * count))
+        window = max(o["last_step_at"] for o in outs) - min(o["first_step_at"] for o in outs)
+        total = sum(o["steps"] for o in outs) * raw["train"]["batch_size"] / window
+        rows.append({"trials": count, "total_samples_per_s": total, "gpu_peak_gb_per_trial": max(o["gpu_peak_mb"] for o in outs) / 1024})
+        rows[-1]["speedup"] = total / rows[0]["total_samples_per_s"]
+        echo(f"  {count} trial(s) on one GPU: {total:.0f} samples/s in all ({rows[-1]['speedup']:.2f}× one alone)")
+    return rows
+
+
+def run_gpu_bench(output: str | Path = "results/bench", echo=print) -> dict:
+    """The GPU figures; needs CUDA, not Ray (the trial loop is what runs on the GPU)."""
+    if not torch.cuda.is_available():
+        raise RuntimeError("raygap bench --size gpu needs a CUDA device; none is visible")
+    device = torch.device("cuda")
+    name = torch.cuda.get_device_name(device)
+    echo(f"raygap bench (gpu): {name}, torch {torch.__version__}, {os.cpu_count()} CPU(s)")
+    figures: dict = {"size": "gpu", "device": name, "machine": f"{platform.node()} · {os.cpu_count()} CPU", "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    figures["matmul_bf16_tflops"] = matmul_tflops(device)
+    echo(f"bf16 matrix product (8192³): {figures['matmul_bf16_tflops']:.0f} TFLOP/s")
+    echo("1. loop efficiency, throughput and MFU")
+    figures["throughput"] = [gpu_throughput(m, b, figures["matmul_bf16_tflops"], echo) for m in GPU_MODELS for b in GPU_BATCHES]
+    echo("1b. the same loop fed by the DataLoader (images that do not fit on the GPU)")
+    figures["throughput"] += [gpu_throughput("ViT-B-32", b, figures["matmul_bf16_tflops"], echo, resident=False) for b in (128, 512)]
+    echo("4. input pipeline (ViT-B-32, batch 512: uint8 from pinned memory, normalized on the GPU)")
+    vit = _config(gpu_trial_config("ViT-B-32", 512, GPU_STEPS))
+    vit_rate = next(r["raygap_samples_per_s"] for r in figures["throughput"] if r["model"] == "ViT-B-32" and r["batch"] == 512 and r["data"] == "resident")
+    figures["input"] = input_pipeline(vit, vit_rate)
+    echo("5. evaluation cost (ViT-B-32, 5,000 pairs)")
+    raw = gpu_trial_config("ViT-B-32", 256, GPU_STEPS, probe=True)
+    raw["data"]["eval"]["size"] = 5000
+    rate = next(r["raygap_samples_per_s"] for r in figures["throughput"] if r["model"] == "ViT-B-32" and r["batch"] == 256 and r["data"] == "resident")
+    figures["evaluation"] = evaluation_cost(_config(raw), rate, COCO_TRAIN_IMAGES)
+    echo("6. several small trials sharing the GPU (small-vit, batch 256)")
+    small = gpu_trial_config("small-vit", 256, 300)
+    figures["sharing"] = gpu_sharing(small, (1, 2, 4), echo)
+    echo(format_gpu_table(figures))
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"bench-gpu-{name.replace(' ', '-')}.json"
+    from raygap.results import write_local_text
+
+    write_local_text(path, json.dumps(figures, indent=2))
+    echo(f"figures: {path}")
+    return figures
+
+
+def format_gpu_table(figures: dict) -> str:
+    lines = [f"{'model':<9} {'batch':>5} {'data':>8} {'raygap/s':>9} {'plain/s':>9} {'ratio':>6} {'GFLOP':>6} {'MFU':>6} {'GiB':>5}"]
+    for r in figures["throughput"]:
+        lines.append(f"{r['model']:<9} {r['batch']:>5} {r['data']:>8} {r['raygap_samples_per_s']:>9.0f} {r['plain_samples_per_s']:>9.0f} "
+                     f"{r['loop_efficiency']:>6.3f} {r['gflops_per_sample']:>6.1f} {r['mfu']:>6.3f} {r['gpu_peak_gb']:>5.1f}")  # fmt: skip
+    inp, ev = figures["input"], figures["evaluation"]
+    lines.append(f"input: loader delivers {inp['loader_samples_per_s']:.0f} samples/s = {inp['loader_headroom']:.2f}× what ViT-B-32 at batch 512 consumes")
+    lines.append(f"evaluation: {ev['eval_pairs']} pairs + probe in {ev['eval_seconds']:.1f} s = {ev['eval_per_epoch']:.3f} of a {ev['epoch_pairs']}-sample epoch")
+    lines.append("sharing: " + ", ".join(f"{r['trials']} trial(s) {r['total_samples_per_s']:.0f}/s ({r['speedup']:.2f}×, {r['gpu_peak_gb_per_trial']:.2f} GiB each)" for r in figures["sharing"]))
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------------- runner
 def run_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=print) -> dict:
     size = SIZES[size_name]
@@ -222,9 +431,10 @@ def run_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=
     echo("1. loop efficiency")
     figures["loop"] = loop_efficiency(size, echo)
     echo("4. input pipeline")
-    figures["input"] = input_pipeline(size, figures["loop"]["raygap_samples_per_s"])
+    figures["input"] = input_pipeline(_config(trial_config(size, 1, 256)), figures["loop"]["raygap_samples_per_s"])
     echo("5. evaluation cost")
-    figures["evaluation"] = evaluation_cost(size, figures["loop"]["raygap_samples_per_s"])
+    cfg = _config(trial_config(size, 1, size["eval_pairs"]))
+    figures["evaluation"] = evaluation_cost(cfg, figures["loop"]["raygap_samples_per_s"], cfg.data.train.size)
     echo(f"2/3/6. a study of {size['trials']} one-worker trials × {size['study_steps']} steps")
     figures["study"] = study_overheads(size, size["trials"], size["study_steps"], 1, echo)
     if size["group_trials"]:

@@ -187,6 +187,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from raygap.bench import run_bench
 
+    if args.size == "gpu":
+        from raygap.bench import run_gpu_bench
+
+        run_gpu_bench(args.output)
+        return 0
     run_bench(args.size, args.output)
     return 0
 
@@ -310,7 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(handler=cmd_report)
 
     bench = commands.add_parser("bench", help="measure loop efficiency, per-trial overhead, study efficiency, input, evaluation, memory")
-    bench.add_argument("--size", choices=["ci", "full"], default="full", help="ci: seconds, a check that it works; full: the figures (minutes)")
+    bench.add_argument("--size", choices=["ci", "full", "gpu"], default="full",
+                       help="ci: seconds, a check that it works; full: the figures (minutes); gpu: RN50/ViT-B-32 throughput, MFU, GPU sharing (CUDA, no Ray)")
     bench.add_argument("-o", "--output", default="results/bench", metavar="DIR", help="where the JSON goes (default: results/bench)")
     bench.set_defaults(handler=cmd_bench)
 

@@ -257,6 +257,8 @@ class TrainSpec(Strict):
     precision: Literal["fp32", "bf16"] = "fp32"
     """bf16 autocast applies on CUDA only; CPU runs in fp32."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    channels_last: bool = False
+    """Images and weights in channels-last layout on CUDA: faster convolutions (ResNet towers)."""
 
     @model_validator(mode="after")
     def _length(self) -> TrainSpec:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from raygap.data import PairDataset, keep_batch, load_source
+from raygap.data import LoadedPairs, PairDataset, ResidentPairs, fits_on_device, keep_batch, load_source
 from raygap.evaluate import evaluate, probe_metrics
 from raygap.loss import contrastive_loss
 from raygap.model import build_model
@@ -115,6 +115,8 @@ def train(
     started_at = time.time()  # wall clock, to line up with Ray's own timestamps in `raygap bench`
 
     torch.manual_seed(tc.seed)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)  # a reused trial process reports this trial's peak
     bundle = build_model(cfg.model.name)
     train_set = load_source(cfg.data.train, bundle, train=True)
     eval_set = load_source(cfg.data.eval, bundle, train=False)
@@ -131,20 +133,26 @@ def train(
     model = bundle.model
     if world_size > 1:
         forward = nn.parallel.DistributedDataParallel(forward, device_ids=[device.index] if device.type == "cuda" else None)
-    optimizer = torch.optim.AdamW(param_groups(model, temperature, tc.lr, tc.weight_decay), lr=tc.lr)
+    on_gpu = device.type == "cuda"
+    channels_last = tc.channels_last and on_gpu
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    # Fused AdamW: one kernel for all parameters on a GPU instead of several per tensor.
+    optimizer = torch.optim.AdamW(param_groups(model, temperature, tc.lr, tc.weight_decay), lr=tc.lr, fused=on_gpu or None)
 
     per_worker_batch = tc.batch_size // world_size
-    sampler = DistributedSampler(PairDataset(train_set), num_replicas=world_size, rank=rank, shuffle=True, seed=tc.seed, drop_last=True)
-    loader = DataLoader(
-        PairDataset(train_set),
-        batch_size=per_worker_batch,
-        sampler=sampler,
-        drop_last=True,
-        collate_fn=keep_batch,
-        num_workers=cfg.data.loader_workers,
-        persistent_workers=cfg.data.loader_workers > 0,
-    )
-    steps_per_epoch = len(loader)
+    pairs = PairDataset(train_set, raw_pixels=on_gpu)
+    sampler = DistributedSampler(pairs, num_replicas=world_size, rank=rank, shuffle=True, seed=tc.seed, drop_last=True)
+    if fits_on_device(train_set, device):
+        # No loader processes, pinning thread or per-step copy: each batch is gathered where it is used.
+        batches = ResidentPairs(train_set, sampler, per_worker_batch, device)
+    else:
+        # Otherwise in-memory images travel as uint8 from pinned memory and are normalized on the GPU.
+        workers = cfg.data.loader_workers
+        loader = DataLoader(pairs, batch_size=per_worker_batch, sampler=sampler, drop_last=True, collate_fn=keep_batch,
+                            num_workers=workers, persistent_workers=workers > 0, pin_memory=on_gpu)  # fmt: skip
+        batches = LoadedPairs(loader, device)
+    steps_per_epoch = len(batches)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.precision == "bf16" and device.type == "cuda")
 
     eval_seconds = 0.0
@@ -189,7 +197,7 @@ def train(
     bar = _progress_bar(total_steps, enabled=progress and rank == 0, initial=step)
     while step < total_steps:
         sampler.set_epoch(epoch)
-        for images, tokens in loader:
+        for images, tokens in batches:
             if skip:
                 skip -= 1
                 if not skip:  # the random streams continue from the checkpoint, not from the replayed batches
@@ -199,7 +207,8 @@ def train(
             if step >= total_steps:
                 break
             set_lr(optimizer, tc.lr, lr_multiplier(step, tc.warmup_steps, total_steps))
-            images, tokens = images.to(device, non_blocking=True), tokens.to(device, non_blocking=True)
+            if channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
             with autocast:
                 image, text, tau = forward(images, tokens, step)
             image, text = swap(image.float(), text.float())

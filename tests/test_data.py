@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from raygap.data import ImageTextSet, PairDataset, TensorImages, load_source, synthetic
+from raygap.data import ImageTextSet, PairDataset, TensorImages, keep_batch, load_source, synthetic
 from raygap.model import build_model
 from raygap.spec import FilesSource, SyntheticSource
 
@@ -59,6 +59,13 @@ def test_synthetic_source_is_normalized_for_the_model(bundle):
     assert images.shape == (3, 3, 32, 32) and tokens.shape == (3, 24)
     assert images.dtype == torch.float32 and images.min() < -1 and images.max() > 1  # mean/std applied
     assert data.first_captions().tolist() == [3 * i for i in range(16)]
+    # The GPU path: uint8 pixels in the batch, normalized by the consumer to the same tensor.
+    raw = PairDataset(data, raw_pixels=True)
+    pixels, raw_tokens = raw.__getitems__([0, 5, 47])
+    assert pixels.dtype == torch.uint8 and torch.equal(raw_tokens, tokens)
+    assert torch.equal(raw.normalize_on_device(pixels), images)
+    by_hand = (pixels[1, 0, 0, 0].item() / 255 - bundle.preprocess.mean[0]) / bundle.preprocess.std[0]
+    assert images[1, 0, 0, 0].item() == pytest.approx(by_hand, rel=1e-6)
 
 
 def test_first_captions_with_unordered_owners():
@@ -92,3 +99,26 @@ def test_files_source_errors_name_table_and_column(tmp_path, bundle):
     source = FilesSource(table=table, image_column="path", caption_column="caption")
     with pytest.raises(ValueError, match=r"pairs.csv: 1 image file\(s\) not found"):
         load_source(source, bundle, train=False)
+
+
+def test_resident_pairs_give_the_loaders_batches_in_its_order(bundle):
+    """Images kept on the training device yield exactly the DataLoader's batches (normalized)."""
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    from raygap.data import LoadedPairs, ResidentPairs
+
+    data = load_source(SyntheticSource(size=40, seed=4, captions_per_image=2), bundle, train=True)
+    pairs = PairDataset(data, raw_pixels=True)
+    sampler = DistributedSampler(pairs, num_replicas=1, rank=0, shuffle=True, seed=3, drop_last=True)
+    loader = LoadedPairs(DataLoader(pairs, batch_size=16, sampler=sampler, drop_last=True, collate_fn=keep_batch), torch.device("cpu"))
+    resident = ResidentPairs(data, sampler, 16, torch.device("cpu"))
+    assert len(resident) == len(loader) == 5  # 80 captions, last partial batch dropped
+    firsts = []
+    for epoch in (0, 1):
+        sampler.set_epoch(epoch)
+        got, want = list(resident), list(loader)
+        assert len(got) == 5
+        for (images, tokens), (want_images, want_tokens) in zip(got, want):
+            assert torch.equal(images, want_images) and torch.equal(tokens, want_tokens)
+        firsts.append(got[0][0])
+    assert not torch.equal(firsts[0], firsts[1])  # each epoch reshuffles, in both

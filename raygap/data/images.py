@@ -21,7 +21,15 @@ class TensorImages:
         return len(self.pixels)
 
     def batch(self, indices) -> torch.Tensor:
-        return (self.pixels[indices].float() / 255 - self.mean) / self.std
+        return self.normalize(self.raw(indices))
+
+    def raw(self, indices) -> torch.Tensor:
+        """uint8 pixels: a quarter of the bytes to move to a GPU, normalized there."""
+        return self.pixels[indices]
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        mean, std = self.mean.to(pixels.device), self.std.to(pixels.device)
+        return (pixels.float() / 255 - mean) / std
 
 
 class FileImages:
