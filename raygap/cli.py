@@ -137,7 +137,12 @@ def cmd_study_run(args: argparse.Namespace) -> int:
         runner.optuna_path(folder, cfg.name).unlink(missing_ok=True)
 
     started = time.time()
-    summary = runner.run_study(spec, folder, address=args.address, dashboard=not args.no_dashboard, resume=args.resume)
+    try:
+        summary = runner.run_study(spec, folder, address=args.address, dashboard=not args.no_dashboard, resume=args.resume)
+    except (runner.StudyStopped, KeyboardInterrupt) as stop:
+        kept = f"{stop.finished} of {stop.total} trial(s) finished and kept" if isinstance(stop, runner.StudyStopped) else "finished trials kept"
+        print(f"\n{cfg.name}: interrupted; {kept}. Continue with: raygap study resume {folder}", file=sys.stderr)
+        return 130
     print(f"\n{cfg.name}: finished in {time.time() - started:.0f} s")
     print(format_front(summary, cfg.search.objectives))
     print(f"results: {folder}/ (trials.parquet, history.parquet, pareto.parquet); Optuna study: {runner.optuna_path(folder, cfg.name)}")

@@ -417,6 +417,7 @@ def run_study(
             repeats=settings.search.repeats,
             storage=folder.uri("ray/train"),
         )
+        recorder = StudyRecorder(folder, objectives, total, echo, finished=finished)
         tuner = tune.Tuner(
             tune.with_resources(driver, plan.trial_resources()),
             # Reused trial processes keep torch and open_clip imported: seconds saved per trial.
@@ -426,19 +427,29 @@ def run_study(
             run_config=tune.RunConfig(
                 name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}" if resume else "tune",
                 storage_path=folder.uri("ray"),
-                callbacks=[StudyRecorder(folder, objectives, total, echo, finished=finished)],
+                callbacks=[recorder],
                 # A trial whose process died restarts from its last checkpoint; only the latest is kept.
                 failure_config=tune.FailureConfig(max_failures=settings.train.max_restarts),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 verbose=0,
             ),
         )
-        tuner.fit()
+        tuner.fit()  # Ctrl-C: Tune stops the trials and returns
     finally:
         if started_here:
             ray.shutdown()
             cluster_record.unlink(missing_ok=True)
+    if recorder.completed + recorder.failed < total:
+        raise StudyStopped(recorder.completed + recorder.failed, total)
     return folder.read(results.PARETO) if folder.exists(results.PARETO) else pl.DataFrame()
+
+
+class StudyStopped(Exception):
+    """The study ended before all its trials did (Ctrl-C); what finished is kept for a resume."""
+
+    def __init__(self, finished: int, total: int):
+        super().__init__(f"stopped after {finished} of {total} trial(s)")
+        self.finished, self.total = finished, total
 
 
 # ------------------------------------------------------------------------------------ resume

@@ -77,6 +77,8 @@ class FilesSource(Strict):
     """Use only the first `limit` rows."""
     allow_outside_root: bool = False
     """Image paths (absolute, or with ..) may lead outside the root folder."""
+    bad_images: Literal["fail", "skip"] = "fail"
+    """An image that cannot be opened: fail before any work starts, or leave out its rows (counted)."""
 
     @field_validator("table")
     @classmethod

@@ -3,6 +3,7 @@ nothing written and no Ray cluster started. The spec-level cases of test_spec ru
 
 import pytest
 import ray
+from PIL import Image
 
 from raygap.cli import main
 from test_spec import BROKEN
@@ -12,8 +13,11 @@ BASE = "data: {train: {kind: files, table: TABLE}}\nsearch: {trials: 1}\n"
 
 def table(tmp_path, text: str, images: list[str] = ()) -> str:
     (tmp_path / "img").mkdir(exist_ok=True)
-    for name in images:
-        (tmp_path / "img" / name).write_bytes(b"")
+    for name in images:  # a real image, or a corrupt one for names that start with "bad"
+        if name.startswith("bad"):
+            (tmp_path / "img" / name).write_bytes(b"not an image")
+        else:
+            Image.new("RGB", (8, 8)).save(tmp_path / "img" / name)
     path = tmp_path / "pairs.csv"
     path.write_text(text)
     return str(path)
@@ -30,6 +34,12 @@ STUDY_CASES = [
     (BASE, "filepath,title\n", [], "data.train: {table}: the table has no rows"),
     (BASE, "filepath,title\nimg/a.png,a cat\nimg/b.png,a dog\n", ["a.png"], "data.train: {table}: 1 image file(s) not found, e.g. "),
     (BASE, "filepath,title\n../../etc/passwd,a secret\n", [], "data.train: {table}: image path '../../etc/passwd' leads outside the root folder"),
+    (BASE, "filepath,title\nimg/a.png,a cat\nimg/bad.png,a dog\n", ["a.png", "bad.png"],
+     "data.train: {table}: 1 image file(s) cannot be read as images, e.g. "),
+    (BASE.replace("TABLE", "TABLE, bad_images: skip"), "filepath,title\nimg/bad.png,a dog\n", ["bad.png"],
+     "data.train: {table}: none of its 1 image file(s) can be read as images"),
+    (BASE.replace("TABLE", "TABLE, bad_images: ignore"), "filepath,title\nimg/a.png,a cat\n", ["a.png"],
+     "data.train.bad_images: Input should be 'fail' or 'skip' (got 'ignore')"),
 ]
 
 

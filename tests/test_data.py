@@ -122,3 +122,13 @@ def test_resident_pairs_give_the_loaders_batches_in_its_order(bundle):
             assert torch.equal(images, want_images) and torch.equal(tokens, want_tokens)
         firsts.append(got[0][0])
     assert not torch.equal(firsts[0], firsts[1])  # each epoch reshuffles, in both
+
+
+def test_unreadable_images_are_skipped_and_counted_when_the_spec_says_so(tmp_path, bundle):
+    table = make_table(tmp_path, ["a.png,a grey square,box", "b.png,broken,ball", "a.png,grey again,box", "c.png,third,box"])
+    (tmp_path / "b.png").write_bytes(b"\x89PNG truncated")
+    with pytest.raises(ValueError, match=r"pairs.csv: 1 image file\(s\) cannot be read as images, e.g. .*b.png; set bad_images: skip"):
+        load_source(FilesSource(table=table), bundle, train=False)
+    data = load_source(FilesSource(table=table, bad_images="skip", label_column="label"), bundle, train=False)
+    assert len(data.images) == 2 and len(data) == 3 and data.caption_image.tolist() == [0, 0, 1]
+    assert data.class_names == ["box"]  # the skipped image's class went with it

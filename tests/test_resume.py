@@ -84,6 +84,32 @@ def test_sigkill_then_resume_keeps_finished_trials_once(tmp_path):
     assert not (out / "ray-cluster.json").exists()
 
 
+def test_ctrl_c_stops_cleanly_then_resume_finishes_the_study(tmp_path):
+    spec, out = tmp_path / "killed.yaml", tmp_path / "results"
+    spec.write_text(STUDY)
+    run = raygap("study", "run", str(spec), "--results", str(out), "--no-dashboard")
+    deadline = time.time() + 240
+    while rows(out) < 2 and time.time() < deadline and run.poll() is None:
+        time.sleep(0.2)
+    assert run.poll() is None and rows(out) >= 2, "the study ended before it could be interrupted"
+    record = json.loads((out / "ray-cluster.json").read_text())
+    run.send_signal(signal.SIGINT)
+    log, _ = run.communicate(timeout=120)
+    assert run.returncode == 130, log
+    assert f"Continue with: raygap study resume {out}" in log
+    assert not leftovers(record) and not (out / "ray-cluster.json").exists()  # Ray shut down, nothing orphaned
+    before = pl.read_parquet(out / "trials.parquet")
+    assert 2 <= before.height < 6
+
+    resume = raygap("study", "resume", str(out), "--no-dashboard")
+    log, _ = resume.communicate(timeout=400)
+    assert resume.returncode == 0, log
+    after = pl.read_parquet(out / "trials.parquet")
+    assert after.height == 6 and after["trial_id"].n_unique() == 6 and set(after["status"]) == {"completed"}
+    study = optuna.load_study(study_name="killed", storage=f"sqlite:///{out / 'optuna.db'}")
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 6
+
+
 TRIAL = """
 name: worker-kill
 data:

@@ -8,6 +8,7 @@ any of them). Labelled sources also carry a class per image (zero-shot, linear p
 from __future__ import annotations
 
 import functools
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -250,6 +251,9 @@ def check_tables(cfg, file: str) -> None:
     for key, source in sources.items():
         if source.kind == "files":
             try:
-                files.read_table(source)
+                table = files.read_table(source)
             except ValueError as error:
                 raise SpecError(f"{file}: {key}: {error}") from None
+            if table.skipped_images:
+                bad = table.skipped_images
+                print(f"{file}: {key}: leaving out {len(bad)} unreadable image(s) (bad_images: skip), e.g. {bad[0]}", file=sys.stderr)
