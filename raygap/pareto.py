@@ -35,15 +35,30 @@ def _nondominated(costs: np.ndarray) -> np.ndarray:
 
 
 def pareto_ranks(frame: pl.DataFrame, objectives: dict[str, str]) -> pl.Series:
-    """Non-dominated sorting: rank 1 is the front, rank 2 the front once rank 1 is removed, …"""
+    """Non-dominated sorting: rank 1 is the front, rank 2 the front once rank 1 is removed, …
+
+    The domination matrix is built once and fronts are peeled by counting each row's dominators
+    (Deb's fast non-dominated sort): a study's front is recomputed after every trial.
+    """
     costs = _costs(frame, objectives)
     ranks = np.zeros(len(costs), dtype=np.int64)
-    remaining = np.flatnonzero(~np.isnan(costs).any(axis=1))
+    valid = np.flatnonzero(~np.isnan(costs).any(axis=1))
+    points = costs[valid]
+    no_worse = np.ones((len(points), len(points)), dtype=bool)
+    better = np.zeros_like(no_worse)
+    for column in points.T:  # dominates[i, j]: row i is ≤ row j everywhere and < somewhere
+        no_worse &= column[:, None] <= column[None, :]
+        better |= column[:, None] < column[None, :]
+    dominates = no_worse & better
+    dominators = dominates.sum(axis=0)
+    remaining = np.ones(len(points), dtype=bool)
     rank = 1
-    while len(remaining):
-        front = _nondominated(costs[remaining])
-        ranks[remaining[front]] = rank
-        remaining = remaining[~front]
+    while remaining.any():
+        front = remaining & (dominators == 0)
+        ranks[valid[front]] = rank
+        remaining &= ~front
+        dominators -= dominates[front].sum(axis=0)
+        dominators[~remaining] = -1  # never picked again
         rank += 1
     return pl.Series("rank", ranks, dtype=pl.Int64).replace(0, None)
 

@@ -109,3 +109,27 @@ def test_summarize_means_over_seeds_and_ranks():
 def test_single_objective_ranks_are_the_sorted_order():
     frame = pl.DataFrame({"gap": [0.3, 0.1, 0.2, 0.1]})
     assert pareto_ranks(frame, {"gap": "min"}).to_list() == [3, 1, 2, 1]
+
+
+def test_ranks_match_a_slow_peeling_reference_with_ties_and_missing_values():
+    """The counting sort against the definition: repeatedly remove the rows nobody dominates."""
+    from raygap.pareto import _costs
+
+    def reference(frame, objectives):
+        costs, ranks, rank = _costs(frame, objectives), {}, 1
+        remaining = [i for i in range(frame.height) if not np.isnan(costs[i]).any()]
+        while remaining:
+            front = [i for i in remaining
+                     if not any((costs[j] <= costs[i]).all() and (costs[j] < costs[i]).any() for j in remaining)]  # fmt: skip
+            ranks.update({i: rank for i in front})
+            remaining = [i for i in remaining if i not in front]
+            rank += 1
+        return [ranks.get(i) for i in range(frame.height)]
+
+    rng = np.random.default_rng(0)
+    for n, k in [(40, 2), (120, 3)]:
+        data = rng.integers(0, 8, size=(n, k)).astype(float)  # many ties
+        data[rng.random((n, k)) < 0.05] = np.nan
+        frame = pl.DataFrame({f"c{i}": data[:, i] for i in range(k)})
+        objectives = {f"c{i}": ("min" if i % 2 == 0 else "max") for i in range(k)}
+        assert pareto_ranks(frame, objectives).to_list() == reference(frame, objectives)
