@@ -399,14 +399,16 @@ def run_gpu_bench(output: str | Path = "results/bench", echo=print) -> dict:
     small = gpu_trial_config("small-vit", 256, 300)
     figures["sharing"] = gpu_sharing(small, (1, 2, 4), echo)
     echo(format_gpu_table(figures))
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"bench-gpu-{name.replace(' ', '-')}.json"
+    save_figures(figures, Path(output) / f"bench-gpu-{name.replace(' ', '-')}.json", echo)
+    return figures
+
+
+def save_figures(figures: dict, path: Path, echo) -> None:
     from raygap.results import write_local_text
 
+    path.parent.mkdir(parents=True, exist_ok=True)
     write_local_text(path, json.dumps(figures, indent=2))
     echo(f"figures: {path}")
-    return figures
 
 
 def format_gpu_table(figures: dict) -> str:
@@ -445,13 +447,7 @@ def run_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=
         echo(f"2c. {size['group_trials']} two-worker trials × 20 steps (a worker group is needed)")
         figures["study_two_workers"] = study_overheads(size, size["group_trials"], 20, 2, echo)
     echo(format_table(figures))
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"bench-{size_name}-{figures['device']}.json"
-    from raygap.results import write_local_text
-
-    write_local_text(path, json.dumps(figures, indent=2))
-    echo(f"figures: {path}")
+    save_figures(figures, Path(output) / f"bench-{size_name}-{figures['device']}.json", echo)
     return figures
 
 
