@@ -4,14 +4,14 @@ Every figure is a ratio or a time measured in the same run (machines are shared 
 1. loop efficiency   — raygap's trial loop against a plain open_clip loop written here
 2. per-trial overhead — Tune trial start → first step, last step → result on the head
 3. study efficiency  — fraction of the workers' wall time spent in training steps
-4. input pipeline    — samples/s the loader delivers against what the model consumes
+4. input pipeline    — samples/s the loader delivers against what the model consumes; for image
+                       files, an epoch from the one-time decoded copy against decoding every JPEG
 5. evaluation cost   — a full evaluation (recalls, gap, uniformity, linear probe) against an epoch
 6. memory            — peak resident memory of the study's processes, and per trial
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
@@ -31,10 +31,10 @@ from raygap.model import build_model
 from raygap.spec import TrialConfig, load_spec
 from raygap.train import resolve_device, train
 
-# size → (model, batch, loop steps, eval pairs, study trials, study steps, workers-group trials)
+# size → model, batch, loop steps, eval pairs, study trials, study steps, worker-group trials, JPEGs and their batch
 SIZES = {
-    "ci": {"model": "tiny-vit", "batch": 32, "steps": 6, "eval_pairs": 256, "trials": 2, "study_steps": 4, "group_trials": 0},
-    "full": {"model": "tiny-vit", "batch": 128, "steps": 60, "eval_pairs": 5000, "trials": 6, "study_steps": 400, "group_trials": 2},
+    "ci": {"model": "tiny-vit", "batch": 32, "steps": 6, "eval_pairs": 256, "trials": 2, "study_steps": 4, "group_trials": 0, "photos": 32, "photo_batch": 16},
+    "full": {"model": "tiny-vit", "batch": 128, "steps": 60, "eval_pairs": 5000, "trials": 6, "study_steps": 400, "group_trials": 2, "photos": 1024, "photo_batch": 64},
 }
 TARGETS = {"loop_efficiency": 0.95, "overhead_s": 5.0, "study_efficiency": 0.85}
 
@@ -159,6 +159,70 @@ def input_pipeline(cfg: TrialConfig, consumed_samples_per_s: float, batches: int
     return {"loader_samples_per_s": delivered, "loader_headroom": delivered / consumed_samples_per_s, "loader_workers": workers}
 
 
+def write_photos(folder: Path, count: int, seed: int = 0) -> Path:
+    """`count` JPEGs of COCO's typical size (640×480, quality 90: shapes on a background, blurred
+    by the upscale, with sensor-like noise) and a files table naming them."""
+    import numpy as np
+    from PIL import Image
+
+    from raygap.data import synthetic
+
+    rng = np.random.default_rng(seed)
+    pixels = synthetic.generate(count, 160, seed=seed)[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(pixels):
+        photo = np.asarray(Image.fromarray(image.transpose(1, 2, 0)).resize((640, 480), Image.BICUBIC), dtype=np.int16)
+        photo = np.clip(photo + rng.integers(-8, 9, photo.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(photo).save(folder / f"{i:06d}.jpg", quality=90)
+    table = folder / "pairs.csv"
+    table.write_text("filepath,title\n" + "".join(f"{i:06d}.jpg,photo {i}\n" for i in range(count)))
+    return table
+
+
+def decoded_cache_speedup(count: int, batch: int, device: torch.device, echo, image_size: int = 224) -> dict:
+    """An epoch over JPEG files (decoded and cropped by open_clip's training transform every epoch)
+    against an epoch over raygap's one-time decoded copy (crops drawn on the training device), at
+    the paper's 224 px; the copy's one-time build is timed too."""
+    from open_clip.transform import PreprocessCfg
+
+    from raygap.data import ImageTextSet, LoadedPairs
+    from raygap.data import _load_file_source as load_files
+    from raygap.model import ClipBundle
+    from raygap.spec import FilesSource
+
+    on_gpu = device.type == "cuda"
+    workers = min(8, len(os.sched_getaffinity(0)))
+    bundle = ClipBundle(model=None, tokenize=lambda texts: torch.zeros(len(texts), 8, dtype=torch.long), preprocess=PreprocessCfg(size=image_size))
+
+    def epoch(data: ImageTextSet) -> float:
+        """samples/s of the second epoch (the loader's processes already started)."""
+        pairs = PairDataset(data, raw_pixels=on_gpu)
+        loader = torch.utils.data.DataLoader(pairs, batch_size=batch, shuffle=True, drop_last=True, collate_fn=keep_batch,
+                                             num_workers=workers, persistent_workers=True, pin_memory=on_gpu, prefetch_factor=4)  # fmt: skip
+        for _ in LoadedPairs(loader, device):
+            pass
+        started, samples = time.perf_counter(), 0
+        for images, _ in LoadedPairs(loader, device):
+            samples += len(images)
+        _sync(device)
+        return samples / (time.perf_counter() - started)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        echo(f"  writing {count} 640×480 JPEGs")
+        table = write_photos(Path(scratch, "photos"), count)
+        files_rate = epoch(load_files(FilesSource(table=table), bundle, train=True))
+        started = time.perf_counter()
+        cached = load_files(FilesSource(table=table, decoded_cache=Path(scratch, "cache")), bundle, train=True)
+        build_seconds = time.perf_counter() - started
+        cached_rate = epoch(cached)
+    epoch_saving = count / files_rate - count / cached_rate
+    row = {"images": count, "image_size": image_size, "loader_workers": workers, "jpeg_samples_per_s": files_rate, "cached_samples_per_s": cached_rate,
+           "cache_speedup": cached_rate / files_rate, "cache_build_seconds": build_seconds, "cache_pays_back_after_epochs": build_seconds / epoch_saving}  # fmt: skip
+    echo(f"  JPEG files {files_rate:.0f} samples/s, decoded copy {cached_rate:.0f} samples/s ({row['cache_speedup']:.1f}×); "
+         f"built once in {build_seconds:.1f} s, repaid after {row['cache_pays_back_after_epochs']:.2f} epochs")  # fmt: skip
+    return row
+
+
 # ------------------------------------------------------------------------- 5. evaluation cost
 def evaluation_cost(cfg: TrialConfig, samples_per_s: float, epoch_pairs: int) -> dict:
     """A full evaluation (recalls, gap, uniformity, zero-shot and linear probe) against the time
@@ -259,12 +323,12 @@ GPU_STEPS = 30  # timed steps per configuration, after as many warm ones
 COCO_TRAIN_IMAGES = 118_287  # the epoch the evaluation cost is quoted against
 
 
-def gpu_trial_config(model: str, batch: int, steps: int, loader_workers: int = 4, probe: bool = False) -> dict:
+def gpu_trial_config(model: str, batch: int, steps: int, loader_workers: int = 4, probe: bool = False, pipeline: str = "auto") -> dict:
     raw = trial_config({"model": model, "batch": batch}, steps, 256)
     raw["data"]["train"]["size"] = 2048
     if not probe:
         del raw["data"]["probe"]
-    raw["data"]["loader_workers"] = loader_workers
+    raw["data"].update(loader_workers=loader_workers, pipeline=pipeline)
     raw["train"].update(precision="bf16", device="cuda", channels_last=True)
     return timed_config(raw, steps)
 
@@ -304,28 +368,16 @@ def flops_per_sample(cfg: TrialConfig) -> float:
     return counter.get_total_flops() / batch
 
 
-@contextlib.contextmanager
-def _through_the_loader():
-    """raygap's loop as it runs on images too large to keep on the GPU: DataLoader, pinned uint8."""
-    import raygap.train as loop
-
-    keep = loop.fits_on_device
-    loop.fits_on_device = lambda *args, **kwargs: False
-    try:
-        yield
-    finally:
-        loop.fits_on_device = keep
-
-
-def gpu_throughput(model: str, batch: int, peak_tflops: float, echo, resident: bool = True) -> dict:
-    cfg = _config(gpu_trial_config(model, batch, GPU_STEPS))
+def gpu_throughput(model: str, batch: int, peak_tflops: float, echo, pipeline: str = "resident") -> dict:
+    """raygap's loop against the plain loop, both measured now, with the batches reaching the GPU
+    by `pipeline` (resident: data on the GPU; streamed and loader: the paths for data that is not)."""
+    cfg = _config(gpu_trial_config(model, batch, GPU_STEPS, pipeline=pipeline))
     flops = flops_per_sample(cfg)
     plain = plain_loop_samples_per_s(cfg, GPU_STEPS, warmup=GPU_STEPS)
     torch.cuda.empty_cache()
-    with contextlib.nullcontext() if resident else _through_the_loader():
-        ours, final = raygap_loop_samples_per_s(cfg)
+    ours, final = raygap_loop_samples_per_s(cfg)
     torch.cuda.empty_cache()
-    row = {"model": model, "batch": batch, "data": "resident" if resident else "loader", "plain_samples_per_s": plain, "raygap_samples_per_s": ours,
+    row = {"model": model, "batch": batch, "data": pipeline, "plain_samples_per_s": plain, "raygap_samples_per_s": ours,
            "loop_efficiency": ours / plain, "gflops_per_sample": flops / 1e9, "mfu": ours * flops / (peak_tflops * 1e12), "gpu_peak_gb": final["gpu_peak_mb"] / 1024}  # fmt: skip
     echo(f"  {model} batch {batch} ({row['data']}): raygap {ours:.0f} vs plain {plain:.0f} samples/s ({row['loop_efficiency']:.3f}), "
          f"{row['gflops_per_sample']:.1f} GFLOP/sample, MFU {row['mfu']:.3f}, {row['gpu_peak_gb']:.1f} GiB")  # fmt: skip
@@ -372,35 +424,61 @@ def gpu_sharing(raw: dict, counts: tuple[int, ...], echo) -> list[dict]:
     return rows
 
 
-def run_gpu_bench(output: str | Path = "results/bench", echo=print) -> dict:
-    """The GPU figures; needs CUDA, not Ray (the trial loop is what runs on the GPU)."""
-    if not torch.cuda.is_available():
-        raise RuntimeError("raygap bench --size gpu needs a CUDA device; none is visible")
+GPU_PARTS = ("throughput", "pipelines", "cache", "input", "evaluation", "sharing")
+
+
+def run_gpu_bench(output: str | Path = "results/bench", echo=print, parts: tuple[str, ...] = GPU_PARTS) -> dict:
+    """The GPU figures; needs CUDA, not Ray (the trial loop is what runs on the GPU). `parts`
+    picks sections (a whole run takes about ten minutes on an H100)."""
+    check_gpu_bench(parts)
     device = torch.device("cuda")
     name = torch.cuda.get_device_name(device)
-    echo(f"raygap bench (gpu): {name}, torch {torch.__version__}, {os.cpu_count()} CPU(s)")
+    echo(f"raygap bench (gpu): {name}, torch {torch.__version__}, {os.cpu_count()} CPU(s); parts: {', '.join(parts)}")
     figures: dict = {"size": "gpu", "device": name, "machine": f"{platform.node()} · {os.cpu_count()} CPU", "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     figures["matmul_bf16_tflops"] = matmul_tflops(device)
     echo(f"bf16 matrix product (8192³): {figures['matmul_bf16_tflops']:.0f} TFLOP/s")
-    echo("1. loop efficiency, throughput and MFU")
-    figures["throughput"] = [gpu_throughput(m, b, figures["matmul_bf16_tflops"], echo) for m in GPU_MODELS for b in GPU_BATCHES]
-    echo("1b. the same loop fed by the DataLoader (images that do not fit on the GPU)")
-    figures["throughput"] += [gpu_throughput("ViT-B-32", b, figures["matmul_bf16_tflops"], echo, resident=False) for b in (128, 512)]
-    echo("4. input pipeline (ViT-B-32, batch 512: uint8 from pinned memory, normalized on the GPU)")
-    vit = _config(gpu_trial_config("ViT-B-32", 512, GPU_STEPS))
-    vit_rate = next(r["raygap_samples_per_s"] for r in figures["throughput"] if r["model"] == "ViT-B-32" and r["batch"] == 512 and r["data"] == "resident")
-    figures["input"] = input_pipeline(vit, vit_rate)
-    echo("5. evaluation cost (ViT-B-32, 5,000 pairs)")
-    raw = gpu_trial_config("ViT-B-32", 256, GPU_STEPS, probe=True)
-    raw["data"]["eval"]["size"] = 5000
-    rate = next(r["raygap_samples_per_s"] for r in figures["throughput"] if r["model"] == "ViT-B-32" and r["batch"] == 256 and r["data"] == "resident")
-    figures["evaluation"] = evaluation_cost(_config(raw), rate, COCO_TRAIN_IMAGES)
-    echo("6. several small trials sharing the GPU (small-vit, batch 256)")
-    small = gpu_trial_config("small-vit", 256, 300)
-    figures["sharing"] = gpu_sharing(small, (1, 2, 4), echo)
+    figures["throughput"] = []
+    if "throughput" in parts:
+        echo("1. loop efficiency, throughput and MFU (images resident on the GPU)")
+        figures["throughput"] += [gpu_throughput(m, b, figures["matmul_bf16_tflops"], echo) for m in GPU_MODELS for b in GPU_BATCHES]
+    if "pipelines" in parts:
+        echo("1b. ViT-B-32 fed by each pipeline: resident, streamed (pinned memory, side stream), DataLoader")
+        figures["throughput"] += [gpu_throughput("ViT-B-32", b, figures["matmul_bf16_tflops"], echo, pipeline)
+                                  for b in (128, 512) for pipeline in ("resident", "streamed", "loader")]  # fmt: skip
+    if "cache" in parts:
+        echo("4b. image files: JPEG decoding every epoch against the decoded copy (224 px, batch 256)")
+        figures["decoded_cache"] = decoded_cache_speedup(4096, 256, device, echo)
+    if "input" in parts:
+        echo("4. input pipeline (ViT-B-32, batch 512: the DataLoader, uint8 from pinned memory, normalized on the GPU)")
+        figures["input"] = input_pipeline(_config(gpu_trial_config("ViT-B-32", 512, GPU_STEPS)), _vit_rate(figures, 512))
+    if "evaluation" in parts:
+        echo("5. evaluation cost (ViT-B-32, 5,000 pairs)")
+        raw = gpu_trial_config("ViT-B-32", 256, GPU_STEPS, probe=True)
+        raw["data"]["eval"]["size"] = 5000
+        figures["evaluation"] = evaluation_cost(_config(raw), _vit_rate(figures, 256), COCO_TRAIN_IMAGES)
+    if "sharing" in parts:
+        echo("6. several small trials sharing the GPU (small-vit, batch 256)")
+        figures["sharing"] = gpu_sharing(gpu_trial_config("small-vit", 256, 300), (1, 2, 4), echo)
     echo(format_gpu_table(figures))
-    save_figures(figures, Path(output) / f"bench-gpu-{name.replace(' ', '-')}.json", echo)
+    suffix = "" if tuple(parts) == GPU_PARTS else "-" + "-".join(parts)
+    save_figures(figures, Path(output) / f"bench-gpu-{name.replace(' ', '-')}{suffix}.json", echo)
     return figures
+
+
+def check_gpu_bench(parts: tuple[str, ...]) -> None:
+    unknown = set(parts) - set(GPU_PARTS)
+    if unknown:
+        raise ValueError(f"unknown part(s) {sorted(unknown)}; parts: {', '.join(GPU_PARTS)}")
+    if not torch.cuda.is_available():
+        raise ValueError("raygap bench --size gpu needs a CUDA device; none is visible")
+
+
+def _vit_rate(figures: dict, batch: int) -> float:
+    """ViT-B-32's resident samples/s at `batch` from this run, measured now if it is not there."""
+    for row in figures["throughput"]:
+        if row["model"] == "ViT-B-32" and row["batch"] == batch and row["data"] == "resident":
+            return row["raygap_samples_per_s"]
+    return raygap_loop_samples_per_s(_config(gpu_trial_config("ViT-B-32", batch, GPU_STEPS)))[0]
 
 
 def save_figures(figures: dict, path: Path, echo) -> None:
@@ -416,10 +494,19 @@ def format_gpu_table(figures: dict) -> str:
     for r in figures["throughput"]:
         lines.append(f"{r['model']:<9} {r['batch']:>5} {r['data']:>8} {r['raygap_samples_per_s']:>9.0f} {r['plain_samples_per_s']:>9.0f} "
                      f"{r['loop_efficiency']:>6.3f} {r['gflops_per_sample']:>6.1f} {r['mfu']:>6.3f} {r['gpu_peak_gb']:>5.1f}")  # fmt: skip
-    inp, ev = figures["input"], figures["evaluation"]
-    lines.append(f"input: loader delivers {inp['loader_samples_per_s']:.0f} samples/s = {inp['loader_headroom']:.2f}× what ViT-B-32 at batch 512 consumes")
-    lines.append(f"evaluation: {ev['eval_pairs']} pairs + probe in {ev['eval_seconds']:.1f} s = {ev['eval_per_epoch']:.3f} of a {ev['epoch_pairs']}-sample epoch")
-    lines.append("sharing: " + ", ".join(f"{r['trials']} trial(s) {r['total_samples_per_s']:.0f}/s ({r['speedup']:.2f}×, {r['gpu_peak_gb_per_trial']:.2f} GiB each)" for r in figures["sharing"]))
+    if "decoded_cache" in figures:
+        c = figures["decoded_cache"]
+        lines.append(f"image files ({c['images']} JPEGs, {c['image_size']} px, {c['loader_workers']} loader workers): decoding every epoch "
+                     f"{c['jpeg_samples_per_s']:.0f} samples/s, decoded copy {c['cached_samples_per_s']:.0f} ({c['cache_speedup']:.1f}×), "
+                     f"built in {c['cache_build_seconds']:.1f} s, repaid after {c['cache_pays_back_after_epochs']:.2f} epochs")  # fmt: skip
+    if "input" in figures:
+        inp = figures["input"]
+        lines.append(f"input: loader delivers {inp['loader_samples_per_s']:.0f} samples/s = {inp['loader_headroom']:.2f}× what ViT-B-32 at batch 512 consumes")
+    if "evaluation" in figures:
+        ev = figures["evaluation"]
+        lines.append(f"evaluation: {ev['eval_pairs']} pairs + probe in {ev['eval_seconds']:.1f} s = {ev['eval_per_epoch']:.3f} of a {ev['epoch_pairs']}-sample epoch")
+    if "sharing" in figures:
+        lines.append("sharing: " + ", ".join(f"{r['trials']} trial(s) {r['total_samples_per_s']:.0f}/s ({r['speedup']:.2f}×, {r['gpu_peak_gb_per_trial']:.2f} GiB each)" for r in figures["sharing"]))
     return "\n".join(lines)
 
 
@@ -434,6 +521,8 @@ def run_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=
     figures["loop"] = loop_efficiency(size, echo)
     echo("4. input pipeline")
     figures["input"] = input_pipeline(_config(trial_config(size, 1, 256)), figures["loop"]["raygap_samples_per_s"])
+    echo("4b. image files: JPEG decoding every epoch against the decoded copy (224 px)")
+    figures["decoded_cache"] = decoded_cache_speedup(size["photos"], size["photo_batch"], torch.device("cpu"), echo)
     echo("5. evaluation cost")
     cfg = _config(trial_config(size, 1, size["eval_pairs"]))
     figures["evaluation"] = evaluation_cost(cfg, figures["loop"]["raygap_samples_per_s"], cfg.data.train.size)
@@ -462,6 +551,9 @@ def format_table(figures: dict) -> str:
          f"{study['study_efficiency_with_cluster_start']:.3f} counting the {study['cluster_start_s']:.1f} s cluster start; "
          f"{study['median_train_seconds']:.1f} s of steps per trial"),
         ("input pipeline (delivered / consumed)", f"{figures['input']['loader_headroom']:.1f}×", "> 1", f"{figures['input']['loader_samples_per_s']:.0f} samples/s"),
+        ("image files: decoded copy / JPEG decoding", f"{figures['decoded_cache']['cache_speedup']:.2f}×", "",
+         f"{figures['decoded_cache']['cached_samples_per_s']:.0f} vs {figures['decoded_cache']['jpeg_samples_per_s']:.0f} samples/s at 224 px; "
+         f"built once in {figures['decoded_cache']['cache_build_seconds']:.1f} s, repaid after {figures['decoded_cache']['cache_pays_back_after_epochs']:.2f} epochs"),
         ("evaluation / one epoch", f"{figures['evaluation']['eval_per_epoch']:.3f}", "", f"{figures['evaluation']['eval_pairs']} pairs in {figures['evaluation']['eval_seconds']:.1f} s; "
          f"epoch of {figures['evaluation']['epoch_pairs']} pairs {figures['evaluation']['epoch_seconds']:.1f} s"),
         ("peak memory of the study (GiB)", f"{study['peak_rss_gb']:.2f}", "", "Ray's processes included" + (f"; one trial process {study['peak_trial_rss_gb']:.2f} GiB" if study["peak_trial_rss_gb"] else "")),

@@ -193,10 +193,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from raygap.bench import run_bench
 
     if args.size == "gpu":
-        from raygap.bench import run_gpu_bench
+        from raygap.bench import GPU_PARTS, check_gpu_bench, run_gpu_bench
 
-        run_gpu_bench(args.output)
+        parts = tuple(args.only.split(",")) if args.only else GPU_PARTS
+        try:
+            check_gpu_bench(parts)
+        except ValueError as error:
+            raise SpecError(str(error)) from None
+        run_gpu_bench(args.output, parts=parts)
         return 0
+    if args.only:
+        raise SpecError("--only picks parts of --size gpu")
     run_bench(args.size, args.output)
     return 0
 
@@ -322,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="measure loop efficiency, per-trial overhead, study efficiency, input, evaluation, memory")
     bench.add_argument("--size", choices=["ci", "full", "gpu"], default="full",
                        help="ci: seconds, a check that it works; full: the figures (minutes); gpu: RN50/ViT-B-32 throughput, MFU, GPU sharing (CUDA, no Ray)")
+    bench.add_argument("--only", metavar="PARTS", help="with --size gpu, a comma-separated subset of: throughput, pipelines, cache, input, evaluation, sharing")
     bench.add_argument("-o", "--output", default="results/bench", metavar="DIR", help="where the JSON goes (default: results/bench)")
     bench.set_defaults(handler=cmd_bench)
 

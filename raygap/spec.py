@@ -59,7 +59,18 @@ class SyntheticSource(Strict):
     seed: int = 0
 
 
-class FilesSource(Strict):
+class ImageFileOptions(Strict):
+    """Options of the sources whose images are files that PIL decodes."""
+
+    bad_images: Literal["fail", "skip"] = "fail"
+    """An image PIL cannot open: fail before any work starts, or leave it and its captions out (counted)."""
+    decoded_cache: Path | None = None
+    """A folder for a copy of the images decoded once at the model's resolution (uint8, memory-mapped):
+    every later epoch and trial reads it instead of decoding the files; training crops are then
+    drawn on the training device."""
+
+
+class FilesSource(ImageFileOptions):
     """A table (CSV, TSV or Parquet) of image paths and captions; open_clip's CSV layout works."""
 
     kind: Literal["files"] = "files"
@@ -77,8 +88,6 @@ class FilesSource(Strict):
     """Use only the first `limit` rows."""
     allow_outside_root: bool = False
     """Image paths (absolute, or with ..) may lead outside the root folder."""
-    bad_images: Literal["fail", "skip"] = "fail"
-    """An image that cannot be opened: fail before any work starts, or leave out its rows (counted)."""
 
     @field_validator("table")
     @classmethod
@@ -114,7 +123,7 @@ def _must_exist(field: str, what: Literal["file", "folder"]):
     return field_validator(field)(classmethod(check))
 
 
-class CocoSource(Strict):
+class CocoSource(ImageFileOptions):
     """MSCOCO captions: the official captions_*.json, or Karpathy's dataset_coco.json with a split."""
 
     kind: Literal["coco"] = "coco"
@@ -131,7 +140,7 @@ class CocoSource(Strict):
     _images_exist = _must_exist("images", what="folder")
 
 
-class WebDatasetSource(Strict):
+class WebDatasetSource(ImageFileOptions):
     """Tar shards of <key>.jpg|png|webp + <key>.txt samples, read in place (never unpacked)."""
 
     kind: Literal["webdataset"] = "webdataset"
@@ -150,7 +159,7 @@ class LabelledSource(Strict):
     """Use only the first `limit` images."""
 
 
-class ImageFolderSource(LabelledSource):
+class ImageFolderSource(LabelledSource, ImageFileOptions):
     """One sub-folder per class, images inside (png, jpg, jpeg, bmp, webp)."""
 
     kind: Literal["imagefolder"] = "imagefolder"
@@ -217,6 +226,12 @@ class DataSpec(Strict):
     """Set to null to skip zero-shot and linear probe."""
     loader_workers: Annotated[int, Field(ge=0)] = 0
     """DataLoader processes for image files; in-memory synthetic data needs none."""
+    pipeline: Literal["auto", "resident", "streamed", "loader"] = "auto"
+    """How training batches reach a GPU. resident: in-memory images copied to the GPU once, batches
+    gathered there; streamed: batches gathered in pinned memory by a thread and copied while the
+    previous step runs; loader: a DataLoader (needed for images decoded from files). auto: resident
+    when the images take under a quarter of the GPU's free memory, else streamed, files through
+    the loader. On a CPU every choice but resident is the loader."""
 
 
 # --------------------------------------------------------------------------------------- model

@@ -13,9 +13,9 @@ from typing import Callable
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DistributedSampler
 
-from raygap.data import LoadedPairs, PairDataset, ResidentPairs, fits_on_device, keep_batch, load_source
+from raygap.data import load_source, training_batches
 from raygap.evaluate import evaluate, probe_metrics
 from raygap.loss import contrastive_loss
 from raygap.model import build_model
@@ -141,17 +141,8 @@ def train(
     optimizer = torch.optim.AdamW(param_groups(model, temperature, tc.lr, tc.weight_decay), lr=tc.lr, fused=on_gpu or None)
 
     per_worker_batch = tc.batch_size // world_size
-    pairs = PairDataset(train_set, raw_pixels=on_gpu)
-    sampler = DistributedSampler(pairs, num_replicas=world_size, rank=rank, shuffle=True, seed=tc.seed, drop_last=True)
-    if fits_on_device(train_set, device):
-        # No loader processes, pinning thread or per-step copy: each batch is gathered where it is used.
-        batches = ResidentPairs(train_set, sampler, per_worker_batch, device)
-    else:
-        # Otherwise in-memory images travel as uint8 from pinned memory and are normalized on the GPU.
-        workers = cfg.data.loader_workers
-        loader = DataLoader(pairs, batch_size=per_worker_batch, sampler=sampler, drop_last=True, collate_fn=keep_batch,
-                            num_workers=workers, persistent_workers=workers > 0, pin_memory=on_gpu)  # fmt: skip
-        batches = LoadedPairs(loader, device)
+    sampler = DistributedSampler(range(len(train_set)), num_replicas=world_size, rank=rank, shuffle=True, seed=tc.seed, drop_last=True)
+    batches = training_batches(train_set, sampler, per_worker_batch, device, cfg.data.pipeline, cfg.data.loader_workers)
     steps_per_epoch = len(batches)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.precision == "bf16" and device.type == "cuda")
 

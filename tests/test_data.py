@@ -132,3 +132,149 @@ def test_unreadable_images_are_skipped_and_counted_when_the_spec_says_so(tmp_pat
     data = load_source(FilesSource(table=table, bad_images="skip", label_column="label"), bundle, train=False)
     assert len(data.images) == 2 and len(data) == 3 and data.caption_image.tolist() == [0, 0, 1]
     assert data.class_names == ["box"]  # the skipped image's class went with it
+
+
+def save_jpegs(folder, shapes, seed=0):
+    """Noisy JPEGs of the given (height, width): non-square, so resizing and cropping matter."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i, (h, w) in enumerate(shapes):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(folder / f"{i}.jpg", quality=90)
+        names.append(f"{i}.jpg")
+    table = folder / "pairs.csv"
+    table.write_text("filepath,title\n" + "".join(f"{name},picture {i}\n" for i, name in enumerate(names)))
+    return table
+
+
+def test_decoded_cache_gives_the_tensors_of_decoding_the_files_and_is_built_once(tmp_path, bundle, capsys):
+    table = save_jpegs(tmp_path / "data", [(50, 70), (64, 40), (32, 32), (90, 45)])
+    cache = tmp_path / "cache"
+    every_time = load_source(FilesSource(table=table), bundle, train=False)
+    cached = load_source(FilesSource(table=table, decoded_cache=cache), bundle, train=False)
+    assert isinstance(cached.images, TensorImages) and cached.images.pixels.shape == (4, 3, 32, 32)
+    assert "decoding 4 images once at 32 px" in capsys.readouterr().err
+    indices = list(range(4))
+    assert torch.allclose(cached.images.batch(indices), every_time.images.batch(indices), atol=1e-6)
+    (built,) = cache.glob("*.npy")
+    stamp = built.stat().st_mtime_ns
+
+    again = load_source(FilesSource(table=table, decoded_cache=cache), bundle, train=False)
+    assert "decoding" not in capsys.readouterr().err and built.stat().st_mtime_ns == stamp
+    assert torch.equal(again.images.pixels, cached.images.pixels)
+
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "data" / "2.jpg")  # the dataset changes
+    changed = load_source(FilesSource(table=table, decoded_cache=cache), bundle, train=False)
+    assert len(list(cache.glob("*.npy"))) == 2 and int(changed.images.pixels[2].max()) == 0
+    assert torch.equal(changed.images.pixels[[0, 1, 3]], cached.images.pixels[[0, 1, 3]])
+    assert not list(cache.glob("*.partial"))
+
+
+def test_a_decoded_cache_that_fails_half_way_leaves_nothing(tmp_path, bundle):
+    table = save_jpegs(tmp_path / "data", [(40, 40)] * 3)
+    whole = (tmp_path / "data" / "1.jpg").read_bytes()
+    (tmp_path / "data" / "1.jpg").write_bytes(whole[: len(whole) // 2])  # a header PIL accepts, pixels it cannot finish
+    cache = tmp_path / "cache"
+    with pytest.raises(ValueError, match=r"1\.jpg: cannot be decoded"):
+        load_source(FilesSource(table=table, decoded_cache=cache), bundle, train=False)
+    assert [p.suffix for p in cache.iterdir()] == [".lock"]  # no .npy, no partial file
+
+
+def test_training_reads_random_crops_of_the_decoded_copy(tmp_path, bundle):
+    table = save_jpegs(tmp_path / "data", [(48, 64)] * 6)
+    train = load_source(FilesSource(table=table, decoded_cache=tmp_path / "cache"), bundle, train=True)
+    test = load_source(FilesSource(table=table, decoded_cache=tmp_path / "cache"), bundle, train=False)
+    assert train.images.crop_scale == (0.9, 1.0) and test.images.crop_scale is None
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 1  # one copy serves both
+    torch.manual_seed(0)
+    first = train.images.batch(list(range(6)))
+    torch.manual_seed(0)
+    assert torch.equal(train.images.batch(list(range(6))), first)  # the crops follow the seed
+    assert first.shape == (6, 3, 32, 32) and not torch.allclose(first, test.images.batch(list(range(6))))
+
+
+def test_crop_boxes_are_drawn_as_random_resized_crop_draws_them():
+    from raygap.data.images import crop_boxes
+
+    torch.manual_seed(0)
+    left, top, width, height = crop_boxes(20_000, (0.5, 0.9)).unbind(1)
+    area, aspect = width * height, width / height
+    assert area.min() >= 0.5 - 1e-6 and area.max() <= 0.9 + 1e-6
+    assert aspect.min() >= 3 / 4 - 1e-6 and aspect.max() <= 4 / 3 + 1e-6
+    assert left.min() >= 0 and top.min() >= 0 and (left + width).max() <= 1 + 1e-6 and (top + height).max() <= 1 + 1e-6
+    # The same distribution as torchvision's own draws (on a 1000-pixel image): large areas at a
+    # far-from-square aspect do not fit and are drawn again, which pulls the mean area down.
+    from torchvision.transforms import RandomResizedCrop
+
+    image = torch.zeros(1, 1000, 1000)
+    theirs = torch.tensor([RandomResizedCrop.get_params(image, [0.5, 0.9], [3 / 4, 4 / 3])[2:] for _ in range(20_000)]) / 1000
+    assert float(area.mean()) == pytest.approx(float(theirs.prod(1).mean()), abs=0.004)
+    assert float(aspect.log().std()) == pytest.approx(float((theirs[:, 1] / theirs[:, 0]).log().std()), abs=0.005)
+    # Areas near the whole image rarely fit at a far-from-square aspect: the whole image is the fallback.
+    whole = crop_boxes(1000, (1.0, 1.0))
+    assert torch.allclose(whole[:, 2:], torch.ones(1000, 2)) and torch.allclose(whole[:, :2], torch.zeros(1000, 2), atol=1e-6)
+
+
+def test_resized_crop_matches_bilinear_sampling_by_hand():
+    from raygap.data.images import resized_crop
+
+    torch.manual_seed(1)
+    pixels = torch.rand(2, 3, 8, 8) * 255
+    boxes = torch.tensor([[0.25, 0.125, 0.5, 0.75], [0.0, 0.0, 1.0, 1.0]])
+    out = resized_crop(pixels, boxes)
+    assert torch.allclose(out[1], pixels[1], atol=1e-4)  # the whole image comes back unchanged
+
+    def bilinear(image, y, x):  # coordinates in pixels (centres at integers), clamped at the border
+        y, x = min(max(y, 0.0), 7.0), min(max(x, 0.0), 7.0)
+        y0, x0 = min(int(y), 6), min(int(x), 6)
+        dy, dx = y - y0, x - x0
+        return (image[:, y0, x0] * (1 - dy) * (1 - dx) + image[:, y0, x0 + 1] * (1 - dy) * dx
+                + image[:, y0 + 1, x0] * dy * (1 - dx) + image[:, y0 + 1, x0 + 1] * dy * dx)  # fmt: skip
+
+    left, top, width, height = boxes[0].tolist()
+    for i in range(8):
+        for j in range(8):
+            x = (left + (j + 0.5) / 8 * width) * 8 - 0.5
+            y = (top + (i + 0.5) / 8 * height) * 8 - 0.5
+            assert torch.allclose(out[0, :, i, j], bilinear(pixels[0], y, x), atol=1e-3)
+
+
+def test_the_pipeline_setting_picks_how_batches_arrive(tmp_path, bundle):
+    from torch.utils.data import DistributedSampler
+
+    from raygap.data import LoadedPairs, ResidentPairs, training_batches
+
+    cpu = torch.device("cpu")
+    data = load_source(SyntheticSource(size=64, seed=4), bundle, train=True)
+    sampler = DistributedSampler(range(len(data)), num_replicas=1, rank=0, shuffle=True, seed=0, drop_last=True)
+    assert isinstance(training_batches(data, sampler, 16, cpu, "resident", 0), ResidentPairs)
+    for pipeline in ("auto", "streamed", "loader"):  # on a CPU these are the loader
+        assert isinstance(training_batches(data, sampler, 16, cpu, pipeline, 0), LoadedPairs)
+    files = load_source(FilesSource(table=save_jpegs(tmp_path, [(40, 40)] * 4)), bundle, train=True)
+    with pytest.raises(ValueError, match="data.pipeline: resident needs images in memory"):
+        training_batches(files, sampler, 2, cpu, "resident", 0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_streamed_pairs_give_the_resident_batches_on_a_gpu(bundle):
+    import threading
+
+    from torch.utils.data import DistributedSampler
+
+    from raygap.data import ResidentPairs, StreamedPairs
+
+    device = torch.device("cuda")
+    data = load_source(SyntheticSource(size=300, seed=4, captions_per_image=2), bundle, train=True)
+    sampler = DistributedSampler(range(len(data)), num_replicas=1, rank=0, shuffle=True, seed=3, drop_last=True)
+    resident, streamed = ResidentPairs(data, sampler, 64, device), StreamedPairs(data, sampler, 64, device)
+    assert len(streamed) == len(resident) == 9
+    for epoch in (0, 1):
+        sampler.set_epoch(epoch)
+        got, want = list(streamed), list(resident)
+        assert len(got) == 9
+        for (images, tokens), (want_images, want_tokens) in zip(got, want):
+            assert images.device.type == "cuda" and torch.equal(images, want_images) and torch.equal(tokens, want_tokens)
+    batches = iter(streamed)
+    next(batches)
+    batches.close()  # a loop that stops half-way (the last step inside an epoch) ends the thread
+    assert not any(t.name == "raygap-stream" for t in threading.enumerate())

@@ -120,7 +120,8 @@ def write_shard(path, samples):
 
     with tarfile.open(path, "w") as tar:
         for key, value, caption in samples:
-            files = [(f"{key}.png", png_bytes(value))] + ([(f"{key}.txt", caption.encode())] if caption else [])
+            image = value if isinstance(value, bytes) else png_bytes(value)  # bytes: a broken image
+            files = [(f"{key}.png", image)] + ([(f"{key}.txt", caption.encode())] if caption else [])
             for name, data in files:
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
@@ -161,3 +162,37 @@ def test_digits_from_scikit_learn(bundle):
     assert test.class_names == [str(d) for d in range(10)] and set(test.labels.tolist()) == set(range(10))
     assert torch.equal(test.tokens[0], bundle.tokenize([f"a photo of the number {test.labels[0].item()}."])[0])
     assert test.images.pixels.shape[1:] == (3, 32, 32) and int(test.images.pixels.max()) > 200
+
+
+def test_unreadable_images_in_coco_webdataset_and_imagefolder_follow_the_policy(tmp_path, bundle):
+    """bad_images works for every file-backed source: fail names the file; skip drops the image
+    and its captions and keeps each remaining caption with its own image."""
+    from raygap.spec import WebDatasetSource
+
+    images = tmp_path / "coco"
+    save_image(images / "1.jpg", value=30)
+    (images / "2.jpg").write_bytes(b"not a jpeg")
+    save_image(images / "3.jpg", value=200)
+    annotations = [{"image_id": k % 3 + 1, "id": k, "caption": f"caption of {k % 3 + 1}"} for k in range(6)]
+    entries = [{"id": i, "file_name": f"{i}.jpg"} for i in (1, 2, 3)]
+    (tmp_path / "c.json").write_text(json.dumps({"images": entries, "annotations": annotations}))
+    with pytest.raises(ValueError, match=r"coco: 1 image file\(s\) cannot be read as images, e\.g\. .*2\.jpg; set bad_images: skip"):
+        load_source(CocoSource(annotations=tmp_path / "c.json", images=images), bundle, train=False)
+    coco = load_source(CocoSource(annotations=tmp_path / "c.json", images=images, bad_images="skip"), bundle, train=False)
+    assert len(coco.images) == 2 and len(coco) == 4 and coco.caption_image.tolist() == [0, 0, 1, 1]
+    assert torch.equal(coco.tokens[2], bundle.tokenize(["caption of 3"])[0])
+
+    write_shard(tmp_path / "000.tar", [("a", 10, "dark"), ("b", b"\x89PNG broken", "broken"), ("c", 200, "light")])
+    with pytest.raises(ValueError, match=r"000\.tar: 1 image file\(s\) cannot be read as images, e\.g\. .*000\.tar@"):
+        load_source(WebDatasetSource(shards=str(tmp_path / "000.tar")), bundle, train=False)
+    shards = load_source(WebDatasetSource(shards=str(tmp_path / "000.tar"), bad_images="skip"), bundle, train=False)
+    assert len(shards) == 2 and torch.equal(shards.tokens[1], bundle.tokenize(["light"])[0])
+
+    for cls in ("cat", "dog"):
+        save_image(tmp_path / "folder" / cls / "0.png")
+    (tmp_path / "folder" / "cat" / "1.png").write_bytes(b"broken")
+    with pytest.raises(ValueError, match=r"folder: 1 image file\(s\) cannot be read as images, e\.g\. .*cat/1\.png"):
+        load_source(ImageFolderSource(root=tmp_path / "folder"), bundle, train=False)
+    folder = load_source(ImageFolderSource(root=tmp_path / "folder", bad_images="skip"), bundle, train=False)
+    assert folder.labels.tolist() == [0, 1] and folder.class_names == ["cat", "dog"]
+

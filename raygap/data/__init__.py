@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import functools
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
-from raygap.data import coco, files, labelled, synthetic, webdataset
-from raygap.data.images import FileImages, TensorImages
+from raygap.data import cache, coco, files, labelled, synthetic, webdataset
+from raygap.data.images import FileImages, TensorImages, unreadable
 from raygap.model import ClipBundle
 
 
 @dataclass
 class ImageTextSet:
-    images: TensorImages | FileImages | webdataset.TarImages
+    images: TensorImages | FileImages
     tokens: torch.Tensor
     """[n_captions, context_length]"""
     caption_image: torch.Tensor
@@ -87,6 +87,72 @@ class ResidentPairs:
             yield self.images.normalize(self.pixels[self.owners[captions]]), self.tokens[captions]
 
 
+class StreamedPairs:
+    """In-memory (or memory-mapped) pairs too large to keep on the GPU: a thread gathers each batch
+    into pinned memory and copies it to the GPU on a side stream while the previous steps run.
+    The same batches in the same order as ResidentPairs, with no loader processes (they would
+    copy every batch twice more, into shared memory and then into pinned memory)."""
+
+    def __init__(self, data: ImageTextSet, sampler, batch_size: int, device: torch.device, depth: int = 3):
+        self.images, self.sampler, self.batch_size, self.device, self.depth = data.images, sampler, batch_size, device, depth
+        self.tokens, self.owners = data.tokens, data.caption_image
+
+    def __len__(self) -> int:
+        return len(self.sampler) // self.batch_size
+
+    def __iter__(self):
+        import queue
+        import threading
+
+        order = torch.tensor(list(self.sampler))
+        ready: queue.Queue = queue.Queue(maxsize=self.depth)
+        stream, stop = torch.cuda.Stream(self.device), threading.Event()
+
+        def offer(item) -> bool:
+            """Queue an item unless the consumer has gone (it stopped iterating half-way)."""
+            while not stop.is_set():
+                try:
+                    ready.put(item, timeout=0.5)
+                    return True
+                except queue.Full:
+                    pass
+            return False
+
+        def produce() -> None:
+            try:
+                pixels = self.images.pixels
+                for start in range(0, len(self) * self.batch_size, self.batch_size):
+                    captions = order[start : start + self.batch_size]
+                    host = torch.empty((len(captions), *pixels.shape[1:]), dtype=pixels.dtype, pin_memory=True)
+                    torch.index_select(pixels, 0, self.owners[captions], out=host)
+                    with torch.cuda.stream(stream):  # the pinned block is reused only after this copy ends
+                        images = host.to(self.device, non_blocking=True)
+                        tokens = self.tokens[captions].pin_memory().to(self.device, non_blocking=True)
+                        copied = torch.cuda.Event()
+                        copied.record(stream)
+                    if not offer((images, tokens, copied)):
+                        return
+                offer(None)
+            except BaseException as error:  # raised again in the training loop
+                offer(error)
+
+        thread = threading.Thread(target=produce, daemon=True, name="raygap-stream")
+        thread.start()
+        try:
+            while (item := ready.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                images, tokens, copied = item
+                current = torch.cuda.current_stream(self.device)
+                current.wait_event(copied)
+                images.record_stream(current)  # allocated on the side stream, used on this one
+                tokens.record_stream(current)
+                yield self.images.normalize(images), tokens
+        finally:
+            stop.set()
+            thread.join()
+
+
 class LoadedPairs:
     """Batches from a DataLoader over PairDataset, moved to the device (normalized there if raw)."""
 
@@ -100,6 +166,25 @@ class LoadedPairs:
         pairs = self.loader.dataset
         for images, tokens in self.loader:
             yield pairs.normalize_on_device(images.to(self.device, non_blocking=True)), tokens.to(self.device, non_blocking=True)
+
+
+def training_batches(data: ImageTextSet, sampler, batch_size: int, device: torch.device, pipeline: str, loader_workers: int):
+    """The batches of one worker's share of an epoch, on `device`, by the spec's `data.pipeline`."""
+    in_memory = isinstance(data.images, TensorImages)
+    on_gpu = device.type == "cuda"
+    if pipeline == "auto":
+        pipeline = "resident" if fits_on_device(data, device) else "streamed" if in_memory else "loader"
+    if pipeline in ("resident", "streamed") and not in_memory:
+        raise ValueError(f"data.pipeline: {pipeline} needs images in memory (a decoded_cache for image files)")
+    if pipeline == "resident":
+        # No loader processes, pinning thread or per-step copy: each batch is gathered where it is used.
+        return ResidentPairs(data, sampler, batch_size, device)
+    if pipeline == "streamed" and on_gpu:
+        return StreamedPairs(data, sampler, batch_size, device)
+    # In-memory images travel as uint8 from pinned memory and are normalized on the GPU.
+    loader = DataLoader(PairDataset(data, raw_pixels=on_gpu), batch_size=batch_size, sampler=sampler, drop_last=True, collate_fn=keep_batch,
+                        num_workers=loader_workers, persistent_workers=loader_workers > 0, pin_memory=on_gpu)  # fmt: skip
+    return LoadedPairs(loader, device)
 
 
 def fits_on_device(data: ImageTextSet, device: torch.device, fraction: float = 0.25) -> bool:
@@ -150,40 +235,90 @@ def _load_synthetic(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
     )
 
 
-def _load_files(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
-    from open_clip.transform import image_transform_v2
+@dataclass
+class FileSet:
+    """A file-backed source as read from its index (table, annotations, shards, folders), before
+    any image is decoded."""
 
-    table = files.read_table(source)
-    transform = image_transform_v2(bundle.preprocess, is_train=train)
-    labels = torch.from_numpy(table.labels) if table.labels is not None else None
-    return ImageTextSet(
-        images=FileImages(table.image_paths, transform),
-        tokens=tokenize_unique(table.captions, bundle.tokenize),
-        caption_image=torch.from_numpy(table.caption_image),
+    images: FileImages
+    captions: list[str]
+    caption_image: np.ndarray
+    labels: np.ndarray | None = None
+    class_names: list[str] | None = None
+    skipped: list[str] = field(default_factory=list)
+    """Images left out as unreadable (bad_images: skip)."""
+
+
+def read_file_source(source) -> FileSet:
+    """Read a file-backed source's index and apply its bad-image policy. Errors name the file."""
+    if source.kind == "files":
+        table = files.read_table(source)
+        found = FileSet(FileImages(table.image_paths), table.captions, table.caption_image, table.labels, table.class_names)
+        where = source.table
+    elif source.kind == "coco":
+        paths, captions, caption_image = coco.read_coco(source)
+        found, where = FileSet(FileImages(paths), captions, caption_image), source.images
+    elif source.kind == "webdataset":
+        members, captions = webdataset.read_webdataset(source)
+        found, where = FileSet(webdataset.TarImages(members), captions, np.arange(len(captions))), source.shards
+    elif source.kind == "imagefolder":
+        paths, labels, classes = labelled.read_imagefolder(source.root)
+        paths, labels = paths[: source.limit], labels[: source.limit]
+        captions = [source.template.format(label=classes[label]) for label in labels.tolist()]
+        found, where = FileSet(FileImages(paths), captions, np.arange(len(paths)), labels, classes), source.root
+    else:
+        raise ValueError(f"{source.kind} is not a file-backed source")
+    return drop_unreadable(found, source.bad_images, where)
+
+
+def drop_unreadable(found: FileSet, policy: str, where) -> FileSet:
+    """Fail on images PIL cannot open, or (policy skip) leave them and their captions out."""
+    bad = unreadable(found.images)
+    if not bad:
+        return found
+    names = [found.images.paths[i] for i in bad]
+    if policy == "fail":
+        raise ValueError(f"{where}: {len(bad)} image file(s) cannot be read as images, e.g. {names[0]}; set bad_images: skip to leave them out")
+    if len(bad) == len(found.images):
+        raise ValueError(f"{where}: none of its {len(bad)} image file(s) can be read as images")
+    keep = np.setdiff1d(np.arange(len(found.images)), bad)
+    new_index = np.full(len(found.images), -1)
+    new_index[keep] = np.arange(len(keep))
+    kept_captions = np.flatnonzero(new_index[found.caption_image] >= 0)
+    labels, class_names = found.labels, found.class_names
+    if labels is not None:  # classes that only the skipped images had go with them
+        present = np.unique(labels[keep])
+        class_names = [class_names[c] for c in present]
+        labels = np.searchsorted(present, labels[keep])
+    return FileSet(
+        images=found.images.subset(keep.tolist()),
+        captions=[found.captions[i] for i in kept_captions],
+        caption_image=new_index[found.caption_image[kept_captions]],
         labels=labels,
-        class_names=table.class_names,
+        class_names=class_names,
+        skipped=names,
     )
 
 
-def _load_coco(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
-    from open_clip.transform import image_transform_v2
+def _load_file_source(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
+    found = read_file_source(source)
+    if source.decoded_cache is not None:
+        from open_clip import AugmentationCfg
 
-    paths, captions, caption_image = coco.read_coco(source)
+        pixels = cache.decoded_pixels(found.images, bundle.preprocess, source.decoded_cache)
+        # open_clip trains on random crops of 90–100 % of the area; here of the decoded copy, on the device.
+        images = TensorImages(pixels, bundle.preprocess.mean, bundle.preprocess.std, crop_scale=AugmentationCfg().scale if train else None)
+    else:
+        from open_clip.transform import image_transform_v2
+
+        images = found.images
+        images.transform = image_transform_v2(bundle.preprocess, is_train=train)
     return ImageTextSet(
-        images=FileImages(paths, image_transform_v2(bundle.preprocess, is_train=train)),
-        tokens=tokenize_unique(captions, bundle.tokenize),
-        caption_image=torch.from_numpy(caption_image),
-    )
-
-
-def _load_webdataset(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
-    from open_clip.transform import image_transform_v2
-
-    members, captions = webdataset.read_webdataset(source)
-    return ImageTextSet(
-        images=webdataset.TarImages(members, image_transform_v2(bundle.preprocess, is_train=train)),
-        tokens=tokenize_unique(captions, bundle.tokenize),
-        caption_image=torch.arange(len(captions)),
+        images=images,
+        tokens=tokenize_unique(found.captions, bundle.tokenize),
+        caption_image=torch.from_numpy(np.asarray(found.caption_image, dtype=np.int64)),
+        labels=torch.from_numpy(np.asarray(found.labels, dtype=np.int64)) if found.labels is not None else None,
+        class_names=found.class_names,
     )
 
 
@@ -209,15 +344,6 @@ def _resized(pixels: np.ndarray, size: int) -> np.ndarray:
     return tensor.round().clamp(0, 255).to(torch.uint8).numpy()
 
 
-def _load_imagefolder(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
-    from open_clip.transform import image_transform_v2
-
-    paths, labels, classes = labelled.read_imagefolder(source.root)
-    paths, labels = paths[: source.limit], labels[: source.limit]
-    images = FileImages(paths, image_transform_v2(bundle.preprocess, is_train=train))
-    return _labelled_set(images, labels, classes, source.template, bundle)
-
-
 def _load_pixels(reader):
     def load(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
         pixels, labels, classes = reader(getattr(source, "root", None), source.split)  # digits has no root
@@ -230,30 +356,34 @@ def _load_pixels(reader):
 
 SOURCES = {
     "synthetic": _load_synthetic,
-    "files": _load_files,
-    "coco": _load_coco,
-    "webdataset": _load_webdataset,
-    "imagefolder": _load_imagefolder,
+    "files": _load_file_source,
+    "coco": _load_file_source,
+    "webdataset": _load_file_source,
+    "imagefolder": _load_file_source,
     "cifar10": _load_pixels(labelled.read_cifar10),
     "fashion-mnist": _load_pixels(labelled.read_fashion_mnist),
     "digits": _load_pixels(labelled.read_digits),
 }
 
 
+FILE_SOURCES = ("files", "coco", "webdataset", "imagefolder")
+
+
 def check_tables(cfg, file: str) -> None:
-    """Read every `files` table of a trial now, so that a missing column, an empty table or an
-    absent image fails with the file and key before any work starts (and not inside a worker)."""
+    """Read the index of every file-backed source of a trial now, so that a missing column, an
+    empty table, an absent or unreadable image fails with the file and key before any work starts
+    (and not inside a worker)."""
     from raygap.spec import SpecError
 
     sources = {"data.train": cfg.data.train, "data.eval": cfg.data.eval}
     if cfg.data.probe is not None:
         sources.update({"data.probe.train": cfg.data.probe.train, "data.probe.test": cfg.data.probe.test})
     for key, source in sources.items():
-        if source.kind == "files":
+        if source.kind in FILE_SOURCES:
             try:
-                table = files.read_table(source)
+                found = read_file_source(source)
             except ValueError as error:
                 raise SpecError(f"{file}: {key}: {error}") from None
-            if table.skipped_images:
-                bad = table.skipped_images
+            if found.skipped:
+                bad = found.skipped
                 print(f"{file}: {key}: leaving out {len(bad)} unreadable image(s) (bad_images: skip), e.g. {bad[0]}", file=sys.stderr)

@@ -6,7 +6,6 @@ image are grouped: the image is stored once and each row's caption points at it.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,6 @@ class Table:
     caption_image: np.ndarray
     labels: np.ndarray | None
     class_names: list[str] | None
-    skipped_images: list[str]
 
 
 def read_table(source) -> Table:
@@ -48,16 +46,6 @@ def read_table(source) -> Table:
     absent = [p for p in resolved.values() if not Path(p).is_file()]
     if absent:
         raise ValueError(f"{path}: {len(absent)} image file(s) not found, e.g. {absent[0]}")
-    bad = unreadable_images(tuple(resolved.values()))
-    skipped = []
-    if bad and source.bad_images == "fail":
-        raise ValueError(f"{path}: {len(bad)} image file(s) cannot be read as images, e.g. {bad[0]}; set bad_images: skip to leave them out")
-    if bad:
-        skipped = bad
-        keep = [name for name, full in resolved.items() if full not in set(bad)]
-        frame = frame.filter(names.is_in(keep))
-        if frame.height == 0:
-            raise ValueError(f"{path}: none of its {len(bad)} image file(s) can be read as images")
     raw_paths = frame[source.image_column].cast(pl.Utf8).to_list()
     image_paths, caption_image, first_row = [], [], {}
     for name in raw_paths:
@@ -80,23 +68,7 @@ def read_table(source) -> Table:
         caption_image=np.array(caption_image),
         labels=labels,
         class_names=class_names,
-        skipped_images=skipped,
     )
-
-
-@functools.lru_cache(maxsize=8)
-def unreadable_images(paths: tuple[str, ...]) -> list[str]:
-    """Files that PIL cannot identify as an image (header check; cached for the trials of a study)."""
-    from PIL import Image, UnidentifiedImageError
-
-    bad = []
-    for file in paths:
-        try:
-            with Image.open(file) as image:
-                image.verify()
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-            bad.append(file)
-    return bad
 
 
 def _inside_root(root: Path, name: str, allowed: bool, table: Path) -> Path:

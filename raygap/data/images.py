@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 
 class TensorImages:
-    """Images held in memory as uint8 [n, 3, H, W]; normalized per batch with the model's mean/std."""
+    """Images held in memory (or memory-mapped) as uint8 [n, 3, H, W]; normalized per batch with
+    the model's mean/std. With `crop_scale`, every batch is first cropped at random (training)."""
 
-    def __init__(self, pixels: np.ndarray, mean: tuple, std: tuple):
+    def __init__(self, pixels: np.ndarray, mean: tuple, std: tuple, crop_scale: tuple[float, float] | None = None):
         self.pixels = torch.from_numpy(pixels)
         self.mean = torch.tensor(mean).view(1, 3, 1, 1)
         self.std = torch.tensor(std).view(1, 3, 1, 1)
+        self.crop_scale = crop_scale
 
     def __len__(self) -> int:
         return len(self.pixels)
@@ -29,13 +33,48 @@ class TensorImages:
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
         mean, std = self.mean.to(pixels.device), self.std.to(pixels.device)
-        return (pixels.float() / 255 - mean) / std
+        pixels = pixels.float()
+        if self.crop_scale is not None:
+            pixels = random_resized_crop(pixels, self.crop_scale)
+        return (pixels / 255 - mean) / std
+
+
+def random_resized_crop(pixels: torch.Tensor, scale: tuple[float, float]) -> torch.Tensor:
+    """torchvision's RandomResizedCrop, drawn for each image of a batch and applied where the batch is."""
+    return resized_crop(pixels, crop_boxes(len(pixels), scale))
+
+
+def crop_boxes(n: int, scale: tuple[float, float], ratio: tuple[float, float] = (3 / 4, 4 / 3), tries: int = 10) -> torch.Tensor:
+    """[n, 4] boxes (left, top, width, height) as fractions of a square image's side, drawn as
+    RandomResizedCrop draws them: `scale` of the area, log-uniform aspect in `ratio`, the first of
+    `tries` draws that fits, else the whole image. Drawn on the CPU generator, so they follow
+    torch.manual_seed and a checkpoint's random state whatever the device."""
+    area = torch.empty(n, tries).uniform_(*scale)
+    aspect = torch.empty(n, tries).uniform_(math.log(ratio[0]), math.log(ratio[1])).exp()
+    width, height = (area * aspect).sqrt(), (area / aspect).sqrt()
+    fits = (width <= 1) & (height <= 1)
+    first = fits.float().argmax(1, keepdim=True)
+    any_fit = fits.any(1)
+    width = torch.where(any_fit, width.gather(1, first)[:, 0], 1.0)
+    height = torch.where(any_fit, height.gather(1, first)[:, 0], 1.0)
+    left, top = torch.rand(n) * (1 - width), torch.rand(n) * (1 - height)
+    return torch.stack([left, top, width, height], 1)
+
+
+def resized_crop(pixels: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Each image's box resized back to the image's size, bilinear, in one batched kernel."""
+    left, top, width, height = boxes.unbind(1)
+    theta = torch.zeros(len(boxes), 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2] = width, 2 * left + width - 1  # output x ∈ [-1, 1] → the box's x
+    theta[:, 1, 1], theta[:, 1, 2] = height, 2 * top + height - 1
+    grid = F.affine_grid(theta.to(pixels.device, pixels.dtype), list(pixels.shape), align_corners=False)
+    return F.grid_sample(pixels, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 class FileImages:
     """Images decoded from disk through open_clip's transform, one per index."""
 
-    def __init__(self, paths: list[str], transform: Callable):
+    def __init__(self, paths: list[str], transform: Callable | None = None):
         self.paths, self.transform = paths, transform
 
     def __len__(self) -> int:
@@ -44,9 +83,39 @@ class FileImages:
     def open(self, index: int) -> Image.Image:
         return Image.open(self.paths[index])
 
+    def files(self) -> list[str]:
+        """The files on disk the images live in (a change to any of them changes the set)."""
+        return self.paths
+
+    def subset(self, keep: list[int]) -> FileImages:
+        return FileImages([self.paths[i] for i in keep], self.transform)
+
     def batch(self, indices) -> torch.Tensor:
         out = []
         for i in torch.as_tensor(indices).tolist():
             with self.open(i) as image:
                 out.append(self.transform(image.convert("RGB")))
         return torch.stack(out)
+
+
+_UNREADABLE: dict[tuple, list[int]] = {}
+
+
+def unreadable(store: FileImages) -> list[int]:
+    """Indices of images PIL cannot identify (a header check; remembered for the later trials that
+    a reused trial process runs on the same set)."""
+    from PIL import UnidentifiedImageError
+
+    key = (type(store).__name__, tuple(store.paths))
+    if key not in _UNREADABLE:
+        bad = []
+        for i in range(len(store)):
+            try:
+                with store.open(i) as image:
+                    image.verify()
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+                bad.append(i)
+        if len(_UNREADABLE) >= 8:
+            _UNREADABLE.clear()
+        _UNREADABLE[key] = bad
+    return _UNREADABLE[key]

@@ -56,9 +56,15 @@ def index_shards(paths: list[str], caption_ext: str = "txt") -> tuple[list[tuple
 class TarImages(FileImages):
     """Images read from tar shards by offset, through open_clip's transform."""
 
-    def __init__(self, members: list[tuple[str, int, int]], transform: Callable):
+    def __init__(self, members: list[tuple[str, int, int]], transform: Callable | None = None):
         super().__init__([f"{path}@{offset}" for path, offset, _ in members], transform)
         self.members = members
+
+    def files(self) -> list[str]:
+        return sorted({path for path, _, _ in self.members})
+
+    def subset(self, keep: list[int]) -> TarImages:
+        return TarImages([self.members[i] for i in keep], self.transform)
 
     def open(self, index: int) -> Image.Image:
         path, offset, size = self.members[index]
