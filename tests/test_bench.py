@@ -21,4 +21,7 @@ def test_bench_ci_size_measures_every_section(tmp_path):
     assert 0 < study["study_efficiency"] <= 1 and study["study_efficiency_with_cluster_start"] <= study["study_efficiency"]
     assert study["peak_rss_gb"] > study["peak_trial_rss_gb"] > 0
     assert figures["input"]["loader_samples_per_s"] > 0 and figures["evaluation"]["eval_seconds"] > 0
+    cache = figures["decoded_cache"]
+    assert cache["images"] == 32 and cache["cache_build_seconds"] > 0
+    assert math.isclose(cache["cache_speedup"], cache["cached_samples_per_s"] / cache["jpeg_samples_per_s"])
     assert any(line.startswith("loop efficiency") for text in lines for line in text.splitlines())

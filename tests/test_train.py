@@ -104,3 +104,20 @@ def test_resume_from_a_checkpoint_matches_an_uninterrupted_run(tmp_path, section
         resumed = train(cfg, resume_from=state)
         for key in ("modality_gap", "uniformity", "mean_r1", "loss", "temperature", "linear_probe_top1"):
             assert resumed[key] == uninterrupted[key], key
+
+
+def test_a_trial_on_image_files_trains_from_the_decoded_copy(tmp_path):
+    """Files decoded once into decoded_cache feed training (random crops) and evaluation, and a
+    second trial on the same files reads the same copy without decoding again."""
+    from tests.test_data import save_jpegs
+
+    table = save_jpegs(tmp_path / "data", [(48, 64), (64, 48), (40, 40), (70, 50)] * 16)
+    source = {"kind": "files", "table": str(table), "decoded_cache": str(tmp_path / "cache")}
+    cfg = tiny_config(data={"train": source, "eval": source, "probe": None}, train={"batch_size": 16, "steps": 4, "eval_interval": 2})
+    history = []
+    final = train(cfg, report=history.append)
+    assert [row["step"] for row in history] == [0, 2, 4] and math.isfinite(final["loss"]) and 0 <= final["modality_gap"] <= 2
+    (copy,) = (tmp_path / "cache").glob("*.npy")
+    stamp = copy.stat().st_mtime_ns
+    assert train(cfg)["loss"] == final["loss"]  # same seed, same crops, same numbers
+    assert copy.stat().st_mtime_ns == stamp
