@@ -101,7 +101,9 @@ def plan_resources(spec: ResourcesSpec, cluster_cpus: float, cluster_gpus: float
 
 # ------------------------------------------------------------------------------ Train worker
 def _train_worker(config: dict) -> None:
-    """One Ray Train worker: the core training loop with this worker's rank."""
+    """One Ray Train worker: the core training loop with this worker's rank. With
+    train.checkpoint_interval, the group reports rank 0's training state every that many steps;
+    a group that Ray Train restarts after a worker died continues from the latest one."""
     import torch
 
     from raygap.train import train
@@ -110,8 +112,24 @@ def _train_worker(config: dict) -> None:
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
     cfg = TrialConfig.model_validate(config["trial"])
-    history: list[dict] = []
-    final = train(cfg, history.append, rank=rank, world_size=world_size, device=ray.train.torch.get_device())
+    resume_from = None
+    restored = ray.train.get_checkpoint()
+    if restored is not None:
+        with restored.as_directory() as folder:
+            resume_from = torch.load(Path(folder, "training.pt"), weights_only=True, map_location="cpu")
+
+    def save(state: dict) -> None:
+        # Every rank reports (a collective call); the ranks hold the same state, rank 0 writes it.
+        with tempfile.TemporaryDirectory() as folder:
+            checkpoint = None
+            if rank == 0:
+                torch.save(state, Path(folder, "training.pt"))
+                checkpoint = ray.train.Checkpoint.from_directory(folder)
+            ray.train.report({"step": state["step"]}, checkpoint=checkpoint)
+
+    history: list[dict] = list(resume_from["history"]) if resume_from else []
+    final = train(cfg, history.append, rank=rank, world_size=world_size, device=ray.train.torch.get_device(),
+                  checkpoint=save if cfg.train.checkpoint_interval else None, resume_from=resume_from)  # fmt: skip
     final["nodes"] = _count_nodes(world_size)
     # Ray Train (V2) returns only metrics that come with a checkpoint: rank 0 attaches its results.
     with tempfile.TemporaryDirectory() as folder:
@@ -228,8 +246,7 @@ def _with_seed(base: TrialConfig, seed: int, repeat: int) -> TrialConfig:
 def _run_seed(cfg: TrialConfig, plan: ResourcePlan, storage: str, name: str, checkpoint=None, resume_from: dict | None = None) -> dict:
     """One seed: a TorchTrainer over the plan's workers; or right here in the trial process for a
     one-worker trial or a theory simulation, where a worker group would cost more than it gives.
-    Training-state checkpoints are taken in the trial process only (a worker group's seed restarts
-    from its start)."""
+    A worker group restarts from its latest training-state checkpoint when a worker dies."""
     history: list[dict] = []
     if cfg.theory is not None:
         from raygap.theory import run_theory_trial
@@ -248,7 +265,12 @@ def _run_seed(cfg: TrialConfig, plan: ResourcePlan, storage: str, name: str, che
             resources_per_worker=plan.worker_resources(),
             placement_strategy=plan.placement,
         ),
-        run_config=ray.train.RunConfig(name=name, storage_path=storage),
+        run_config=ray.train.RunConfig(
+            name=name,
+            storage_path=storage,
+            failure_config=ray.train.FailureConfig(max_failures=cfg.train.max_restarts),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+        ),
     )
     result = trainer.fit()
     with result.checkpoint.as_directory() as folder:

@@ -248,6 +248,7 @@ def train(
         samples_per_s=total_steps * tc.batch_size / max(train_seconds, 1e-9),
         device=str(device),
         workers=world_size,
+        resumed_from_step=resume_from["step"] if resume_from is not None else None,  # a restart after a kill, from a checkpoint
         started_at=started_at,
         first_step_at=first_step_at,
         last_step_at=last_step_at,

@@ -122,24 +122,38 @@ search: {trials: 1}
 """
 
 
-def trial_processes(driver: int) -> list[psutil.Process]:
-    """The Tune trial actors of the cluster that `driver` started."""
+def trial_processes(driver: int, title: str) -> list[psutil.Process]:
+    """The Tune trial actors (or other Ray processes by their title) of the cluster that `driver` started."""
     raylets = {str(p.pid) for p in psutil.Process(driver).children() if "raylet" in p.name()}
     found = []
     for process in psutil.process_iter():
         try:
-            if process.cmdline()[:1] == ["ray::ImplicitFunc.train"] and process.environ().get("RAY_RAYLET_PID") in raylets:
+            if process.cmdline()[:1] and process.cmdline()[0].startswith(title) and process.environ().get("RAY_RAYLET_PID") in raylets:
                 found.append(process)
         except (psutil.Error, IndexError):
             continue
     return found
 
 
+def kill_after_first_checkpoint(run: subprocess.Popen, out, title: str, count: int) -> int:
+    """Wait until a training-state checkpoint is in the results folder and `count` processes
+    titled `title` run, SIGKILL the last of them, and return the checkpoint's step."""
+    deadline = time.time() + 240
+    step, victims = None, []
+    while (step is None or len(victims) < count) and time.time() < deadline and run.poll() is None:
+        step = step if step is not None else checkpointed_step(out)
+        victims = trial_processes(run.pid, title) if step is not None else []
+        time.sleep(0.1)
+    assert step is not None and len(victims) == count, f"expected {count} running {title} process(es) after the first checkpoint"
+    victims[-1].kill()
+    return step
+
+
 def checkpointed_step(out) -> int | None:
     """The step of a checkpoint Tune has finished writing to the results folder, or None yet."""
     import torch
 
-    for path in out.glob("ray/tune/*/checkpoint_*/training.pt"):
+    for path in out.glob("ray/**/checkpoint_*/training.pt"):
         try:
             return torch.load(path, weights_only=True)["step"]
         except (RuntimeError, EOFError, OSError, KeyError):
@@ -156,14 +170,7 @@ def test_a_killed_trial_process_continues_from_its_checkpoint(tmp_path):
     spec, out = tmp_path / "trial.yaml", tmp_path / "results"
     spec.write_text(TRIAL)
     run = raygap("study", "run", str(spec), "--results", str(out), "--no-dashboard")
-    deadline = time.time() + 240
-    step_at_kill, victims = None, []
-    while (step_at_kill is None or not victims) and time.time() < deadline and run.poll() is None:
-        step_at_kill = step_at_kill if step_at_kill is not None else checkpointed_step(out)
-        victims = trial_processes(run.pid) if step_at_kill is not None else []
-        time.sleep(0.1)
-    assert step_at_kill is not None and len(victims) == 1, "expected one running trial process after its first checkpoint"
-    victims[0].kill()
+    step_at_kill = kill_after_first_checkpoint(run, out, "ray::ImplicitFunc.train", 1)
     log, _ = run.communicate(timeout=400)
     assert run.returncode == 0, log
     assert 10 <= step_at_kill < 150
@@ -171,9 +178,35 @@ def test_a_killed_trial_process_continues_from_its_checkpoint(tmp_path):
     trials = pl.read_parquet(out / "trials.parquet")
     history = pl.read_parquet(out / "history.parquet")
     assert trials["status"].to_list() == ["completed"] and history["step"].to_list() == [0, 50, 100, 150]
+    assert step_at_kill <= trials["resumed_from_step"][0] < 150  # restarted from a checkpoint, not from step 0
     torch.set_num_threads(1)  # as the trial ran: same reductions, same numbers
     uninterrupted = train(load_spec(spec).defaults())
     row = trials.row(0, named=True)
     for key in ("modality_gap", "uniformity", "mean_r1", "temperature", "loss", "linear_probe_top1"):
         assert abs(row[key] - uninterrupted[key]) <= 1e-6 * max(1.0, abs(uninterrupted[key])), (key, row[key], uninterrupted[key])
     print(f"killed at a checkpoint of step {step_at_kill}; resumed gap {row['modality_gap']:.6f} vs uninterrupted {uninterrupted['modality_gap']:.6f}")
+
+
+def test_a_killed_worker_of_a_two_worker_trial_continues_from_the_groups_checkpoint(tmp_path):
+    """Ray Train restarts the worker group from rank 0's last training state, and the trial ends
+    with the numbers of the same two-worker trial run without a kill."""
+    spec = tmp_path / "trial.yaml"
+    spec.write_text(TRIAL.replace("steps: 150", "steps: 60").replace("eval_interval: 50", "eval_interval: 20") + "resources: {workers_per_trial: 2}\n")
+    killed, calm = tmp_path / "killed", tmp_path / "calm"
+    run = raygap("study", "run", str(spec), "--results", str(killed), "--no-dashboard")
+    step_at_kill = kill_after_first_checkpoint(run, killed, "ray::RayTrainWorker", 2)
+    log, _ = run.communicate(timeout=400)
+    assert run.returncode == 0, log
+    assert 10 <= step_at_kill < 60
+    uninterrupted = raygap("study", "run", str(spec), "--results", str(calm), "--no-dashboard")
+    log, _ = uninterrupted.communicate(timeout=400)
+    assert uninterrupted.returncode == 0, log
+
+    rows, reference = (pl.read_parquet(folder / "trials.parquet") for folder in (killed, calm))
+    assert rows["status"].to_list() == ["completed"] and rows["workers"].to_list() == [2]
+    assert step_at_kill <= rows["resumed_from_step"][0] < 60 and reference["resumed_from_step"].to_list() == [None]
+    assert pl.read_parquet(killed / "history.parquet")["step"].to_list() == [0, 20, 40, 60]
+    row, want = rows.row(0, named=True), reference.row(0, named=True)
+    for key in ("modality_gap", "uniformity", "mean_r1", "temperature", "loss", "linear_probe_top1"):
+        assert abs(row[key] - want[key]) <= 1e-6 * max(1.0, abs(want[key])), (key, row[key], want[key])
+    print(f"worker killed at a checkpoint of step {step_at_kill}; resumed gap {row['modality_gap']:.6f} vs uninterrupted {want['modality_gap']:.6f}")

@@ -211,3 +211,44 @@ def test_resume_tells_optuna_about_trials_finished_before_the_stop(tmp_path):
     assert rerun == [trials[asked["half"]].params]
     assert sorted(folder.read("trials.parquet")["trial_id"].unique()) == ["broken", "done"]
     assert lines == ["resuming: 2 finished trial(s) kept, 1 unfinished one(s) to run again; 2 finished one(s) told to Optuna"]
+
+
+@pytest.mark.slow
+def test_a_thousand_trial_theory_study_keeps_every_trial(tmp_path):
+    """Bookkeeping at scale through the real engine (Ray Tune, Optuna over SQLite, the results
+    writer and the front after every trial): 1,000 short theory trials, about 7 minutes on 2 cores."""
+    import time
+    from pathlib import Path
+
+    import optuna
+    import yaml
+
+    from raygap.results import HISTORY, TRIALS, ResultsFolder, trial_row
+    from raygap.runner import optuna_path, run_study
+
+    raw = yaml.safe_load(Path("studies/theory-search.yaml").read_text())
+    raw["search"]["trials"] = 1000
+    raw["theory"].update(time=5, records=5)
+    path = tmp_path / "thousand.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    spec = load_spec(path)
+    folder = ResultsFolder(tmp_path / "results")
+    lines = []
+    run_study(spec, folder, echo=lines.append, dashboard=False)
+
+    trials = folder.read(TRIALS)
+    assert trials.height == 1000 and trials["trial_id"].n_unique() == 1000
+    assert trials["status"].to_list() == ["completed"] * 1000
+    assert folder.read(HISTORY).height == 1000 * 6  # t = 0 and five records per trial
+    study = optuna.load_study(study_name=spec.name, storage=f"sqlite:///{optuna_path(folder, spec.name)}")
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 1000
+
+    stamps = trials.sort("recorded_at")["recorded_at"].to_list()
+    first, last = stamps[99] - stamps[0], stamps[-1] - stamps[-100]
+    row = trial_row("one-more", 0, {}, {}, "completed", {"modality_gap": 0.1, "margin": 0.2})
+    started = time.perf_counter()
+    folder.append(TRIALS, [row])
+    append = time.perf_counter() - started
+    print(f"1,000 trials in {stamps[-1] - stamps[0]:.0f} s; first 100 in {first:.0f} s, last 100 in {last:.0f} s; "
+          f"an append to trials.parquet at 1,000 rows: {append * 1000:.1f} ms")  # fmt: skip
+    assert folder.read(TRIALS).height == 1001
