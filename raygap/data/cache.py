@@ -101,8 +101,7 @@ def _build(store: FileImages, preprocess, size: int, path: Path, threads: int, e
                     rate = done / (now - started)
                     echo(f"  {done}/{len(store)} decoded, {rate:.0f} images/s, {(len(store) - done) / rate:.0f} s left")
                     last = now
-        out.flush()
-        del out
+        out.flush()  # then renamed: the mapping can stay open, it is the same file
         os.replace(partial, path)
     except BaseException:
         partial.unlink(missing_ok=True)
