@@ -235,7 +235,10 @@ def _print_dry_run(spec, cfg, total: int, folder) -> int:
             print(f"  {path}: {dist.kind} {shown}")
     r = cfg.resources
     device = "GPU" if r.use_gpu else ("GPU if the cluster has them, else CPU" if r.use_gpu is None else "CPU")
-    print(f"each trial needs {r.workers_per_trial} worker(s) on {device}")
+    if cfg.theory is not None:
+        print("each trial is a theory simulation: one CPU in its trial process (resources do not apply)")
+    else:
+        print(f"each trial needs {r.workers_per_trial} worker(s) on {device}")
     try:
         print(f"resources on this machine: {plan_for_this_machine(spec).describe()}")
     except SpecError as error:

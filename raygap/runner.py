@@ -73,6 +73,14 @@ class ResourcePlan:
         )
 
 
+def study_plan(settings: TrialConfig, cluster_cpus: float, cluster_gpus: float) -> ResourcePlan:
+    """The plan of a study's trials. A theory simulation runs on one CPU in its trial process
+    (float64, no model): `resources` does not apply, and GPUs do not limit how many run at once."""
+    if settings.theory is not None:
+        return plan_resources(ResourcesSpec(use_gpu=False), cluster_cpus, cluster_gpus)
+    return plan_resources(settings.resources, cluster_cpus, cluster_gpus)
+
+
 def plan_resources(spec: ResourcesSpec, cluster_cpus: float, cluster_gpus: float) -> ResourcePlan:
     """Fit trials to the cluster: on GPUs, GPUs // (workers × GPUs per worker) trials at once; on
     CPUs, whole cores per worker where possible and fractional shares otherwise, so that the
@@ -177,7 +185,7 @@ def _drive_trial(params: dict, *, spec_path: str, spec_raw: dict, plan: Resource
     base = spec.resolve(params, check_paths=False)
     objectives = list(base.search.objectives)
     trial_id = tune.get_context().get_trial_id()
-    resources = plan.trial_resources() if plan.in_trial or base.theory else {"CPU": DRIVER_CPUS + plan.workers * plan.cpus_per_worker, "GPU": plan.workers * plan.gpus_per_worker}
+    resources = plan.trial_resources() if plan.in_trial else {"CPU": DRIVER_CPUS + plan.workers * plan.cpus_per_worker, "GPU": plan.workers * plan.gpus_per_worker}
     held = {"cpus_held": resources.get("CPU", 0.0), "gpus_held": resources.get("GPU", 0.0)}  # for CPU/GPU-hours in reports
     restored = _restore_trial()
     first, finals = (restored["repeat"], restored["finals"]) if restored else (0, [])
@@ -416,7 +424,7 @@ def run_study(
         echo(f"Ray dashboard: http://{url}" if url else "Ray dashboard: off")
     try:
         cluster = ray.cluster_resources()
-        plan = plan_resources(settings.resources, cluster.get("CPU", 0), cluster.get("GPU", 0))
+        plan = study_plan(settings, cluster.get("CPU", 0), cluster.get("GPU", 0))
         echo(f"{spec.name}: {remaining} trial(s) × {settings.search.repeats} seed(s); {plan.describe()}")
         folder.write_text(results.SPEC, yaml.safe_dump(spec.raw, sort_keys=False))
         folder.write_text(results.RUN, yaml.safe_dump(_run_record(cluster, plan), sort_keys=False))
@@ -611,5 +619,4 @@ def plan_for_this_machine(spec: StudySpec) -> ResourcePlan:
     """The plan a local run would use, without starting Ray (for --dry-run)."""
     import torch
 
-    settings = spec.resolve(check_paths=False)
-    return plan_resources(settings.resources, float(os.cpu_count() or 1), float(torch.cuda.device_count()))
+    return study_plan(spec.resolve(check_paths=False), float(os.cpu_count() or 1), float(torch.cuda.device_count()))

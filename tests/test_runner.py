@@ -46,6 +46,16 @@ def test_plan_on_gpus_and_overrides():
         plan_resources(ResourcesSpec(workers_per_trial=4, use_gpu=True), cluster_cpus=8, cluster_gpus=2)
 
 
+def test_theory_trials_take_a_cpu_each_even_on_a_gpu_cluster():
+    from raygap.runner import study_plan
+
+    theory = load_spec("studies/theory-search.yaml").resolve(check_paths=False)
+    plan = study_plan(theory, cluster_cpus=64, cluster_gpus=8)
+    assert not plan.use_gpu and plan.in_trial and plan.max_concurrent == 64 and plan.trial_resources() == {"CPU": 1.0}
+    training = load_spec("studies/flt.yaml").resolve(check_paths=False)
+    assert study_plan(training, cluster_cpus=64, cluster_gpus=8).max_concurrent == 8  # a GPU per one-worker trial
+
+
 def test_study_end_to_end(tmp_path, capsys):
     """Optuna multi-objective (TPE) in Ray Tune, 3 trials, each a TorchTrainer with 2 CPU workers."""
     from raygap.runner import run_study
