@@ -233,6 +233,13 @@ class DataSpec(Strict):
     when the images take under a quarter of the GPU's free memory, else streamed, files through
     the loader. On a CPU every choice but resident is the loader."""
 
+    @model_validator(mode="after")
+    def _pipeline_needs_memory(self) -> DataSpec:
+        decoded_each_epoch = isinstance(self.train, ImageFileOptions) and self.train.decoded_cache is None
+        if self.pipeline in ("resident", "streamed") and decoded_each_epoch:
+            raise ValueError(f"pipeline {self.pipeline} needs the training images in memory; data.train is decoded from its files every epoch (set its decoded_cache)")
+        return self
+
 
 # --------------------------------------------------------------------------------------- model
 class ModelSpec(Strict):

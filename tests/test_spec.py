@@ -39,6 +39,8 @@ BROKEN = [
     ("temperature: {kind: exp_k}", "temperature.k: required key is missing"),
     ("temperature: {kind: fixd, value: 1}", "temperature: Input tag 'fixd' found using 'kind' does not match any of the expected tags"),
     ("data: {train: {kind: files, table: /nowhere/pairs.csv}}", "data.train.table: data table not found: /nowhere/pairs.csv"),
+    ("data: {train: {kind: webdataset, shards: x.tar}, pipeline: resident}",
+     "data: pipeline resident needs the training images in memory; data.train is decoded from its files every epoch (set its decoded_cache)"),
     ("model: {name: ViT-B-3}", "model.name: unknown model 'ViT-B-3'; did you mean ViT-B-32"),
     ("train: {steps: 10, epochs: 1}", "train: give either steps or epochs, not both"),
     ("name: 'bad name!'", "name: String should match pattern"),
