@@ -186,7 +186,6 @@ def decoded_cache_speedup(count: int, batch: int, device: torch.device, echo, im
     from open_clip.transform import PreprocessCfg
 
     from raygap.data import ImageTextSet, LoadedPairs
-    from raygap.data import _load_file_source as load_files
     from raygap.model import ClipBundle
     from raygap.spec import FilesSource
 
@@ -210,9 +209,9 @@ def decoded_cache_speedup(count: int, batch: int, device: torch.device, echo, im
     with tempfile.TemporaryDirectory() as scratch:
         echo(f"  writing {count} 640×480 JPEGs")
         table = write_photos(Path(scratch, "photos"), count)
-        files_rate = epoch(load_files(FilesSource(table=table), bundle, train=True))
+        files_rate = epoch(load_source(FilesSource(table=table), bundle, train=True))
         started = time.perf_counter()
-        cached = load_files(FilesSource(table=table, decoded_cache=Path(scratch, "cache")), bundle, train=True)
+        cached = load_source(FilesSource(table=table, decoded_cache=Path(scratch, "cache")), bundle, train=True)
         build_seconds = time.perf_counter() - started
         cached_rate = epoch(cached)
     epoch_saving = count / files_rate - count / cached_rate

@@ -127,25 +127,26 @@ def _train_worker(config: dict) -> None:
             resume_from = torch.load(Path(folder, "training.pt"), weights_only=True, map_location="cpu")
 
     def save(state: dict) -> None:
-        # Every rank reports (a collective call); the ranks hold the same state, rank 0 writes it.
-        with tempfile.TemporaryDirectory() as folder:
-            checkpoint = None
-            if rank == 0:
-                torch.save(state, Path(folder, "training.pt"))
-                checkpoint = ray.train.Checkpoint.from_directory(folder)
-            ray.train.report({"step": state["step"]}, checkpoint=checkpoint)
+        _report_from_rank0(rank, {"step": state["step"]}, lambda folder: torch.save(state, folder / "training.pt"))
 
     history: list[dict] = list(resume_from["history"]) if resume_from else []
     final = train(cfg, history.append, rank=rank, world_size=world_size, device=ray.train.torch.get_device(),
                   checkpoint=save if cfg.train.checkpoint_interval else None, resume_from=resume_from)  # fmt: skip
     final["nodes"] = _count_nodes(world_size)
     # Ray Train (V2) returns only metrics that come with a checkpoint: rank 0 attaches its results.
+    result = json.dumps({"final": final, "history": history})
+    _report_from_rank0(rank, {"modality_gap": final["modality_gap"], "mean_r1": final["mean_r1"]}, lambda folder: (folder / "result.json").write_text(result))
+
+
+def _report_from_rank0(rank: int, metrics: dict, write: Callable[[Path], object]) -> None:
+    """ray.train.report on every rank (a collective call), with a checkpoint that rank 0 fills
+    by `write(folder)`: the ranks hold the same state, one copy is kept."""
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = None
         if rank == 0:
-            Path(folder, "result.json").write_text(json.dumps({"final": final, "history": history}))
+            write(Path(folder))
             checkpoint = ray.train.Checkpoint.from_directory(folder)
-        ray.train.report({"modality_gap": final["modality_gap"], "mean_r1": final["mean_r1"]}, checkpoint=checkpoint)
+        ray.train.report(metrics, checkpoint=checkpoint)
 
 
 def _train_in_trial(cfg: TrialConfig, plan: ResourcePlan, report: Callable[[dict], None], checkpoint=None, resume_from=None) -> dict:

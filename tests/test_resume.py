@@ -50,14 +50,20 @@ def leftovers(record: dict) -> list[int]:
     return alive
 
 
-def test_sigkill_then_resume_keeps_finished_trials_once(tmp_path):
+def start_and_wait_for_two_rows(tmp_path) -> tuple[subprocess.Popen, object]:
+    """`raygap study run` of STUDY, still running once two trials are in trials.parquet."""
     spec, out = tmp_path / "killed.yaml", tmp_path / "results"
     spec.write_text(STUDY)
     run = raygap("study", "run", str(spec), "--results", str(out), "--no-dashboard")
     deadline = time.time() + 240
     while rows(out) < 2 and time.time() < deadline and run.poll() is None:
         time.sleep(0.2)
-    assert run.poll() is None and rows(out) >= 2, "the study ended before it could be killed"
+    assert run.poll() is None and rows(out) >= 2, "the study ended before it could be stopped"
+    return run, out
+
+
+def test_sigkill_then_resume_keeps_finished_trials_once(tmp_path):
+    run, out = start_and_wait_for_two_rows(tmp_path)
     os.kill(run.pid, signal.SIGKILL)
     run.wait()
     before = pl.read_parquet(out / "trials.parquet")
@@ -85,13 +91,7 @@ def test_sigkill_then_resume_keeps_finished_trials_once(tmp_path):
 
 
 def test_ctrl_c_stops_cleanly_then_resume_finishes_the_study(tmp_path):
-    spec, out = tmp_path / "killed.yaml", tmp_path / "results"
-    spec.write_text(STUDY)
-    run = raygap("study", "run", str(spec), "--results", str(out), "--no-dashboard")
-    deadline = time.time() + 240
-    while rows(out) < 2 and time.time() < deadline and run.poll() is None:
-        time.sleep(0.2)
-    assert run.poll() is None and rows(out) >= 2, "the study ended before it could be interrupted"
+    run, out = start_and_wait_for_two_rows(tmp_path)
     record = json.loads((out / "ray-cluster.json").read_text())
     run.send_signal(signal.SIGINT)
     log, _ = run.communicate(timeout=120)

@@ -264,8 +264,8 @@ def read_file_source(source) -> FileSet:
     elif source.kind == "imagefolder":
         paths, labels, classes = labelled.read_imagefolder(source.root)
         paths, labels = paths[: source.limit], labels[: source.limit]
-        captions = [source.template.format(label=classes[label]) for label in labels.tolist()]
-        found, where = FileSet(FileImages(paths), captions, np.arange(len(paths)), labels, classes), source.root
+        found = FileSet(FileImages(paths), template_captions(source.template, labels, classes), np.arange(len(paths)), labels, classes)
+        where = source.root
     else:
         raise ValueError(f"{source.kind} is not a file-backed source")
     return drop_unreadable(found, source.bad_images, where)
@@ -322,9 +322,14 @@ def _load_file_source(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
     )
 
 
+def template_captions(template: str, labels: np.ndarray, class_names: list[str]) -> list[str]:
+    """Each labelled image's caption: `template` filled with its class name."""
+    return [template.format(label=class_names[label]) for label in labels.tolist()]
+
+
 def _labelled_set(images, labels: np.ndarray, class_names: list[str], template: str, bundle: ClipBundle) -> ImageTextSet:
     """A labelled set whose caption per image is `template` filled with its class name."""
-    captions = [template.format(label=class_names[label]) for label in labels.tolist()]
+    captions = template_captions(template, labels, class_names)
     return ImageTextSet(
         images=images,
         tokens=tokenize_unique(captions, bundle.tokenize),
