@@ -20,28 +20,6 @@ import yaml
 
 from raygap.spec import SpecError, load_spec, parse_override
 
-# The metrics a person reads first; everything else is in trials.parquet.
-SUMMARY = (
-    "modality_gap",
-    "uniformity",
-    "image_to_text_r1",
-    "text_to_image_r1",
-    "image_to_text_r5",
-    "text_to_image_r5",
-    "mismatch_fraction",
-    "pair_cosine",
-    "zero_shot_top1",
-    "linear_probe_top1",
-    "temperature",
-    "delta",
-    "margin",
-    "loss",
-    "samples_per_s",
-    "train_seconds",
-    "eval_seconds",
-)
-
-
 def _lookup(tree: dict, path: str):
     for key in path.split("."):
         tree = tree[key]
@@ -66,7 +44,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("  search distributions take their defaults: " + ", ".join(f"{k}={v}" for k, v in params.items() if k in spec.space))
 
     from raygap import results
-    from raygap.evaluate import METRIC_NOTES
+    from raygap.catalog import MEASURED
     from raygap.train import train
 
     trial_id = f"local-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
@@ -87,9 +65,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     folder.write_text(results.SPEC, yaml.safe_dump(spec.raw, sort_keys=False))
     row = results.trial_row(trial_id, cfg.train.seed, params, config, status, final, error)
-    folder.append(results.TRIALS, [row], METRIC_NOTES)
+    folder.append(results.TRIALS, [row], MEASURED)
     if history:
-        folder.append(results.HISTORY, results.history_rows(trial_id, cfg.train.seed, history), METRIC_NOTES)
+        folder.append(results.HISTORY, results.history_rows(trial_id, cfg.train.seed, history), MEASURED)
 
     if status == "failed":
         print(f"trial {trial_id} failed: {error}", file=sys.stderr)
@@ -291,9 +269,12 @@ def format_front(summary, objectives: dict[str, str]) -> str:
 
 
 def format_table(metrics: dict) -> str:
-    width = max(map(len, SUMMARY))
+    """The catalogue's metrics that a trial reported, in catalogue order."""
+    from raygap.catalog import METRICS
+
+    width = max(map(len, METRICS))
     lines = [f"{'metric':<{width}}  value", f"{'-' * width}  -------"]
-    for key in SUMMARY:
+    for key in METRICS:
         if key in metrics:
             value = metrics[key]
             lines.append(f"{key:<{width}}  {value:.4g}" if isinstance(value, float) else f"{key:<{width}}  {value}")

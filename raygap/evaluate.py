@@ -39,15 +39,6 @@ def encode_texts(model: nn.Module, tokens: torch.Tensor, device: torch.device, b
     return _encode_sharded(lambda idx: model.encode_text(tokens[idx].to(device)), len(tokens), batch_size, rank, world_size)
 
 
-# Written into the footers of trials.parquet and history.parquet: how the numbers were measured.
-METRIC_NOTES = {
-    "modality_gap": "centroid distance on gap_pairs random (image, first caption) pairs of the eval split, "
-    "fixed by eval.seed; biased upwards by finite-sample noise, so compare at equal gap_pairs",
-    "uniformity": "-W2 to N(0, I/m) of the stacked image and first-caption features of the whole eval split",
-    "recall": "image_to_text_r{k} hits when any caption of the image ranks in the top k; ties favour the correct item",
-}
-
-
 def gap_subset(n_pairs: int, gap_pairs: int | None, seed: int) -> torch.Tensor:
     """The pairs the gap is measured on: a fixed random subset, or all of them."""
     if gap_pairs is None or gap_pairs >= n_pairs:

@@ -18,47 +18,11 @@ import numpy as np
 import polars as pl
 import yaml
 
-from raygap import pareto, results
+from raygap import catalog, pareto, results
+from raygap.catalog import label
 
-DEFAULT_OBJECTIVES = {"modality_gap": "min", "mean_r1": "max"}
 # Retrieval has one number per direction; the front is drawn once per direction.
 DIRECTIONS = {"mean_r1": ["image_to_text_r1", "text_to_image_r1"], "mean_r5": ["image_to_text_r5", "text_to_image_r5"]}
-# Known bounds for the hypervolume's reference point (gap ≤ 2 between unit vectors, rates ≥ 0).
-REFERENCE = {"modality_gap": 2.0, "uniformity": 0.0}
-# The paper's Table 2 columns, and which way is better.
-TABLE_COLUMNS = {
-    "modality_gap": "min",
-    "uniformity": "min",
-    "zero_shot_top1": "max",
-    "linear_probe_top1": "max",
-    "image_to_text_r1": "max",
-    "text_to_image_r1": "max",
-}
-REPORT_METRICS = [*TABLE_COLUMNS, "mean_r1", "temperature", "delta", "margin", "wall_seconds"]
-LABELS = {
-    "modality_gap": "modality gap",
-    "mean_r1": "mean recall@1",
-    "image_to_text_r1": "image→text recall@1",
-    "text_to_image_r1": "text→image recall@1",
-    "uniformity": "uniformity (log, lower = more uniform)",
-    "zero_shot_top1": "zero-shot top-1",
-    "linear_probe_top1": "linear probe top-1",
-    "temperature": "temperature T = 1/τ",
-    "param.temperature.value": "fixed temperature T",
-    "param.temperature.start": "schedule start T",
-    "param.temperature.end": "schedule end T",
-    "param.temperature.lr_scale": "temperature LR scale",
-    "param.swap.p": "swap probability",
-    "tau": "τ (logit scale)",
-    "margin": "margin (own − closest other)",
-    "delta": "δ",
-    "mismatch_fraction": "mismatch fraction",
-}
-
-
-def label(column: str) -> str:
-    return LABELS.get(column, column.removeprefix("param.").replace("_", " "))
-
 
 @dataclass
 class Study:
@@ -87,7 +51,7 @@ def load_study(location: str | Path) -> Study:
     history = folder.read(results.HISTORY) if folder.exists(results.HISTORY) else pl.DataFrame()
     spec_text = _read_text(folder, results.SPEC)
     spec = yaml.safe_load(spec_text) if spec_text else {}
-    objectives = dict((spec.get("search") or {}).get("objectives") or DEFAULT_OBJECTIVES)
+    objectives = catalog.objectives_from((spec.get("search") or {}).get("objectives") or catalog.DEFAULT_OBJECTIVES)
     run = yaml.safe_load(_read_text(folder, results.RUN) or "{}") or {}
     params = [c for c in trials.columns if c.startswith("param.") and c != "param.train.seed"]
     return Study(spec.get("name") or Path(str(location)).name, str(folder), trials, history, objectives, params, spec_text, run)
@@ -104,7 +68,7 @@ def _read_text(folder: results.ResultsFolder, name: str) -> str:
 def configurations(study: Study) -> pl.DataFrame:
     """One row per configuration: seed means and stds of the report's metrics, Pareto rank on the
     study's objectives (rank 1 = the front)."""
-    return pareto.summarize_trials(study.trials, study.objectives, REPORT_METRICS)
+    return pareto.summarize_trials(study.trials, study.objectives, catalog.SUMMARIZED)
 
 
 def front_panels(study: Study) -> list[tuple[str, str, pl.DataFrame]]:
@@ -209,18 +173,19 @@ def method_table(studies: list[Study]) -> pl.DataFrame:
         for row in summary.iter_rows(named=True):
             setting = ", ".join(f"{p.removeprefix('param.')}={_short(row[p])}" for p in study.params) or "defaults"
             out = {"study": study.name, "trial_id": row["trial_id"], "setting": setting, "seeds": row["seeds"]}
-            for column in TABLE_COLUMNS:
+            for column in catalog.TABLE_COLUMNS:
                 out[column] = row.get(column)
                 out[f"{column}_std"] = row.get(f"{column}_std")
             rows.append(out)
     table = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
     if len(studies) == 1 and "modality_gap" in table.columns:
         table = table.sort("modality_gap", nulls_last=True)  # one front, in order along the gap axis
-    for column, direction in TABLE_COLUMNS.items():
-        if column not in table.columns or table[column].is_null().all():
+    for column in catalog.TABLE_COLUMNS:
+        if column not in table.columns:
             continue
-        best = table[column].min() if direction == "min" else table[column].max()
-        table = table.with_columns((pl.col(column) == best).fill_null(False).alias(f"best_{column}"))
+        best = catalog.best(table[column].to_list(), column)
+        marked = pl.lit(False) if best is None else (pl.col(column) == best).fill_null(False)
+        table = table.with_columns(marked.alias(f"best_{column}"))
     return table
 
 
@@ -242,10 +207,11 @@ def hypervolume_progress(study: Study) -> pl.DataFrame:
 
 
 def _reference(values: pl.Series, column: str, direction: str) -> float:
-    if column in REFERENCE:
-        return REFERENCE[column]
-    if column.endswith(("_r1", "_r5", "_r10", "_top1")):
-        return 0.0
+    """The hypervolume's reference on one objective: the catalogue's worst value when the study
+    optimises the metric in its better direction, else the worst value seen."""
+    metric = catalog.METRICS.get(column)
+    if metric is not None and metric.worst is not None and metric.better == direction:
+        return metric.worst
     return float(values.max() if direction == "min" else values.min())
 
 
@@ -319,7 +285,7 @@ def _fit_notes(studies: list[Study]) -> list[str]:
 
 
 def _table_cells(table: pl.DataFrame) -> tuple[list[str], list[list[tuple[str, bool]]]]:
-    columns = [c for c in TABLE_COLUMNS if c in table.columns and not table[c].is_null().all()]
+    columns = [c for c in catalog.TABLE_COLUMNS if c in table.columns and not table[c].is_null().all()]
     head = ["study", "setting", "seeds", *[label(c) for c in columns]]
     body = []
     for row in table.iter_rows(named=True):

@@ -31,13 +31,11 @@ from ray import tune
 from ray.train.torch import TorchTrainer
 from ray.tune.search.optuna import OptunaSearch
 
-from raygap import pareto, results
-from raygap.evaluate import METRIC_NOTES
+from raygap import catalog, pareto, results
 from raygap.search import make_sampler, number_of_trials, recorded_params, suggest_params
 from raygap.spec import ResourcesSpec, SpecError, StudySpec, TrialConfig
 
 DRIVER_CPUS = 0.1  # the driver only waits on its trainer; a whole CPU would deadlock a 2-core laptop
-SUMMARY_METRICS = ["modality_gap", "uniformity", "mean_r1", "image_to_text_r1", "text_to_image_r1", "zero_shot_top1", "linear_probe_top1", "temperature"]
 
 
 # ---------------------------------------------------------------------------------- resources
@@ -351,13 +349,13 @@ class StudyRecorder(tune.Callback):
         stamps = {"trial_started_at": self.trial_started_at.get(report["trial_id"]), "recorded_at": time.time()}
         final = report.get("final") and {**report["final"], **stamps}
         row = results.trial_row(report["trial_id"], report["seed"], report["params"], report["config"], report["status"], final, report.get("error"))
-        self.folder.append(results.TRIALS, [row], METRIC_NOTES)
+        self.folder.append(results.TRIALS, [row], catalog.MEASURED)
         if report.get("history"):
             history = results.history_rows(report["trial_id"], report["seed"], report["history"])
-            self.folder.append(results.HISTORY, history, METRIC_NOTES)
+            self.folder.append(results.HISTORY, history, catalog.MEASURED)
 
     def _update_front(self) -> int:
-        summary = pareto.summarize_trials(self.folder.read(results.TRIALS), self.objectives, SUMMARY_METRICS)
+        summary = pareto.summarize_trials(self.folder.read(results.TRIALS), self.objectives, catalog.SUMMARIZED)
         self.folder.write_parquet(results.PARETO, summary, metadata={"objectives": json.dumps(self.objectives)})
         return summary.filter(pl.col("rank") == 1).height
 

@@ -25,6 +25,8 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from raygap import catalog
+
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -401,16 +403,6 @@ class EvalSpec(Strict):
         return self
 
 
-# Metrics a trial reports (trials.parquet columns) that a study may optimise.
-METRICS = (
-    "modality_gap", "uniformity", "mismatch_fraction", "pair_cosine", "mean_r1",
-    "image_to_text_r1", "image_to_text_r5", "image_to_text_r10",
-    "text_to_image_r1", "text_to_image_r5", "text_to_image_r10",
-    "zero_shot_top1", "linear_probe_top1", "loss", "temperature", "samples_per_s", "train_seconds",
-    "delta", "margin",  # theory trials
-)  # fmt: skip
-
-
 class SearchSpec(Strict):
     sampler: Literal["tpe", "nsga2", "random", "grid"] = "tpe"
     """grid runs every combination of the grid/choice values exactly once (trials is ignored)."""
@@ -419,16 +411,20 @@ class SearchSpec(Strict):
     """Seeds per sampled configuration (train.seed, +1, …); objectives are the seed means."""
     seed: int = 0
     """Seed of the Optuna sampler."""
-    objectives: dict[str, Literal["min", "max"]] = {"modality_gap": "min", "mean_r1": "max"}
+    objectives: dict[str, Literal["min", "max"]] = catalog.DEFAULT_OBJECTIVES
+    """Metric → min or max, in the metric's better direction (raygap.catalog); a list of metric
+    names takes each one's better direction."""
 
-    @model_validator(mode="after")
-    def _known_objectives(self) -> SearchSpec:
-        if not self.objectives:
-            raise ValueError("objectives needs at least one metric")
-        unknown = [m for m in self.objectives if m not in METRICS]
-        if unknown:
-            raise ValueError(f"unknown objective(s) {unknown}; metrics: {', '.join(METRICS)}")
-        return self
+    @field_validator("objectives", mode="before")
+    @classmethod
+    def _directions_from_the_catalogue(cls, objectives: Any) -> Any:
+        return catalog.objectives_from(objectives) if isinstance(objectives, list) else objectives
+
+    @field_validator("objectives")
+    @classmethod
+    def _known_objectives(cls, objectives: dict[str, str]) -> dict[str, str]:
+        catalog.check_objectives(objectives)
+        return objectives
 
 
 class ResourcesSpec(Strict):

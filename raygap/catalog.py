@@ -1,0 +1,150 @@
+"""The metric catalogue: what every number raygap reports is, in one place.
+
+Each metric a trial reports (a column of trials.parquet / history.parquet) has one entry: which way
+is better, its label on axes and tables, what it means, how it is measured, the worst value it can
+take (the hypervolume's reference point) and where it appears. Study-file objectives are checked
+against it; the report's "best" cells, its hypervolume reference and every axis label read it.
+A pure module: no torch, no ray.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+Direction = Literal["min", "max"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    better: Direction | None
+    """Which way is better; None for a descriptive number with no better side (the temperature)."""
+    label: str
+    """Axis and table label."""
+    description: str
+    """What it means, in a sentence."""
+    measured: str = ""
+    """How it is measured; written into the Parquet footers of trials and history."""
+    worst: float | None = None
+    """The worst value it can take (the hypervolume's reference); None: the worst value seen."""
+    table: bool = False
+    """A column of the report's Table-2-style method table (the paper's Table 2)."""
+    summarized: bool = False
+    """Kept (seed mean and std) in pareto.parquet and the report's per-configuration summary."""
+    default_objective: bool = False
+    """One of a study's objectives when its file names none."""
+
+
+RECALL_MEASURED = (
+    "image_to_text_r{k}: an image hits when any of its captions ranks in the top k; text_to_image_r{k}: "
+    "the caption's image ranks in the top k; ties are broken at random and the expected recall is "
+    "reported, so a collapsed model scores chance; NaN when fewer than k candidates"
+)
+
+_METRICS = [
+    Metric("modality_gap", "min", "modality gap", "distance between the centroids of the normalized image and text embeddings",
+           "centroid distance on gap_pairs random (image, first caption) pairs of the eval split, fixed by eval.seed; "
+           "biased upwards by finite-sample noise, so compare at equal gap_pairs",
+           worst=2.0, table=True, summarized=True, default_objective=True),
+    Metric("uniformity", "max", "uniformity (−W₂, higher = more uniform)",
+           "minus the Wasserstein-2 distance of the embeddings to N(0, I/m); 0 is perfectly uniform, −√2 fully collapsed",
+           "-W2 to N(0, I/m) of the stacked image and first-caption features of the whole eval split",
+           worst=-math.sqrt(2), table=True, summarized=True),
+    Metric("zero_shot_top1", "max", "zero-shot top-1", "top-1 accuracy of classifying probe test images by their most similar class prompt",
+           "class embedding = mean of the normalized prompt embeddings over eval.templates; ties broken at random (expected accuracy)",
+           worst=0.0, table=True, summarized=True),
+    Metric("linear_probe_top1", "max", "linear probe top-1", "top-1 accuracy of a logistic regression on frozen image features",
+           "L-BFGS multinomial logistic regression on the probe train split's normalized features, scored on its test split",
+           worst=0.0, table=True, summarized=True),
+    Metric("image_to_text_r1", "max", "image→text recall@1", "fraction of images whose caption is retrieved first",
+           RECALL_MEASURED, worst=0.0, table=True, summarized=True),
+    Metric("text_to_image_r1", "max", "text→image recall@1", "fraction of captions whose image is retrieved first",
+           RECALL_MEASURED, worst=0.0, table=True, summarized=True),
+    Metric("mean_r1", "max", "mean recall@1", "mean of image→text and text→image recall@1",
+           "mean of image_to_text_r1 and text_to_image_r1", worst=0.0, summarized=True, default_objective=True),
+    Metric("image_to_text_r5", "max", "image→text recall@5", "fraction of images with a caption in the top 5", RECALL_MEASURED, worst=0.0),
+    Metric("text_to_image_r5", "max", "text→image recall@5", "fraction of captions with their image in the top 5", RECALL_MEASURED, worst=0.0),
+    Metric("image_to_text_r10", "max", "image→text recall@10", "fraction of images with a caption in the top 10", RECALL_MEASURED, worst=0.0),
+    Metric("text_to_image_r10", "max", "text→image recall@10", "fraction of captions with their image in the top 10", RECALL_MEASURED, worst=0.0),
+    Metric("mismatch_fraction", "min", "mismatch fraction", "fraction of pairs with another text at least as close to the image as its own",
+           "on one (image, first caption) pair per eval image; a tie counts as a mismatch", worst=1.0),
+    Metric("pair_cosine", None, "matched-pair cosine", "mean cosine of matched image–text pairs (1 for collapsed embeddings too)",
+           "on one (image, first caption) pair per eval image"),
+    Metric("temperature", None, "temperature T = 1/τ", "the softmax temperature at the evaluation point", summarized=True),
+    Metric("tau", None, "τ (logit scale)", "the logit scale τ = 1/T at the evaluation point"),
+    Metric("loss", "min", "training loss", "mean contrastive loss over the steps since the last evaluation point"),
+    Metric("delta", "min", "δ", "theory model: the offset of the two modalities' planes (the gap is proportional to it)",
+           worst=1.0, summarized=True),
+    Metric("margin", "max", "margin (own − closest other)", "theory model: own-pair similarity minus the closest other pair's, the worst pair",
+           worst=-2.0, summarized=True),
+    Metric("samples_per_s", "max", "samples/s", "training throughput over the trial's training steps"),
+    Metric("train_seconds", "min", "training seconds", "time in training steps, without set-up and evaluation"),
+    Metric("eval_seconds", "min", "evaluation seconds", "time spent evaluating"),
+    Metric("wall_seconds", "min", "wall seconds", "a seed's wall-clock time, start-up included", summarized=True),
+]  # fmt: skip
+
+METRICS: dict[str, Metric] = {metric.name: metric for metric in _METRICS}
+
+DEFAULT_OBJECTIVES: dict[str, Direction] = {m.name: m.better for m in _METRICS if m.default_objective}  # type: ignore[misc]
+TABLE_COLUMNS: list[str] = [m.name for m in _METRICS if m.table]
+SUMMARIZED: list[str] = [m.name for m in _METRICS if m.summarized]
+# Parquet footers of trials and history: how each metric was measured.
+MEASURED: dict[str, str] = {m.name: m.measured for m in _METRICS if m.measured}
+
+# Labels of searched parameters (`param.*` columns) on axes.
+PARAMETER_LABELS = {
+    "param.temperature.value": "fixed temperature T",
+    "param.temperature.start": "schedule start T",
+    "param.temperature.end": "schedule end T",
+    "param.temperature.lr_scale": "temperature LR scale",
+    "param.swap.p": "swap probability",
+}
+
+
+def label(column: str) -> str:
+    """The label of a metric or a searched parameter column."""
+    if column in METRICS:
+        return METRICS[column].label
+    return PARAMETER_LABELS.get(column, column.removeprefix("param.").replace("_", " "))
+
+
+def objectives_from(value: dict[str, str] | list[str]) -> dict[str, str]:
+    """A study file's `search.objectives`: a mapping metric → min|max as it is, or a list of metric
+    names, each optimised in its better direction."""
+    if isinstance(value, dict):
+        return dict(value)
+    if not (isinstance(value, list) and all(isinstance(name, str) for name in value)):
+        raise ValueError(f"expected a mapping metric: min|max or a list of metric names, got {value!r}")
+    for name in value:
+        if name not in METRICS:
+            raise ValueError(f"unknown objective {name!r}; metrics: {', '.join(METRICS)}")
+        if METRICS[name].better is None:
+            raise ValueError(f"{name} has no better direction; give objectives as a mapping metric: min|max")
+    return {name: METRICS[name].better for name in value}
+
+
+def check_objectives(objectives: dict[str, str]) -> None:
+    """Raise ValueError unless every objective is a catalogue metric optimised in its better direction."""
+    if not objectives:
+        raise ValueError("objectives needs at least one metric")
+    for name, direction in objectives.items():
+        metric = METRICS.get(name)
+        if metric is None:
+            raise ValueError(f"unknown objective {name!r}; metrics: {', '.join(METRICS)}")
+        if direction not in ("min", "max"):
+            raise ValueError(f"{name}: expected min or max, got {direction!r}")
+        if metric.better is not None and direction != metric.better:
+            word = "smaller" if metric.better == "min" else "larger"
+            raise ValueError(f"{name}: {word} is better ({metric.description}), so it is optimised with {metric.better!r}, not {direction!r}")
+
+
+def best(values: list[float], name: str) -> float | None:
+    """The best of `values` by the metric's direction, NaN and None ignored; None if none is left
+    or the metric has no better side."""
+    direction = METRICS[name].better
+    finite = [v for v in values if v is not None and not math.isnan(v)]
+    if direction is None or not finite:
+        return None
+    return min(finite) if direction == "min" else max(finite)
