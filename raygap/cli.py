@@ -95,28 +95,11 @@ def cmd_study_run(args: argparse.Namespace) -> int:
     total = search.number_of_trials(spec)
     if args.dry_run:
         return _print_dry_run(spec, cfg, total, folder)
-    from raygap import results, runner
-    from raygap.data import check_tables
-
-    if args.resume and args.overwrite:
-        raise SpecError("--resume and --overwrite exclude each other")
-    if folder.exists(results.TRIALS) and not (args.overwrite or args.resume):
-        raise SpecError(f"{folder} already holds a study; pass --resume to continue it, --overwrite to replace it (or --results DIR)")
-    if args.resume:
-        _check_same_study(folder, spec.raw)
-    check_tables(cfg, str(spec.path))
-    if not args.address:  # a local cluster is this machine: a trial that cannot fit fails before Ray starts
-        try:
-            runner.plan_for_this_machine(spec)
-        except SpecError as error:
-            raise SpecError(f"{spec.path}: {error}") from None
-    if args.overwrite:
-        folder.remove(results.TRIALS, results.HISTORY, results.PARETO, results.SPEC, results.RUN, "ray", "report")
-        runner.optuna_path(folder, cfg.name).unlink(missing_ok=True)
+    from raygap import runner
 
     started = time.time()
     try:
-        summary = runner.run_study(spec, folder, address=args.address, dashboard=not args.no_dashboard, resume=args.resume)
+        summary = runner.run_study(spec, folder, address=args.address, dashboard=not args.no_dashboard, resume=args.resume, overwrite=args.overwrite)
     except (runner.StudyStopped, KeyboardInterrupt) as stop:
         kept = f"{stop.finished} of {stop.total} trial(s) finished and kept" if isinstance(stop, runner.StudyStopped) else "finished trials kept"
         print(f"\n{cfg.name}: interrupted; {kept}. Continue with: raygap study resume {folder}", file=sys.stderr)
@@ -133,32 +116,23 @@ def cmd_study_run(args: argparse.Namespace) -> int:
 
 
 def cmd_study_resume(args: argparse.Namespace) -> int:
-    """`study run` of the folder's own spec.yaml, continuing where it stopped."""
-    stored = Path(args.folder, "spec.yaml")
-    if not stored.is_file():
-        raise SpecError(f"{args.folder}: no spec.yaml here; not a raygap study folder")
-    args.spec, args.results, args.resume, args.overwrite = str(stored), args.folder, True, False
+    """`study run` of the folder's own spec.yaml (local or URI), continuing where it stopped."""
+    import tempfile
+
+    from raygap.results import ResultsFolder
+    from raygap.study_folder import read_stored_spec
+
+    folder = ResultsFolder(args.folder)
+    args.results, args.resume, args.overwrite = args.folder, True, False
     args.set, args.name, args.dry_run = [], None, False
-    return cmd_study_run(args)
-
-
-def _check_same_study(folder, raw: dict) -> None:
-    """A study resumes only with the spec it started with: other settings would mix two studies."""
-    from raygap import results
-
-    if not folder.exists(results.SPEC):
-        return
-    with folder.filesystem.open_input_stream(f"{folder.path}/{results.SPEC}") as stream:
-        stored = yaml.safe_load(stream.read().decode()) or {}
-    differences = sorted(_differences(stored, raw))
-    if differences:
-        raise SpecError(f"{folder}: holds a study run with a different spec (differs at {', '.join(differences)}); resume it with its own spec.yaml or use --overwrite")
-
-
-def _differences(a, b, prefix: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        return [d for key in set(a) | set(b) for d in _differences(a.get(key), b.get(key), f"{prefix}{key}.")]
-    return [] if a == b else [prefix.rstrip(".") or "(top level)"]
+    if folder.is_local:
+        read_stored_spec(folder)  # raises unless this is a study folder
+        args.spec = str(Path(folder.path, "spec.yaml"))
+        return cmd_study_run(args)
+    with tempfile.TemporaryDirectory(prefix="raygap-resume-") as scratch:  # load_spec reads a local copy
+        args.spec = str(Path(scratch, "spec.yaml"))
+        Path(args.spec).write_text(read_stored_spec(folder))
+        return cmd_study_run(args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

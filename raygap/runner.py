@@ -31,7 +31,7 @@ from ray import tune
 from ray.train.torch import TorchTrainer
 from ray.tune.search.optuna import OptunaSearch
 
-from raygap import catalog, pareto, results
+from raygap import catalog, pareto, results, study_folder
 from raygap.search import make_sampler, number_of_trials, recorded_params, suggest_params
 from raygap.spec import ResourcesSpec, SpecError, StudySpec, TrialConfig
 
@@ -396,19 +396,33 @@ def run_study(
     dashboard: bool = True,
     num_cpus: int | None = None,
     resume: bool = False,
+    overwrite: bool = False,
 ) -> pl.DataFrame:
     """Run the study to the end; return the per-configuration summary with Pareto ranks.
 
+    A folder that holds a study is refused unless `resume` (the same spec only) or `overwrite`.
     With `resume`, the folder's finished trials are kept, its unfinished ones are dropped and run
-    again with the same parameters, and the Optuna study continues where it stopped.
+    again with the same parameters, and the Optuna study continues where it stopped. Bad data
+    (tables, images) and a trial that cannot fit this machine fail here, before Ray starts.
     """
+    from raygap.data import check_tables
+
     settings = spec.resolve(check_paths=True)
     folder = folder if isinstance(folder, results.ResultsFolder) else results.ResultsFolder(folder)
+    study_folder.check_folder(folder, spec, resume, overwrite)
+    check_tables(settings, str(spec.path))
+    if not address and not ray.is_initialized():  # a local cluster is this machine: check the trial fits it
+        try:
+            plan_for_this_machine(spec)
+        except SpecError as error:
+            raise SpecError(f"{spec.path}: {error}") from None
     total = number_of_trials(spec)
     optuna_db = optuna_path(folder, spec.name)
     optuna_db.parent.mkdir(parents=True, exist_ok=True)
     cluster_record = optuna_db.parent / CLUSTER_RECORD
     stop_stale_cluster(cluster_record, echo)
+    if overwrite:
+        study_folder.clear(folder, optuna_db)
     folder.sweep_temporaries()
     finished, rerun = (_prepare_resume(folder, optuna_db, spec.name, settings.search.objectives, settings.search.repeats, echo) if resume else (0, []))
     remaining = max(total - finished, 0)

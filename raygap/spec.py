@@ -84,6 +84,8 @@ class FilesSource(ImageFileOptions):
     caption_column: str = "title"
     label_column: str | None = None
     """Class label per image, needed when the source is a probe split."""
+    template: str = "a photo of a {label}."
+    """With a label column and no caption column: each row's caption is this filled with its label."""
     separator: str | None = None
     """Column separator for text tables; default: tab for .tsv, comma for .csv."""
     limit: PositiveInt | None = None
@@ -589,9 +591,20 @@ def _resolve(raw: dict, params: dict[str, Any], file: str, check_paths: bool) ->
 
 def _validate(tree: dict, file: str, check_paths: bool = True) -> TrialConfig:
     try:
-        return TrialConfig.model_validate(tree, context={"check_paths": check_paths})
+        cfg = TrialConfig.model_validate(tree, context={"check_paths": check_paths})
     except ValidationError as error:
         raise SpecError(_format_errors(error, tree, file)) from None
+    train_pairs = _known_size(cfg.data.train)
+    if cfg.theory is None and train_pairs is not None and train_pairs < cfg.train.batch_size:
+        raise SpecError(f"{file}: train.batch_size: {cfg.train.batch_size} is larger than data.train, which holds at most {train_pairs} pairs")
+    return cfg
+
+
+def _known_size(source) -> int | None:
+    """Pairs a source holds at most, where the study file alone tells (tables are counted when read)."""
+    if isinstance(source, SyntheticSource):
+        return source.size * source.captions_per_image
+    return getattr(source, "limit", None)
 
 
 def _check_space(raw: dict, file: str, check_paths: bool) -> None:
@@ -618,7 +631,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
         raise SpecError(f"--set expects key.path=value, got {text!r}")
     try:
-        return key.strip(), yaml.safe_load(value)
+        return key.strip(), _safe_load(value)
+    except SpecError as error:
+        raise SpecError(f"--set {key}: {error}") from None
     except yaml.YAMLError as error:
         raise SpecError(f"--set {key}: value is not valid YAML: {error}") from None
 
@@ -627,11 +642,16 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     """A study file as a dict, with its `extends:` base file (relative to it) merged underneath."""
     file = str(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except OSError as error:
         raise SpecError(f"{file}: cannot read study file: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[: error.start].count(b"\n") + 1
+        raise SpecError(f"{file}: line {line}: not UTF-8 text (byte 0x{error.object[error.start]:02x}); save the study file as UTF-8") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = _safe_load(text)
+    except SpecError as error:
+        raise SpecError(f"{file}: {error}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -651,6 +671,31 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if not base_path.is_file():
         raise SpecError(f"{file}: extends: base study file not found: {base_path}")
     return _merge(_read_yaml(base_path, (*seen, path.resolve())), raw)
+
+
+def _safe_load(text: str) -> Any:
+    """yaml.safe_load, except that a key given twice in one mapping is an error naming its path
+    and both lines (plain YAML keeps the last silently: `{modality_gap: min, modality_gap: max}`
+    would be one objective)."""
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    if node is not None:
+        _check_unique_keys(node, [])
+    return yaml.safe_load(text)
+
+
+def _check_unique_keys(node: yaml.Node, path: list[str]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key, line = str(key_node.value), key_node.start_mark.line + 1
+            if isinstance(key_node, yaml.ScalarNode) and key in first_line:
+                where = ".".join([*path, key])
+                raise SpecError(f"{where}: key given twice, on line {first_line[key]} and on line {line}")
+            first_line.setdefault(key, line)
+            _check_unique_keys(value_node, [*path, key])
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _check_unique_keys(item, [*path, str(index)])
 
 
 def _merge(base: dict, override: dict) -> dict:

@@ -29,7 +29,7 @@ STUDY_CASES = [
     ("resources: {use_gpu: true}", None, [], "resources: a trial needs 1 GPUs but the cluster has 0"),
     ("resources: {placement: SIDEWAYS}", None, [], "resources.placement: Input should be 'PACK', 'SPREAD', 'STRICT_PACK' or 'STRICT_SPREAD'"),
     ("search: {trials: 0}", None, [], "search.trials: Input should be greater than or equal to 1 (got 0)"),
-    ("search: {objectives: {modality_gapp: min}}", None, [], "search: unknown objective(s) ['modality_gapp']; metrics: modality_gap, uniformity"),
+    ("search: {objectives: {modality_gapp: min}}", None, [], "search.objectives: unknown objective 'modality_gapp'; metrics: modality_gap, uniformity"),
     (BASE, "filepath,caption\nimg/a.png,a cat\n", ["a.png"], "data.train: {table}: missing column(s) ['title']; the table has ['filepath', 'caption']"),
     (BASE, "filepath,title\n", [], "data.train: {table}: the table has no rows"),
     (BASE, "filepath,title\nimg/a.png,a cat\nimg/b.png,a dog\n", ["a.png"], "data.train: {table}: 1 image file(s) not found, e.g. "),
@@ -77,4 +77,95 @@ def test_existing_results_folder_is_refused(tmp_path, capsys):
     assert main(["study", "run", str(spec), "--results", str(out)]) == 2
     assert "already holds a study; pass --resume to continue it, --overwrite to replace it" in capsys.readouterr().err
     assert (out / "trials.parquet").read_bytes() == b"PAR1 previous study" and [p.name for p in out.iterdir()] == ["trials.parquet"]
+    assert not ray.is_initialized()
+
+
+def test_a_study_file_that_is_not_utf8(tmp_path, capsys):
+    spec = tmp_path / "study.yaml"
+    spec.write_bytes("search: {trials: 1}\nname: caf".encode() + b"\xe9\n")
+    out = tmp_path / "results"
+    assert main(["study", "run", str(spec), "--results", str(out), "--no-dashboard"]) == 2
+    assert f"{spec}: line 2: not UTF-8 text (byte 0xe9); save the study file as UTF-8" in capsys.readouterr().err
+    assert not out.exists() and not ray.is_initialized()
+
+
+def test_a_key_given_twice(tmp_path, capsys):
+    text = "search:\n  trials: 1\n  objectives: {modality_gap: min,\n               modality_gap: max}\n"
+    code, err, spec = run_cli(tmp_path, text, capsys)
+    assert code == 2 and f"{spec}: search.objectives.modality_gap: key given twice, on line 3 and on line 4" in err
+
+
+@pytest.mark.parametrize(
+    "data,expected",
+    [
+        ("{train: {kind: synthetic, size: 100}}", "train.batch_size: 128 is larger than data.train, which holds at most 100 pairs"),
+        ("{train: {kind: synthetic, size: 60, captions_per_image: 2}}", "train.batch_size: 128 is larger than data.train, which holds at most 120 pairs"),
+        ("{train: {kind: files, table: TABLE}}", "train.batch_size: 128 is larger than data.train, which holds 2 pairs"),
+    ],
+    ids=["synthetic", "captions", "table"],
+)
+def test_a_batch_larger_than_the_training_data(tmp_path, capsys, data, expected):
+    data = data.replace("TABLE", table(tmp_path, "filepath,title\nimg/a.png,a cat\nimg/b.png,a dog\n", ["a.png", "b.png"]))
+    code, err, spec = run_cli(tmp_path, f"data: {data}\nsearch: {{trials: 1}}\n", capsys)
+    assert code == 2 and f"{spec}: {expected}" in err, err
+
+
+def test_a_labelled_table_needs_no_caption_column(tmp_path, capsys):
+    from raygap.data import check_tables, read_file_source
+    from raygap.spec import FilesSource, load_spec
+
+    labelled = table(tmp_path, "filepath,label\nimg/a.png,cat\nimg/b.png,dog\n", ["a.png", "b.png"])
+    found = read_file_source(FilesSource(table=labelled, label_column="label"))
+    assert found.captions == ["a photo of a cat.", "a photo of a dog."] and found.class_names == ["cat", "dog"]
+    # As probe splits it passes the checks that run before Ray starts.
+    probe = f"{{train: {{kind: files, table: {labelled}, label_column: label}}, test: {{kind: files, table: {labelled}, label_column: label}}}}"
+    spec = tmp_path / "probe.yaml"
+    spec.write_text(f"data: {{probe: {probe}}}\n")
+    check_tables(load_spec(spec).defaults(), str(spec))
+
+
+def test_a_probe_table_without_labels(tmp_path, capsys):
+    captioned = table(tmp_path, "filepath,title\nimg/a.png,a cat\n", ["a.png"])
+    probe = f"{{train: {{kind: files, table: {captioned}}}, test: {{kind: synthetic, size: 32}}}}"
+    code, err, spec = run_cli(tmp_path, f"data: {{probe: {probe}}}\nsearch: {{trials: 1}}\n", capsys)
+    assert code == 2
+    assert f"{spec}: data.probe.train: a probe split needs a class label per image; name the table's label column (label_column)" in err, err
+
+
+def finished_study(folder_location: str, tmp_path, name: str = "done"):
+    """A results folder (path or URI) holding a one-trial study whose trial has finished."""
+    from raygap import results
+
+    folder = results.ResultsFolder(folder_location)
+    folder.write_text(results.SPEC, f"name: {name}\nsearch: {{trials: 1}}\n")
+    row = results.trial_row("t0", 0, {}, {}, "completed", {"modality_gap": 0.5, "mean_r1": 0.2})
+    folder.append(results.TRIALS, [row])
+    return folder
+
+
+def test_the_python_api_keeps_the_folder_rules(tmp_path):
+    from raygap.runner import run_study
+    from raygap.spec import SpecError, load_spec
+
+    folder = finished_study(str(tmp_path / "results"), tmp_path)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "results").iterdir()}
+    spec = tmp_path / "other.yaml"
+    spec.write_text("name: other\nsearch: {trials: 1}\n")
+    with pytest.raises(SpecError, match="already holds a study; pass --resume to continue it, --overwrite to replace it"):
+        run_study(load_spec(spec), folder)
+    with pytest.raises(SpecError, match=r"holds a study run with a different spec \(differs at name\)"):
+        run_study(load_spec(spec), folder, resume=True)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "results").iterdir()} == before
+    assert not ray.is_initialized()
+
+
+def test_resume_and_status_take_a_uri(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the Optuna database of a URI folder lives under ./results/<name>
+    uri = f"file://{tmp_path}/remote"
+    finished_study(uri, tmp_path)
+    assert main(["study", "status", uri]) == 0
+    assert main(["study", "resume", uri, "--no-dashboard"]) == 0
+    assert "done: all 1 trial(s) already finished; nothing to resume" in capsys.readouterr().out
+    assert main(["study", "resume", f"file://{tmp_path}/nowhere"]) == 2
+    assert f"file://{tmp_path}/nowhere: no spec.yaml here; not a raygap study folder" in capsys.readouterr().err
     assert not ray.is_initialized()

@@ -64,10 +64,10 @@ def test_bad_spec_fails_fast_and_writes_nothing(tmp_path, spec_file):
 
 def test_failed_trial_is_recorded(tmp_path, spec_file, capsys):
     out = tmp_path / "results"
-    assert main(["train", str(spec_file), "--results", str(out), "--quiet", "--set", "train.batch_size=512"]) == 1
-    assert "fewer than train.batch_size 512" in capsys.readouterr().err
+    assert main(["train", str(spec_file), "--results", str(out), "--quiet", "--set", "train.lr=1.0e+30"]) == 1
+    assert "TrainingDiverged: loss became nan" in capsys.readouterr().err
     row = pl.read_parquet(out / "trials.parquet").row(0, named=True)
-    assert row["status"] == "failed" and "fewer than train.batch_size 512" in row["error"]
+    assert row["status"] == "failed" and row["error"].startswith("TrainingDiverged: loss became nan")
 
 
 GRID = TINY.replace("temperature: {kind: fixed, value: {loguniform: [0.01, 0.4]}}", "temperature: {kind: fixed, value: {grid: [0.02, 0.07, 0.2]}}\nsearch: {sampler: grid}\nresources: {workers_per_trial: 2}")

@@ -157,12 +157,12 @@ def test_failed_trials_are_recorded_and_never_on_the_front(tmp_path):
     from raygap.runner import run_study
 
     spec = write_study(tmp_path, "broken", "search: {sampler: random, trials: 2}")
-    spec = load_spec(spec.path, ["train.batch_size=1024"])  # larger than the 512 training pairs
+    spec = load_spec(spec.path, ["train.lr=1.0e+30"])  # the loss becomes NaN
     folder = tmp_path / "results"
     summary = run_study(spec, folder, dashboard=False)
     trials = pl.read_parquet(folder / "trials.parquet")
     assert trials["status"].to_list() == ["failed", "failed"]
-    assert all("fewer than train.batch_size 1024" in e for e in trials["error"].to_list())
+    assert all(e.startswith("TrainingDiverged: loss became nan") for e in trials["error"].to_list())
     assert summary.is_empty() and not (folder / "pareto.parquet").exists()
     study = optuna.load_study(study_name="broken", storage=f"sqlite:///{folder / 'optuna.db'}")
     assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]

@@ -33,7 +33,9 @@ def read_table(source) -> Table:
         frame = pl.read_csv(path, separator=separator, infer_schema=False)
     if source.limit is not None:
         frame = frame.head(source.limit)
-    wanted = [source.image_column, source.caption_column] + ([source.label_column] if source.label_column else [])
+    # A labelled table (a probe split) needs no caption column: its captions are the template.
+    captioned = source.caption_column in frame.columns or not source.label_column
+    wanted = [source.image_column] + ([source.caption_column] if captioned else []) + ([source.label_column] if source.label_column else [])
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; the table has {frame.columns}")
@@ -62,9 +64,13 @@ def read_table(source) -> Table:
         class_names = sorted(set(per_image.values()))
         index = {name: i for i, name in enumerate(class_names)}
         labels = np.array([index[per_image[i]] for i in range(len(image_paths))])
+    if captioned:
+        captions = frame[source.caption_column].cast(pl.Utf8).to_list()
+    else:
+        captions = [source.template.format(label=label) for label in frame[source.label_column].cast(pl.Utf8).to_list()]
     return Table(
         image_paths=image_paths,
-        captions=frame[source.caption_column].cast(pl.Utf8).to_list(),
+        captions=captions,
         caption_image=np.array(caption_image),
         labels=labels,
         class_names=class_names,

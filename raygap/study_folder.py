@@ -1,0 +1,51 @@
+"""What may be done with a results folder, the same for the CLI and the Python API, for local paths
+and URIs alike: a folder that holds a study is continued (resume) only with the spec it was run
+with, replaced only when asked (overwrite), and never appended to by another study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from raygap import results
+from raygap.spec import SpecError, StudySpec
+
+# Everything a study writes into its folder (the Optuna database may live elsewhere: optuna_path).
+STUDY_FILES = (results.TRIALS, results.HISTORY, results.PARETO, results.SPEC, results.RUN, "ray", "report")
+
+
+def check_folder(folder: results.ResultsFolder, spec: StudySpec, resume: bool, overwrite: bool) -> None:
+    """Raise SpecError, before anything is written, if the study may not run in `folder`."""
+    if resume and overwrite:
+        raise SpecError("resume and overwrite exclude each other")
+    holds_a_study = folder.exists(results.TRIALS) or folder.exists(results.SPEC)
+    if holds_a_study and not (resume or overwrite):
+        raise SpecError(f"{folder} already holds a study; pass --resume to continue it, --overwrite to replace it (or --results DIR)")
+    if resume and folder.exists(results.SPEC):
+        differences = sorted(_differences(yaml.safe_load(read_stored_spec(folder)) or {}, spec.raw))
+        if differences:
+            raise SpecError(
+                f"{folder}: holds a study run with a different spec (differs at {', '.join(differences)}); "
+                "resume it with its own spec.yaml or use --overwrite"
+            )
+
+
+def read_stored_spec(folder: results.ResultsFolder) -> str:
+    """The spec.yaml a study wrote into its folder (local or URI)."""
+    if not folder.exists(results.SPEC):
+        raise SpecError(f"{folder}: no {results.SPEC} here; not a raygap study folder")
+    with folder.filesystem.open_input_stream(f"{folder.path}/{results.SPEC}") as stream:
+        return stream.read().decode()
+
+
+def clear(folder: results.ResultsFolder, optuna_db: Path) -> None:
+    """Remove a study's files from its folder (overwrite)."""
+    folder.remove(*STUDY_FILES)
+    optuna_db.unlink(missing_ok=True)
+
+
+def _differences(a, b, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for key in set(a) | set(b) for d in _differences(a.get(key), b.get(key), f"{prefix}{key}.")]
+    return [] if a == b else [prefix.rstrip(".") or "(top level)"]
