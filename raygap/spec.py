@@ -365,7 +365,7 @@ class NoSwapSpec(Strict):
 
 
 class HardSwapSpec(Strict):
-    """HS: per-coordinate exchange on a fraction p of steps."""
+    """HS: per-coordinate exchange on a fraction p of steps (the result is not renormalized)."""
 
     kind: Literal["hard"] = "hard"
     p: Probability = 1.0
@@ -378,9 +378,15 @@ class HardRowSwapSpec(HardSwapSpec):
 
 
 class SoftSwapSpec(HardSwapSpec):
-    """SS: λ-mixing of each pair on a fraction p of steps."""
+    """SS: λ-mixing of each pair on a fraction p of steps (the result is not renormalized)."""
 
     kind: Literal["soft"] = "soft"
+    per: Literal["pair", "coordinate"] = "pair"
+    """pair: one λ_i ~ U[0,1] per pair, shared by all its coordinates (x̂_i = λ_i x_i + (1−λ_i) y_i);
+    coordinate: an independent λ_ij per coordinate j of each pair i (x̂_ij = λ_ij x_ij + (1−λ_ij) y_ij),
+    the soft counterpart of HS's per-coordinate exchange. The paper's wording ("swaps entries in a
+    soft way", λ sampled independently, like HS's entries) suggests coordinate; the default pair
+    keeps the meaning of existing studies and of DESIGN.md's SS row."""
 
 
 SwapSpec = Annotated[Union[NoSwapSpec, HardSwapSpec, HardRowSwapSpec, SoftSwapSpec], Field(discriminator="kind")]

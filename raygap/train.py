@@ -128,7 +128,8 @@ def train(
 
     total_steps = total_steps_for(cfg, len(train_set))
     temperature = build_temperature(cfg.temperature.model_dump(), total_steps)
-    swap = build_swap(cfg.swap.model_dump(), seed=tc.seed + 1)
+    # Every rank draws the global batch's swap randomness from the same stream and keeps its rows.
+    swap = build_swap(cfg.swap.model_dump(), seed=tc.seed + 1, rank=rank, world_size=world_size)
     forward: nn.Module = ClipForward(bundle.model, temperature, cfg.model.normalize).to(device)
     model = bundle.model
     if world_size > 1:
