@@ -40,7 +40,8 @@ class Metric:
 RECALL_MEASURED = (
     "image_to_text_r{k}: an image hits when any of its captions ranks in the top k; text_to_image_r{k}: "
     "the caption's image ranks in the top k; ties are broken at random and the expected recall is "
-    "reported, so a collapsed model scores chance; NaN when fewer than k candidates"
+    "reported, so a collapsed model scores chance; NaN when every item would hit whatever the scores "
+    "(k at least the number of candidates)"
 )
 
 _METRICS = [
@@ -56,7 +57,8 @@ _METRICS = [
            "class embedding = mean of the normalized prompt embeddings over eval.templates; ties broken at random (expected accuracy)",
            worst=0.0, table=True, summarized=True),
     Metric("linear_probe_top1", "max", "linear probe top-1", "top-1 accuracy of a logistic regression on frozen image features",
-           "L-BFGS multinomial logistic regression on the probe train split's normalized features, scored on its test split",
+           "L-BFGS multinomial logistic regression on the probe train split's normalized features, scored on its test split; "
+           "ties between classes broken at random (expected accuracy), so constant features score the majority-class rate",
            worst=0.0, table=True, summarized=True),
     Metric("image_to_text_r1", "max", "image→text recall@1", "fraction of images whose caption is retrieved first",
            RECALL_MEASURED, worst=0.0, table=True, summarized=True),

@@ -1,7 +1,15 @@
 """Embedding-space metrics: pure functions on torch tensors.
 
 Every function L2-normalizes its feature inputs itself, works in float64 for stable sums, and
-returns plain Python numbers. Formulas follow DESIGN.md ("Metrics").
+returns plain Python numbers. Formulas follow DESIGN.md ("Metrics"); which way each metric is better
+lives in the catalogue (raygap/catalog.py), not here.
+
+Undefined never looks good: a metric whose features contain a NaN or ±inf, or a row of zero norm
+(a direction that normalization cannot define), returns float('nan'), as does one whose answer is
+trivial whatever the model (one class, k at least the number of candidates, a single pair, no
+rows). Ties are never resolved in favour of the correct item: ranks and argmaxes are taken under
+uniformly random tie-breaking and the expected value is returned, so collapsed embeddings score
+chance.
 """
 
 from __future__ import annotations
@@ -12,9 +20,19 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+NAN = float("nan")
 
-def _unit(features: torch.Tensor) -> torch.Tensor:
-    return F.normalize(features.detach().to(torch.float64), dim=-1)
+
+def _unit(features: torch.Tensor) -> torch.Tensor | None:
+    """Rows scaled to unit L2 norm, in float64; None when any entry is non-finite or any row has zero
+    (or non-finite) norm, so that no metric silently runs on an undefined direction."""
+    z = features.detach().to(torch.float64)
+    if not bool(torch.isfinite(z).all()):
+        return None
+    norm = torch.linalg.vector_norm(z, dim=-1, keepdim=True)
+    if not bool(((norm > 0) & torch.isfinite(norm)).all()):
+        return None
+    return z / norm
 
 
 def _check_pairs(image: torch.Tensor, text: torch.Tensor) -> None:
@@ -22,18 +40,46 @@ def _check_pairs(image: torch.Tensor, text: torch.Tensor) -> None:
         raise ValueError(f"expected paired features of equal shape (n, m), got {tuple(image.shape)} and {tuple(text.shape)}")
 
 
+def _labels(labels: torch.Tensor, n: int, n_classes: int, what: str) -> torch.Tensor:
+    out = torch.as_tensor(labels, dtype=torch.long)
+    if out.shape != (n,):
+        raise ValueError(f"{what} must have one label per row ({n}), got shape {tuple(out.shape)}")
+    if len(out) and (int(out.min()) < 0 or int(out.max()) >= n_classes):
+        raise ValueError(f"{what} must lie in [0, {n_classes}), got values from {int(out.min())} to {int(out.max())}")
+    return out
+
+
+def _expected_top1(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    """Expected top-1 accuracy when ties for the highest score are broken uniformly at random:
+    a row scores 1/|argmax set| when its label is in the argmax set, else 0."""
+    is_best = scores == scores.max(1, keepdim=True).values
+    hit = is_best.gather(1, labels[:, None]).squeeze(1).double() / is_best.sum(1).double()
+    return float(hit.mean()) if len(hit) else NAN
+
+
 def modality_gap(image: torch.Tensor, text: torch.Tensor) -> float:
-    """Distance between the centroids of the image and text embeddings (Liang et al. 2022)."""
+    """Distance between the centroids of the image and text embeddings (Liang et al. 2022).
+
+    NaN when either side is empty or has a NaN/inf entry or a zero-norm row. Collapsed towers give
+    their true centroid distance (0 when both collapsed onto the same point).
+    """
     x, y = _unit(image), _unit(text)
+    if x is None or y is None or len(x) == 0 or len(y) == 0:
+        return NAN
     return float(torch.linalg.vector_norm(x.mean(0) - y.mean(0)))
 
 
 def uniformity(image: torch.Tensor, text: torch.Tensor) -> float:
     """−W₂ between the stacked features and N(0, I/m) (Fang et al.); 0 is perfectly uniform.
 
-    W₂² = ‖μ‖² + 1 + tr(Σ) − (2/√m)·tr(Σ^½), μ and Σ (divided by N) over all 2n features.
+    W₂² = ‖μ‖² + 1 + tr(Σ) − (2/√m)·tr(Σ^½), μ and Σ (divided by N) over all 2n features. Fully
+    collapsed features (every row the same point) give μ unit and Σ = 0, so −√2, the worst value.
+    NaN when there are no rows or a NaN/inf entry or a zero-norm row.
     """
-    z = torch.cat([_unit(image), _unit(text)])
+    x, y = _unit(image), _unit(text)
+    if x is None or y is None or len(x) + len(y) == 0:
+        return NAN
+    z = torch.cat([x, y])
     m = z.shape[1]
     mu = z.mean(0)
     centred = z - mu
@@ -44,6 +90,25 @@ def uniformity(image: torch.Tensor, text: torch.Tensor) -> float:
     return -math.sqrt(max(float(w2_squared), 0.0))
 
 
+def _tied_hit_probability(above: torch.Tensor, tied_other: torch.Tensor, tied_own: torch.Tensor, k: int) -> torch.Tensor:
+    """P(above + J < k), J the number of tied non-own items before the first own one in a uniformly
+    random order of the `tied_other` + `tied_own` (≥ 1) items tied at the best own score.
+
+    With j = k − above: P(J ≥ j) = C(t, j) / C(t + o, j) = ∏_{i<j} (t − i)/(t + o − i) (the first j
+    tied items are all non-own), so P(hit) = 1 − that product, 0 when j ≤ 0 and 1 when j > t.
+    For o = 1 it telescopes to clip(j / (t + 1), 0, 1), computed that way (one rounding, so a
+    collapsed model's recall is k/n to the last bit).
+    """
+    j = k - above
+    t, o = tied_other.to(torch.float64), tied_own.to(torch.float64)
+    miss = torch.ones(len(above), dtype=torch.float64)
+    # Factors with i > t are never needed: the factor at i = t is already 0 for every row with j > t.
+    for i in range(min(k, int(tied_other.max()) + 1) if len(above) else 0):
+        factor = (t - i).clamp_min(0) / (t + o - i).clamp_min(1)
+        miss = torch.where(i < j, miss * factor, miss)
+    return torch.where(tied_own == 1, (j / (t + 1)).clamp(0, 1), 1 - miss)
+
+
 def recall_at_k(
     image: torch.Tensor,
     text: torch.Tensor,
@@ -51,68 +116,137 @@ def recall_at_k(
     ks: Sequence[int] = (1, 5, 10),
     chunk_size: int = 1024,
 ) -> dict[str, float]:
-    """Retrieval recall@k in both directions.
+    """Expected retrieval recall@k in both directions under uniformly random tie-breaking.
 
     `image` is (n_images, m), `text` is (n_texts, m) and `text_to_image[j]` is the index of caption
-    j's image. An image is an image→text hit when any of its captions ranks within the top k. A
-    rank counts only strictly higher scores, so ties favour the correct item.
-    """
-    x, y = _unit(image), _unit(text)
-    owner = torch.as_tensor(text_to_image, dtype=torch.long)
-    if owner.shape != (y.shape[0],):
-        raise ValueError(f"text_to_image must have one entry per caption ({y.shape[0]}), got shape {tuple(owner.shape)}")
-    n_images = x.shape[0]
+    j's image; every image needs at least one caption. Scores are cosines compared exactly (no
+    tolerance).
 
-    # image -> text: the best-scoring correct caption of each image against all captions.
-    i2t_rank = torch.empty(n_images, dtype=torch.long)
+    Ties: candidates scoring exactly the same are put in a uniformly random order and the expected
+    recall over that order is returned, so ties never favour the correct item and a collapsed model
+    scores chance (k/n), never 1.
+    - text→image: with g other images strictly above the own image and t other images tied with it,
+      P(hit@k) = clip((k − g)/(t + 1), 0, 1).
+    - image→text (a hit when ANY own caption is in the top k): with s* the best own-caption score,
+      g non-own captions strictly above s*, t non-own and o own captions tied at s*,
+      P(hit@k) = 1 − C(t, k − g)/C(t + o, k − g) for 0 < k − g ≤ t, 0 for k ≤ g, 1 for k − g > t.
+
+    NaN: every key when the features contain a NaN/inf entry or a zero-norm row, or there are no
+    images; text_to_image_r{k} when k ≥ n_images and image_to_text_r{k} when k > n_texts − (fewest
+    captions of an image), i.e. whenever every item is a hit whatever the scores.
+    """
+    if any(int(k) != k or k < 1 for k in ks):
+        raise ValueError(f"ks must be positive integers, got {list(ks)}")
+    owner = torch.as_tensor(text_to_image, dtype=torch.long)
+    if image.ndim != 2 or text.ndim != 2 or owner.shape != (text.shape[0],):
+        raise ValueError(
+            f"expected image (n_images, m), text (n_texts, m) and one text_to_image entry per caption, "
+            f"got {tuple(image.shape)}, {tuple(text.shape)} and {tuple(owner.shape)}"
+        )
+    n_images, n_texts = image.shape[0], text.shape[0]
+    if n_texts and (int(owner.min()) < 0 or int(owner.max()) >= n_images):
+        raise ValueError(f"text_to_image must index the {n_images} images, got values from {int(owner.min())} to {int(owner.max())}")
+    captions_per_image = torch.bincount(owner, minlength=n_images)
+    if n_images and int(captions_per_image.min()) == 0:
+        raise ValueError(f"every image needs a caption; image {int(captions_per_image.argmin())} has none")
+    nan = {f"{d}_r{k}": NAN for k in ks for d in ("image_to_text", "text_to_image")}
+    x, y = _unit(image), _unit(text)
+    if x is None or y is None or n_images == 0:
+        return nan
+
+    # image -> text: the best-scoring own caption of each image against all captions.
+    # captions_of[i] lists image i's captions, padded with -1.
+    by_image = torch.argsort(owner, stable=True)
+    slot = torch.arange(n_texts) - (torch.cumsum(captions_per_image, 0) - captions_per_image)[owner[by_image]]
+    captions_of = torch.full((n_images, int(captions_per_image.max())), -1, dtype=torch.long)
+    captions_of[owner[by_image], slot] = by_image
+    i2t = torch.empty(3, n_images, dtype=torch.long)  # above, tied non-own, tied own
     for start in range(0, n_images, chunk_size):
         sim = x[start : start + chunk_size] @ y.T
-        rows = torch.arange(start, start + sim.shape[0])
-        is_own = owner[None, :] == rows[:, None]
-        best_own = sim.masked_fill(~is_own, -math.inf).max(1).values
-        i2t_rank[start : start + sim.shape[0]] = (sim > best_own[:, None]).sum(1)
+        rows = slice(start, start + sim.shape[0])
+        own_index = captions_of[rows]
+        own_sim = sim.gather(1, own_index.clamp_min(0)).masked_fill(own_index < 0, -math.inf)
+        best_own = own_sim.max(1, keepdim=True).values
+        tied_own = (own_sim == best_own).sum(1)
+        # Own captions are never above their best; int32 sums are markedly faster than int64 ones.
+        i2t[0, rows] = (sim > best_own).sum(1, dtype=torch.int32)
+        i2t[1, rows] = (sim == best_own).sum(1, dtype=torch.int32) - tied_own
+        i2t[2, rows] = tied_own
 
     # text -> image: the caption's own image against all images.
-    t2i_rank = torch.empty(y.shape[0], dtype=torch.long)
-    for start in range(0, y.shape[0], chunk_size):
+    t2i = torch.empty(2, n_texts, dtype=torch.long)  # above, tied others
+    for start in range(0, n_texts, chunk_size):
         sim = y[start : start + chunk_size] @ x.T
-        own = sim.gather(1, owner[start : start + sim.shape[0], None])
-        t2i_rank[start : start + sim.shape[0]] = (sim > own).sum(1)
+        rows = slice(start, start + sim.shape[0])
+        own = sim.gather(1, owner[rows, None])
+        t2i[0, rows] = (sim > own).sum(1, dtype=torch.int32)
+        t2i[1, rows] = (sim == own).sum(1, dtype=torch.int32) - 1
 
+    max_i2t_rank = n_texts - int(captions_per_image.min())  # the worst rank an image's best own caption can have
     out = {}
     for k in ks:
-        out[f"image_to_text_r{k}"] = float((i2t_rank < k).double().mean())
-        out[f"text_to_image_r{k}"] = float((t2i_rank < k).double().mean())
+        i2t_hit = _tied_hit_probability(i2t[0], i2t[1], i2t[2], k)
+        t2i_hit = _tied_hit_probability(t2i[0], t2i[1], torch.ones_like(t2i[1]), k)
+        out[f"image_to_text_r{k}"] = NAN if k > max_i2t_rank else float(i2t_hit.mean())
+        out[f"text_to_image_r{k}"] = NAN if k >= n_images else float(t2i_hit.mean())
     return out
 
 
 def pair_margins(image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-    """Per pair i: ⟨x_i, y_i⟩ − max_{j≠i} ⟨x_i, y_j⟩ (negative when another text is closer)."""
+    """Per pair i: ⟨x_i, y_i⟩ − max_{j≠i} ⟨x_i, y_j⟩ (negative when another text is closer, 0 on a tie).
+
+    All NaN when the features contain a NaN/inf entry or a zero-norm row; +inf for a single pair
+    (no other text).
+    """
     _check_pairs(image, text)
     x, y = _unit(image), _unit(text)
+    if x is None or y is None:
+        return torch.full((image.shape[0],), NAN, dtype=torch.float64)
     sim = x @ y.T
     own = sim.diagonal().clone()
+    if len(own) == 0:
+        return own
     return own - sim.fill_diagonal_(-math.inf).max(1).values
 
 
 def mismatch_fraction(image: torch.Tensor, text: torch.Tensor) -> float:
-    """Fraction of pairs i with some text y_j (j ≠ i) closer to x_i than its own y_i."""
-    return float((pair_margins(image, text) < 0).double().mean())
+    """Fraction of pairs i with some text y_j (j ≠ i) at least as close to x_i as its own y_i.
+
+    A tie counts as a mismatch (margin ≤ 0), so collapsed features give 1, never 0. NaN for fewer
+    than two pairs or features with a NaN/inf entry or a zero-norm row.
+    """
+    margins = pair_margins(image, text)
+    if len(margins) < 2 or bool(margins.isnan().any()):
+        return NAN
+    return float((margins <= 0).double().mean())
 
 
 def pair_cosine(image: torch.Tensor, text: torch.Tensor) -> float:
-    """Mean cosine similarity of matched pairs."""
+    """Mean cosine similarity of matched pairs.
+
+    NaN for no pairs or features with a NaN/inf entry or a zero-norm row; collapsed features give 1
+    (a descriptive number, not a score).
+    """
     _check_pairs(image, text)
-    return float((_unit(image) * _unit(text)).sum(1).mean())
+    x, y = _unit(image), _unit(text)
+    if x is None or y is None or len(x) == 0:
+        return NAN
+    return float((x * y).sum(1).mean())
 
 
 def zero_shot_accuracy(image: torch.Tensor, class_text: torch.Tensor, labels: torch.Tensor) -> float:
-    """Top-1 accuracy of classifying each image as its most similar class embedding.
+    """Expected top-1 accuracy of classifying each image as its most similar class embedding.
 
-    `class_text` is (n_classes, m): one (template-averaged) text embedding per class.
+    `class_text` is (n_classes, m): one (template-averaged) text embedding per class; `labels` index
+    its rows. Ties for the highest similarity are broken uniformly at random and the expected
+    accuracy is returned (identical class embeddings give 1/n_classes). NaN for fewer than two
+    classes (trivially 1), no images, or features with a NaN/inf entry or a zero-norm row.
     """
-    predicted = (_unit(image) @ _unit(class_text).T).argmax(1)
-    return float((predicted == torch.as_tensor(labels)).double().mean())
+    labels = _labels(labels, image.shape[0], class_text.shape[0], "labels")
+    x, c = _unit(image), _unit(class_text)
+    if x is None or c is None or c.shape[0] < 2:
+        return NAN
+    return _expected_top1(x @ c.T, labels)
 
 
 def linear_probe_accuracy(
@@ -123,13 +257,22 @@ def linear_probe_accuracy(
     l2: float = 1e-4,
     max_iter: int = 200,
 ) -> float:
-    """Top-1 test accuracy of a multinomial logistic regression on frozen, normalized features.
+    """Expected top-1 test accuracy of a multinomial logistic regression on frozen, normalized features.
 
-    Full-batch L-BFGS in float64 from zero weights: deterministic for given inputs.
+    Full-batch L-BFGS in float64 from zero weights: deterministic for given inputs. Ties between
+    class logits are broken uniformly at random (expected accuracy). Constant features leave only
+    the class biases, so the probe scores the majority-class rate: that is the chance level here.
+    NaN when the training labels hold fewer than two classes (nothing to learn), there are no test
+    rows, or the features contain a NaN/inf entry or a zero-norm row.
     """
-    x_train, x_test = _unit(train_feats), _unit(test_feats)
     y_train = torch.as_tensor(train_labels, dtype=torch.long)
-    n_classes = int(max(y_train.max(), torch.as_tensor(test_labels).max())) + 1
+    y_test = torch.as_tensor(test_labels, dtype=torch.long)
+    n_classes = int(max(y_train.max() if len(y_train) else -1, y_test.max() if len(y_test) else -1)) + 1
+    y_train = _labels(y_train, train_feats.shape[0], n_classes, "train_labels")
+    y_test = _labels(y_test, test_feats.shape[0], n_classes, "test_labels")
+    x_train, x_test = _unit(train_feats), _unit(test_feats)
+    if x_train is None or x_test is None or len(y_train.unique()) < 2 or len(y_test) == 0:
+        return NAN
     weight = torch.zeros(x_train.shape[1], n_classes, dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.LBFGS([weight, bias], max_iter=max_iter, line_search_fn="strong_wolfe")
@@ -142,5 +285,4 @@ def linear_probe_accuracy(
 
     with torch.enable_grad():
         optimizer.step(closure)
-    predicted = (x_test @ weight.detach() + bias.detach()).argmax(1)
-    return float((predicted == torch.as_tensor(test_labels)).double().mean())
+    return _expected_top1(x_test @ weight.detach() + bias.detach(), y_test)
