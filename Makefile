@@ -18,11 +18,12 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/raygap study run studies/flt.yaml --overwrite --report
 
+# PYTHONFAULTHANDLER: a crash, also one at interpreter exit, prints every thread's stack.
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q
+	PYTHONFAULTHANDLER=1 $(VENV)/bin/python -m pytest -q
 
 test-all: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -m ""
+	PYTHONFAULTHANDLER=1 $(VENV)/bin/python -m pytest -q -m ""
 
 clean:
 	rm -rf $(VENV) build *.egg-info
