@@ -169,7 +169,7 @@ def hypervolume_figure(studies: list[Study]) -> plt.Figure | None:
         ax.plot(frame["completed"], frame["hypervolume"], "o", color=f"C{index}", markersize=3)
     objectives = list(progress[0][0].objectives)[:2]
     ax.set_xlabel("completed configurations")
-    ax.set_ylabel(f"hypervolume ({objectives[0]} × {objectives[1]})")
+    ax.set_ylabel(f"hypervolume ({label(objectives[0])} × {label(objectives[1])})")
     ax.grid(alpha=0.3)
     ax.legend()
     return figure
