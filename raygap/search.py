@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import numpy as np
 import optuna
 
 from raygap.spec import Distribution, SpecError, StudySpec, find_distributions
@@ -113,14 +114,65 @@ class TellableGridSampler(optuna.samplers.GridSampler):
         pass
 
 
+class TrialSeededSampler(optuna.samplers.BaseSampler):
+    """A sampler whose draws for trial number n depend on (seed, n) and the study's trials only,
+    not on how many draws this process has made before: each trial is sampled by its own
+    `kind(seed=trial_seed(seed, n))`. So a resumed study (a fresh process, a fresh sampler, the
+    same search.seed) draws for its new trial numbers what an uninterrupted study would have drawn,
+    instead of replaying the draws of trials 0, 1, … (the same configurations again).
+
+    Only public sampler API is used (constructor seeds, the BaseSampler hooks); the samplers keep
+    nothing between trials that the study's storage does not hold (TPE, NSGA-II and random)."""
+
+    def __init__(self, kind: type[optuna.samplers.BaseSampler], seed: int) -> None:
+        self.kind, self.seed = kind, seed
+        self._samplers: dict[int, optuna.samplers.BaseSampler] = {}  # trial number → its sampler, until told
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__}({self.kind.__name__}, seed={self.seed})"
+
+    def _sampler(self, trial: optuna.trial.FrozenTrial) -> optuna.samplers.BaseSampler:
+        if trial.number not in self._samplers:
+            self._samplers[trial.number] = self.kind(seed=trial_seed(self.seed, trial.number))
+        return self._samplers[trial.number]
+
+    def before_trial(self, study, trial) -> None:
+        self._sampler(trial).before_trial(study, trial)
+
+    def infer_relative_search_space(self, study, trial):
+        return self._sampler(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return self._sampler(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self._sampler(trial).sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study, trial, state, values) -> None:
+        self._sampler(trial).after_trial(study, trial, state, values)
+        self._samplers.pop(trial.number, None)
+
+    def reseed_rng(self) -> None:
+        pass  # trials already draw from different seeds (their numbers differ)
+
+
+def trial_seed(seed: int, number: int) -> int:
+    """The sampler seed of trial `number` of a study with search.seed `seed`."""
+    return int(np.random.SeedSequence([seed % 2**64, number]).generate_state(1)[0])
+
+
 def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
+    """The study's sampler. Its draws for a trial depend on search.seed, the trial's number and the
+    finished trials, so a resumed study suggests what an uninterrupted one would have, never the
+    configurations of its first trials again. The grid sampler needs no such care: its grid order
+    comes from the seed, trial n < grid size takes grid point n, and later trials take a point no
+    finished or running trial has (Optuna reads both from the study's storage)."""
     search = spec.resolve(check_paths=False).search
-    if not spec.space:  # one configuration: any sampler will do
-        return optuna.samplers.RandomSampler(seed=search.seed)
-    if search.sampler == "grid":
+    if search.sampler == "grid" and spec.space:
         return TellableGridSampler(grid_space(spec), seed=search.seed)
-    return {
+    kind = {
         "tpe": optuna.samplers.TPESampler,
         "nsga2": optuna.samplers.NSGAIISampler,
         "random": optuna.samplers.RandomSampler,
-    }[search.sampler](seed=search.seed)
+    }[search.sampler if spec.space else "random"]  # one configuration: any sampler will do
+    return TrialSeededSampler(kind, search.seed)

@@ -8,9 +8,12 @@ import subprocess
 import sys
 import time
 
+import functools
+
 import optuna
 import polars as pl
 import psutil
+import pytest
 
 STUDY = """
 name: killed
@@ -106,8 +109,79 @@ def test_ctrl_c_stops_cleanly_then_resume_finishes_the_study(tmp_path):
     assert resume.returncode == 0, log
     after = pl.read_parquet(out / "trials.parquet")
     assert after.height == 6 and after["trial_id"].n_unique() == 6 and set(after["status"]) == {"completed"}
+    params = [c for c in after.columns if c.startswith("param.")]
+    assert params == ["param.temperature.value"]  # a continuous range: a repeat is the sampler replaying its draws
+    assert after.select(params).n_unique() == 6, after.select("trial_id", *params)
     study = optuna.load_study(study_name="killed", storage=f"sqlite:///{out / 'optuna.db'}")
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 6
+
+
+SEARCHED = """
+name: searched
+temperature: {{kind: fixed, value: {value}}}
+swap: {{kind: hard, p: {p}}}
+search: {{sampler: {sampler}, trials: 10, seed: 0, objectives: {{modality_gap: min, mean_r1: max}}}}
+"""
+
+
+@pytest.mark.parametrize(
+    "sampler, stop_after",
+    [("tpe", 1), ("tpe", 3), ("tpe", 5), ("nsga2", 1), ("nsga2", 3), ("nsga2", 5), ("random", 1), ("random", 3), ("random", 5), ("grid", 1), ("grid", 3)],
+)
+def test_a_resumed_searcher_never_runs_a_configuration_twice(tmp_path, sampler, stop_after):
+    """Ray Tune's side of a stop and resume, without the cluster: the searcher `run_study` builds,
+    `stop_after` trials told, two still running at the stop; then `_prepare_resume` and a searcher
+    built as a resume builds it (a fresh sampler, the study loaded from SQLite, the two unfinished
+    trials to run again first). Every configuration finishes exactly once."""
+    from raygap.results import ResultsFolder
+    from raygap.runner import FailureAwareOptunaSearch, _prepare_resume
+    from raygap.search import grid_points, make_sampler, number_of_trials, suggest_params
+    from raygap.spec import load_spec
+
+    path = tmp_path / "searched.yaml"
+    if sampler == "grid":
+        path.write_text(SEARCHED.format(value="{grid: [0.01, 0.04, 0.2]}", p="{grid: [1.0, 0.1]}", sampler=sampler))
+    else:
+        path.write_text(SEARCHED.format(value="{loguniform: [0.01, 0.5]}", p="{uniform: [0.0, 1.0]}", sampler=sampler))
+    spec = load_spec(path)
+    objectives = spec.resolve(check_paths=False).search.objectives
+    total, db = number_of_trials(spec), tmp_path / "optuna.db"
+
+    def searcher(rerun: list[dict]) -> FailureAwareOptunaSearch:  # as run_study builds it
+        return FailureAwareOptunaSearch(
+            space=functools.partial(suggest_params, raw=spec.raw, file=str(spec.path)),
+            metric=list(objectives),
+            mode=list(objectives.values()),
+            sampler=make_sampler(spec),
+            study_name=spec.name,
+            storage=optuna.storages.RDBStorage(f"sqlite:///{db}"),
+            points_to_evaluate=rerun or None,
+        )
+
+    def run(search: FailureAwareOptunaSearch, trial_id: str) -> None:
+        search.suggest(trial_id)
+        params = search._ot_trials[trial_id].params
+        value = params["temperature.value"]
+        search.on_trial_complete(trial_id, {"modality_gap": value * (1 + params["swap.p"]), "mean_r1": value})
+
+    first = searcher([])
+    for i in range(stop_after):
+        run(first, f"first{i}")
+    first.suggest("running0"), first.suggest("running1")  # Ctrl-C: two trials stopped mid-way
+    _, rerun = _prepare_resume(ResultsFolder(tmp_path / "results"), db, spec.name, objectives, 1, lambda line: None)
+    assert len(rerun) == 2
+    remaining = total - stop_after
+    resumed = searcher(rerun[:remaining])
+    for i in range(remaining):
+        run(resumed, f"resumed{i}")
+
+    study = optuna.load_study(study_name=spec.name, storage=f"sqlite:///{db}")
+    assert [t.number for t in study.trials] == list(range(total + 2))  # numbers continue
+    complete = [tuple(sorted(t.params.items())) for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == total and len(set(complete)) == total, "a configuration ran twice"
+    assert [t.state.name for t in study.trials].count("FAIL") == 2  # the two stopped ones, run again
+    if sampler == "grid":
+        assert sorted(complete) == sorted(tuple(sorted(p.items())) for p in grid_points(spec))
 
 
 TRIAL = """
