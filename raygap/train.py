@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 import resource
 import time
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -88,6 +89,185 @@ def total_steps_for(cfg: TrialConfig, n_pairs: int) -> int:
     return max(1, math.ceil(cfg.train.epochs * (n_pairs // cfg.train.batch_size)))
 
 
+# ------------------------------------------------------------------------------ the trial
+@dataclass
+class Trial:
+    """Everything one trial trains and measures with, built once by `build_trial`."""
+
+    cfg: TrialConfig
+    device: torch.device
+    rank: int
+    world_size: int
+    bundle: Any
+    forward: nn.Module
+    """The towers and the temperature (DDP-wrapped with several workers)."""
+    temperature: Temperature
+    swap: Any
+    optimizer: torch.optim.Optimizer
+    sampler: DistributedSampler
+    batches: Any
+    eval_set: Any
+    probe: tuple | None
+    total_steps: int
+    steps_per_epoch: int
+    autocast: Any
+    channels_last: bool
+
+    @property
+    def model(self) -> nn.Module:
+        return self.bundle.model
+
+
+def build_trial(cfg: TrialConfig, rank: int, world_size: int, device: torch.device) -> Trial:
+    """Seed, load the data, build the model, temperature, swap, optimizer and the batch pipeline."""
+    tc = cfg.train
+    if tc.batch_size % world_size:
+        raise ValueError(f"train.batch_size {tc.batch_size} is not divisible by {world_size} workers")
+    torch.manual_seed(tc.seed)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)  # a reused trial process reports this trial's peak
+    bundle = build_model(cfg.model.name)
+    train_set = load_source(cfg.data.train, bundle, train=True)
+    eval_set = load_source(cfg.data.eval, bundle, train=False)
+    probe = None
+    if cfg.data.probe is not None:
+        probe = load_source(cfg.data.probe.train, bundle, train=False), load_source(cfg.data.probe.test, bundle, train=False)
+    if len(train_set) < tc.batch_size:
+        raise ValueError(f"data.train has {len(train_set)} pairs, fewer than train.batch_size {tc.batch_size}")
+
+    total_steps = total_steps_for(cfg, len(train_set))
+    temperature = build_temperature(cfg.temperature.model_dump(), total_steps)
+    # Every rank draws the global batch's swap randomness from the same stream and keeps its rows.
+    swap = build_swap(cfg.swap.model_dump(), seed=tc.seed + 1, rank=rank, world_size=world_size)
+    forward: nn.Module = ClipForward(bundle.model, temperature, cfg.model.normalize).to(device)
+    if world_size > 1:
+        forward = nn.parallel.DistributedDataParallel(forward, device_ids=[device.index] if device.type == "cuda" else None)
+    on_gpu = device.type == "cuda"
+    channels_last = tc.channels_last and on_gpu
+    if channels_last:
+        bundle.model.to(memory_format=torch.channels_last)
+    # Fused AdamW: one kernel for all parameters on a GPU instead of several per tensor.
+    optimizer = torch.optim.AdamW(param_groups(bundle.model, temperature, tc.lr, tc.weight_decay), lr=tc.lr, fused=on_gpu or None)
+
+    sampler = DistributedSampler(range(len(train_set)), num_replicas=world_size, rank=rank, shuffle=True, seed=tc.seed, drop_last=True)
+    batches = training_batches(train_set, sampler, tc.batch_size // world_size, device, cfg.data.pipeline, cfg.data.loader_workers)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.precision == "bf16" and on_gpu)
+    return Trial(cfg, device, rank, world_size, bundle, forward, temperature, swap, optimizer, sampler, batches,
+                 eval_set, probe, total_steps, len(batches), autocast, channels_last)  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ the state
+@dataclass
+class TrainState:
+    """What changes while training, besides the weights: the position in the data, the loss since
+    the last evaluation point and the history of evaluation points."""
+
+    step: int = 0
+    epoch: int = 0
+    loss_sum: float | torch.Tensor = 0.0
+    loss_count: int = 0
+    history: list[dict] = field(default_factory=list)
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "epoch": self.epoch, "loss_sum": float(self.loss_sum), "loss_count": self.loss_count, "history": list(self.history)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step, self.epoch, self.loss_sum, self.loss_count = state["step"], state["epoch"], state["loss_sum"], state["loss_count"]
+        self.history = list(state["history"])
+
+
+def checkpoint_state(trial: Trial, state: TrainState) -> dict:
+    """The whole training state as tensors and plain values: weights, optimizer, temperature, the
+    TrainState and both random streams (the model's and the swap's)."""
+    return {
+        **state.state_dict(),
+        "model": trial.model.state_dict(), "temperature": trial.temperature.state_dict(), "optimizer": trial.optimizer.state_dict(),
+        "rng": torch.get_rng_state(), "swap_rng": _swap_rng(trial.swap),
+    }  # fmt: skip
+
+
+def restore(trial: Trial, state: TrainState, saved: dict) -> None:
+    """Load a checkpoint's weights and state; the random streams are restored by `epoch_batches`
+    once it has replayed this epoch's batches that ran before the checkpoint."""
+    state.load_state_dict(saved)
+    trial.model.load_state_dict(saved["model"])
+    trial.temperature.load_state_dict(saved["temperature"])
+    trial.optimizer.load_state_dict(saved["optimizer"])
+
+
+def epoch_batches(trial: Trial, state: TrainState, resume_from: dict | None = None):
+    """Training batches until the last step, epoch after epoch (`state.epoch` advances here). After a
+    resume, the epoch's batches that ran before the checkpoint are drawn again and skipped (the
+    sampler's order depends only on the epoch), then the random streams continue from it."""
+
+    def restore_streams() -> None:
+        torch.set_rng_state(resume_from["rng"])
+        _set_swap_rng(trial.swap, resume_from["swap_rng"])
+
+    skip = state.step - state.epoch * trial.steps_per_epoch if resume_from is not None else 0
+    if resume_from is not None and not skip:
+        restore_streams()
+    while state.step < trial.total_steps:
+        trial.sampler.set_epoch(state.epoch)
+        for batch in trial.batches:
+            if skip:
+                skip -= 1
+                if not skip:
+                    restore_streams()
+                continue
+            if state.step >= trial.total_steps:
+                break
+            yield batch
+        state.epoch += 1
+
+
+# ------------------------------------------------------------------------------- one step
+def train_step(trial: Trial, images: torch.Tensor, tokens: torch.Tensor, step: int) -> torch.Tensor:
+    """One optimizer step on one batch; returns the loss (detached, on the device)."""
+    set_lr(trial.optimizer, trial.cfg.train.lr, lr_multiplier(step, trial.cfg.train.warmup_steps, trial.total_steps))
+    if trial.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with trial.autocast:
+        image, text, tau = trial.forward(images, tokens, step)
+    image, text = trial.swap(image.float(), text.float())
+    loss = contrastive_loss(image, text, tau, rank=trial.rank, world_size=trial.world_size)
+    trial.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    trial.optimizer.step()
+    # Clamp after the step: the optimizer may push θ past the cap.
+    trial.temperature.clamp_()
+    return loss.detach()
+
+
+# ------------------------------------------------------------------------------ evaluators
+# An evaluator maps the trial to named numbers. Those of EVALUATORS run at every evaluation point
+# (their numbers go into history.parquet); those of FINAL_EVALUATORS once, after the last step.
+Evaluator = Callable[[Trial], dict[str, Any]]
+
+
+def embedding_evaluator(trial: Trial) -> dict[str, Any]:
+    """Gap, uniformity, recalls, mismatch and pair cosine on the eval split."""
+    cfg = trial.cfg
+    return evaluate(trial.model, trial.eval_set, trial.device, cfg.eval.batch_size, trial.rank, trial.world_size, cfg.eval.gap_pairs, cfg.eval.seed)
+
+
+def probe_evaluator(trial: Trial) -> dict[str, Any]:
+    """Zero-shot and linear-probe top-1 on the probe splits (none without `data.probe`)."""
+    if trial.probe is None:
+        return {}
+    trial.model.eval()
+    try:
+        cfg = trial.cfg
+        return probe_metrics(trial.model, *trial.probe, cfg.eval.templates, trial.bundle.tokenize, trial.device, cfg.eval.batch_size, trial.rank, trial.world_size)
+    finally:
+        trial.model.train()
+
+
+EVALUATORS: list[Evaluator] = [embedding_evaluator]
+FINAL_EVALUATORS: list[Evaluator] = [probe_evaluator]
+
+
+# ------------------------------------------------------------------------------- the loop
 def train(
     cfg: TrialConfig,
     report: Callable[[dict], None] | None = None,
@@ -108,147 +288,71 @@ def train(
     """
     report = report or (lambda row: None)
     tc = cfg.train
-    device = device or resolve_device(tc.device)
-    if tc.batch_size % world_size:
-        raise ValueError(f"train.batch_size {tc.batch_size} is not divisible by {world_size} workers")
-    started = time.perf_counter()
-    started_at = time.time()  # wall clock, to line up with Ray's own timestamps in `raygap bench`
+    started, started_at = time.perf_counter(), time.time()  # wall clock too, to line up with Ray's stamps
+    trial = build_trial(cfg, rank, world_size, device or resolve_device(tc.device))
+    state = TrainState()
+    clock = {"eval_seconds": 0.0, "setup_seconds": time.perf_counter() - started}
 
-    torch.manual_seed(tc.seed)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)  # a reused trial process reports this trial's peak
-    bundle = build_model(cfg.model.name)
-    train_set = load_source(cfg.data.train, bundle, train=True)
-    eval_set = load_source(cfg.data.eval, bundle, train=False)
-    probe = None
-    if cfg.data.probe is not None:
-        probe = load_source(cfg.data.probe.train, bundle, train=False), load_source(cfg.data.probe.test, bundle, train=False)
-    if len(train_set) < tc.batch_size:
-        raise ValueError(f"data.train has {len(train_set)} pairs, fewer than train.batch_size {tc.batch_size}")
-
-    total_steps = total_steps_for(cfg, len(train_set))
-    temperature = build_temperature(cfg.temperature.model_dump(), total_steps)
-    # Every rank draws the global batch's swap randomness from the same stream and keeps its rows.
-    swap = build_swap(cfg.swap.model_dump(), seed=tc.seed + 1, rank=rank, world_size=world_size)
-    forward: nn.Module = ClipForward(bundle.model, temperature, cfg.model.normalize).to(device)
-    model = bundle.model
-    if world_size > 1:
-        forward = nn.parallel.DistributedDataParallel(forward, device_ids=[device.index] if device.type == "cuda" else None)
-    on_gpu = device.type == "cuda"
-    channels_last = tc.channels_last and on_gpu
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    # Fused AdamW: one kernel for all parameters on a GPU instead of several per tensor.
-    optimizer = torch.optim.AdamW(param_groups(model, temperature, tc.lr, tc.weight_decay), lr=tc.lr, fused=on_gpu or None)
-
-    per_worker_batch = tc.batch_size // world_size
-    sampler = DistributedSampler(range(len(train_set)), num_replicas=world_size, rank=rank, shuffle=True, seed=tc.seed, drop_last=True)
-    batches = training_batches(train_set, sampler, per_worker_batch, device, cfg.data.pipeline, cfg.data.loader_workers)
-    steps_per_epoch = len(batches)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.precision == "bf16" and device.type == "cuda")
-
-    eval_seconds = 0.0
-    history: list[dict] = []
-    setup_seconds = time.perf_counter() - started
-
-    def evaluation_point(step: int, loss: float | None, samples_per_s: float | None) -> dict:
-        nonlocal eval_seconds
+    def evaluation_point(loss: float | None, samples_per_s: float | None) -> dict:
         t0 = time.perf_counter()
-        row = {"step": step, "epoch": step / steps_per_epoch, "loss": loss, **_temperature_state(temperature, step)}
-        row.update(evaluate(model, eval_set, device, cfg.eval.batch_size, rank, world_size, cfg.eval.gap_pairs, cfg.eval.seed))
-        row.update(samples_per_s=samples_per_s, lr=optimizer.param_groups[0]["lr"])
-        eval_seconds += time.perf_counter() - t0
-        history.append(row)
+        row = {"step": state.step, "epoch": state.step / trial.steps_per_epoch, "loss": loss, **_temperature_state(trial.temperature, state.step)}
+        for evaluator in EVALUATORS:
+            row.update(evaluator(trial))
+        row.update(samples_per_s=samples_per_s, lr=trial.optimizer.param_groups[0]["lr"])
+        clock["eval_seconds"] += time.perf_counter() - t0
+        state.history.append(row)
         report(row)
         return row
 
-    step, epoch, loss_sum, loss_count = 0, 0, 0.0, 0
     if resume_from is None:
         # Step 0 is the initialization: the gap's early growth (the paper's finding 2) starts here.
-        evaluation_point(0, None, None)
+        evaluation_point(None, None)
     else:
-        step, epoch, loss_sum, loss_count = resume_from["step"], resume_from["epoch"], resume_from["loss_sum"], resume_from["loss_count"]
-        model.load_state_dict(resume_from["model"])
-        temperature.load_state_dict(resume_from["temperature"])
-        optimizer.load_state_dict(resume_from["optimizer"])
-        history.extend(resume_from["history"])
-    skip = step - epoch * steps_per_epoch  # batches of this epoch that ran before the checkpoint
-    if resume_from is not None and not skip:
-        torch.set_rng_state(resume_from["rng"])
-        _set_swap_rng(swap, resume_from["swap_rng"])
-
-    def training_state() -> dict:
-        return {
-            "step": step, "epoch": epoch, "loss_sum": float(loss_sum), "loss_count": loss_count, "history": list(history),
-            "model": model.state_dict(), "temperature": temperature.state_dict(), "optimizer": optimizer.state_dict(),
-            "rng": torch.get_rng_state(), "swap_rng": _swap_rng(swap),
-        }  # fmt: skip
+        restore(trial, state, resume_from)
 
     first_step_at = time.time()
     window_start, window_samples = time.perf_counter(), 0
-    bar = _progress_bar(total_steps, enabled=progress and rank == 0, initial=step)
-    while step < total_steps:
-        sampler.set_epoch(epoch)
-        for images, tokens in batches:
-            if skip:
-                skip -= 1
-                if not skip:  # the random streams continue from the checkpoint, not from the replayed batches
-                    torch.set_rng_state(resume_from["rng"])
-                    _set_swap_rng(swap, resume_from["swap_rng"])
-                continue
-            if step >= total_steps:
-                break
-            set_lr(optimizer, tc.lr, lr_multiplier(step, tc.warmup_steps, total_steps))
-            if channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            with autocast:
-                image, text, tau = forward(images, tokens, step)
-            image, text = swap(image.float(), text.float())
-            loss = contrastive_loss(image, text, tau, rank=rank, world_size=world_size)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            # Clamp after the step: the optimizer may push θ past the cap.
-            temperature.clamp_()
-            step += 1
-            loss_sum += loss.detach()
-            loss_count += 1
-            window_samples += tc.batch_size
-            bar.update(1)
+    bar = _progress_bar(trial.total_steps, enabled=progress and rank == 0, initial=state.step)
+    for images, tokens in epoch_batches(trial, state, resume_from):
+        state.loss_sum += train_step(trial, images, tokens, state.step)
+        state.step += 1
+        state.loss_count += 1
+        window_samples += tc.batch_size
+        bar.update(1)
 
-            if step == total_steps or (tc.eval_interval and step % tc.eval_interval == 0):
-                mean_loss = float(loss_sum) / loss_count
-                rate = window_samples / (time.perf_counter() - window_start)
-                if not math.isfinite(mean_loss):
-                    raise TrainingDiverged(f"loss became {mean_loss} before step {step}")
-                row = evaluation_point(step, mean_loss, rate)
-                bar.set_postfix(loss=f"{mean_loss:.3f}", gap=f"{row['modality_gap']:.3f}", r1=f"{row['mean_r1']:.3f}")
-                loss_sum, loss_count = 0.0, 0
-                window_start, window_samples = time.perf_counter(), 0
-            if checkpoint and tc.checkpoint_interval and step % tc.checkpoint_interval == 0 and step < total_steps:
-                checkpoint(training_state())
-        epoch += 1
+        if state.step == trial.total_steps or (tc.eval_interval and state.step % tc.eval_interval == 0):
+            mean_loss = float(state.loss_sum) / state.loss_count
+            if not math.isfinite(mean_loss):
+                raise TrainingDiverged(f"loss became {mean_loss} before step {state.step}")
+            row = evaluation_point(mean_loss, window_samples / (time.perf_counter() - window_start))
+            bar.set_postfix(loss=f"{mean_loss:.3f}", gap=f"{row['modality_gap']:.3f}", r1=f"{row['mean_r1']:.3f}")
+            state.loss_sum, state.loss_count = 0.0, 0
+            window_start, window_samples = time.perf_counter(), 0
+        if checkpoint and tc.checkpoint_interval and state.step % tc.checkpoint_interval == 0 and state.step < trial.total_steps:
+            checkpoint(checkpoint_state(trial, state))
     bar.close()
     last_step_at = time.time()
 
-    final = dict(history[-1])
-    if probe is not None:
-        t0 = time.perf_counter()
-        model.eval()
-        final.update(probe_metrics(model, *probe, cfg.eval.templates, bundle.tokenize, device, cfg.eval.batch_size, rank, world_size))
-        model.train()
-        eval_seconds += time.perf_counter() - t0
-    total = time.perf_counter() - started
-    train_seconds = total - setup_seconds - eval_seconds
+    final = dict(state.history[-1])
+    t0 = time.perf_counter()
+    for evaluator in FINAL_EVALUATORS:
+        final.update(evaluator(trial))
+    clock["eval_seconds"] += time.perf_counter() - t0
+    return _with_timings(final, trial, resume_from, clock, time.perf_counter() - started, started_at, first_step_at, last_step_at)
+
+
+def _with_timings(final: dict, trial: Trial, resume_from, clock: dict, total: float, started_at: float, first_step_at: float, last_step_at: float) -> dict:
+    """The final metrics with the trial's timings, throughput, device and memory."""
+    train_seconds = total - clock["setup_seconds"] - clock["eval_seconds"]
     final.update(
-        steps=total_steps,
+        steps=trial.total_steps,
         total_seconds=total,
-        setup_seconds=setup_seconds,
-        eval_seconds=eval_seconds,
+        setup_seconds=clock["setup_seconds"],
+        eval_seconds=clock["eval_seconds"],
         train_seconds=train_seconds,
-        samples_per_s=total_steps * tc.batch_size / max(train_seconds, 1e-9),
-        device=str(device),
-        workers=world_size,
+        samples_per_s=trial.total_steps * trial.cfg.train.batch_size / max(train_seconds, 1e-9),
+        device=str(trial.device),
+        workers=trial.world_size,
         resumed_from_step=resume_from["step"] if resume_from is not None else None,  # a restart after a kill, from a checkpoint
         started_at=started_at,
         first_step_at=first_step_at,
@@ -256,8 +360,8 @@ def train(
         finished_at=time.time(),
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # this process's peak so far (Linux: KiB)
     )
-    if device.type == "cuda":
-        final["gpu_peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    if trial.device.type == "cuda":
+        final["gpu_peak_mb"] = torch.cuda.max_memory_allocated(trial.device) / 2**20
     return final
 
 
