@@ -278,3 +278,18 @@ def test_streamed_pairs_give_the_resident_batches_on_a_gpu(bundle):
     next(batches)
     batches.close()  # a loop that stops half-way (the last step inside an epoch) ends the thread
     assert not any(t.name == "raygap-stream" for t in threading.enumerate())
+
+
+def test_the_registry_reads_every_kind_the_spec_accepts():
+    """One reader per spec kind; the file-backed ones are the sources with image-file options."""
+    import typing
+
+    from raygap.data import SOURCES
+    from raygap.data.registry import FileBacked
+    from raygap.spec import DataSource, ImageFileOptions
+
+    models = typing.get_args(typing.get_args(DataSource)[0])
+    assert [model.model_fields["kind"].default for model in models] == list(SOURCES)
+    for model in models:
+        file_backed = isinstance(SOURCES[model.model_fields["kind"].default], FileBacked)
+        assert file_backed == issubclass(model, ImageFileOptions), model.__name__

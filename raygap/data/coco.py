@@ -10,6 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from raygap.data.images import FileImages
+from raygap.data.sets import FileSet
+
 
 def read_coco(source) -> tuple[list[str], list[str], np.ndarray]:
     """(image paths, captions, caption_image). Errors name the file and what is wrong with it."""
@@ -43,3 +46,9 @@ def read_coco(source) -> tuple[list[str], list[str], np.ndarray]:
         raise ValueError(f"{root}: {len(absent)} of {len(paths)} COCO images not found, e.g. {absent[0]}")
     captions = [caption for _, caption in pairs]
     return paths, captions, np.array([i for i, _ in pairs])
+
+
+def read_set(source) -> FileSet:
+    """A `coco` source's index, images not yet decoded."""
+    paths, captions, caption_image = read_coco(source)
+    return FileSet(FileImages(paths), captions, caption_image)

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from raygap.data.images import FileImages
+from raygap.data.sets import FileSet
+
 
 @dataclass
 class Table:
@@ -75,6 +78,12 @@ def read_table(source) -> Table:
         labels=labels,
         class_names=class_names,
     )
+
+
+def read_set(source) -> FileSet:
+    """A `files` source's index, images not yet decoded."""
+    table = read_table(source)
+    return FileSet(FileImages(table.image_paths), table.captions, table.caption_image, table.labels, table.class_names)
 
 
 def _inside_root(root: Path, name: str, allowed: bool, table: Path) -> Path:

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from raygap.data.images import FileImages
+from raygap.data.sets import FileSet, template_captions
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 FASHION_CLASSES = ("T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot")
 
@@ -30,6 +33,13 @@ def read_imagefolder(root: Path) -> tuple[list[str], np.ndarray, list[str]]:
     if not paths:
         raise ValueError(f"{root}: no images found in class folders (expected {root}/<class>/<image>)")
     return paths, np.array(labels), classes
+
+
+def read_imagefolder_set(source) -> FileSet:
+    """An `imagefolder` source's index, each image captioned by its class in the template."""
+    paths, labels, classes = read_imagefolder(source.root)
+    paths, labels = paths[: source.limit], labels[: source.limit]
+    return FileSet(FileImages(paths), template_captions(source.template, labels, classes), np.arange(len(paths)), labels, classes)
 
 
 def read_cifar10(root: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:

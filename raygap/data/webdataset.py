@@ -12,9 +12,11 @@ import tarfile
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from PIL import Image
 
 from raygap.data.images import FileImages
+from raygap.data.sets import FileSet
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 
@@ -86,3 +88,9 @@ def read_webdataset(source) -> tuple[list[tuple[str, int, int]], list[str]]:
     if source.limit:
         images, captions = images[: source.limit], captions[: source.limit]
     return images, captions
+
+
+def read_set(source) -> FileSet:
+    """A `webdataset` source's index (one caption per sample), images not yet decoded."""
+    members, captions = read_webdataset(source)
+    return FileSet(TarImages(members), captions, np.arange(len(captions)))

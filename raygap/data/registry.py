@@ -1,0 +1,69 @@
+"""The one table of data sources: a spec's `kind` → the source's reader.
+
+`load_source`, `read_file_source` and `check_tables` all dispatch through `SOURCES`. Adding a
+source = its reader module + one line here + its model in raygap/spec.py + its test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from raygap.data import arrays, coco, file_sets, files, labelled, synthetic, webdataset
+from raygap.data.bad_images import drop_unreadable
+from raygap.data.sets import FileSet, ImageTextSet
+from raygap.model import ClipBundle
+
+
+@dataclass(frozen=True)
+class InMemory:
+    """A source generated or read whole into memory at the model's size."""
+
+    load: Callable[[Any, ClipBundle, bool], ImageTextSet]
+
+
+@dataclass(frozen=True)
+class FileBacked:
+    """A source whose images are files: its index is read (and checked, so a spec fails before any
+    work starts) apart from decoding its images."""
+
+    read: Callable[[Any], FileSet]
+    where: str
+    """The source's field that names it in errors (its table, image folder or shards)."""
+
+    def load(self, source, bundle: ClipBundle, train: bool) -> ImageTextSet:
+        return load_file_source(source, bundle, train)
+
+
+SOURCES: dict[str, InMemory | FileBacked] = {
+    "synthetic": InMemory(synthetic.load),
+    "files": FileBacked(files.read_set, where="table"),
+    "coco": FileBacked(coco.read_set, where="images"),
+    "webdataset": FileBacked(webdataset.read_set, where="shards"),
+    "imagefolder": FileBacked(labelled.read_imagefolder_set, where="root"),
+    "cifar10": InMemory(arrays.loader(labelled.read_cifar10)),
+    "fashion-mnist": InMemory(arrays.loader(labelled.read_fashion_mnist)),
+    "digits": InMemory(arrays.loader(labelled.read_digits)),
+}
+
+
+def load_source(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
+    """An ImageTextSet from a validated data-source spec, preprocessed for `bundle`'s model."""
+    return SOURCES[source.kind].load(source, bundle, train)
+
+
+def is_file_backed(source) -> bool:
+    return isinstance(SOURCES.get(source.kind), FileBacked)
+
+
+def read_file_source(source) -> FileSet:
+    """Read a file-backed source's index and apply its bad-image policy. Errors name the file."""
+    reader = SOURCES.get(source.kind)
+    if not isinstance(reader, FileBacked):
+        raise ValueError(f"{source.kind} is not a file-backed source")
+    return drop_unreadable(reader.read(source), source.bad_images, getattr(source, reader.where))
+
+
+def load_file_source(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
+    """A file-backed source read, checked and decoded for `bundle`'s model."""
+    return file_sets.decode(read_file_source(source), source.decoded_cache, bundle, train)
