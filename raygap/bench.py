@@ -273,7 +273,8 @@ def study_overheads(size: dict, trials: int, steps: int, workers: int, echo, wor
     """Run a real study (Ray Tune + Optuna) of `trials` short trials and read the stamps back."""
     import polars as pl
 
-    from raygap import runner
+    from raygap import study
+    from raygap.study.cluster import plan_for_this_machine
     from raygap.results import TRIALS, ResultsFolder
 
     raw = trial_config(size, steps, 256)
@@ -290,10 +291,10 @@ def study_overheads(size: dict, trials: int, steps: int, workers: int, echo, wor
         folder = ResultsFolder(Path(scratch, "results"))
         started = time.time()
         with PeakMemory() as memory:
-            runner.run_study(spec, folder, echo=lambda line: echo("    " + line), dashboard=False)
+            study.run_study(spec, folder, echo=lambda line: echo("    " + line), dashboard=False)
         ended = time.time()
         rows = folder.read(TRIALS).filter(pl.col("status") == "completed")
-    plan_concurrency = min(trials, runner.plan_for_this_machine(spec).max_concurrent)
+    plan_concurrency = min(trials, plan_for_this_machine(spec).max_concurrent)
     first_start, last_result = rows["trial_started_at"].min(), rows["recorded_at"].max()
     stepping = (rows["last_step_at"] - rows["first_step_at"]).sum()
     return {

@@ -95,18 +95,18 @@ def cmd_study_run(args: argparse.Namespace) -> int:
     total = search.number_of_trials(spec)
     if args.dry_run:
         return _print_dry_run(spec, cfg, total, folder)
-    from raygap import runner
+    from raygap import study
 
     started = time.time()
     try:
-        summary = runner.run_study(spec, folder, address=args.address, dashboard=not args.no_dashboard, resume=args.resume, overwrite=args.overwrite)
-    except (runner.StudyStopped, KeyboardInterrupt) as stop:
-        kept = f"{stop.finished} of {stop.total} trial(s) finished and kept" if isinstance(stop, runner.StudyStopped) else "finished trials kept"
+        summary = study.run_study(spec, folder, address=args.address, dashboard=not args.no_dashboard, resume=args.resume, overwrite=args.overwrite)
+    except (study.StudyStopped, KeyboardInterrupt) as stop:
+        kept = f"{stop.finished} of {stop.total} trial(s) finished and kept" if isinstance(stop, study.StudyStopped) else "finished trials kept"
         print(f"\n{cfg.name}: interrupted; {kept}. Continue with: raygap study resume {folder}", file=sys.stderr)
         return 130
     print(f"\n{cfg.name}: finished in {time.time() - started:.0f} s")
     print(format_front(summary, cfg.search.objectives))
-    print(f"results: {folder}/ (trials.parquet, history.parquet, pareto.parquet); Optuna study: {runner.optuna_path(folder, cfg.name)}")
+    print(f"results: {folder}/ (trials.parquet, history.parquet, pareto.parquet); Optuna study: {study.optuna_path(folder, cfg.name)}")
     if args.report:
         if not folder.is_local:
             print("--report: the results folder is not on this disk; run `raygap report` where it is")
@@ -120,7 +120,7 @@ def cmd_study_resume(args: argparse.Namespace) -> int:
     import tempfile
 
     from raygap.results import ResultsFolder
-    from raygap.study_folder import read_stored_spec
+    from raygap.study.folder import read_stored_spec
 
     folder = ResultsFolder(args.folder)
     args.results, args.resume, args.overwrite = args.folder, True, False
@@ -173,7 +173,7 @@ def _write_report(folders: list[str], output: str | None) -> Path:
 
 def _print_dry_run(spec, cfg, total: int, folder) -> int:
     from raygap import search
-    from raygap.runner import plan_for_this_machine
+    from raygap.study.cluster import plan_for_this_machine
 
     print(f"{cfg.name}: {total} trial(s) × {cfg.search.repeats} seed(s), sampler {cfg.search.sampler}, objectives {cfg.search.objectives}")
     if cfg.search.sampler == "grid" and spec.space:

@@ -144,7 +144,7 @@ def finished_study(folder_location: str, tmp_path, name: str = "done"):
 
 
 def test_the_python_api_keeps_the_folder_rules(tmp_path):
-    from raygap.runner import run_study
+    from raygap.study import run_study
     from raygap.spec import SpecError, load_spec
 
     folder = finished_study(str(tmp_path / "results"), tmp_path)

@@ -134,7 +134,8 @@ def test_a_resumed_searcher_never_runs_a_configuration_twice(tmp_path, sampler, 
     built as a resume builds it (a fresh sampler, the study loaded from SQLite, the two unfinished
     trials to run again first). Every configuration finishes exactly once."""
     from raygap.results import ResultsFolder
-    from raygap.runner import FailureAwareOptunaSearch, _prepare_resume
+    from raygap.study.resume import prepare_resume
+    from raygap.study.searcher import FailureAwareOptunaSearch
     from raygap.search import grid_points, make_sampler, number_of_trials, suggest_params
     from raygap.spec import load_spec
 
@@ -168,7 +169,7 @@ def test_a_resumed_searcher_never_runs_a_configuration_twice(tmp_path, sampler, 
     for i in range(stop_after):
         run(first, f"first{i}")
     first.suggest("running0"), first.suggest("running1")  # Ctrl-C: two trials stopped mid-way
-    _, rerun = _prepare_resume(ResultsFolder(tmp_path / "results"), db, spec.name, objectives, 1, lambda line: None)
+    _, rerun = prepare_resume(ResultsFolder(tmp_path / "results"), db, spec.name, objectives, 1, lambda line: None)
     assert len(rerun) == 2
     remaining = total - stop_after
     resumed = searcher(rerun[:remaining])

@@ -3,7 +3,7 @@
 import polars as pl
 import pytest
 
-from raygap.runner import plan_resources
+from raygap.study.plan import plan_resources
 from raygap.spec import ResourcesSpec, SpecError, load_spec
 
 STUDY = """
@@ -47,7 +47,7 @@ def test_plan_on_gpus_and_overrides():
 
 
 def test_theory_trials_take_a_cpu_each_even_on_a_gpu_cluster():
-    from raygap.runner import study_plan
+    from raygap.study.plan import study_plan
 
     theory = load_spec("studies/theory-search.yaml").resolve(check_paths=False)
     plan = study_plan(theory, cluster_cpus=64, cluster_gpus=8)
@@ -58,7 +58,7 @@ def test_theory_trials_take_a_cpu_each_even_on_a_gpu_cluster():
 
 def test_study_end_to_end(tmp_path, capsys):
     """Optuna multi-objective (TPE) in Ray Tune, 3 trials, each a TorchTrainer with 2 CPU workers."""
-    from raygap.runner import run_study
+    from raygap.study import run_study
 
     spec = write_study(tmp_path, "e2e", "search: {sampler: tpe, trials: 3}\nresources: {workers_per_trial: 2}")
     folder = tmp_path / "results"
@@ -102,7 +102,7 @@ def test_two_node_cluster_spreads_a_trial_and_repeats_seeds(tmp_path):
     import ray
     from ray.cluster_utils import Cluster
 
-    from raygap.runner import run_study
+    from raygap.study import run_study
 
     spec = write_study(
         tmp_path,
@@ -130,7 +130,7 @@ def test_conditional_study_through_the_engine(tmp_path):
     """studies/all.yaml (method as a categorical choice), shrunk, as a real Ray Tune study."""
     from pathlib import Path
 
-    from raygap.runner import run_study
+    from raygap.study import run_study
 
     study = Path(__file__).resolve().parent.parent / "studies" / "all.yaml"
     shrink = [
@@ -154,7 +154,7 @@ def test_conditional_study_through_the_engine(tmp_path):
 def test_failed_trials_are_recorded_and_never_on_the_front(tmp_path):
     import optuna
 
-    from raygap.runner import run_study
+    from raygap.study import run_study
 
     spec = write_study(tmp_path, "broken", "search: {sampler: random, trials: 2}")
     spec = load_spec(spec.path, ["train.lr=1.0e+30"])  # the loss becomes NaN
@@ -171,7 +171,7 @@ def test_failed_trials_are_recorded_and_never_on_the_front(tmp_path):
 def test_a_diverged_trial_fails_with_its_reason_and_the_study_goes_on(tmp_path):
     import optuna
 
-    from raygap.runner import run_study
+    from raygap.study import run_study
 
     spec = write_study(tmp_path, "diverge", "search: {sampler: grid}")
     spec = load_spec(spec.path, ["temperature.value=0.07", "train.lr={grid: [0.002, 1.0e+30]}"])  # the second trial's loss becomes NaN
@@ -191,7 +191,8 @@ def test_resume_tells_optuna_about_trials_finished_before_the_stop(tmp_path):
     import optuna
 
     from raygap.results import ResultsFolder, trial_row
-    from raygap.runner import TUNE_TRIAL_ID, _prepare_resume
+    from raygap.study.resume import prepare_resume
+    from raygap.study.searcher import TUNE_TRIAL_ID
 
     folder = ResultsFolder(tmp_path)
     rows = [
@@ -210,7 +211,7 @@ def test_resume_tells_optuna_about_trials_finished_before_the_stop(tmp_path):
         trial.set_user_attr(TUNE_TRIAL_ID, tune_id)
         asked[tune_id] = trial.number
     lines = []
-    finished, rerun = _prepare_resume(folder, db, "s", {"modality_gap": "min", "mean_r1": "max"}, 2, lines.append)
+    finished, rerun = prepare_resume(folder, db, "s", {"modality_gap": "min", "mean_r1": "max"}, 2, lines.append)
 
     assert finished == 2  # "done" (both seeds) and "broken" (a failed seed ends its trial)
     trials = {t.number: t for t in optuna.load_study(study_name="s", storage=f"sqlite:///{db}").trials}
@@ -234,7 +235,7 @@ def test_a_thousand_trial_theory_study_keeps_every_trial(tmp_path):
     import yaml
 
     from raygap.results import HISTORY, TRIALS, ResultsFolder, trial_row
-    from raygap.runner import optuna_path, run_study
+    from raygap.study import optuna_path, run_study
 
     raw = yaml.safe_load(Path("studies/theory-search.yaml").read_text())
     raw["search"]["trials"] = 1000

@@ -116,7 +116,7 @@ def test_theory_trial_through_raygap_train(tmp_path):
 def test_theory_study_through_the_engine(tmp_path):
     import polars as pl
 
-    from raygap.runner import run_study
+    from raygap.study import run_study
     from raygap.spec import load_spec
 
     spec_file = tmp_path / "theory-study.yaml"

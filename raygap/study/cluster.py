@@ -1,0 +1,104 @@
+"""The local Ray cluster: starting it, recording its head processes, and stopping what a killed
+study left running."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import ray
+
+from raygap import results
+from raygap.spec import SpecError, StudySpec
+from raygap.study.plan import ResourcePlan, study_plan
+
+
+# Ray Train's controller polls its workers every 2 s by default, so a finished trainer waits up to
+# 2 s to notice; polling a few workers is cheap. Set before Ray starts, so every process inherits it.
+TRAIN_ENV_DEFAULTS = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2"}
+
+
+def start_ray(address: str | None, dashboard: bool = True, num_cpus: int | None = None) -> str | None:
+    """Join `address`, or start a local cluster whose dashboard listens on 127.0.0.1 only."""
+    for key, value in TRAIN_ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    if address:
+        context = ray.init(address=address, logging_level="ERROR")
+    else:
+        context = ray.init(
+            num_cpus=num_cpus, include_dashboard=dashboard, dashboard_host="127.0.0.1", logging_level="ERROR", log_to_driver=False
+        )
+    return context.dashboard_url or None
+
+
+# (Ray leaves its dashboard and agents running after a SIGKILL of the driver) can be stopped later.
+CLUSTER_RECORD = "ray-cluster.json"
+
+
+def record_cluster(path: Path) -> None:
+    import psutil
+
+    me = psutil.Process()
+    processes = [{"pid": p.pid, "created": p.create_time()} for p in me.children()]
+    record = {"driver": {"pid": me.pid, "created": me.create_time()}, "processes": processes, "recorded": time.time()}
+    results.write_local_text(path, json.dumps(record))
+
+
+def stop_stale_cluster(path: Path, echo: Callable[[str], None]) -> int:
+    """Stop what a dead raygap driver left running from the cluster it recorded at `path`; never
+    touch a live study's processes or any process the record does not name (checked by start time)."""
+    import psutil
+
+    if not path.exists():
+        return 0
+    record = json.loads(path.read_text())
+
+    def alive(entry: dict) -> psutil.Process | None:
+        try:
+            process = psutil.Process(entry["pid"])
+            return process if abs(process.create_time() - entry["created"]) < 1e-3 else None
+        except psutil.Error:
+            return None
+
+    if alive(record["driver"]):
+        raise SpecError(f"{path.parent}: a study is still running on this folder (pid {record['driver']['pid']})")
+    heads = [process for process in map(alive, record["processes"]) if process is not None]
+    doomed = {p.pid: p for head in heads for p in [head, *head.children(recursive=True)]}
+    # Processes the raylet started carry its pid in RAY_RAYLET_PID, and outlive it when orphaned.
+    head_pids = {str(entry["pid"]) for entry in record["processes"]}
+    for process in psutil.process_iter():
+        try:
+            if process.create_time() >= record["recorded"] - 60 and process.environ().get("RAY_RAYLET_PID") in head_pids:
+                doomed.setdefault(process.pid, process)
+        except psutil.Error:
+            continue
+    stopped = []
+    for process in doomed.values():
+        try:
+            process.kill()
+            stopped.append(process)
+        except psutil.Error:
+            pass
+    psutil.wait_procs(stopped, timeout=10)
+    path.unlink()
+    if stopped:
+        echo(f"stopped {len(stopped)} process(es) left by a killed study's Ray cluster")
+    return len(stopped)
+
+
+def plan_for_this_machine(spec: StudySpec) -> ResourcePlan:
+    """The plan a local run would use, without starting Ray (for --dry-run and the check before it starts)."""
+    return study_plan(spec.resolve(check_paths=False), float(os.cpu_count() or 1), float(local_gpus()))
+
+
+def local_gpus() -> int:
+    """GPUs on this machine, as Ray counts them (nvidia-smi's list, CUDA_VISIBLE_DEVICES), without importing torch."""
+    # Ray's own detector (nvidia-smi's library): torch would cost the head process ~1 GB and seconds.
+    from ray._private.accelerators import NvidiaGPUAcceleratorManager
+
+    visible = NvidiaGPUAcceleratorManager.get_current_process_visible_accelerator_ids()
+    count = NvidiaGPUAcceleratorManager.get_current_node_num_accelerators()
+    return min(count, len(visible)) if visible is not None else count

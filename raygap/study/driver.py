@@ -1,0 +1,96 @@
+"""A Tune trial (the "driver"): its seeds one after the other, each reported to Tune as it finishes,
+with checkpoints so that a restarted trial continues where it stopped."""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import ray.train
+from ray import tune
+
+from raygap.search import recorded_params
+from raygap.spec import StudySpec, TrialConfig
+from raygap.study.plan import DRIVER_CPUS, ResourcePlan
+from raygap.study.worker import run_seed
+
+
+def drive_trial(params: dict, *, spec_path: str, spec_raw: dict, plan: ResourcePlan, repeats: int, storage: str) -> None:
+    """A Tune trial: its seeds one after the other; each seed's results go to Tune as they finish.
+
+    Every report carries the objectives (Tune checks them): a seed's own values, NaN for a failed
+    seed or a checkpoint, and the seed means in the last report, which is what Optuna is told.
+    A failed seed ends the trial without raising, so Tune restarts only trials whose process died;
+    a restarted trial continues from its last checkpoint (finished seeds and the training state).
+    """
+    spec = StudySpec(Path(spec_path), spec_raw)
+    base = spec.resolve(params, check_paths=False)
+    objectives = list(base.search.objectives)
+    trial_id = tune.get_context().get_trial_id()
+    resources = plan.trial_resources() if plan.in_trial else {"CPU": DRIVER_CPUS + plan.workers * plan.cpus_per_worker, "GPU": plan.workers * plan.gpus_per_worker}
+    held = {"cpus_held": resources.get("CPU", 0.0), "gpus_held": resources.get("GPU", 0.0)}  # for CPU/GPU-hours in reports
+    restored = _restore_trial()
+    first, finals = (restored["repeat"], restored["finals"]) if restored else (0, [])
+    no_objectives = {k: math.nan for k in objectives}
+    for repeat in range(first, repeats):
+        seed = base.train.seed + repeat
+        cfg = _with_seed(base, seed, repeat)
+        started, started_at = time.perf_counter(), time.time()
+        seed_report = {"trial_id": trial_id, "seed": seed, "params": recorded_params(params), "config": cfg.model_dump(mode="json")}
+
+        def save(state: dict, repeat=repeat) -> None:
+            _report({"event": "checkpoint", "step": state["step"], **no_objectives}, {"repeat": repeat, "finals": finals}, state)
+
+        try:
+            resume_from = restored["state"] if restored and repeat == first else None
+            outcome = run_seed(cfg, plan, storage, f"{trial_id}-seed{seed}", save if cfg.train.checkpoint_interval else None, resume_from)
+        except Exception as exc:  # the seed failed: record why; the NaN objectives tell Optuna the trial failed
+            failed = {**seed_report, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+            _report({"event": "seed", "payload": json.dumps(failed), **no_objectives})
+            return
+        final = {**outcome["final"], "wall_seconds": time.perf_counter() - started, "seed_started_at": started_at, **held}
+        finals.append(final)
+        completed = {**seed_report, "status": "completed", "final": final, "history": outcome["history"]}
+        # The seed's report carries a checkpoint past it: a restart never runs (or records) it twice.
+        _report({"event": "seed", "payload": json.dumps(completed), **{k: final[k] for k in objectives}}, {"repeat": repeat + 1, "finals": finals})
+    means = {k: sum(f[k] for f in finals) / len(finals) for k, v in finals[0].items() if isinstance(v, (int, float))}
+    tune.report({"event": "done", **means})
+
+
+def _report(metrics: dict, trial_state: dict | None = None, training_state: dict | None = None) -> None:
+    """tune.report, with a checkpoint when there is state: trial.json (plain JSON) and the
+    training state (tensors, saved with torch.save and read back with weights_only=True)."""
+    if trial_state is None:
+        tune.report(metrics)
+        return
+    import torch
+
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "trial.json").write_text(json.dumps(trial_state))
+        if training_state is not None:
+            torch.save(training_state, Path(folder, "training.pt"))
+        tune.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+
+
+def _restore_trial() -> dict | None:
+    """The restarted trial's last checkpoint: {"repeat", "finals", "state"}; None on a first start."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    import torch
+
+    with checkpoint.as_directory() as folder:
+        trial = json.loads(Path(folder, "trial.json").read_text())
+        state = Path(folder, "training.pt")
+        trial["state"] = torch.load(state, weights_only=True) if state.exists() else None  # never unpickle a results folder
+    return trial
+
+
+def _with_seed(base: TrialConfig, seed: int, repeat: int) -> TrialConfig:
+    update = {"train": base.train.model_copy(update={"seed": seed})}
+    if base.theory is not None:
+        update["theory"] = base.theory.model_copy(update={"seed": base.theory.seed + repeat})
+    return base.model_copy(update=update)

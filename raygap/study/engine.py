@@ -1,0 +1,164 @@
+"""The study engine: Ray Tune + Optuna search over a study file, one trial per configuration.
+
+Shape of a study:
+- the head process (`run_study`) runs a Tuner whose search algorithm is OptunaSearch (multi-objective,
+  SQLite-persisted) and whose callback (`StudyRecorder`) is the single writer of the results folder;
+- each Tune trial is a light driver (`driver.drive_trial`) that runs its seeds one after the other
+  (`worker.run_seed`: a TorchTrainer, or the trial's own process for one worker) and reports each
+  seed's final metrics and history to Tune, then the seed means as the trial's final result;
+- each Train worker calls the Ray-free `raygap.train.train` with its rank and world size.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+from typing import Callable
+
+import optuna
+import polars as pl
+import ray
+import yaml
+from ray import tune
+
+from raygap import results
+from raygap.search import make_sampler, number_of_trials, suggest_params
+from raygap.spec import SpecError, StudySpec
+from raygap.study import folder as study_folder
+from raygap.study.cluster import CLUSTER_RECORD, plan_for_this_machine, record_cluster, start_ray, stop_stale_cluster
+from raygap.study.driver import drive_trial
+from raygap.study.plan import ResourcePlan, study_plan
+from raygap.study.recorder import StudyRecorder
+from raygap.study.resume import prepare_resume
+from raygap.study.searcher import FailureAwareOptunaSearch
+
+
+def _echo(line: str) -> None:
+    print(line, flush=True)  # progress must show up promptly in logs too
+
+
+def run_study(
+    spec: StudySpec,
+    folder: results.ResultsFolder | str | Path,
+    address: str | None = None,
+    echo: Callable[[str], None] = _echo,
+    dashboard: bool = True,
+    num_cpus: int | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> pl.DataFrame:
+    """Run the study to the end; return the per-configuration summary with Pareto ranks.
+
+    A folder that holds a study is refused unless `resume` (the same spec only) or `overwrite`.
+    With `resume`, the folder's finished trials are kept, its unfinished ones are dropped and run
+    again with the same parameters, and the Optuna study continues where it stopped. Bad data
+    (tables, images) and a trial that cannot fit this machine fail here, before Ray starts.
+    """
+    from raygap.data import check_tables
+
+    settings = spec.resolve(check_paths=True)
+    folder = folder if isinstance(folder, results.ResultsFolder) else results.ResultsFolder(folder)
+    study_folder.check_folder(folder, spec, resume, overwrite)
+    check_tables(settings, str(spec.path))
+    if not address and not ray.is_initialized():  # a local cluster is this machine: check the trial fits it
+        try:
+            plan_for_this_machine(spec)
+        except SpecError as error:
+            raise SpecError(f"{spec.path}: {error}") from None
+    total = number_of_trials(spec)
+    optuna_db = optuna_path(folder, spec.name)
+    optuna_db.parent.mkdir(parents=True, exist_ok=True)
+    cluster_record = optuna_db.parent / CLUSTER_RECORD
+    stop_stale_cluster(cluster_record, echo)
+    if overwrite:
+        study_folder.clear(folder, optuna_db)
+    folder.sweep_temporaries()
+    finished, rerun = (prepare_resume(folder, optuna_db, spec.name, settings.search.objectives, settings.search.repeats, echo) if resume else (0, []))
+    remaining = max(total - finished, 0)
+    if resume and remaining == 0:
+        echo(f"{spec.name}: all {total} trial(s) already finished; nothing to resume")
+        return folder.read(results.PARETO) if folder.exists(results.PARETO) else pl.DataFrame()
+    started_here = not ray.is_initialized()
+    if started_here:
+        url = start_ray(address, dashboard=dashboard, num_cpus=num_cpus)
+        if not address:
+            record_cluster(cluster_record)
+        echo(f"Ray dashboard: http://{url}" if url else "Ray dashboard: off")
+    try:
+        cluster = ray.cluster_resources()
+        plan = study_plan(settings, cluster.get("CPU", 0), cluster.get("GPU", 0))
+        echo(f"{spec.name}: {remaining} trial(s) × {settings.search.repeats} seed(s); {plan.describe()}")
+        folder.write_text(results.SPEC, yaml.safe_dump(spec.raw, sort_keys=False))
+        folder.write_text(results.RUN, yaml.safe_dump(_run_record(cluster, plan), sort_keys=False))
+
+        objectives = settings.search.objectives
+        searcher = FailureAwareOptunaSearch(
+            space=functools.partial(suggest_params, raw=spec.raw, file=str(spec.path)),
+            metric=list(objectives),
+            mode=list(objectives.values()),
+            sampler=make_sampler(spec),
+            study_name=spec.name,
+            storage=optuna.storages.RDBStorage(f"sqlite:///{optuna_db}"),
+            points_to_evaluate=rerun[:remaining] or None,
+        )
+        driver = tune.with_parameters(
+            drive_trial,
+            spec_path=str(spec.path),
+            spec_raw=spec.raw,
+            plan=plan,
+            repeats=settings.search.repeats,
+            storage=folder.uri("ray/train"),
+        )
+        recorder = StudyRecorder(folder, objectives, total, echo, finished=finished)
+        tuner = tune.Tuner(
+            tune.with_resources(driver, plan.trial_resources()),
+            # Reused trial processes keep torch and open_clip imported: seconds saved per trial.
+            tune_config=tune.TuneConfig(
+                search_alg=searcher, num_samples=remaining, max_concurrent_trials=plan.max_concurrent, reuse_actors=True
+            ),
+            run_config=tune.RunConfig(
+                name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}" if resume else "tune",
+                storage_path=folder.uri("ray"),
+                callbacks=[recorder],
+                # A trial whose process died restarts from its last checkpoint; only the latest is kept.
+                failure_config=tune.FailureConfig(max_failures=settings.train.max_restarts),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                verbose=0,
+            ),
+        )
+        tuner.fit()  # Ctrl-C: Tune stops the trials and returns
+    finally:
+        if started_here:
+            ray.shutdown()
+            cluster_record.unlink(missing_ok=True)
+    if recorder.completed + recorder.failed < total:
+        raise StudyStopped(recorder.completed + recorder.failed, total)
+    return folder.read(results.PARETO) if folder.exists(results.PARETO) else pl.DataFrame()
+
+
+class StudyStopped(Exception):
+    """The study ended before all its trials did (Ctrl-C); what finished is kept for a resume."""
+
+    def __init__(self, finished: int, total: int):
+        super().__init__(f"stopped after {finished} of {total} trial(s)")
+        self.finished, self.total = finished, total
+
+
+def _run_record(cluster: dict, plan: ResourcePlan) -> dict:
+    """run.yaml: what the report's header says about where and when the study ran."""
+    import platform
+    from importlib.metadata import version
+
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    return {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "cluster": f"{nodes} node(s), {cluster.get('CPU', 0):g} CPU, {cluster.get('GPU', 0):g} GPU",
+        "plan": plan.describe(),
+        "versions": {"python": platform.python_version(), "ray": ray.__version__, "torch": version("torch"), "optuna": optuna.__version__},
+    }
+
+
+def optuna_path(folder: results.ResultsFolder, name: str) -> Path:
+    """The Optuna study's SQLite file: in the results folder, or locally when that is a URI."""
+    return Path(folder.path if folder.is_local else Path("results") / name) / "optuna.db"

@@ -1,0 +1,75 @@
+"""How a study's trials fit a cluster: workers, CPUs and GPUs per trial, trials at once. Ray-free."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from raygap.spec import ResourcesSpec, SpecError, TrialConfig
+
+DRIVER_CPUS = 0.1  # the driver only waits on its trainer; a whole CPU would deadlock a 2-core laptop
+
+
+@dataclass(frozen=True)
+class ResourcePlan:
+    workers: int
+    use_gpu: bool
+    cpus_per_worker: float
+    gpus_per_worker: float
+    max_concurrent: int
+    threads_per_worker: int
+    placement: str = "PACK"
+    in_trial: bool = False
+    """Train inside the Tune trial process instead of starting a worker group."""
+
+    def trial_resources(self) -> dict[str, float]:
+        """What the Tune trial itself holds: a worker's share when it trains in-process."""
+        return self.worker_resources() if self.in_trial else {"CPU": DRIVER_CPUS}
+
+    def worker_resources(self) -> dict[str, float]:
+        out = {"CPU": self.cpus_per_worker}
+        if self.use_gpu:
+            out["GPU"] = self.gpus_per_worker
+        return out
+
+    def describe(self) -> str:
+        device = f"{self.gpus_per_worker:g} GPU + " if self.use_gpu else ""
+        if self.in_trial:
+            return f"1 worker per trial, in the trial process ({device}{self.cpus_per_worker:.2f} CPU); up to {self.max_concurrent} trial(s) at once"
+        return (
+            f"{self.workers} worker(s) per trial × ({device}{self.cpus_per_worker:.2f} CPU), driver {DRIVER_CPUS} CPU; "
+            f"up to {self.max_concurrent} trial(s) at once"
+        )
+
+
+def study_plan(settings: TrialConfig, cluster_cpus: float, cluster_gpus: float) -> ResourcePlan:
+    """The plan of a study's trials. A theory simulation runs on one CPU in its trial process
+    (float64, no model): `resources` does not apply, and GPUs do not limit how many run at once."""
+    if settings.theory is not None:
+        return plan_resources(ResourcesSpec(use_gpu=False), cluster_cpus, cluster_gpus)
+    return plan_resources(settings.resources, cluster_cpus, cluster_gpus)
+
+
+def plan_resources(spec: ResourcesSpec, cluster_cpus: float, cluster_gpus: float) -> ResourcePlan:
+    """Fit trials to the cluster: on GPUs, GPUs // (workers × GPUs per worker) trials at once; on
+    CPUs, whole cores per worker where possible and fractional shares otherwise, so that the
+    driver plus its workers always fit (the default 1 CPU each deadlocks a 2-core machine)."""
+    workers = spec.workers_per_trial
+    use_gpu = spec.use_gpu if spec.use_gpu is not None else cluster_gpus >= 1
+    if use_gpu:
+        gpus = spec.gpus_per_worker or 1.0
+        if workers * gpus > cluster_gpus:
+            raise SpecError(f"resources: a trial needs {workers * gpus:g} GPUs but the cluster has {cluster_gpus:g}")
+        concurrent = max(1, int(cluster_gpus // (workers * gpus)))
+        cpus = spec.cpus_per_worker or max(0.5, min(4.0, (cluster_cpus - DRIVER_CPUS * concurrent) / (workers * concurrent)))
+    else:
+        gpus = 0.0
+        concurrent = max(1, int(cluster_cpus // workers))  # about a core per worker where there are enough
+        cpus = spec.cpus_per_worker or min(1.0, (cluster_cpus - DRIVER_CPUS * concurrent) / (workers * concurrent))
+        if workers * cpus + DRIVER_CPUS > cluster_cpus:
+            raise SpecError(f"resources: a trial needs {workers * cpus + DRIVER_CPUS:g} CPUs but the cluster has {cluster_cpus:g}")
+        concurrent = max(1, min(concurrent, int(cluster_cpus // (workers * cpus + DRIVER_CPUS))))
+    threads = max(1, int(cpus + 0.5))
+    in_trial = workers == 1 and spec.worker_group == "auto"
+    if in_trial and not use_gpu and not spec.cpus_per_worker:
+        cpus = min(1.0, cluster_cpus / concurrent)  # no separate driver to leave room for
+    return ResourcePlan(workers, use_gpu, round(cpus, 3), gpus, concurrent, threads, spec.placement, in_trial)

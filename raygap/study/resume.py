@@ -1,0 +1,67 @@
+"""Resuming a study: keep finished trials once, drop the rest, and bring the Optuna study in line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import polars as pl
+
+from raygap import results
+from raygap.study.searcher import TUNE_TRIAL_ID
+
+
+def finished_trials(trials: pl.DataFrame, repeats: int) -> list[str]:
+    """Trials that ended: every seed completed, or one failed (a failed seed ends its trial)."""
+    per_trial = trials.group_by("trial_id", maintain_order=True).agg(
+        (pl.col("status") == "completed").sum().alias("completed"), (pl.col("status") == "failed").any().alias("failed")
+    )
+    return per_trial.filter((pl.col("completed") >= repeats) | pl.col("failed"))["trial_id"].to_list()
+
+
+def prepare_resume(folder: results.ResultsFolder, optuna_db: Path, name: str, objectives: dict[str, str], repeats: int, echo) -> tuple[int, list[dict]]:
+    """Keep the finished trials' rows (exactly once) and drop the rest; tell Optuna the outcome
+    of trials that finished before the stop but were never told (the driver died in between),
+    and mark the other running ones failed. Return how many trials are finished and the
+    parameters of the unfinished ones, to run again first."""
+    finished: list[str] = []
+    trials = pl.DataFrame()
+    if folder.exists(results.TRIALS):
+        trials = folder.read(results.TRIALS)
+        finished = finished_trials(trials, repeats)
+        kept = trials.filter(pl.col("trial_id").is_in(finished))
+        if kept.height < trials.height:
+            folder.write_parquet(results.TRIALS, kept, _footer(folder, results.TRIALS))
+            if folder.exists(results.HISTORY):
+                history = folder.read(results.HISTORY).filter(pl.col("trial_id").is_in(finished))
+                folder.write_parquet(results.HISTORY, history, _footer(folder, results.HISTORY))
+    rerun, told = [], 0
+    if optuna_db.exists():
+        storage = optuna.storages.RDBStorage(f"sqlite:///{optuna_db}")
+        study = optuna.load_study(study_name=name, storage=storage)
+        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)):
+            tune_id = trial.user_attrs.get(TUNE_TRIAL_ID)
+            if tune_id in finished:
+                values = _finished_values(trials.filter(pl.col("trial_id") == tune_id), objectives)
+                state = optuna.trial.TrialState.COMPLETE if values else optuna.trial.TrialState.FAIL
+                storage.set_trial_state_values(trial._trial_id, state, values)
+                told += 1
+                continue
+            if trial.params:
+                rerun.append(dict(trial.params))
+            storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+    echo(f"resuming: {len(finished)} finished trial(s) kept, {len(rerun)} unfinished one(s) to run again"
+         + (f"; {told} finished one(s) told to Optuna" if told else ""))  # fmt: skip
+    return len(finished), rerun
+
+
+def _finished_values(rows: pl.DataFrame, objectives: dict[str, str]) -> list[float] | None:
+    """What the trial would have told Optuna: its seeds' mean objectives, or None if a seed failed."""
+    if (rows["status"] != "completed").any():
+        return None
+    return [float(rows[key].mean()) for key in objectives]
+
+
+def _footer(folder: results.ResultsFolder, name: str) -> dict[str, str]:
+    metadata = folder.schema(name).metadata or {}
+    return {k.decode(): v.decode() for k, v in metadata.items() if not k.startswith(b"ARROW")}

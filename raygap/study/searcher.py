@@ -1,0 +1,28 @@
+"""Ray Tune's OptunaSearch, told about failed trials, and with each Optuna trial's Tune trial id."""
+
+from __future__ import annotations
+
+import math
+
+from ray.tune.search.optuna import OptunaSearch
+
+
+TUNE_TRIAL_ID = "tune_trial_id"  # Optuna user attribute
+
+
+class FailureAwareOptunaSearch(OptunaSearch):
+    """OptunaSearch that tells Optuna a trial failed when it ended with NaN objectives (a failed
+    seed ends its trial without raising, so that Tune restarts only trials whose process died),
+    and records each Optuna trial's Tune trial id."""
+
+    def suggest(self, trial_id: str) -> dict | None:
+        params = super().suggest(trial_id)
+        if trial_id in self._ot_trials:  # a resume matches Optuna's trial to the rows Tune's trial wrote
+            self._ot_trials[trial_id].set_user_attr(TUNE_TRIAL_ID, trial_id)
+        return params
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+        if result and any(not isinstance(result.get(m), (int, float)) or math.isnan(result[m]) for m in metrics):
+            result, error = None, True
+        super().on_trial_complete(trial_id, result, error)

@@ -1,0 +1,117 @@
+"""Where a seed trains: a Ray Train worker group (TorchTrainer), the Tune trial's own process for a
+one-worker trial, or the driver for a theory simulation. Each calls the Ray-free loop."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import ray
+import ray.train
+
+from raygap.spec import TrialConfig
+from raygap.study.plan import ResourcePlan
+
+
+def _train_worker(config: dict) -> None:
+    """One Ray Train worker: the core training loop with this worker's rank. With
+    train.checkpoint_interval, the group reports rank 0's training state every that many steps;
+    a group that Ray Train restarts after a worker died continues from the latest one."""
+    import ray.train.torch
+    import torch
+
+    from raygap.train import train
+
+    torch.set_num_threads(config["threads"])
+    context = ray.train.get_context()
+    rank, world_size = context.get_world_rank(), context.get_world_size()
+    cfg = TrialConfig.model_validate(config["trial"])
+    resume_from = None
+    restored = ray.train.get_checkpoint()
+    if restored is not None:
+        with restored.as_directory() as folder:
+            resume_from = torch.load(Path(folder, "training.pt"), weights_only=True, map_location="cpu")
+
+    def save(state: dict) -> None:
+        _report_from_rank0(rank, {"step": state["step"]}, lambda folder: torch.save(state, folder / "training.pt"))
+
+    history: list[dict] = list(resume_from["history"]) if resume_from else []
+    final = train(cfg, history.append, rank=rank, world_size=world_size, device=ray.train.torch.get_device(),
+                  checkpoint=save if cfg.train.checkpoint_interval else None, resume_from=resume_from)  # fmt: skip
+    final["nodes"] = _count_nodes(world_size)
+    # Ray Train (V2) returns only metrics that come with a checkpoint: rank 0 attaches its results.
+    result = json.dumps({"final": final, "history": history})
+    _report_from_rank0(rank, {"modality_gap": final["modality_gap"], "mean_r1": final["mean_r1"]}, lambda folder: (folder / "result.json").write_text(result))
+
+
+def _report_from_rank0(rank: int, metrics: dict, write: Callable[[Path], object]) -> None:
+    """ray.train.report on every rank (a collective call), with a checkpoint that rank 0 fills
+    by `write(folder)`: the ranks hold the same state, one copy is kept."""
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint = None
+        if rank == 0:
+            write(Path(folder))
+            checkpoint = ray.train.Checkpoint.from_directory(folder)
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+
+def train_in_trial(cfg: TrialConfig, plan: ResourcePlan, report: Callable[[dict], None], checkpoint=None, resume_from=None) -> dict:
+    """A one-worker trial in the Tune trial's own process (Ray has set CUDA_VISIBLE_DEVICES to its GPU)."""
+    import torch
+
+    from raygap.train import train
+
+    torch.set_num_threads(plan.threads_per_worker)
+    device = torch.device("cuda", 0) if plan.use_gpu else torch.device("cpu")
+    rows: list[dict] = list(resume_from["history"]) if resume_from else []
+    final = train(cfg, lambda row: (rows.append(row), report(row)), device=device, checkpoint=checkpoint, resume_from=resume_from)
+    return {**final, "nodes": 1, "history_rows": rows}
+
+
+def _count_nodes(world_size: int) -> int:
+    """How many distinct Ray nodes this trial's workers ran on."""
+    import torch.distributed as dist
+
+    node = ray.get_runtime_context().get_node_id()
+    nodes = [node] * world_size
+    if world_size > 1:
+        dist.all_gather_object(nodes, node)
+    return len(set(nodes))
+
+
+def run_seed(cfg: TrialConfig, plan: ResourcePlan, storage: str, name: str, checkpoint=None, resume_from: dict | None = None) -> dict:
+    """One seed: a TorchTrainer over the plan's workers; or right here in the trial process for a
+    one-worker trial or a theory simulation, where a worker group would cost more than it gives.
+    A worker group restarts from its latest training-state checkpoint when a worker dies."""
+    history: list[dict] = []
+    if cfg.theory is not None:
+        from raygap.theory import run_theory_trial
+
+        return {"final": run_theory_trial(cfg, history.append), "history": history}
+    if plan.in_trial:
+        final = train_in_trial(cfg, plan, history.append, checkpoint, resume_from)
+        # A resumed run's report callback saw only the rows after the checkpoint; train() kept them all.
+        return {"final": final, "history": final.pop("history_rows")}
+    from ray.train.torch import TorchTrainer  # imports torch: only in the trial's process, never on the head
+
+    trainer = TorchTrainer(
+        _train_worker,
+        train_loop_config={"trial": cfg.model_dump(mode="json"), "threads": plan.threads_per_worker},
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=plan.workers,
+            use_gpu=plan.use_gpu,
+            resources_per_worker=plan.worker_resources(),
+            placement_strategy=plan.placement,
+        ),
+        run_config=ray.train.RunConfig(
+            name=name,
+            storage_path=storage,
+            failure_config=ray.train.FailureConfig(max_failures=cfg.train.max_restarts),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+        ),
+    )
+    result = trainer.fit()
+    with result.checkpoint.as_directory() as folder:
+        return json.loads(Path(folder, "result.json").read_text())
