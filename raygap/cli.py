@@ -256,7 +256,10 @@ def format_table(metrics: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from raygap import __version__
+
     parser = argparse.ArgumentParser(prog="raygap", description="Studies of the modality gap in CLIP training.")
+    parser.add_argument("--version", action="version", version=f"raygap {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="run one trial locally (no Ray) and write Parquet results")
     train.add_argument("spec", help="study file (YAML)")

@@ -44,24 +44,12 @@ class Study:
 
 
 def load_study(location: str | Path) -> Study:
-    folder = results.ResultsFolder(location)
-    if not folder.exists(results.TRIALS):
-        raise FileNotFoundError(f"{folder}: no {results.TRIALS}; is this a raygap results folder?")
-    trials = folder.read(results.TRIALS)
-    history = folder.read(results.HISTORY) if folder.exists(results.HISTORY) else pl.DataFrame()
-    spec_text = _read_text(folder, results.SPEC)
-    spec = yaml.safe_load(spec_text) if spec_text else {}
+    found = results.read_study(location)
+    spec = found.spec
     objectives = catalog.objectives_from((spec.get("search") or {}).get("objectives") or catalog.DEFAULT_OBJECTIVES)
-    run = yaml.safe_load(_read_text(folder, results.RUN) or "{}") or {}
-    params = [c for c in trials.columns if c.startswith("param.") and c != "param.train.seed"]
-    return Study(spec.get("name") or Path(str(location)).name, str(folder), trials, history, objectives, params, spec_text, run)
-
-
-def _read_text(folder: results.ResultsFolder, name: str) -> str:
-    if not folder.exists(name):
-        return ""
-    with folder.filesystem.open_input_stream(f"{folder.path}/{name}") as stream:
-        return stream.read().decode()
+    params = [c for c in found.trials.columns if c.startswith("param.") and c != "param.train.seed"]
+    spec_text = yaml.safe_dump(spec, sort_keys=False) if spec else ""
+    return Study(spec.get("name") or Path(str(location)).name, found.location, found.trials, found.history, objectives, params, spec_text, found.run)
 
 
 # ------------------------------------------------------------------------------ data functions

@@ -18,6 +18,7 @@ import io
 import json
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -94,6 +95,10 @@ class ResultsFolder:
     def write_text(self, name: str, text: str) -> None:
         self._atomic_write(name, lambda stream: stream.write(text.encode()))
 
+    def read_text(self, name: str) -> str:
+        with self.filesystem.open_input_stream(self._file(name)) as stream:
+            return stream.read().decode()
+
     def read(self, name: str) -> pl.DataFrame:
         with self.filesystem.open_input_file(self._file(name)) as handle:
             return pl.from_arrow(pq.read_table(handle))
@@ -112,6 +117,37 @@ class ResultsFolder:
     def uri(self, name: str) -> str:
         """Where `name` lives, as something Ray or a person can use."""
         return f"{self.location}/{name}"
+
+
+@dataclass
+class StudyResults:
+    """A study folder as polars frames (empty where a file is not there yet) and its spec."""
+
+    location: str
+    spec: dict
+    """spec.yaml: the study file as run."""
+    trials: pl.DataFrame
+    history: pl.DataFrame
+    pareto: pl.DataFrame
+    run: dict
+    """run.yaml: when and where it ran."""
+
+
+def read_study(location: str | Path) -> StudyResults:
+    """Read a results folder (a path or a URI) that holds a study."""
+    import yaml
+
+    folder = ResultsFolder(location)
+    if not folder.exists(TRIALS):
+        raise FileNotFoundError(f"{folder}: no {TRIALS}; is this a raygap results folder?")
+
+    def frame(name: str) -> pl.DataFrame:
+        return folder.read(name) if folder.exists(name) else pl.DataFrame()
+
+    def mapping(name: str) -> dict:
+        return (yaml.safe_load(folder.read_text(name)) or {}) if folder.exists(name) else {}
+
+    return StudyResults(str(folder), mapping(SPEC), frame(TRIALS), frame(HISTORY), frame(PARETO), mapping(RUN))
 
 
 def trial_row(

@@ -35,8 +35,7 @@ def read_stored_spec(folder: results.ResultsFolder) -> str:
     """The spec.yaml a study wrote into its folder (local or URI)."""
     if not folder.exists(results.SPEC):
         raise SpecError(f"{folder}: no {results.SPEC} here; not a raygap study folder")
-    with folder.filesystem.open_input_stream(f"{folder.path}/{results.SPEC}") as stream:
-        return stream.read().decode()
+    return folder.read_text(results.SPEC)
 
 
 def clear(folder: results.ResultsFolder, optuna_db: Path) -> None:
