@@ -6,7 +6,7 @@ import ray
 from PIL import Image
 
 from raygap.cli import main
-from test_spec import BROKEN
+from conftest import BROKEN
 
 BASE = "data: {train: {kind: files, table: TABLE}}\nsearch: {trials: 1}\n"
 
