@@ -9,7 +9,7 @@ The Python API:
 from importlib.metadata import PackageNotFoundError, version
 
 from raygap.results import StudyResults, read_study
-from raygap.spec import SpecError, StudySpec, load_spec
+from raygap.config import SpecError, StudySpec, load_spec
 
 try:
     __version__ = version("raygap")

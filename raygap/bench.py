@@ -28,7 +28,7 @@ import yaml
 from raygap.data import PairDataset, keep_batch, load_source
 from raygap.evaluate import evaluate, probe_metrics
 from raygap.model import build_model
-from raygap.spec import TrialConfig, load_spec
+from raygap.config import TrialConfig, load_spec
 from raygap.train import resolve_device, train
 
 # size → model, batch, loop steps, eval pairs, study trials, study steps, worker-group trials, JPEGs and their batch
@@ -187,7 +187,7 @@ def decoded_cache_speedup(count: int, batch: int, device: torch.device, echo, im
 
     from raygap.data import ImageTextSet, LoadedPairs
     from raygap.model import ClipBundle
-    from raygap.spec import FilesSource
+    from raygap.config import FilesSource
 
     on_gpu = device.type == "cuda"
     workers = min(8, len(os.sched_getaffinity(0)))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from raygap.spec import SpecError, load_spec, parse_override
+from raygap.config import SpecError, load_spec, parse_override
 
 def _lookup(tree: dict, path: str):
     for key in path.split("."):

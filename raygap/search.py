@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from raygap.spec import Distribution, SpecError, StudySpec, find_distributions
+from raygap.config import Distribution, SpecError, StudySpec, find_distributions
 
 
 def describe_option(option: Any) -> Any:

@@ -20,7 +20,7 @@ from raygap.data import load_source, training_batches
 from raygap.evaluate import evaluate, probe_metrics
 from raygap.loss import contrastive_loss
 from raygap.model import build_model
-from raygap.spec import TrialConfig
+from raygap.config import TrialConfig
 from raygap.swap import build_swap
 from raygap.temperature import Temperature, build_temperature
 

@@ -1,6 +1,6 @@
 import pytest
 
-from raygap.spec import TrialConfig
+from raygap.config import TrialConfig
 
 
 def tiny_config(**sections) -> TrialConfig:

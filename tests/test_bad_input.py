@@ -112,7 +112,7 @@ def test_a_batch_larger_than_the_training_data(tmp_path, capsys, data, expected)
 
 def test_a_labelled_table_needs_no_caption_column(tmp_path, capsys):
     from raygap.data import check_tables, read_file_source
-    from raygap.spec import FilesSource, load_spec
+    from raygap.config import FilesSource, load_spec
 
     labelled = table(tmp_path, "filepath,label\nimg/a.png,cat\nimg/b.png,dog\n", ["a.png", "b.png"])
     found = read_file_source(FilesSource(table=labelled, label_column="label"))
@@ -145,7 +145,7 @@ def finished_study(folder_location: str, tmp_path, name: str = "done"):
 
 def test_the_python_api_keeps_the_folder_rules(tmp_path):
     from raygap.study import run_study
-    from raygap.spec import SpecError, load_spec
+    from raygap.config import SpecError, load_spec
 
     folder = finished_study(str(tmp_path / "results"), tmp_path)
     before = {p.name: p.read_bytes() for p in (tmp_path / "results").iterdir()}

@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from raygap import catalog, report, results
-from raygap.spec import SpecError, load_spec
+from raygap.config import SpecError, load_spec
 
 
 def study_with(tmp_path, values: dict[str, list[float]]):
@@ -98,5 +98,5 @@ def test_every_evaluation_metric_is_in_the_catalogue():
 
 
 def test_the_catalogue_imports_no_torch():
-    code = "import sys, raygap.catalog, raygap.spec; print('torch' in sys.modules)"
+    code = "import sys, raygap.catalog, raygap.config; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -5,7 +5,7 @@ from PIL import Image
 
 from raygap.data import ImageTextSet, PairDataset, TensorImages, keep_batch, load_source, synthetic
 from raygap.model import build_model
-from raygap.spec import FilesSource, SyntheticSource
+from raygap.config import FilesSource, SyntheticSource
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +286,7 @@ def test_the_registry_reads_every_kind_the_spec_accepts():
 
     from raygap.data import SOURCES
     from raygap.data.registry import FileBacked
-    from raygap.spec import DataSource, ImageFileOptions
+    from raygap.config import DataSource, ImageFileOptions
 
     models = typing.get_args(typing.get_args(DataSource)[0])
     assert [model.model_fields["kind"].default for model in models] == list(SOURCES)

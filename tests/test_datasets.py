@@ -11,7 +11,7 @@ from PIL import Image
 
 from raygap.data import PairDataset, load_source
 from raygap.model import build_model
-from raygap.spec import Cifar10Source, CocoSource, FashionMnistSource, ImageFolderSource
+from raygap.config import Cifar10Source, CocoSource, FashionMnistSource, ImageFolderSource
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,7 @@ def png_bytes(value):
 
 
 def test_webdataset_shards_read_in_place(tmp_path, bundle):
-    from raygap.spec import WebDatasetSource
+    from raygap.config import WebDatasetSource
 
     write_shard(tmp_path / "000.tar", [("a", 10, "dark square"), ("b", 200, "light square"), ("c", 90, None)])
     write_shard(tmp_path / "001.tar", [("d", 120, "grey square")])
@@ -154,7 +154,7 @@ def test_webdataset_shards_read_in_place(tmp_path, bundle):
 
 
 def test_digits_from_scikit_learn(bundle):
-    from raygap.spec import DigitsSource
+    from raygap.config import DigitsSource
 
     test = load_source(DigitsSource(split="test"), bundle, train=False)
     train = load_source(DigitsSource(split="train"), bundle, train=False)
@@ -167,7 +167,7 @@ def test_digits_from_scikit_learn(bundle):
 def test_unreadable_images_in_coco_webdataset_and_imagefolder_follow_the_policy(tmp_path, bundle):
     """bad_images works for every file-backed source: fail names the file; skip drops the image
     and its captions and keeps each remaining caption with its own image."""
-    from raygap.spec import WebDatasetSource
+    from raygap.config import WebDatasetSource
 
     images = tmp_path / "coco"
     save_image(images / "1.jpg", value=30)

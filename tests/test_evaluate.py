@@ -9,7 +9,7 @@ import torch.multiprocessing as mp
 from raygap.data import load_source
 from raygap.evaluate import evaluate, probe_metrics
 from raygap.model import build_model
-from raygap.spec import SyntheticSource
+from raygap.config import SyntheticSource
 
 
 def _setup():

@@ -137,7 +137,7 @@ def test_a_resumed_searcher_never_runs_a_configuration_twice(tmp_path, sampler, 
     from raygap.study.resume import prepare_resume
     from raygap.study.searcher import FailureAwareOptunaSearch
     from raygap.search import grid_points, make_sampler, number_of_trials, suggest_params
-    from raygap.spec import load_spec
+    from raygap.config import load_spec
 
     path = tmp_path / "searched.yaml"
     if sampler == "grid":
@@ -239,7 +239,7 @@ def checkpointed_step(out) -> int | None:
 def test_a_killed_trial_process_continues_from_its_checkpoint(tmp_path):
     import torch
 
-    from raygap.spec import load_spec
+    from raygap.config import load_spec
     from raygap.train import train
 
     spec, out = tmp_path / "trial.yaml", tmp_path / "results"

@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 
 from raygap.study.plan import plan_resources
-from raygap.spec import ResourcesSpec, SpecError, load_spec
+from raygap.config import ResourcesSpec, SpecError, load_spec
 
 STUDY = """
 name: {name}

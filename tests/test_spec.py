@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BROKEN
-from raygap.spec import SpecError, load_spec
+from raygap.config import SpecError, load_spec
 
 STUDIES = Path(__file__).resolve().parent.parent / "studies"
 

@@ -136,7 +136,7 @@ def test_swapped_features_are_not_renormalized(kind):
 def test_soft_default_per_is_pair_and_spec_checks_the_value():
     from pydantic import ValidationError
 
-    from raygap.spec import SoftSwapSpec
+    from raygap.config import SoftSwapSpec
 
     assert SoftSwapSpec().per == "pair"
     assert build_swap(SoftSwapSpec(p=0.5).model_dump(), seed=0).per == "pair"

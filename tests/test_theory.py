@@ -117,7 +117,7 @@ def test_theory_study_through_the_engine(tmp_path):
     import polars as pl
 
     from raygap.study import run_study
-    from raygap.spec import load_spec
+    from raygap.config import load_spec
 
     spec_file = tmp_path / "theory-study.yaml"
     spec_file.write_text(

@@ -11,7 +11,7 @@ def check_tables(cfg, file: str) -> None:
     """Read the index of every file-backed source of a trial now, so that a missing column, an
     empty table, an absent or unreadable image fails with the file and key before any work starts
     (and not inside a worker)."""
-    from raygap.spec import SpecError
+    from raygap.config import SpecError
 
     sources = {"data.train": cfg.data.train, "data.eval": cfg.data.eval}
     if cfg.data.probe is not None:

@@ -1,7 +1,7 @@
 """The one table of data sources: a spec's `kind` → the source's reader.
 
 `load_source`, `read_file_source` and `check_tables` all dispatch through `SOURCES`. Adding a
-source = its reader module + one line here + its model in raygap/spec.py + its test.
+source = its reader module + one line here + its model in raygap/config/data.py + its test.
 """
 
 from __future__ import annotations

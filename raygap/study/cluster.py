@@ -12,7 +12,7 @@ from typing import Callable
 import ray
 
 from raygap import results
-from raygap.spec import SpecError, StudySpec
+from raygap.config import SpecError, StudySpec
 from raygap.study.plan import ResourcePlan, study_plan
 
 

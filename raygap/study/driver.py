@@ -13,7 +13,7 @@ import ray.train
 from ray import tune
 
 from raygap.search import recorded_params
-from raygap.spec import StudySpec, TrialConfig
+from raygap.config import StudySpec, TrialConfig
 from raygap.study.plan import DRIVER_CPUS, ResourcePlan
 from raygap.study.worker import run_seed
 

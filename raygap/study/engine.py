@@ -24,7 +24,7 @@ from ray import tune
 
 from raygap import results
 from raygap.search import make_sampler, number_of_trials, suggest_params
-from raygap.spec import SpecError, StudySpec
+from raygap.config import SpecError, StudySpec
 from raygap.study import folder as study_folder
 from raygap.study.cluster import CLUSTER_RECORD, plan_for_this_machine, record_cluster, start_ray, stop_stale_cluster
 from raygap.study.driver import drive_trial

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from raygap import results
-from raygap.spec import SpecError, StudySpec
+from raygap.config import SpecError, StudySpec
 
 # Everything a study writes into its folder (the Optuna database may live elsewhere: optuna_path).
 STUDY_FILES = (results.TRIALS, results.HISTORY, results.PARETO, results.SPEC, results.RUN, "ray", "report")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from raygap.spec import ResourcesSpec, SpecError, TrialConfig
+from raygap.config import ResourcesSpec, SpecError, TrialConfig
 
 DRIVER_CPUS = 0.1  # the driver only waits on its trainer; a whole CPU would deadlock a 2-core laptop
 

@@ -11,7 +11,7 @@ from typing import Callable
 import ray
 import ray.train
 
-from raygap.spec import TrialConfig
+from raygap.config import TrialConfig
 from raygap.study.plan import ResourcePlan
 
 

@@ -1,0 +1,194 @@
+"""The `data` section: one model per source kind (its reader lives in raygap.data), probe splits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from raygap.config.base import PositiveInt, Probability, Strict, check_paths, must_exist
+
+class SyntheticSource(Strict):
+    """Procedural image–caption pairs (raygap.data.synthetic), generated in memory."""
+
+    kind: Literal["synthetic"] = "synthetic"
+    size: PositiveInt = 4096
+    """Number of images."""
+    captions_per_image: PositiveInt = 1
+    """Captions written for each image (different templates); retrieval counts any of them."""
+    caption_noise: Probability = 0.0
+    """Fraction of captions replaced by another image's caption (mismatched pairs)."""
+    max_objects: Annotated[int, Field(ge=1, le=3)] = 3
+    """Each image shows 1..max_objects objects; the first one is the labelled main object."""
+    label: Literal["color", "shape"] = "color"
+    """The class of an image for zero-shot and linear probe: its main object's colour (9 classes)
+    or shape (6 classes; the tiny model learns shape slowly, so its probes stay near chance)."""
+    seed: int = 0
+
+
+class ImageFileOptions(Strict):
+    """Options of the sources whose images are files that PIL decodes."""
+
+    bad_images: Literal["fail", "skip"] = "fail"
+    """An image PIL cannot open: fail before any work starts, or leave it and its captions out (counted)."""
+    decoded_cache: Path | None = None
+    """A folder for a copy of the images decoded once at the model's resolution (uint8, memory-mapped):
+    every later epoch and trial reads it instead of decoding the files; training crops are then
+    drawn on the training device."""
+
+
+class FilesSource(ImageFileOptions):
+    """A table (CSV, TSV or Parquet) of image paths and captions; open_clip's CSV layout works."""
+
+    kind: Literal["files"] = "files"
+    table: Path
+    """The table file."""
+    root: Path | None = None
+    """Folder that relative image paths start from; default: the table's folder."""
+    image_column: str = "filepath"
+    caption_column: str = "title"
+    label_column: str | None = None
+    """Class label per image, needed when the source is a probe split."""
+    template: str = "a photo of a {label}."
+    """With a label column and no caption column: each row's caption is this filled with its label."""
+    separator: str | None = None
+    """Column separator for text tables; default: tab for .tsv, comma for .csv."""
+    limit: PositiveInt | None = None
+    """Use only the first `limit` rows."""
+    allow_outside_root: bool = False
+    """Image paths (absolute, or with ..) may lead outside the root folder."""
+
+    @field_validator("table")
+    @classmethod
+    def _table_exists(cls, table: Path, info: ValidationInfo) -> Path:
+        if table.suffix.lower() not in (".csv", ".tsv", ".parquet"):
+            raise ValueError(f"expected a .csv, .tsv or .parquet file, got {table.name}")
+        if check_paths(info) and not table.is_file():
+            raise ValueError(f"data table not found: {table}")
+        return table
+
+    @field_validator("root")
+    @classmethod
+    def _root_exists(cls, root: Path | None, info: ValidationInfo) -> Path | None:
+        if root is not None and check_paths(info) and not root.is_dir():
+            raise ValueError(f"image root folder not found: {root}")
+        return root
+
+
+class CocoSource(ImageFileOptions):
+    """MSCOCO captions: the official captions_*.json, or Karpathy's dataset_coco.json with a split."""
+
+    kind: Literal["coco"] = "coco"
+    annotations: Path
+    """captions_train2017.json / captions_val2017.json, or Karpathy's dataset_coco.json."""
+    images: Path
+    """The image folder (train2017/, val2017/); for Karpathy's JSON the folder holding train2014/ and val2014/."""
+    split: Literal["train", "val", "test", "restval"] | None = None
+    """Karpathy split to read (required with dataset_coco.json, not allowed with the official files)."""
+    limit: PositiveInt | None = None
+    """Use only the first `limit` images."""
+
+    _annotations_exist = must_exist("annotations", what="file")
+    _images_exist = must_exist("images", what="folder")
+
+
+class WebDatasetSource(ImageFileOptions):
+    """Tar shards of <key>.jpg|png|webp + <key>.txt samples, read in place (never unpacked)."""
+
+    kind: Literal["webdataset"] = "webdataset"
+    shards: str
+    """A glob (data/*.tar) or a brace range (data/{000..099}.tar)."""
+    caption_ext: str = "txt"
+    limit: PositiveInt | None = None
+    """Use only the first `limit` samples."""
+
+
+class LabelledSource(Strict):
+    """Base of labelled image sets: each image's caption is `template` filled with its class name."""
+
+    template: str = "a photo of a {label}."
+    limit: PositiveInt | None = None
+    """Use only the first `limit` images."""
+
+
+class ImageFolderSource(LabelledSource, ImageFileOptions):
+    """One sub-folder per class, images inside (png, jpg, jpeg, bmp, webp)."""
+
+    kind: Literal["imagefolder"] = "imagefolder"
+    root: Path
+
+    _root_exists = must_exist("root", what="folder")
+
+
+class Cifar10Source(LabelledSource):
+    """CIFAR-10 in torchvision's layout (cifar-10-batches-py/ under root); never downloaded."""
+
+    kind: Literal["cifar10"] = "cifar10"
+    root: Path
+    split: Literal["train", "test"] = "test"
+
+    _root_exists = must_exist("root", what="folder")
+
+
+class FashionMnistSource(LabelledSource):
+    """Fashion-MNIST IDX files (optionally .gz), as Debian's dataset-fashion-mnist installs them."""
+
+    kind: Literal["fashion-mnist"] = "fashion-mnist"
+    root: Path = Path("/usr/share/datasets/fashion-mnist")
+    split: Literal["train", "test"] = "test"
+
+    _root_exists = must_exist("root", what="folder")
+
+
+class DigitsSource(LabelledSource):
+    """scikit-learn's bundled 8×8 digits (1,797 images, installed with the package); every 5th
+    image is the test split, the rest the train split."""
+
+    kind: Literal["digits"] = "digits"
+    split: Literal["train", "test"] = "test"
+    template: str = "a photo of the number {label}."
+
+
+DataSource = Annotated[
+    Union[
+        SyntheticSource,
+        FilesSource,
+        CocoSource,
+        WebDatasetSource,
+        ImageFolderSource,
+        Cifar10Source,
+        FashionMnistSource,
+        DigitsSource,
+    ],
+    Field(discriminator="kind"),
+]
+
+
+class ProbeSpec(Strict):
+    """A labelled set for zero-shot (on `test`) and the linear probe (`train` → `test`)."""
+
+    train: DataSource = SyntheticSource(size=2048, seed=2)
+    test: DataSource = SyntheticSource(size=1024, seed=3)
+
+
+class DataSpec(Strict):
+    train: DataSource = SyntheticSource(size=4096, seed=0)
+    eval: DataSource = SyntheticSource(size=512, seed=1)
+    probe: ProbeSpec | None = ProbeSpec()
+    """Set to null to skip zero-shot and linear probe."""
+    loader_workers: Annotated[int, Field(ge=0)] = 0
+    """DataLoader processes for image files; in-memory synthetic data needs none."""
+    pipeline: Literal["auto", "resident", "streamed", "loader"] = "auto"
+    """How training batches reach a GPU. resident: in-memory images copied to the GPU once, batches
+    gathered there; streamed: batches gathered in pinned memory by a thread and copied while the
+    previous step runs; loader: a DataLoader (needed for images decoded from files). auto: resident
+    when the images take under a quarter of the GPU's free memory, else streamed, files through
+    the loader. On a CPU every choice but resident is the loader."""
+
+    @model_validator(mode="after")
+    def _pipeline_needs_memory(self) -> DataSpec:
+        decoded_each_epoch = isinstance(self.train, ImageFileOptions) and self.train.decoded_cache is None
+        if self.pipeline in ("resident", "streamed") and decoded_each_epoch:
+            raise ValueError(f"pipeline {self.pipeline} needs the training images in memory; data.train is decoded from its files every epoch (set its decoded_cache)")
+        return self

@@ -1,0 +1,261 @@
+"""The sections of a trial besides `data` (model, train, temperature, swap, eval, search,
+resources, theory) and `TrialConfig`, one trial's whole configuration."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field, field_validator, model_validator
+
+from raygap import catalog
+from raygap.config.base import PositiveFloat, PositiveInt, Probability, Strict
+from raygap.config.data import DataSpec
+
+BUILTIN_MODELS = ("tiny-vit", "small-vit")
+
+
+# --------------------------------------------------------------------------------------- model
+class ModelSpec(Strict):
+    name: str = "tiny-vit"
+    """A built-in CPU config (tiny-vit, small-vit) or any open_clip model name; always random init."""
+    normalize: bool = True
+    """False is the no-norm method: features enter the logits unnormalized (pair it with a fixed T)."""
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        if name in BUILTIN_MODELS:
+            return name
+        import open_clip  # only for names that are not built in: the import takes seconds
+
+        if name not in open_clip.list_models():
+            close = difflib.get_close_matches(name, [*BUILTIN_MODELS, *open_clip.list_models()], n=3)
+            raise ValueError(f"unknown model {name!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
+        return name
+
+
+# --------------------------------------------------------------------------------------- train
+class TrainSpec(Strict):
+    steps: PositiveInt | None = None
+    """Optimizer steps; give this or `epochs` (default: 300 steps)."""
+    epochs: PositiveFloat | None = None
+    batch_size: Annotated[int, Field(ge=2)] = 128
+    lr: PositiveFloat = 1e-3
+    warmup_steps: Annotated[int, Field(ge=0)] = 20
+    weight_decay: Annotated[float, Field(ge=0.0)] = 0.1
+    eval_interval: Annotated[int, Field(ge=0)] = 100
+    """Evaluate on the eval split every this many steps (0: only at the end)."""
+    checkpoint_interval: Annotated[int, Field(ge=0)] = 0
+    """In a study, save the trial's full state every this many steps, so a killed worker resumes
+    from there instead of from scratch (0: no checkpoints)."""
+    max_restarts: Annotated[int, Field(ge=0)] = 2
+    """In a study, how often a trial whose process died is restarted (from its last checkpoint)."""
+    seed: int = 0
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """bf16 autocast applies on CUDA only; CPU runs in fp32."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    channels_last: bool = False
+    """Images and weights in channels-last layout on CUDA: faster convolutions (ResNet towers)."""
+
+    @model_validator(mode="after")
+    def _length(self) -> TrainSpec:
+        if self.steps is not None and self.epochs is not None:
+            raise ValueError("give either steps or epochs, not both")
+        if self.steps is None and self.epochs is None:
+            self.steps = 300
+        return self
+
+
+# --------------------------------------------------------------------------------- temperature
+class LearnedTemperature(Strict):
+    """Baseline: τ = exp(θ), learned, capped at max_tau."""
+
+    kind: Literal["learned"] = "learned"
+    init: PositiveFloat = 0.07
+    """Initial temperature T₀ (τ₀ = 1/T₀)."""
+    max_tau: PositiveFloat = 100.0
+    lr_scale: PositiveFloat = 1.0
+    """SLRT: θ's learning rate is lr × lr_scale at every step, warmup and cosine included."""
+
+
+class SoftplusTemperature(LearnedTemperature):
+    """TR: τ = softplus(θ), learned."""
+
+    kind: Literal["softplus"] = "softplus"
+
+
+class ExpKTemperature(LearnedTemperature):
+    """TR: τ = exp(θ/k), learned."""
+
+    kind: Literal["exp_k"] = "exp_k"
+    k: PositiveFloat
+
+
+class FixedTemperature(Strict):
+    """FLT: T constant."""
+
+    kind: Literal["fixed"] = "fixed"
+    value: PositiveFloat
+
+
+class ScheduleTemperature(Strict):
+    """TS: T linear from start (first step) to end (last step)."""
+
+    kind: Literal["schedule"] = "schedule"
+    start: PositiveFloat
+    end: PositiveFloat
+
+
+class CosineTemperature(Strict):
+    """TS-cos: T alternates low → high → low along a cosine of `period` steps."""
+
+    kind: Literal["cosine"] = "cosine"
+    low: PositiveFloat
+    high: PositiveFloat
+    period: PositiveInt
+
+
+TemperatureSpec = Annotated[
+    Union[
+        LearnedTemperature,
+        SoftplusTemperature,
+        ExpKTemperature,
+        FixedTemperature,
+        ScheduleTemperature,
+        CosineTemperature,
+    ],
+    Field(discriminator="kind"),
+]
+
+
+# ---------------------------------------------------------------------------------------- swap
+class NoSwapSpec(Strict):
+    kind: Literal["none"] = "none"
+
+
+class HardSwapSpec(Strict):
+    """HS: per-coordinate exchange on a fraction p of steps (the result is not renormalized)."""
+
+    kind: Literal["hard"] = "hard"
+    p: Probability = 1.0
+
+
+class HardRowSwapSpec(HardSwapSpec):
+    """HS-row: whole-pair exchange on a fraction p of steps."""
+
+    kind: Literal["hard_row"] = "hard_row"
+
+
+class SoftSwapSpec(HardSwapSpec):
+    """SS: λ-mixing of each pair on a fraction p of steps (the result is not renormalized)."""
+
+    kind: Literal["soft"] = "soft"
+    per: Literal["pair", "coordinate"] = "pair"
+    """pair: one λ_i ~ U[0,1] per pair, shared by all its coordinates (x̂_i = λ_i x_i + (1−λ_i) y_i);
+    coordinate: an independent λ_ij per coordinate j of each pair i (x̂_ij = λ_ij x_ij + (1−λ_ij) y_ij),
+    the soft counterpart of HS's per-coordinate exchange. The paper's wording ("swaps entries in a
+    soft way", λ sampled independently, like HS's entries) suggests coordinate; the default pair
+    keeps the meaning of existing studies and of DESIGN.md's SS row."""
+
+
+SwapSpec = Annotated[Union[NoSwapSpec, HardSwapSpec, HardRowSwapSpec, SoftSwapSpec], Field(discriminator="kind")]
+
+
+# ------------------------------------------------------------------------- eval, search, resources
+class EvalSpec(Strict):
+    templates: list[str] = ["a photo of a {label}."]
+    """Zero-shot prompt templates; each class embedding is the mean over templates."""
+    batch_size: PositiveInt = 512
+    gap_pairs: PositiveInt | None = 512
+    """The gap is measured on this many random eval pairs (all when the split has fewer; null: all).
+    A centroid distance from n samples is biased upwards by noise of order 1/√n, so gaps compare
+    only at equal gap_pairs; the count used is stored in the gap_pairs column."""
+    seed: int = 0
+    """Seed of the random choice of gap pairs (the same pairs at every evaluation)."""
+
+    @model_validator(mode="after")
+    def _templates_have_label(self) -> EvalSpec:
+        if not self.templates or any("{label}" not in t for t in self.templates):
+            raise ValueError("every template must contain '{label}'")
+        return self
+
+
+class SearchSpec(Strict):
+    sampler: Literal["tpe", "nsga2", "random", "grid"] = "tpe"
+    """grid runs every combination of the grid/choice values exactly once (trials is ignored)."""
+    trials: PositiveInt = 8
+    repeats: PositiveInt = 1
+    """Seeds per sampled configuration (train.seed, +1, …); objectives are the seed means."""
+    seed: int = 0
+    """Seed of the Optuna sampler."""
+    objectives: dict[str, Literal["min", "max"]] = catalog.DEFAULT_OBJECTIVES
+    """Metric → min or max, in the metric's better direction (raygap.catalog); a list of metric
+    names takes each one's better direction."""
+
+    @field_validator("objectives", mode="before")
+    @classmethod
+    def _directions_from_the_catalogue(cls, objectives: Any) -> Any:
+        return catalog.objectives_from(objectives) if isinstance(objectives, list) else objectives
+
+    @field_validator("objectives")
+    @classmethod
+    def _known_objectives(cls, objectives: dict[str, str]) -> dict[str, str]:
+        catalog.check_objectives(objectives)
+        return objectives
+
+
+class ResourcesSpec(Strict):
+    workers_per_trial: PositiveInt = 1
+    use_gpu: bool | None = None
+    """None: use GPUs when the cluster has them."""
+    cpus_per_worker: PositiveFloat | None = None
+    gpus_per_worker: PositiveFloat | None = None
+    placement: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    """Ray placement strategy for a trial's workers (SPREAD puts them on different nodes)."""
+    worker_group: Literal["auto", "always"] = "auto"
+    """auto: a one-worker trial trains inside its Tune trial process (no Ray Train worker group,
+    which costs seconds per trial); always: every trial gets a TorchTrainer worker group."""
+
+
+class TheorySpec(Strict):
+    """Makes the trial a gradient-flow simulation of the paper's theory model (raygap.theory)
+    instead of CLIP training; the `temperature` section drives it, data/model/train are unused."""
+
+    n: Annotated[int, Field(ge=2)] = 8
+    """Pairs."""
+    d: Annotated[int, Field(ge=3)] = 16
+    """Embedding dimension."""
+    delta: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+    """Initial offset δ₀ (the matched-pair gap is 2δ)."""
+    init: Literal["matched", "random"] = "matched"
+    time: PositiveFloat = 100.0
+    dt: PositiveFloat = 0.05
+    records: Annotated[int, Field(ge=2)] = 100
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _steps(self) -> TheorySpec:
+        if self.init == "matched" and self.n > self.d - 1:
+            raise ValueError(f"matched init needs n ≤ d − 1, got n={self.n}, d={self.d}")
+        if self.time / self.dt > 1_000_000:
+            raise ValueError(f"time / dt = {self.time / self.dt:.0f} steps; at most 1,000,000")
+        return self
+
+
+class TrialConfig(Strict):
+    """One trial's fully concrete configuration (no search distributions left)."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    results: str | None = None
+    """Results folder or URI; default results/<name>."""
+    data: DataSpec = DataSpec()
+    model: ModelSpec = ModelSpec()
+    train: TrainSpec = TrainSpec()
+    temperature: TemperatureSpec = LearnedTemperature()
+    swap: SwapSpec = NoSwapSpec()
+    eval: EvalSpec = EvalSpec()
+    search: SearchSpec = SearchSpec()
+    resources: ResourcesSpec = ResourcesSpec()
+    theory: TheorySpec | None = None
+    """Set to simulate the theory model instead of training CLIP."""
