@@ -44,18 +44,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("  search distributions take their defaults: " + ", ".join(f"{k}={v}" for k, v in params.items() if k in spec.space))
 
     from raygap import results
-    from raygap.catalog import MEASURED
-    from raygap.train import train
+    from raygap.trial import run_trial
 
     trial_id = f"local-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     history: list[dict] = []
     try:
-        if cfg.theory is not None:
-            from raygap.theory import run_theory_trial
-
-            final = run_theory_trial(cfg, report=history.append)
-        else:
-            final = train(cfg, report=history.append, progress=not args.quiet)
+        final = run_trial(cfg, history.append, **({} if cfg.theory else {"progress": not args.quiet}))
         status, error = "completed", None
     except KeyboardInterrupt:
         print("interrupted: nothing written", file=sys.stderr)
@@ -64,10 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         final, status, error = {}, "failed", f"{type(exc).__name__}: {exc}"
 
     folder.write_text(results.SPEC, yaml.safe_dump(spec.raw, sort_keys=False))
-    row = results.trial_row(trial_id, cfg.train.seed, params, config, status, final, error)
-    folder.append(results.TRIALS, [row], MEASURED)
-    if history:
-        folder.append(results.HISTORY, results.history_rows(trial_id, cfg.train.seed, history), MEASURED)
+    results.record_seed(folder, trial_id, cfg.train.seed, params, config, status, final, error, history)
 
     if status == "failed":
         print(f"trial {trial_id} failed: {error}", file=sys.stderr)

@@ -169,6 +169,26 @@ def trial_row(
     return row
 
 
+def record_seed(
+    folder: ResultsFolder,
+    trial_id: str,
+    seed: int,
+    params: dict,
+    config: dict,
+    status: str,
+    final: dict | None = None,
+    error: str | None = None,
+    history: list[dict] | None = None,
+) -> None:
+    """Append one seed's row to trials.parquet and its evaluation points to history.parquet, with
+    the catalogue's notes on how each metric was measured in the footers."""
+    from raygap.catalog import MEASURED
+
+    folder.append(TRIALS, [trial_row(trial_id, seed, params, config, status, final, error)], MEASURED)
+    if history:
+        folder.append(HISTORY, history_rows(trial_id, seed, history), MEASURED)
+
+
 def history_rows(trial_id: str, seed: int, rows: list[dict]) -> list[dict]:
     return [{"trial_id": trial_id, "seed": seed, **row} for row in rows]
 

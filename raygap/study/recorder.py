@@ -45,8 +45,7 @@ class StudyRecorder(tune.Callback):
         self.failed += 1
         if trial.trial_id not in self.recorded:  # failed before any seed finished: record the error
             error = str(trial.get_error() or "unknown error").strip().splitlines()[-1]
-            row = results.trial_row(trial.trial_id, -1, recorded_params(trial.config), {}, "failed", error=error)
-            self.folder.append(results.TRIALS, [row])
+            results.record_seed(self.folder, trial.trial_id, -1, recorded_params(trial.config), {}, "failed", error=error)
         self._progress(trials, trial, f"trial {trial.trial_id} failed")
 
     def _record_seed(self, report: dict) -> None:
@@ -55,11 +54,9 @@ class StudyRecorder(tune.Callback):
         # Wall-clock stamps on the head, for the per-trial overhead in `raygap bench`.
         stamps = {"trial_started_at": self.trial_started_at.get(report["trial_id"]), "recorded_at": time.time()}
         final = report.get("final") and {**report["final"], **stamps}
-        row = results.trial_row(report["trial_id"], report["seed"], report["params"], report["config"], report["status"], final, report.get("error"))
-        self.folder.append(results.TRIALS, [row], catalog.MEASURED)
-        if report.get("history"):
-            history = results.history_rows(report["trial_id"], report["seed"], report["history"])
-            self.folder.append(results.HISTORY, history, catalog.MEASURED)
+        results.record_seed(
+            self.folder, report["trial_id"], report["seed"], report["params"], report["config"], report["status"], final, report.get("error"), report.get("history")
+        )
 
     def _update_front(self) -> int:
         summary = pareto.summarize_trials(self.folder.read(results.TRIALS), self.objectives, catalog.SUMMARIZED)

@@ -61,12 +61,12 @@ def train_in_trial(cfg: TrialConfig, plan: ResourcePlan, report: Callable[[dict]
     """A one-worker trial in the Tune trial's own process (Ray has set CUDA_VISIBLE_DEVICES to its GPU)."""
     import torch
 
-    from raygap.train import train
+    from raygap.trial import run_trial
 
     torch.set_num_threads(plan.threads_per_worker)
     device = torch.device("cuda", 0) if plan.use_gpu else torch.device("cpu")
     rows: list[dict] = list(resume_from["history"]) if resume_from else []
-    final = train(cfg, lambda row: (rows.append(row), report(row)), device=device, checkpoint=checkpoint, resume_from=resume_from)
+    final = run_trial(cfg, lambda row: (rows.append(row), report(row)), device=device, checkpoint=checkpoint, resume_from=resume_from)
     return {**final, "nodes": 1, "history_rows": rows}
 
 
@@ -87,9 +87,9 @@ def run_seed(cfg: TrialConfig, plan: ResourcePlan, storage: str, name: str, chec
     A worker group restarts from its latest training-state checkpoint when a worker dies."""
     history: list[dict] = []
     if cfg.theory is not None:
-        from raygap.theory import run_theory_trial
+        from raygap.trial import run_trial
 
-        return {"final": run_theory_trial(cfg, history.append), "history": history}
+        return {"final": run_trial(cfg, history.append), "history": history}
     if plan.in_trial:
         final = train_in_trial(cfg, plan, history.append, checkpoint, resume_from)
         # A resumed run's report callback saw only the rows after the checkpoint; train() kept them all.
