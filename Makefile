@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all install clean
+.PHONY: run test test-all lint format install clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,14 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	PYTHONFAULTHANDLER=1 $(VENV)/bin/python -m pytest -q -m ""
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check raygap tests
+	$(VENV)/bin/ruff format --check raygap tests
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix raygap tests
+	$(VENV)/bin/ruff format raygap tests
 
 clean:
 	rm -rf $(VENV) build *.egg-info
