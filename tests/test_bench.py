@@ -1,17 +1,22 @@
-"""raygap bench in its CI size: every section runs (a real study included) and writes its figures."""
+"""raygap bench in its CI size: every section runs (a real study included) and writes its results."""
 
 import json
 import math
 
-from raygap.bench import run_bench
+import pytest
+
+from raygap.bench import check_gpu_bench, run_bench
+from raygap.bench.common import to_config
+from raygap.bench.overhead import bench_study
+from raygap.bench.throughput import gpu_trial_raw
 
 
 def test_bench_ci_size_measures_every_section(tmp_path):
     lines = []
-    figures = run_bench("ci", tmp_path, echo=lines.append)
+    results = run_bench("ci", tmp_path, echo=lines.append)
     saved = json.loads((tmp_path / "bench-ci-cpu.json").read_text())
-    assert saved == json.loads(json.dumps(figures))
-    loop, study = figures["loop"], figures["study"]
+    assert saved == json.loads(json.dumps(results))
+    loop, study = results["loop"], results["study"]
     assert loop["plain_samples_per_s"] > 0 and loop["raygap_samples_per_s"] > 0
     assert math.isclose(loop["loop_efficiency"], loop["raygap_samples_per_s"] / loop["plain_samples_per_s"])
     assert study["trials"] == 2 and study["workers_per_trial"] == 1
@@ -20,8 +25,23 @@ def test_bench_ci_size_measures_every_section(tmp_path):
     assert 0 <= study["median_ray_end_s"] <= study["median_end_overhead_s"]
     assert 0 < study["study_efficiency"] <= 1 and study["study_efficiency_with_cluster_start"] <= study["study_efficiency"]
     assert study["peak_rss_gb"] > study["peak_trial_rss_gb"] > 0
-    assert figures["input"]["loader_samples_per_s"] > 0 and figures["evaluation"]["eval_seconds"] > 0
-    cache = figures["decoded_cache"]
+    assert results["input"]["loader_samples_per_s"] > 0 and results["evaluation"]["eval_seconds"] > 0
+    cache = results["decoded_cache"]
     assert cache["images"] == 32 and cache["cache_build_seconds"] > 0
     assert math.isclose(cache["cache_speedup"], cache["cached_samples_per_s"] / cache["jpeg_samples_per_s"])
     assert any(line.startswith("loop efficiency") for text in lines for line in text.splitlines())
+
+
+def test_bench_configs_are_valid_without_a_study_file():
+    """The GPU trials cannot run here; their configs still have to validate, and the study's spec
+    (built in memory) has to search the temperature and nothing else."""
+    cfg = to_config(gpu_trial_raw("small-vit", 256, 30, probe=True))
+    assert (cfg.train.steps, cfg.train.eval_interval, cfg.train.device, cfg.data.train.size) == (60, 30, "cuda", 2048)
+    spec = bench_study({"model": "tiny-vit", "batch": 32}, trials=2, steps=4, workers=1, worker_group="auto")
+    assert list(spec.space) == ["temperature.value"]
+    assert spec.defaults().search.trials == 2
+
+
+def test_gpu_bench_refuses_unknown_parts():
+    with pytest.raises(ValueError, match="unknown part"):
+        check_gpu_bench(("throughput", "nope"))

@@ -1,0 +1,104 @@
+"""`raygap bench`: what a study costs on this machine, against the targets raygap holds itself to.
+
+Every measurement is a ratio or a time taken in the same run (machines are shared and noisy), one
+module each:
+1. loop efficiency    (loop)           raygap's trial loop against a plain open_clip loop written here
+2. per-trial overhead (overhead)       Tune trial start → first step, last step → result on the head
+3. study efficiency   (overhead)       fraction of the workers' wall time spent in training steps
+4. input pipeline     (input_pipeline, decoded_cache)  samples/s the loader delivers against what
+                                       the model consumes; for image files, an epoch from the
+                                       one-time decoded copy against decoding every JPEG
+5. evaluation cost    (evaluation)     a full evaluation (recalls, gap, uniformity, linear probe) against an epoch
+6. memory             (memory)         peak resident memory of the study's processes, and per trial
+On a GPU (gpu): throughput and MFU per model, batch and pipeline (throughput), and trials sharing
+the card (sharing). `common` holds the bench's trial config, the stopwatch and the JSON output.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from raygap.bench.common import save_results, to_config, trial_raw
+from raygap.bench.decoded_cache import decoded_cache_speedup
+from raygap.bench.evaluation import evaluation_cost
+from raygap.bench.gpu import GPU_PARTS, check_gpu_bench, run_gpu_bench
+from raygap.bench.input_pipeline import input_pipeline
+from raygap.bench.loop import loop_efficiency
+from raygap.bench.overhead import study_overheads
+
+__all__ = ["GPU_PARTS", "SIZES", "TARGETS", "check_gpu_bench", "run_bench", "run_gpu_bench"]
+
+# size → model, batch, loop steps, eval pairs, study trials, study steps, worker-group trials, JPEGs and their batch
+SIZES = {
+    "ci": {"model": "tiny-vit", "batch": 32, "steps": 6, "eval_pairs": 256, "trials": 2, "study_steps": 4, "group_trials": 0, "photos": 32, "photo_batch": 16},
+    "full": {"model": "tiny-vit", "batch": 128, "steps": 60, "eval_pairs": 5000, "trials": 6, "study_steps": 400, "group_trials": 2, "photos": 1024, "photo_batch": 64},
+}
+TARGETS = {"loop_efficiency": 0.95, "overhead_s": 5.0, "study_efficiency": 0.85}
+
+
+def run_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=print) -> dict:
+    """Every CPU-size measurement, printed as a table against TARGETS and saved as JSON under `output`."""
+    size = SIZES[size_name]
+    torch.set_num_threads(max(1, (os.cpu_count() or 1)))
+    echo(f"raygap bench ({size_name}): {size['model']}, batch {size['batch']}, {os.cpu_count()} CPU(s), torch {torch.__version__}")
+    results: dict = {"size": size_name, "machine": f"{platform.node()} · {os.cpu_count()} CPU · {platform.processor() or platform.machine()}",
+                     "device": "cpu", "date": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
+    echo("1. loop efficiency")
+    results["loop"] = loop_efficiency(size, echo)
+    consumed = results["loop"]["raygap_samples_per_s"]
+    echo("4. input pipeline")
+    results["input"] = input_pipeline(to_config(trial_raw(size, 1, 256)), consumed)
+    echo("4b. image files: JPEG decoding every epoch against the decoded copy (224 px)")
+    results["decoded_cache"] = decoded_cache_speedup(size["photos"], size["photo_batch"], torch.device("cpu"), echo)
+    echo("5. evaluation cost")
+    cfg = to_config(trial_raw(size, 1, size["eval_pairs"]))
+    results["evaluation"] = evaluation_cost(cfg, consumed, cfg.data.train.size)
+    echo(f"2/3/6. a study of {size['trials']} one-worker trials × {size['study_steps']} steps")
+    results["study"] = study_overheads(size, size["trials"], size["study_steps"], 1, echo)
+    if size["group_trials"]:
+        # The same one-worker trials through a Ray Train worker group: how every trial ran before
+        # one-worker trials moved into the Tune trial process (the baseline for 2 and 3).
+        echo(f"2b. baseline: {size['group_trials']} one-worker trials × {size['study_steps']} steps, each in a Ray Train worker group")
+        results["study_worker_group"] = study_overheads(size, size["group_trials"], size["study_steps"], 1, echo, worker_group="always")
+        echo(f"2c. {size['group_trials']} two-worker trials × 20 steps (a worker group is needed)")
+        results["study_two_workers"] = study_overheads(size, size["group_trials"], 20, 2, echo)
+    echo(format_table(results))
+    save_results(results, Path(output) / f"bench-{size_name}-{results['device']}.json", echo)
+    return results
+
+
+def format_table(results: dict) -> str:
+    """One line per measurement: value, target and what it was measured from."""
+    loop, study, cache, evaluation = results["loop"], results["study"], results["decoded_cache"], results["evaluation"]
+    rows = [
+        ("loop efficiency (raygap / plain open_clip loop)", f"{loop['loop_efficiency']:.3f}", f"≥ {TARGETS['loop_efficiency']}",
+         f"{loop['raygap_samples_per_s']:.0f} vs {loop['plain_samples_per_s']:.0f} samples/s"),
+        ("per-trial overhead, 1 worker (start + end, s)", f"{study['median_ray_start_s'] + study['median_ray_end_s']:.2f}", f"≤ {TARGETS['overhead_s']:g}",
+         f"incl. data/model setup and evaluation: {study['median_start_overhead_s']:.2f} + {study['median_end_overhead_s']:.2f} s"),
+        ("study efficiency (training steps / worker wall)", f"{study['study_efficiency']:.3f}", f"≥ {TARGETS['study_efficiency']}",
+         (f"{study['study_efficiency_with_cluster_start']:.3f} counting the {study['cluster_start_s']:.1f} s cluster start; "
+          f"{study['median_train_seconds']:.1f} s of steps per trial")),
+        ("input pipeline (delivered / consumed)", f"{results['input']['loader_headroom']:.1f}×", "> 1", f"{results['input']['loader_samples_per_s']:.0f} samples/s"),
+        ("image files: decoded copy / JPEG decoding", f"{cache['cache_speedup']:.2f}×", "",
+         (f"{cache['cached_samples_per_s']:.0f} vs {cache['jpeg_samples_per_s']:.0f} samples/s at 224 px; "
+          f"built once in {cache['cache_build_seconds']:.1f} s, repaid after {cache['cache_pays_back_after_epochs']:.2f} epochs")),
+        ("evaluation / one epoch", f"{evaluation['eval_per_epoch']:.3f}", "",
+         (f"{evaluation['eval_pairs']} pairs in {evaluation['eval_seconds']:.1f} s; "
+          f"epoch of {evaluation['epoch_pairs']} pairs {evaluation['epoch_seconds']:.1f} s")),
+        ("peak memory of the study (GiB)", f"{study['peak_rss_gb']:.2f}", "", "Ray's processes included" + (f"; one trial process {study['peak_trial_rss_gb']:.2f} GiB" if study["peak_trial_rss_gb"] else "")),
+    ]  # fmt: skip
+    for key, name in (("study_worker_group", "1 worker in a worker group (baseline)"), ("study_two_workers", "2-worker group")):
+        if key in results:
+            group = results[key]
+            rows.append((f"per-trial overhead, {name} (s)", f"{group['median_ray_start_s'] + group['median_ray_end_s']:.2f}", "",
+                         (f"group start {group['median_ray_start_s']:.1f} s, end {group['median_ray_end_s']:.1f} s; "
+                          f"study efficiency {group['study_efficiency']:.3f}")))  # fmt: skip
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{'measurement':<{width}}  {'value':>8}  {'target':>7}  detail"]
+    lines += [f"{name:<{width}}  {value:>8}  {target:>7}  {detail}" for name, value, target, detail in rows]
+    return "\n".join(lines)

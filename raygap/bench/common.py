@@ -1,0 +1,69 @@
+"""What the benchmarks share: the bench's trial configuration, a stopwatch that waits for the GPU, and the JSON output."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Self
+
+import torch
+
+from raygap.config import TrialConfig
+
+
+def trial_raw(size: dict, steps: int, eval_pairs: int) -> dict:
+    """A synthetic-data trial of the bench's model and batch, as a study file's tree."""
+    return {
+        "name": "bench",
+        "data": {
+            "train": {"kind": "synthetic", "size": max(4096, size["batch"] * 8), "seed": 0},
+            "eval": {"kind": "synthetic", "size": eval_pairs, "seed": 1},
+            "probe": {"train": {"kind": "synthetic", "size": 1024, "seed": 2}, "test": {"kind": "synthetic", "size": 512, "seed": 3}},
+        },
+        "model": {"name": size["model"]},
+        "train": {"steps": steps, "batch_size": size["batch"], "lr": 0.002, "warmup_steps": 1, "eval_interval": 0, "seed": 0},
+        "temperature": {"kind": "fixed", "value": 0.07},
+        "eval": {"gap_pairs": min(512, eval_pairs)},
+    }
+
+
+def timed_raw(raw: dict, steps: int) -> dict:
+    """Twice `steps` steps with one evaluation half-way: the second window is `steps` warm steps."""
+    raw["train"].update(steps=2 * steps, eval_interval=steps)
+    return raw
+
+
+def to_config(raw: dict) -> TrialConfig:
+    """The bench's trees hold no search distributions and no file paths: validate them as they are."""
+    return TrialConfig.model_validate(raw)
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU work, so a clock read after it counts that work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def save_results(results: dict, path: Path, echo) -> None:
+    from raygap.results import write_local_text
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_local_text(path, json.dumps(results, indent=2))
+    echo(f"results: {path}")
+
+
+class Stopwatch:
+    """Seconds spent inside the block, GPU work queued in it included and work queued before it not."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.seconds = device, 0.0
+
+    def __enter__(self) -> Self:
+        sync(self.device)
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        sync(self.device)
+        self.seconds = time.perf_counter() - self.started

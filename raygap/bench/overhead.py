@@ -1,0 +1,66 @@
+"""2, 3 and 6 through Ray: per-trial overhead, study efficiency and peak memory of a real study
+(Ray Tune + Optuna) of short trials, read back from the stamps each trial row carries."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from raygap.bench.common import trial_raw
+from raygap.bench.memory import PeakMemory
+from raygap.config import StudySpec, find_distributions
+
+
+def bench_study(size: dict, trials: int, steps: int, workers: int, worker_group: str) -> StudySpec:
+    """A study of `trials` bench trials, each drawing its fixed temperature at random. It is never
+    written to a file: the study reads `spec.path` only to name errors."""
+    raw = trial_raw(size, steps, 256)
+    raw.update(
+        name=f"bench-{workers}w-{worker_group}",
+        temperature={"kind": "fixed", "value": {"loguniform": [0.02, 0.2]}},
+        search={"sampler": "random", "trials": trials, "objectives": {"modality_gap": "min", "mean_r1": "max"}},
+        resources={"workers_per_trial": workers, "worker_group": worker_group},
+    )
+    path = Path(f"{raw['name']}.yaml")
+    return StudySpec(path=path, raw=raw, space=find_distributions(raw, str(path)))
+
+
+def study_overheads(size: dict, trials: int, steps: int, workers: int, echo, worker_group: str = "auto") -> dict:
+    """Run a real study of `trials` short trials and read the stamps back."""
+    import polars as pl
+
+    from raygap import study
+    from raygap.results import TRIALS, ResultsFolder
+    from raygap.study.cluster import plan_for_this_machine
+
+    spec = bench_study(size, trials, steps, workers, worker_group)
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = ResultsFolder(Path(scratch, "results"))
+        started = time.time()
+        with PeakMemory() as memory:
+            study.run_study(spec, folder, echo=lambda line: echo("    " + line), dashboard=False)
+        ended = time.time()
+        rows = folder.read(TRIALS).filter(pl.col("status") == "completed")
+    concurrency = min(trials, plan_for_this_machine(spec).max_concurrent)
+    return {"trials": rows.height, "workers_per_trial": workers, "worker_group": worker_group,
+            **stamps_summary(rows, started, ended, concurrency), "peak_rss_gb": memory.peak / 2**30,
+            "peak_trial_rss_gb": float(rows["peak_rss_mb"].max()) / 1024 if "peak_rss_mb" in rows.columns else None}  # fmt: skip
+
+
+def stamps_summary(rows, started: float, ended: float, concurrency: int) -> dict:
+    """Medians of each trial's stamps (trial start → train() entry → first step → last step →
+    end of train() → result on the head) and the share of the workers' wall time spent stepping."""
+    first_start, last_result = rows["trial_started_at"].min(), rows["recorded_at"].max()
+    stepping = (rows["last_step_at"] - rows["first_step_at"]).sum()
+    return {
+        "median_start_overhead_s": float((rows["first_step_at"] - rows["trial_started_at"]).median()),
+        "median_ray_start_s": float((rows["started_at"] - rows["trial_started_at"]).median()),
+        "median_end_overhead_s": float((rows["recorded_at"] - rows["last_step_at"]).median()),
+        "median_ray_end_s": float((rows["recorded_at"] - rows["finished_at"]).median()),
+        "median_train_seconds": float((rows["last_step_at"] - rows["first_step_at"]).median()),
+        "cluster_start_s": float(first_start - started),
+        "study_wall_s": float(ended - started),
+        "study_efficiency": float(stepping / (concurrency * (last_result - first_start))),
+        "study_efficiency_with_cluster_start": float(stepping / (concurrency * (ended - started))),
+    }
