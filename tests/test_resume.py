@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 
-import functools
 
 import optuna
 import polars as pl
@@ -133,11 +132,12 @@ def test_a_resumed_searcher_never_runs_a_configuration_twice(tmp_path, sampler, 
     `stop_after` trials told, two still running at the stop; then `_prepare_resume` and a searcher
     built as a resume builds it (a fresh sampler, the study loaded from SQLite, the two unfinished
     trials to run again first). Every configuration finishes exactly once."""
+    from raygap.config import load_spec
     from raygap.results import ResultsFolder
+    from raygap.search import grid_points, number_of_trials
+    from raygap.study.engine import make_searcher
     from raygap.study.resume import prepare_resume
     from raygap.study.searcher import FailureAwareOptunaSearch
-    from raygap.search import grid_points, make_sampler, number_of_trials, suggest_params
-    from raygap.config import load_spec
 
     path = tmp_path / "searched.yaml"
     if sampler == "grid":
@@ -149,15 +149,7 @@ def test_a_resumed_searcher_never_runs_a_configuration_twice(tmp_path, sampler, 
     total, db = number_of_trials(spec), tmp_path / "optuna.db"
 
     def searcher(rerun: list[dict]) -> FailureAwareOptunaSearch:  # as run_study builds it
-        return FailureAwareOptunaSearch(
-            space=functools.partial(suggest_params, raw=spec.raw, file=str(spec.path)),
-            metric=list(objectives),
-            mode=list(objectives.values()),
-            sampler=make_sampler(spec),
-            study_name=spec.name,
-            storage=optuna.storages.RDBStorage(f"sqlite:///{db}"),
-            points_to_evaluate=rerun or None,
-        )
+        return make_searcher(spec, db, rerun)
 
     def run(search: FailureAwareOptunaSearch, trial_id: str) -> None:
         search.suggest(trial_id)

@@ -93,15 +93,7 @@ def run_study(
         folder.write_text(results.RUN, yaml.safe_dump(_run_record(cluster, plan), sort_keys=False))
 
         objectives = settings.search.objectives
-        searcher = FailureAwareOptunaSearch(
-            space=functools.partial(suggest_params, raw=spec.raw, file=str(spec.path)),
-            metric=list(objectives),
-            mode=list(objectives.values()),
-            sampler=make_sampler(spec),
-            study_name=spec.name,
-            storage=optuna.storages.RDBStorage(f"sqlite:///{optuna_db}"),
-            points_to_evaluate=rerun[:remaining] or None,
-        )
+        searcher = make_searcher(spec, optuna_db, rerun[:remaining])
         driver = tune.with_parameters(
             drive_trial,
             spec_path=str(spec.path),
@@ -135,6 +127,21 @@ def run_study(
     if recorder.completed + recorder.failed < total:
         raise StudyStopped(recorder.completed + recorder.failed, total)
     return folder.read(results.PARETO) if folder.exists(results.PARETO) else pl.DataFrame()
+
+
+def make_searcher(spec: StudySpec, optuna_db: Path, rerun: list[dict]) -> FailureAwareOptunaSearch:
+    """The study's search: Optuna over the spec's space, persisted in `optuna_db` (an existing study
+    there continues), the parameters in `rerun` suggested first."""
+    objectives = spec.resolve(check_paths=False).search.objectives
+    return FailureAwareOptunaSearch(
+        space=functools.partial(suggest_params, raw=spec.raw, file=str(spec.path)),
+        metric=list(objectives),
+        mode=list(objectives.values()),
+        sampler=make_sampler(spec),
+        study_name=spec.name,
+        storage=optuna.storages.RDBStorage(f"sqlite:///{optuna_db}"),
+        points_to_evaluate=rerun or None,
+    )
 
 
 class StudyStopped(Exception):
