@@ -18,9 +18,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from raygap.loss import contrastive_loss
-from raygap.metrics import modality_gap, pair_margins
-from raygap.temperature import Temperature, build_temperature
+from raygap.clip.loss import contrastive_loss
+from raygap.clip.metrics import modality_gap, pair_margins
+from raygap.clip.temperature import Temperature, build_temperature
 
 
 @dataclass

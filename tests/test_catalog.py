@@ -84,7 +84,7 @@ def test_default_objectives_and_table_columns_come_from_the_catalogue():
 
 
 def test_every_evaluation_metric_is_in_the_catalogue():
-    from raygap.evaluate import embedding_metrics
+    from raygap.clip.evaluate import embedding_metrics
 
     class Pairs:
         caption_image = torch.arange(16)

@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from raygap.data import ImageTextSet, PairDataset, TensorImages, keep_batch, load_source, synthetic
-from raygap.model import build_model
+from raygap.clip.model import build_model
 from raygap.config import FilesSource, SyntheticSource
 
 

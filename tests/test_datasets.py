@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from raygap.data import PairDataset, load_source
-from raygap.model import build_model
+from raygap.clip.model import build_model
 from raygap.config import Cifar10Source, CocoSource, FashionMnistSource, ImageFolderSource
 
 

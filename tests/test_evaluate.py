@@ -7,8 +7,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from raygap.data import load_source
-from raygap.evaluate import evaluate, probe_metrics
-from raygap.model import build_model
+from raygap.clip.evaluate import evaluate, probe_metrics
+from raygap.clip.model import build_model
 from raygap.config import SyntheticSource
 
 
@@ -51,7 +51,7 @@ def test_sharded_evaluation_equals_single_process():
 
 
 def test_gap_subset_is_fixed_and_bounded():
-    from raygap.evaluate import gap_subset
+    from raygap.clip.evaluate import gap_subset
 
     a, b = gap_subset(1000, 100, seed=3), gap_subset(1000, 100, seed=3)
     assert torch.equal(a, b) and len(a) == 100 and len(set(a.tolist())) == 100
@@ -63,7 +63,7 @@ def test_gap_subset_is_fixed_and_bounded():
 def test_gap_of_pure_noise_shrinks_with_more_pairs():
     # The statistical trap gap_pairs guards against: two samples of the same distribution have a
     # centroid distance of order √(2/n), not 0.
-    from raygap.metrics import modality_gap
+    from raygap.clip.metrics import modality_gap
 
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(20000, 16, generator=g), torch.randn(20000, 16, generator=g)

@@ -9,8 +9,8 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from open_clip.loss import ClipLoss
 
-from raygap.loss import contrastive_loss
-from raygap.swap import build_swap
+from raygap.clip.loss import contrastive_loss
+from raygap.clip.swap import build_swap
 
 
 def test_hand_value_two_orthogonal_pairs():

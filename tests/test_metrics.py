@@ -6,7 +6,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from raygap import metrics
+from raygap.clip import metrics
 
 E = torch.eye(3, dtype=torch.float64)
 

@@ -232,7 +232,7 @@ def test_a_killed_trial_process_continues_from_its_checkpoint(tmp_path):
     import torch
 
     from raygap.config import load_spec
-    from raygap.train import train
+    from raygap.clip.train import train
 
     spec, out = tmp_path / "trial.yaml", tmp_path / "results"
     spec.write_text(TRIAL)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from raygap.swap import build_swap
+from raygap.clip.swap import build_swap
 
 
 def pair(n=64, m=16, seed=0):

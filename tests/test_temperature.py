@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from raygap.temperature import MAX_TAU, build_temperature
-from raygap.train import lr_multiplier, param_groups, set_lr
+from raygap.clip.temperature import MAX_TAU, build_temperature
+from raygap.clip.schedule import lr_multiplier, param_groups, set_lr
 
 
 @pytest.mark.parametrize("kind,extra", [("learned", {}), ("softplus", {}), ("exp_k", {"k": 10.0})])
@@ -102,7 +102,7 @@ def _tau_trajectory(options: dict, steps: int = 200, lr: float = 0.01, capped: b
 
 
 def _tau_steps(options: dict, steps: int, lr: float, capped: bool) -> torch.Tensor:
-    from raygap.loss import contrastive_loss
+    from raygap.clip.loss import contrastive_loss
 
     image_in, text_in = torch.randn(64, 16), torch.randn(64, 16)
     towers = torch.nn.ModuleDict({"image": torch.nn.Linear(16, 8), "text": torch.nn.Linear(16, 8)})
@@ -143,8 +143,8 @@ def test_exp_k_under_adamw_is_slrt_with_lr_scale_one_over_k(k, rel, capped):
 
 
 def test_exp_k_and_slrt_train_the_same_tau_history(tiny):
-    """The same through raygap.train.train: the whole model, its data, schedule and clamp."""
-    from raygap.train import train
+    """The same through raygap.clip.train.train: the whole model, its data, schedule and clamp."""
+    from raygap.clip.train import train
 
     histories = {}
     threads = torch.get_num_threads()

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from raygap.train import train
+from raygap.clip.train import train
 from tests.conftest import tiny_config
 
 SHORT_RUN = dict(

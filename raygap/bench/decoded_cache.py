@@ -55,7 +55,7 @@ def decoded_cache_speedup(count: int, batch: int, device: torch.device, echo, im
 
     from raygap.config import FilesSource
     from raygap.data import load_source
-    from raygap.model import ClipBundle
+    from raygap.clip.model import ClipBundle
 
     workers = min(8, len(os.sched_getaffinity(0)))
     bundle = ClipBundle(model=None, tokenize=lambda texts: torch.zeros(len(texts), 8, dtype=torch.long), preprocess=PreprocessCfg(size=image_size))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from raygap.bench.common import Stopwatch
 from raygap.config import TrialConfig
 from raygap.data import load_source
-from raygap.evaluate import evaluate, probe_metrics
-from raygap.model import build_model
-from raygap.train import resolve_device
+from raygap.clip.evaluate import evaluate, probe_metrics
+from raygap.clip.model import build_model
+from raygap.clip.train import resolve_device
 
 
 def evaluation_cost(cfg: TrialConfig, samples_per_s: float, epoch_pairs: int) -> dict:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from raygap.bench.common import to_config
-from raygap.train import train
+from raygap.clip.train import train
 
 _START_TOGETHER = None  # a Barrier, set in each pool process by its initializer
 

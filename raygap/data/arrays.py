@@ -4,14 +4,16 @@ model's size, each image's caption its class name in the source's template."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 
 from raygap.data.images import TensorImages
 from raygap.data.sets import ImageTextSet, template_captions, tokenize_unique
-from raygap.model import ClipBundle
+
+if TYPE_CHECKING:  # the bundle is the model's tokenizer and transforms; data does not import the model
+    from raygap.clip.model import ClipBundle
 
 ArrayReader = Callable[[Path | None, str], tuple[np.ndarray, np.ndarray, list[str]]]
 """(root, split) → (uint8 [n, c, h, w], labels, class names)."""

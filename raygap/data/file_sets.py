@@ -4,6 +4,7 @@ transform, or read from a copy decoded once (`decoded_cache`)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -11,7 +12,9 @@ import torch
 from raygap.data import cache
 from raygap.data.images import TensorImages
 from raygap.data.sets import FileSet, ImageTextSet, tokenize_unique
-from raygap.model import ClipBundle
+
+if TYPE_CHECKING:  # the bundle is the model's tokenizer and transforms; data does not import the model
+    from raygap.clip.model import ClipBundle
 
 
 def decode(found: FileSet, decoded_cache: Path | None, bundle: ClipBundle, train: bool) -> ImageTextSet:

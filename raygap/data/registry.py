@@ -7,12 +7,14 @@ source = its reader module + one line here + its model in raygap/config/data.py 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from raygap.data import arrays, coco, file_sets, files, labelled, synthetic, webdataset
 from raygap.data.bad_images import drop_unreadable
 from raygap.data.sets import FileSet, ImageTextSet
-from raygap.model import ClipBundle
+
+if TYPE_CHECKING:  # the bundle is the model's tokenizer and transforms; data does not import the model
+    from raygap.clip.model import ClipBundle
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,16 @@ Everything is a function of the seed.
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from raygap.data.images import TensorImages
 from raygap.data.sets import ImageTextSet, tokenize_unique
-from raygap.model import ClipBundle
+
+if TYPE_CHECKING:  # the bundle is the model's tokenizer and transforms; data does not import the model
+    from raygap.clip.model import ClipBundle
 
 SHAPES = ("circle", "square", "triangle", "diamond", "cross", "ring")
 SHAPE_WORDS = {

@@ -6,7 +6,7 @@ Shape of a study:
 - each Tune trial is a light driver (`driver.drive_trial`) that runs its seeds one after the other
   (`worker.run_seed`: a TorchTrainer, or the trial's own process for one worker) and reports each
   seed's final metrics and history to Tune, then the seed means as the trial's final result;
-- each Train worker calls the Ray-free `raygap.train.train` with its rank and world size.
+- each Train worker calls the Ray-free `raygap.clip.train.train` with its rank and world size.
 """
 
 from __future__ import annotations

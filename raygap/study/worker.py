@@ -22,7 +22,7 @@ def _train_worker(config: dict) -> None:
     import ray.train.torch
     import torch
 
-    from raygap.train import train
+    from raygap.clip.train import train
 
     torch.set_num_threads(config["threads"])
     context = ray.train.get_context()
@@ -61,7 +61,7 @@ def train_in_trial(cfg: TrialConfig, plan: ResourcePlan, report: Callable[[dict]
     """A one-worker trial in the Tune trial's own process (Ray has set CUDA_VISIBLE_DEVICES to its GPU)."""
     import torch
 
-    from raygap.trial import run_trial
+    from raygap.clip.trial import run_trial
 
     torch.set_num_threads(plan.threads_per_worker)
     device = torch.device("cuda", 0) if plan.use_gpu else torch.device("cpu")
@@ -87,7 +87,7 @@ def run_seed(cfg: TrialConfig, plan: ResourcePlan, storage: str, name: str, chec
     A worker group restarts from its latest training-state checkpoint when a worker dies."""
     history: list[dict] = []
     if cfg.theory is not None:
-        from raygap.trial import run_trial
+        from raygap.clip.trial import run_trial
 
         return {"final": run_trial(cfg, history.append), "history": history}
     if plan.in_trial:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from raygap import metrics
+from raygap.clip import metrics
 from raygap.data import ImageTextSet
+
+if TYPE_CHECKING:  # the loop calls the evaluators with its Trial
+    from raygap.clip.train import Trial
 
 
 @torch.no_grad()
@@ -114,3 +117,31 @@ def evaluate(
     finally:
         model.train(was_training)
     return embedding_metrics(image, text, data, gap_pairs, seed)
+
+
+# ------------------------------------------------------------------------------ evaluators
+# An evaluator maps the trial to named numbers. Those of EVALUATORS run at every evaluation point
+# (their numbers go into history.parquet); those of FINAL_EVALUATORS once, after the last step.
+Evaluator = Callable[["Trial"], dict[str, Any]]
+
+
+def embedding_evaluator(trial: Trial) -> dict[str, Any]:
+    """Gap, uniformity, recalls, mismatch and pair cosine on the eval split."""
+    cfg = trial.cfg
+    return evaluate(trial.model, trial.eval_set, trial.device, cfg.eval.batch_size, trial.rank, trial.world_size, cfg.eval.gap_pairs, cfg.eval.seed)
+
+
+def probe_evaluator(trial: Trial) -> dict[str, Any]:
+    """Zero-shot and linear-probe top-1 on the probe splits (none without `data.probe`)."""
+    if trial.probe is None:
+        return {}
+    trial.model.eval()
+    try:
+        cfg = trial.cfg
+        return probe_metrics(trial.model, *trial.probe, cfg.eval.templates, trial.bundle.tokenize, trial.device, cfg.eval.batch_size, trial.rank, trial.world_size)
+    finally:
+        trial.model.train()
+
+
+EVALUATORS: list[Evaluator] = [embedding_evaluator]
+FINAL_EVALUATORS: list[Evaluator] = [probe_evaluator]

@@ -16,6 +16,6 @@ def run_trial(cfg: TrialConfig, report: Callable[[dict], None], **train_options:
         from raygap.theory import run_theory_trial
 
         return run_theory_trial(cfg, report)
-    from raygap.train import train
+    from raygap.clip.train import train
 
     return train(cfg, report, **train_options)

@@ -16,63 +16,18 @@ import torch
 from torch import nn
 from torch.utils.data import DistributedSampler
 
-from raygap.data import load_source, training_batches
-from raygap.evaluate import evaluate, probe_metrics
-from raygap.loss import contrastive_loss
-from raygap.model import build_model
+from raygap.clip.evaluate import EVALUATORS, FINAL_EVALUATORS
+from raygap.clip.loss import contrastive_loss
+from raygap.clip.model import ClipForward, build_model
+from raygap.clip.schedule import lr_multiplier, param_groups, set_lr, total_steps_for
+from raygap.clip.swap import build_swap
+from raygap.clip.temperature import Temperature, build_temperature
 from raygap.config import TrialConfig
-from raygap.swap import build_swap
-from raygap.temperature import Temperature, build_temperature
+from raygap.data import load_source, training_batches
 
 
 class TrainingDiverged(RuntimeError):
     """The loss or the temperature left the finite range; the trial cannot go on."""
-
-
-class ClipForward(nn.Module):
-    """Both towers and the temperature in one module, so a DDP wrapper syncs all their gradients."""
-
-    def __init__(self, model: nn.Module, temperature: Temperature, normalize: bool):
-        super().__init__()
-        self.model, self.temperature, self.normalize = model, temperature, normalize
-
-    def forward(self, images: torch.Tensor, tokens: torch.Tensor, step: int):
-        image = self.model.encode_image(images, normalize=self.normalize)
-        text = self.model.encode_text(tokens, normalize=self.normalize)
-        return image, text, self.temperature.tau(step)
-
-
-def lr_multiplier(step: int, warmup_steps: int, total_steps: int) -> float:
-    """Linear warmup to 1, then cosine decay to 0 at the last step."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
-    return 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def param_groups(model: nn.Module, temperature: Temperature, lr: float, weight_decay: float) -> list[dict]:
-    """AdamW groups: decayed weights, undecayed gains/biases (as open_clip), and θ at lr × lr_scale."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        exclude = p.ndim < 2 or "bn" in name or "ln" in name or "bias" in name
-        (no_decay if exclude else decay).append(p)
-    groups = [
-        {"params": decay, "weight_decay": weight_decay, "lr_scale": 1.0},
-        {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0},
-    ]
-    if temperature.learned:
-        groups.append({"params": list(temperature.parameters()), "weight_decay": 0.0, "lr_scale": temperature.lr_scale})
-    for group in groups:
-        group["lr"] = lr * group["lr_scale"]
-    return groups
-
-
-def set_lr(optimizer: torch.optim.Optimizer, lr: float, multiplier: float) -> None:
-    # Per group: θ's scale (SLRT) survives warmup and decay instead of being overwritten.
-    for group in optimizer.param_groups:
-        group["lr"] = lr * group["lr_scale"] * multiplier
 
 
 def resolve_device(name: str) -> torch.device:
@@ -81,12 +36,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
     return torch.device(name)
-
-
-def total_steps_for(cfg: TrialConfig, n_pairs: int) -> int:
-    if cfg.train.steps is not None:
-        return cfg.train.steps
-    return max(1, math.ceil(cfg.train.epochs * (n_pairs // cfg.train.batch_size)))
 
 
 # ------------------------------------------------------------------------------ the trial
@@ -237,34 +186,6 @@ def train_step(trial: Trial, images: torch.Tensor, tokens: torch.Tensor, step: i
     # Clamp after the step: the optimizer may push θ past the cap.
     trial.temperature.clamp_()
     return loss.detach()
-
-
-# ------------------------------------------------------------------------------ evaluators
-# An evaluator maps the trial to named numbers. Those of EVALUATORS run at every evaluation point
-# (their numbers go into history.parquet); those of FINAL_EVALUATORS once, after the last step.
-Evaluator = Callable[[Trial], dict[str, Any]]
-
-
-def embedding_evaluator(trial: Trial) -> dict[str, Any]:
-    """Gap, uniformity, recalls, mismatch and pair cosine on the eval split."""
-    cfg = trial.cfg
-    return evaluate(trial.model, trial.eval_set, trial.device, cfg.eval.batch_size, trial.rank, trial.world_size, cfg.eval.gap_pairs, cfg.eval.seed)
-
-
-def probe_evaluator(trial: Trial) -> dict[str, Any]:
-    """Zero-shot and linear-probe top-1 on the probe splits (none without `data.probe`)."""
-    if trial.probe is None:
-        return {}
-    trial.model.eval()
-    try:
-        cfg = trial.cfg
-        return probe_metrics(trial.model, *trial.probe, cfg.eval.templates, trial.bundle.tokenize, trial.device, cfg.eval.batch_size, trial.rank, trial.world_size)
-    finally:
-        trial.model.train()
-
-
-EVALUATORS: list[Evaluator] = [embedding_evaluator]
-FINAL_EVALUATORS: list[Evaluator] = [probe_evaluator]
 
 
 # ------------------------------------------------------------------------------- the loop

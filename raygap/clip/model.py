@@ -14,6 +14,8 @@ import torch
 from open_clip.transform import PreprocessCfg
 from torch import nn
 
+from raygap.clip.temperature import Temperature
+
 # Small ViTs for CPU studies, with short captions (synthetic captions are under 24 tokens).
 # tiny-vit: 32 px in 8×8 patches, ≈0.15 s per batch-128 step on 2 CPU cores.
 BUILTIN_CONFIGS: dict[str, dict] = {
@@ -62,3 +64,16 @@ def build_model(name: str) -> ClipBundle:
         tokenizer = open_clip.get_tokenizer(name)
     model.logit_scale.requires_grad_(False)
     return ClipBundle(model=model, tokenize=tokenizer, preprocess=preprocess)
+
+
+class ClipForward(nn.Module):
+    """Both towers and the temperature in one module, so a DDP wrapper syncs all their gradients."""
+
+    def __init__(self, model: nn.Module, temperature: Temperature, normalize: bool):
+        super().__init__()
+        self.model, self.temperature, self.normalize = model, temperature, normalize
+
+    def forward(self, images: torch.Tensor, tokens: torch.Tensor, step: int):
+        image = self.model.encode_image(images, normalize=self.normalize)
+        text = self.model.encode_text(tokens, normalize=self.normalize)
+        return image, text, self.temperature.tau(step)
