@@ -8,8 +8,8 @@ The Python API:
 
 from importlib.metadata import PackageNotFoundError, version
 
-from raygap.results import StudyResults, read_study
 from raygap.config import SpecError, StudySpec, load_spec
+from raygap.results import StudyResults, read_study
 
 try:
     __version__ = version("raygap")

@@ -139,7 +139,9 @@ def check_objectives(objectives: dict[str, str]) -> None:
             raise ValueError(f"{name}: expected min or max, got {direction!r}")
         if metric.better is not None and direction != metric.better:
             word = "smaller" if metric.better == "min" else "larger"
-            raise ValueError(f"{name}: {word} is better ({metric.description}), so it is optimised with {metric.better!r}, not {direction!r}")
+            raise ValueError(
+                f"{name}: {word} is better ({metric.description}), so it is optimised with {metric.better!r}, not {direction!r}"
+            )
 
 
 def best(values: list[float], name: str) -> float | None:

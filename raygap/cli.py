@@ -20,6 +20,7 @@ import yaml
 
 from raygap.config import SpecError, load_spec, parse_override
 
+
 def _lookup(tree: dict, path: str):
     for key in path.split("."):
         tree = tree[key]
@@ -90,9 +91,15 @@ def cmd_study_run(args: argparse.Namespace) -> int:
 
     started = time.time()
     try:
-        summary = study.run_study(spec, folder, address=args.address, dashboard=not args.no_dashboard, resume=args.resume, overwrite=args.overwrite)
+        summary = study.run_study(
+            spec, folder, address=args.address, dashboard=not args.no_dashboard, resume=args.resume, overwrite=args.overwrite
+        )
     except (study.StudyStopped, KeyboardInterrupt) as stop:
-        kept = f"{stop.finished} of {stop.total} trial(s) finished and kept" if isinstance(stop, study.StudyStopped) else "finished trials kept"
+        kept = (
+            f"{stop.finished} of {stop.total} trial(s) finished and kept"
+            if isinstance(stop, study.StudyStopped)
+            else "finished trials kept"
+        )
         print(f"\n{cfg.name}: interrupted; {kept}. Continue with: raygap study resume {folder}", file=sys.stderr)
         return 130
     print(f"\n{cfg.name}: finished in {time.time() - started:.0f} s")
@@ -202,7 +209,10 @@ def cmd_study_status(args: argparse.Namespace) -> int:
         raise SpecError(f"{folder}: no trials.parquet here (not a study folder, or no trial has finished yet)")
     trials = folder.read(results.TRIALS)
     counts = trials.group_by("status").len().sort("status")
-    print(f"{folder}: {trials['trial_id'].n_unique()} trial(s), {trials.height} seed run(s): " + ", ".join(f"{n} {s}" for s, n in counts.iter_rows()))
+    print(
+        f"{folder}: {trials['trial_id'].n_unique()} trial(s), {trials.height} seed run(s): "
+        + ", ".join(f"{n} {s}" for s, n in counts.iter_rows())
+    )
     for row in trials.filter(pl.col("status") == "failed").iter_rows(named=True):
         print(f"  failed {row['trial_id']} seed {row['seed']}: {row['error']}")
     if folder.exists(results.PARETO):
@@ -259,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=cmd_train)
 
-    study = commands.add_parser("study", help="hyperparameter studies with Ray Tune + Optuna").add_subparsers(dest="study_command", required=True)
+    study = commands.add_parser("study", help="hyperparameter studies with Ray Tune + Optuna").add_subparsers(
+        dest="study_command", required=True
+    )
     run = study.add_parser("run", help="run a study: Optuna search, one Ray Train trainer per trial")
     run.add_argument("spec", help="study file (YAML)")
     run.add_argument("--address", help="join this Ray cluster (e.g. auto) instead of starting a local one")
@@ -279,9 +291,17 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(handler=cmd_report)
 
     bench = commands.add_parser("bench", help="measure loop efficiency, per-trial overhead, study efficiency, input, evaluation, memory")
-    bench.add_argument("--size", choices=["ci", "full", "gpu"], default="full",
-                       help="ci: seconds, a check that it works; full: the figures (minutes); gpu: RN50/ViT-B-32 throughput, MFU, GPU sharing (CUDA, no Ray)")
-    bench.add_argument("--only", metavar="PARTS", help="with --size gpu, a comma-separated subset of: throughput, pipelines, cache, input, evaluation, sharing")
+    bench.add_argument(
+        "--size",
+        choices=["ci", "full", "gpu"],
+        default="full",
+        help="ci: seconds, a check that it works; full: the figures (minutes); gpu: RN50/ViT-B-32 throughput, MFU, GPU sharing (CUDA, no Ray)",
+    )
+    bench.add_argument(
+        "--only",
+        metavar="PARTS",
+        help="with --size gpu, a comma-separated subset of: throughput, pipelines, cache, input, evaluation, sharing",
+    )
     bench.add_argument("-o", "--output", default="results/bench", metavar="DIR", help="where the JSON goes (default: results/bench)")
     bench.set_defaults(handler=cmd_bench)
 

@@ -50,7 +50,9 @@ def pareto_figure(studies: list[Study]) -> plt.Figure | None:
     keys = list(dict.fromkeys((x, y) for _, panels in panels_by_study for x, y, _ in panels))
     if not keys:
         return None
-    figure, axes = plt.subplots(1, len(keys), figsize=(WIDTH if len(keys) <= 2 else WIDTH * len(keys) / 2, 3.2), squeeze=False, constrained_layout=True)
+    figure, axes = plt.subplots(
+        1, len(keys), figsize=(WIDTH if len(keys) <= 2 else WIDTH * len(keys) / 2, 3.2), squeeze=False, constrained_layout=True
+    )
     several = len(studies) > 1
     for index, (study, panels) in enumerate(panels_by_study):
         colour = f"C{index}"
@@ -150,7 +152,7 @@ def dynamics_figure(studies: list[Study]) -> plt.Figure | None:
                     ax.set_ylabel(label(panel))
                     if theory and panel in ("modality_gap", "temperature"):
                         ax.set_xscale("symlog", linthresh=1)
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[len(panels) :]:
         ax.axis("off")
     for ax in axes.flat[: len(panels)]:
         ax.grid(alpha=0.3)

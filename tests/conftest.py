@@ -23,18 +23,26 @@ def tiny_config(**sections) -> TrialConfig:
 # bad-input tests through the command line both walk them).
 BROKEN = [
     ("temperature: {kind: fixed, valu: 0.04}", "temperature.valu: unknown key; expected one of kind, value (did you mean 'value'?)"),
-    ("trian: {steps: 3}", "trian: unknown key; expected one of data, eval, model, name, resources, results, search, swap, temperature, theory, train (did you mean 'train'?)"),
+    (
+        "trian: {steps: 3}",
+        "trian: unknown key; expected one of data, eval, model, name, resources, results, search, swap, temperature, theory, train (did you mean 'train'?)",
+    ),
     ("train: {batch_size: lots}", "train.batch_size: Input should be a valid integer, unable to parse string as an integer (got 'lots')"),
     ("temperature: {kind: fixed, value: 0}", "temperature.value: Input should be greater than 0 (got 0)"),
     ("temperature: {kind: learned, init: -0.07}", "temperature.init: Input should be greater than 0 (got -0.07)"),
     ("swap: {kind: hard, p: 1.5}", "swap.p: Input should be less than or equal to 1 (got 1.5)"),
-    ("data: {train: {kind: synthetic, caption_noise: -0.1}}", "data.train.caption_noise: Input should be greater than or equal to 0 (got -0.1)"),
+    (
+        "data: {train: {kind: synthetic, caption_noise: -0.1}}",
+        "data.train.caption_noise: Input should be greater than or equal to 0 (got -0.1)",
+    ),
     ("temperature: {kind: schedule, start: 0.01}", "temperature.end: required key is missing"),
     ("temperature: {kind: exp_k}", "temperature.k: required key is missing"),
     ("temperature: {kind: fixd, value: 1}", "temperature: Input tag 'fixd' found using 'kind' does not match any of the expected tags"),
     ("data: {train: {kind: files, table: /nowhere/pairs.csv}}", "data.train.table: data table not found: /nowhere/pairs.csv"),
-    ("data: {train: {kind: webdataset, shards: x.tar}, pipeline: resident}",
-     "data: pipeline resident needs the training images in memory; data.train is decoded from its files every epoch (set its decoded_cache)"),
+    (
+        "data: {train: {kind: webdataset, shards: x.tar}, pipeline: resident}",
+        "data: pipeline resident needs the training images in memory; data.train is decoded from its files every epoch (set its decoded_cache)",
+    ),
     ("model: {name: ViT-B-3}", "model.name: unknown model 'ViT-B-3'; did you mean ViT-B-32"),
     ("train: {steps: 10, epochs: 1}", "train: give either steps or epochs, not both"),
     ("name: 'bad name!'", "name: String should match pattern"),
@@ -43,7 +51,10 @@ BROKEN = [
     ("- a\n- b", "expected a mapping of sections at the top level, got list"),
     # search distributions: the distribution itself, and every value it can take
     ("temperature: {kind: fixed, value: {loguniform: [0.0, 0.4]}}", "temperature.value: loguniform needs 0 < low < high, got [0.0, 0.4]"),
-    ("temperature: {kind: fixed, value: {uniform: [0.4, 0.1]}}", "temperature.value: uniform needs [low, high] with low < high, got [0.4, 0.1]"),
+    (
+        "temperature: {kind: fixed, value: {uniform: [0.4, 0.1]}}",
+        "temperature.value: uniform needs [low, high] with low < high, got [0.4, 0.1]",
+    ),
     ("temperature: {kind: fixed, value: {choice: [0.04, -1]}}", "temperature.value: Input should be greater than 0 (got -1)"),
     ("swap: {kind: hard, p: {grid: [0.1, 1.01]}}", "swap.p: Input should be less than or equal to 1 (got 1.01)"),
     ("train: {steps: {int: [1.5, 10]}}", "train.steps: int needs two integers, got [1.5, 10]"),

@@ -29,4 +29,7 @@ def test_version_and_lazy_engine():
     code = "import sys, raygap; print(raygap.__version__); print('ray' in sys.modules, 'torch' in sys.modules)"
     printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert printed == [raygap.__version__, "False", "False"]
-    assert subprocess.run([sys.executable, "-m", "raygap", "--version"], capture_output=True, text=True).stdout.strip() == f"raygap {raygap.__version__}"
+    assert (
+        subprocess.run([sys.executable, "-m", "raygap", "--version"], capture_output=True, text=True).stdout.strip()
+        == f"raygap {raygap.__version__}"
+    )

@@ -5,8 +5,8 @@ import pytest
 import ray
 from PIL import Image
 
-from raygap.cli import main
 from conftest import BROKEN
+from raygap.cli import main
 
 BASE = "data: {train: {kind: files, table: TABLE}}\nsearch: {trials: 1}\n"
 
@@ -27,19 +27,51 @@ def table(tmp_path, text: str, images: list[str] = ()) -> str:
 STUDY_CASES = [
     ("resources: {workers_per_trial: 0}", None, [], "resources.workers_per_trial: Input should be greater than or equal to 1 (got 0)"),
     ("resources: {use_gpu: true}", None, [], "resources: a trial needs 1 GPUs but the cluster has 0"),
-    ("resources: {placement: SIDEWAYS}", None, [], "resources.placement: Input should be 'PACK', 'SPREAD', 'STRICT_PACK' or 'STRICT_SPREAD'"),
+    (
+        "resources: {placement: SIDEWAYS}",
+        None,
+        [],
+        "resources.placement: Input should be 'PACK', 'SPREAD', 'STRICT_PACK' or 'STRICT_SPREAD'",
+    ),
     ("search: {trials: 0}", None, [], "search.trials: Input should be greater than or equal to 1 (got 0)"),
-    ("search: {objectives: {modality_gapp: min}}", None, [], "search.objectives: unknown objective 'modality_gapp'; metrics: modality_gap, uniformity"),
-    (BASE, "filepath,caption\nimg/a.png,a cat\n", ["a.png"], "data.train: {table}: missing column(s) ['title']; the table has ['filepath', 'caption']"),
+    (
+        "search: {objectives: {modality_gapp: min}}",
+        None,
+        [],
+        "search.objectives: unknown objective 'modality_gapp'; metrics: modality_gap, uniformity",
+    ),
+    (
+        BASE,
+        "filepath,caption\nimg/a.png,a cat\n",
+        ["a.png"],
+        "data.train: {table}: missing column(s) ['title']; the table has ['filepath', 'caption']",
+    ),
     (BASE, "filepath,title\n", [], "data.train: {table}: the table has no rows"),
     (BASE, "filepath,title\nimg/a.png,a cat\nimg/b.png,a dog\n", ["a.png"], "data.train: {table}: 1 image file(s) not found, e.g. "),
-    (BASE, "filepath,title\n../../etc/passwd,a secret\n", [], "data.train: {table}: image path '../../etc/passwd' leads outside the root folder"),
-    (BASE, "filepath,title\nimg/a.png,a cat\nimg/bad.png,a dog\n", ["a.png", "bad.png"],
-     "data.train: {table}: 1 image file(s) cannot be read as images, e.g. "),
-    (BASE.replace("TABLE", "TABLE, bad_images: skip"), "filepath,title\nimg/bad.png,a dog\n", ["bad.png"],
-     "data.train: {table}: none of its 1 image file(s) can be read as images"),
-    (BASE.replace("TABLE", "TABLE, bad_images: ignore"), "filepath,title\nimg/a.png,a cat\n", ["a.png"],
-     "data.train.bad_images: Input should be 'fail' or 'skip' (got 'ignore')"),
+    (
+        BASE,
+        "filepath,title\n../../etc/passwd,a secret\n",
+        [],
+        "data.train: {table}: image path '../../etc/passwd' leads outside the root folder",
+    ),
+    (
+        BASE,
+        "filepath,title\nimg/a.png,a cat\nimg/bad.png,a dog\n",
+        ["a.png", "bad.png"],
+        "data.train: {table}: 1 image file(s) cannot be read as images, e.g. ",
+    ),
+    (
+        BASE.replace("TABLE", "TABLE, bad_images: skip"),
+        "filepath,title\nimg/bad.png,a dog\n",
+        ["bad.png"],
+        "data.train: {table}: none of its 1 image file(s) can be read as images",
+    ),
+    (
+        BASE.replace("TABLE", "TABLE, bad_images: ignore"),
+        "filepath,title\nimg/a.png,a cat\n",
+        ["a.png"],
+        "data.train.bad_images: Input should be 'fail' or 'skip' (got 'ignore')",
+    ),
 ]
 
 
@@ -99,7 +131,10 @@ def test_a_key_given_twice(tmp_path, capsys):
     "data,expected",
     [
         ("{train: {kind: synthetic, size: 100}}", "train.batch_size: 128 is larger than data.train, which holds at most 100 pairs"),
-        ("{train: {kind: synthetic, size: 60, captions_per_image: 2}}", "train.batch_size: 128 is larger than data.train, which holds at most 120 pairs"),
+        (
+            "{train: {kind: synthetic, size: 60, captions_per_image: 2}}",
+            "train.batch_size: 128 is larger than data.train, which holds at most 120 pairs",
+        ),
         ("{train: {kind: files, table: TABLE}}", "train.batch_size: 128 is larger than data.train, which holds 2 pairs"),
     ],
     ids=["synthetic", "captions", "table"],
@@ -111,14 +146,16 @@ def test_a_batch_larger_than_the_training_data(tmp_path, capsys, data, expected)
 
 
 def test_a_labelled_table_needs_no_caption_column(tmp_path, capsys):
-    from raygap.data import check_tables, read_file_source
     from raygap.config import FilesSource, load_spec
+    from raygap.data import check_tables, read_file_source
 
     labelled = table(tmp_path, "filepath,label\nimg/a.png,cat\nimg/b.png,dog\n", ["a.png", "b.png"])
     found = read_file_source(FilesSource(table=labelled, label_column="label"))
     assert found.captions == ["a photo of a cat.", "a photo of a dog."] and found.class_names == ["cat", "dog"]
     # As probe splits it passes the checks that run before Ray starts.
-    probe = f"{{train: {{kind: files, table: {labelled}, label_column: label}}, test: {{kind: files, table: {labelled}, label_column: label}}}}"
+    probe = (
+        f"{{train: {{kind: files, table: {labelled}, label_column: label}}, test: {{kind: files, table: {labelled}, label_column: label}}}}"
+    )
     spec = tmp_path / "probe.yaml"
     spec.write_text(f"data: {{probe: {probe}}}\n")
     check_tables(load_spec(spec).defaults(), str(spec))
@@ -129,7 +166,9 @@ def test_a_probe_table_without_labels(tmp_path, capsys):
     probe = f"{{train: {{kind: files, table: {captioned}}}, test: {{kind: synthetic, size: 32}}}}"
     code, err, spec = run_cli(tmp_path, f"data: {{probe: {probe}}}\nsearch: {{trials: 1}}\n", capsys)
     assert code == 2
-    assert f"{spec}: data.probe.train: a probe split needs a class label per image; name the table's label column (label_column)" in err, err
+    assert f"{spec}: data.probe.train: a probe split needs a class label per image; name the table's label column (label_column)" in err, (
+        err
+    )
 
 
 def finished_study(folder_location: str, tmp_path, name: str = "done"):
@@ -144,8 +183,8 @@ def finished_study(folder_location: str, tmp_path, name: str = "done"):
 
 
 def test_the_python_api_keeps_the_folder_rules(tmp_path):
-    from raygap.study import run_study
     from raygap.config import SpecError, load_spec
+    from raygap.study import run_study
 
     folder = finished_study(str(tmp_path / "results"), tmp_path)
     before = {p.name: p.read_bytes() for p in (tmp_path / "results").iterdir()}

@@ -69,14 +69,24 @@ def test_objectives_must_follow_the_catalogue(tmp_path):
         load_spec(write_study(tmp_path, {"gap": "min"}))
     # A metric with no better side may go either way; a list takes each metric's better side.
     assert load_spec(write_study(tmp_path, {"temperature": "min"})).defaults().search.objectives == {"temperature": "min"}
-    assert load_spec(write_study(tmp_path, ["modality_gap", "uniformity"])).defaults().search.objectives == {"modality_gap": "min", "uniformity": "max"}
+    assert load_spec(write_study(tmp_path, ["modality_gap", "uniformity"])).defaults().search.objectives == {
+        "modality_gap": "min",
+        "uniformity": "max",
+    }
     with pytest.raises(SpecError, match="temperature has no better direction"):
         load_spec(write_study(tmp_path, ["modality_gap", "temperature"]))
 
 
 def test_default_objectives_and_table_columns_come_from_the_catalogue():
     assert catalog.DEFAULT_OBJECTIVES == {"modality_gap": "min", "mean_r1": "max"}
-    assert catalog.TABLE_COLUMNS == ["modality_gap", "uniformity", "zero_shot_top1", "linear_probe_top1", "image_to_text_r1", "text_to_image_r1"]
+    assert catalog.TABLE_COLUMNS == [
+        "modality_gap",
+        "uniformity",
+        "zero_shot_top1",
+        "linear_probe_top1",
+        "image_to_text_r1",
+        "text_to_image_r1",
+    ]
     for name, metric in catalog.METRICS.items():
         assert metric.better in ("min", "max", None) and metric.label and metric.description, name
         if metric.worst is not None and metric.better is not None:

@@ -70,7 +70,10 @@ def test_failed_trial_is_recorded(tmp_path, spec_file, capsys):
     assert row["status"] == "failed" and row["error"].startswith("TrainingDiverged: loss became nan")
 
 
-GRID = TINY.replace("temperature: {kind: fixed, value: {loguniform: [0.01, 0.4]}}", "temperature: {kind: fixed, value: {grid: [0.02, 0.07, 0.2]}}\nsearch: {sampler: grid}\nresources: {workers_per_trial: 2}")
+GRID = TINY.replace(
+    "temperature: {kind: fixed, value: {loguniform: [0.01, 0.4]}}",
+    "temperature: {kind: fixed, value: {grid: [0.02, 0.07, 0.2]}}\nsearch: {sampler: grid}\nresources: {workers_per_trial: 2}",
+)
 
 
 def test_dry_run_lists_every_grid_configuration_and_starts_nothing(tmp_path, capsys):

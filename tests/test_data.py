@@ -3,9 +3,9 @@ import pytest
 import torch
 from PIL import Image
 
-from raygap.data import ImageTextSet, PairDataset, TensorImages, keep_batch, load_source, synthetic
 from raygap.clip.model import build_model
 from raygap.config import FilesSource, SyntheticSource
+from raygap.data import ImageTextSet, PairDataset, TensorImages, keep_batch, load_source, synthetic
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,11 @@ def test_synthetic_source_is_normalized_for_the_model(bundle):
 
 
 def test_first_captions_with_unordered_owners():
-    data = ImageTextSet(images=TensorImages(np.zeros((3, 3, 2, 2), np.uint8), (0,) * 3, (1,) * 3), tokens=torch.zeros(5, 4), caption_image=torch.tensor([2, 0, 2, 1, 0]))
+    data = ImageTextSet(
+        images=TensorImages(np.zeros((3, 3, 2, 2), np.uint8), (0,) * 3, (1,) * 3),
+        tokens=torch.zeros(5, 4),
+        caption_image=torch.tensor([2, 0, 2, 1, 0]),
+    )
     assert data.first_captions().tolist() == [1, 3, 0]
 
 
@@ -284,9 +288,9 @@ def test_the_registry_reads_every_kind_the_spec_accepts():
     """One reader per spec kind; the file-backed ones are the sources with image-file options."""
     import typing
 
+    from raygap.config import DataSource, ImageFileOptions
     from raygap.data import SOURCES
     from raygap.data.registry import FileBacked
-    from raygap.config import DataSource, ImageFileOptions
 
     models = typing.get_args(typing.get_args(DataSource)[0])
     assert [model.model_fields["kind"].default for model in models] == list(SOURCES)

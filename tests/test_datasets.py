@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from raygap.data import PairDataset, load_source
 from raygap.clip.model import build_model
 from raygap.config import Cifar10Source, CocoSource, FashionMnistSource, ImageFolderSource
+from raygap.data import PairDataset, load_source
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,9 @@ def test_coco_official_groups_five_captions(tmp_path, bundle):
         save_image(images / f"{i:012d}.jpg", value=10 * i)
     annotations = [{"image_id": 3 if k % 2 else 7, "id": k, "caption": f"caption {k} "} for k in range(10)]
     (tmp_path / "captions_val2017.json").write_text(
-        json.dumps({"images": [{"id": 7, "file_name": "000000000007.jpg"}, {"id": 3, "file_name": "000000000003.jpg"}], "annotations": annotations})
+        json.dumps(
+            {"images": [{"id": 7, "file_name": "000000000007.jpg"}, {"id": 3, "file_name": "000000000003.jpg"}], "annotations": annotations}
+        )
     )
     data = load_source(CocoSource(annotations=tmp_path / "captions_val2017.json", images=images), bundle, train=False)
     assert len(data.images) == 2 and len(data) == 10
@@ -58,7 +60,9 @@ def test_coco_karpathy_split(tmp_path, bundle):
 
 def test_coco_missing_image_is_named(tmp_path, bundle):
     (tmp_path / "images").mkdir()
-    (tmp_path / "c.json").write_text(json.dumps({"images": [{"id": 1, "file_name": "x.jpg"}], "annotations": [{"image_id": 1, "caption": "c"}]}))
+    (tmp_path / "c.json").write_text(
+        json.dumps({"images": [{"id": 1, "file_name": "x.jpg"}], "annotations": [{"image_id": 1, "caption": "c"}]})
+    )
     with pytest.raises(ValueError, match=r"1 of 1 COCO images not found, e\.g\. .*x\.jpg"):
         load_source(CocoSource(annotations=tmp_path / "c.json", images=tmp_path / "images"), bundle, train=False)
 
@@ -195,4 +199,3 @@ def test_unreadable_images_in_coco_webdataset_and_imagefolder_follow_the_policy(
         load_source(ImageFolderSource(root=tmp_path / "folder"), bundle, train=False)
     folder = load_source(ImageFolderSource(root=tmp_path / "folder", bad_images="skip"), bundle, train=False)
     assert folder.labels.tolist() == [0, 1] and folder.class_names == ["cat", "dog"]
-

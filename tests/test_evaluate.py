@@ -6,10 +6,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from raygap.data import load_source
 from raygap.clip.evaluate import evaluate, probe_metrics
 from raygap.clip.model import build_model
 from raygap.config import SyntheticSource
+from raygap.data import load_source
 
 
 def _setup():
@@ -18,7 +18,10 @@ def _setup():
     bundle.model.eval()
     # 37 images (odd, so the shards differ in size) with 2 captions each.
     data = load_source(SyntheticSource(size=37, seed=1, captions_per_image=2), bundle, train=False)
-    probe = load_source(SyntheticSource(size=30, seed=2), bundle, train=False), load_source(SyntheticSource(size=21, seed=3), bundle, train=False)
+    probe = (
+        load_source(SyntheticSource(size=30, seed=2), bundle, train=False),
+        load_source(SyntheticSource(size=21, seed=3), bundle, train=False),
+    )
     return bundle, data, probe
 
 

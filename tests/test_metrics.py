@@ -151,7 +151,11 @@ def test_recall_equals_exact_average_over_all_tie_orders(seed):
     scores = rng.integers(0, 3, size=(4, 7))
     owner = np.concatenate([np.arange(4), rng.integers(0, 4, size=3)])[rng.permutation(7)]
     expected = recall_over_tie_orders(
-        scores.astype(float), owner, (1, 2, 3), map(np.array, itertools.permutations(range(7))), map(np.array, itertools.permutations(range(4)))
+        scores.astype(float),
+        owner,
+        (1, 2, 3),
+        map(np.array, itertools.permutations(range(7))),
+        map(np.array, itertools.permutations(range(4))),
     )
     image, text = features_with_scores(scores)
     got = metrics.recall_at_k(image, text, torch.tensor(owner), ks=(1, 2, 3), chunk_size=3)
@@ -160,17 +164,20 @@ def test_recall_equals_exact_average_over_all_tie_orders(seed):
 
 def test_recall_matches_monte_carlo_tie_breaking():
     # Features drawn from six prototypes with dyadic unit entries: cosines are exact and tie a lot.
-    prototypes = np.array(
-        [
-            [2, 0, 0, 0, 0, 0, 0, 0],
-            [0, 2, 0, 0, 0, 0, 0, 0],
-            [0, 0, 0, 0, 0, 0, 0, 2],
-            [1, 1, 1, 1, 0, 0, 0, 0],
-            [0, 0, 0, 0, 1, 1, -1, 1],
-            [1, -1, 0, 0, 1, 1, 0, 0],
-        ],
-        dtype=float,
-    ) / 2
+    prototypes = (
+        np.array(
+            [
+                [2, 0, 0, 0, 0, 0, 0, 0],
+                [0, 2, 0, 0, 0, 0, 0, 0],
+                [0, 0, 0, 0, 0, 0, 0, 2],
+                [1, 1, 1, 1, 0, 0, 0, 0],
+                [0, 0, 0, 0, 1, 1, -1, 1],
+                [1, -1, 0, 0, 1, 1, 0, 0],
+            ],
+            dtype=float,
+        )
+        / 2
+    )
     rng = np.random.default_rng(5)
     kind = rng.integers(0, 6, size=24)
     owner = np.repeat(np.arange(24), 3)[rng.permutation(72)]

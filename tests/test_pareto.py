@@ -11,6 +11,7 @@ OBJ = {"gap": "min", "r1": "max"}
 
 def brute_ranks(rows: list[tuple], directions: list[str]) -> list:
     """O(n²) per front, with explicit loops: the obvious definition."""
+
     def cost(row):
         return [v if d == "min" else -v for v, d in zip(row, directions)]
 

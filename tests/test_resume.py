@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 
-
 import optuna
 import polars as pl
 import psutil
@@ -125,7 +124,19 @@ search: {{sampler: {sampler}, trials: 10, seed: 0, objectives: {{modality_gap: m
 
 @pytest.mark.parametrize(
     "sampler, stop_after",
-    [("tpe", 1), ("tpe", 3), ("tpe", 5), ("nsga2", 1), ("nsga2", 3), ("nsga2", 5), ("random", 1), ("random", 3), ("random", 5), ("grid", 1), ("grid", 3)],
+    [
+        ("tpe", 1),
+        ("tpe", 3),
+        ("tpe", 5),
+        ("nsga2", 1),
+        ("nsga2", 3),
+        ("nsga2", 5),
+        ("random", 1),
+        ("random", 3),
+        ("random", 5),
+        ("grid", 1),
+        ("grid", 3),
+    ],
 )
 def test_a_resumed_searcher_never_runs_a_configuration_twice(tmp_path, sampler, stop_after):
     """Ray Tune's side of a stop and resume, without the cluster: the searcher `run_study` builds,
@@ -231,8 +242,8 @@ def checkpointed_step(out) -> int | None:
 def test_a_killed_trial_process_continues_from_its_checkpoint(tmp_path):
     import torch
 
-    from raygap.config import load_spec
     from raygap.clip.train import train
+    from raygap.config import load_spec
 
     spec, out = tmp_path / "trial.yaml", tmp_path / "results"
     spec.write_text(TRIAL)
@@ -251,14 +262,18 @@ def test_a_killed_trial_process_continues_from_its_checkpoint(tmp_path):
     row = trials.row(0, named=True)
     for key in ("modality_gap", "uniformity", "mean_r1", "temperature", "loss", "linear_probe_top1"):
         assert abs(row[key] - uninterrupted[key]) <= 1e-6 * max(1.0, abs(uninterrupted[key])), (key, row[key], uninterrupted[key])
-    print(f"killed at a checkpoint of step {step_at_kill}; resumed gap {row['modality_gap']:.6f} vs uninterrupted {uninterrupted['modality_gap']:.6f}")
+    print(
+        f"killed at a checkpoint of step {step_at_kill}; resumed gap {row['modality_gap']:.6f} vs uninterrupted {uninterrupted['modality_gap']:.6f}"
+    )
 
 
 def test_a_killed_worker_of_a_two_worker_trial_continues_from_the_groups_checkpoint(tmp_path):
     """Ray Train restarts the worker group from rank 0's last training state, and the trial ends
     with the numbers of the same two-worker trial run without a kill."""
     spec = tmp_path / "trial.yaml"
-    spec.write_text(TRIAL.replace("steps: 150", "steps: 60").replace("eval_interval: 50", "eval_interval: 20") + "resources: {workers_per_trial: 2}\n")
+    spec.write_text(
+        TRIAL.replace("steps: 150", "steps: 60").replace("eval_interval: 50", "eval_interval: 20") + "resources: {workers_per_trial: 2}\n"
+    )
     killed, calm = tmp_path / "killed", tmp_path / "calm"
     run = raygap("study", "run", str(spec), "--results", str(killed), "--no-dashboard")
     step_at_kill = kill_after_first_checkpoint(run, killed, "ray::RayTrainWorker", 2)
@@ -276,4 +291,6 @@ def test_a_killed_worker_of_a_two_worker_trial_continues_from_the_groups_checkpo
     row, want = rows.row(0, named=True), reference.row(0, named=True)
     for key in ("modality_gap", "uniformity", "mean_r1", "temperature", "loss", "linear_probe_top1"):
         assert abs(row[key] - want[key]) <= 1e-6 * max(1.0, abs(want[key])), (key, row[key], want[key])
-    print(f"worker killed at a checkpoint of step {step_at_kill}; resumed gap {row['modality_gap']:.6f} vs uninterrupted {want['modality_gap']:.6f}")
+    print(
+        f"worker killed at a checkpoint of step {step_at_kill}; resumed gap {row['modality_gap']:.6f} vs uninterrupted {want['modality_gap']:.6f}"
+    )

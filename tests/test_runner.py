@@ -3,8 +3,8 @@
 import polars as pl
 import pytest
 
-from raygap.study.plan import plan_resources
 from raygap.config import ResourcesSpec, SpecError, load_spec
+from raygap.study.plan import plan_resources
 
 STUDY = """
 name: {name}

@@ -142,14 +142,16 @@ def paper_figure_problems(text: str, rows: list[dict]) -> list[str]:
         for f in FIGURE.finditer(m["figures"]):
             column = METRICS[f["metric"]]
             if not _matches(f["value"], row[column], column):
-                problems.append(f"{m[0]!r}: {f['metric']} {f['value']} is not Table {table} {method} {row['setting']!r}'s {column} ({row[column] or 'empty'})")
+                problems.append(
+                    f"{m[0]!r}: {f['metric']} {f['value']} is not Table {table} {method} {row['setting']!r}'s {column} ({row[column] or 'empty'})"
+                )
     for m in re.finditer(r"paper Table", comment):
         if not any(a <= m.start() < b for a, b in cited):
-            problems.append(f"unparsed citation: {comment[m.start():m.start() + 60]!r}")
+            problems.append(f"unparsed citation: {comment[m.start() : m.start() + 60]!r}")
     for pattern in UNCITED:
         for m in pattern.finditer(comment):
             if not any(a <= m.start() < b for a, b in cited):
-                problems.append(f"uncited paper figure: {m[0]!r} in {comment[max(0, m.start() - 40):m.end() + 10]!r}")
+                problems.append(f"uncited paper figure: {m[0]!r} in {comment[max(0, m.start() - 40) : m.end() + 10]!r}")
     return problems
 
 

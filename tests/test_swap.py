@@ -39,7 +39,7 @@ def test_soft_mixes_on_the_segment():
     x, y = pair()
     sx, sy = build_swap({"kind": "soft", "p": 1.0}, seed=0)(x, y)
     torch.testing.assert_close(sx + sy, x + y)
-    lam = ((sx - y) / (x - y))  # per row constant λ ∈ [0, 1]
+    lam = (sx - y) / (x - y)  # per row constant λ ∈ [0, 1]
     assert torch.allclose(lam, lam[:, :1].expand_as(lam), atol=1e-4)
     assert (lam[:, 0] >= 0).all() and (lam[:, 0] <= 1).all()
 

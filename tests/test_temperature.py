@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from raygap.clip.temperature import MAX_TAU, build_temperature
 from raygap.clip.schedule import lr_multiplier, param_groups, set_lr
+from raygap.clip.temperature import MAX_TAU, build_temperature
 
 
 @pytest.mark.parametrize("kind,extra", [("learned", {}), ("softplus", {}), ("exp_k", {"k": 10.0})])
@@ -150,7 +150,10 @@ def test_exp_k_and_slrt_train_the_same_tau_history(tiny):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny model: one thread is faster than contending for two shared cores
     try:
-        for name, temperature in [("exp_k", {"kind": "exp_k", "init": 0.07, "k": 2.0}), ("slrt", {"kind": "learned", "init": 0.07, "lr_scale": 0.5})]:
+        for name, temperature in [
+            ("exp_k", {"kind": "exp_k", "init": 0.07, "k": 2.0}),
+            ("slrt", {"kind": "learned", "init": 0.07, "lr_scale": 0.5}),
+        ]:
             rows: list[dict] = []
             train(tiny(train={"steps": 100, "eval_interval": 5, "lr": 0.005}, temperature=temperature), rows.append)
             histories[name] = torch.tensor([r["tau"] for r in rows], dtype=torch.float64)

@@ -35,8 +35,28 @@ __all__ = ["GPU_PARTS", "SIZES", "TARGETS", "check_gpu_bench", "run_bench", "run
 
 # size → model, batch, loop steps, eval pairs, study trials, study steps, worker-group trials, JPEGs and their batch
 SIZES = {
-    "ci": {"model": "tiny-vit", "batch": 32, "steps": 6, "eval_pairs": 256, "trials": 2, "study_steps": 4, "group_trials": 0, "photos": 32, "photo_batch": 16},
-    "full": {"model": "tiny-vit", "batch": 128, "steps": 60, "eval_pairs": 5000, "trials": 6, "study_steps": 400, "group_trials": 2, "photos": 1024, "photo_batch": 64},
+    "ci": {
+        "model": "tiny-vit",
+        "batch": 32,
+        "steps": 6,
+        "eval_pairs": 256,
+        "trials": 2,
+        "study_steps": 4,
+        "group_trials": 0,
+        "photos": 32,
+        "photo_batch": 16,
+    },
+    "full": {
+        "model": "tiny-vit",
+        "batch": 128,
+        "steps": 60,
+        "eval_pairs": 5000,
+        "trials": 6,
+        "study_steps": 400,
+        "group_trials": 2,
+        "photos": 1024,
+        "photo_batch": 64,
+    },
 }
 TARGETS = {"loop_efficiency": 0.95, "overhead_s": 5.0, "study_efficiency": 0.85}
 

@@ -53,12 +53,14 @@ def decoded_cache_speedup(count: int, batch: int, device: torch.device, echo, im
     the paper's 224 px; the copy's one-time build is timed too."""
     from open_clip.transform import PreprocessCfg
 
+    from raygap.clip.model import ClipBundle
     from raygap.config import FilesSource
     from raygap.data import load_source
-    from raygap.clip.model import ClipBundle
 
     workers = min(8, len(os.sched_getaffinity(0)))
-    bundle = ClipBundle(model=None, tokenize=lambda texts: torch.zeros(len(texts), 8, dtype=torch.long), preprocess=PreprocessCfg(size=image_size))
+    bundle = ClipBundle(
+        model=None, tokenize=lambda texts: torch.zeros(len(texts), 8, dtype=torch.long), preprocess=PreprocessCfg(size=image_size)
+    )
     with tempfile.TemporaryDirectory() as scratch:
         echo(f"  writing {count} 640×480 JPEGs")
         table = write_photos(Path(scratch, "photos"), count)

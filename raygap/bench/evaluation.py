@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from raygap.bench.common import Stopwatch
-from raygap.config import TrialConfig
-from raygap.data import load_source
 from raygap.clip.evaluate import evaluate, probe_metrics
 from raygap.clip.model import build_model
 from raygap.clip.train import resolve_device
+from raygap.config import TrialConfig
+from raygap.data import load_source
 
 
 def evaluation_cost(cfg: TrialConfig, samples_per_s: float, epoch_pairs: int) -> dict:
@@ -22,4 +22,10 @@ def evaluation_cost(cfg: TrialConfig, samples_per_s: float, epoch_pairs: int) ->
         evaluate(model, eval_set, device, cfg.eval.batch_size, gap_pairs=cfg.eval.gap_pairs)
         probe_metrics(model, *probe, cfg.eval.templates, bundle.tokenize, device, cfg.eval.batch_size)
     epoch = epoch_pairs / samples_per_s
-    return {"eval_pairs": len(eval_set), "eval_seconds": clock.seconds, "epoch_pairs": epoch_pairs, "epoch_seconds": epoch, "eval_per_epoch": clock.seconds / epoch}
+    return {
+        "eval_pairs": len(eval_set),
+        "eval_seconds": clock.seconds,
+        "epoch_pairs": epoch_pairs,
+        "epoch_seconds": epoch,
+        "eval_per_epoch": clock.seconds / epoch,
+    }

@@ -43,7 +43,12 @@ def run_gpu_bench(output: str | Path = "results/bench", echo=print, parts: tuple
     device = torch.device("cuda")
     name = torch.cuda.get_device_name(device)
     echo(f"raygap bench (gpu): {name}, torch {torch.__version__}, {os.cpu_count()} CPU(s); parts: {', '.join(parts)}")
-    results: dict = {"size": "gpu", "device": name, "machine": f"{platform.node()} · {os.cpu_count()} CPU", "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    results: dict = {
+        "size": "gpu",
+        "device": name,
+        "machine": f"{platform.node()} · {os.cpu_count()} CPU",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     results["matmul_bf16_tflops"] = peak = matmul_tflops(device)
     echo(f"bf16 matrix product (8192³): {peak:.0f} TFLOP/s")
     results["throughput"] = []
@@ -52,7 +57,9 @@ def run_gpu_bench(output: str | Path = "results/bench", echo=print, parts: tuple
         results["throughput"] += [gpu_throughput(m, b, peak, echo) for m in GPU_MODELS for b in GPU_BATCHES]
     if "pipelines" in parts:
         echo("1b. ViT-B-32 fed by each pipeline: resident, streamed (pinned memory, side stream), DataLoader")
-        results["throughput"] += [gpu_throughput("ViT-B-32", b, peak, echo, pipeline) for b in (128, 512) for pipeline in ("resident", "streamed", "loader")]
+        results["throughput"] += [
+            gpu_throughput("ViT-B-32", b, peak, echo, pipeline) for b in (128, 512) for pipeline in ("resident", "streamed", "loader")
+        ]
     if "cache" in parts:
         echo("4b. image files: JPEG decoding every epoch against the decoded copy (224 px, batch 256)")
         results["decoded_cache"] = decoded_cache_speedup(4096, 256, device, echo)
@@ -93,10 +100,20 @@ def format_gpu_table(results: dict) -> str:
                      f"built in {c['cache_build_seconds']:.1f} s, repaid after {c['cache_pays_back_after_epochs']:.2f} epochs")  # fmt: skip
     if "input" in results:
         inp = results["input"]
-        lines.append(f"input: loader delivers {inp['loader_samples_per_s']:.0f} samples/s = {inp['loader_headroom']:.2f}× what ViT-B-32 at batch 512 consumes")
+        lines.append(
+            f"input: loader delivers {inp['loader_samples_per_s']:.0f} samples/s = {inp['loader_headroom']:.2f}× what ViT-B-32 at batch 512 consumes"
+        )
     if "evaluation" in results:
         ev = results["evaluation"]
-        lines.append(f"evaluation: {ev['eval_pairs']} pairs + probe in {ev['eval_seconds']:.1f} s = {ev['eval_per_epoch']:.3f} of a {ev['epoch_pairs']}-sample epoch")
+        lines.append(
+            f"evaluation: {ev['eval_pairs']} pairs + probe in {ev['eval_seconds']:.1f} s = {ev['eval_per_epoch']:.3f} of a {ev['epoch_pairs']}-sample epoch"
+        )
     if "sharing" in results:
-        lines.append("sharing: " + ", ".join(f"{r['trials']} trial(s) {r['total_samples_per_s']:.0f}/s ({r['speedup']:.2f}×, {r['gpu_peak_gb_per_trial']:.2f} GiB each)" for r in results["sharing"]))
+        lines.append(
+            "sharing: "
+            + ", ".join(
+                f"{r['trials']} trial(s) {r['total_samples_per_s']:.0f}/s ({r['speedup']:.2f}×, {r['gpu_peak_gb_per_trial']:.2f} GiB each)"
+                for r in results["sharing"]
+            )
+        )
     return "\n".join(lines)

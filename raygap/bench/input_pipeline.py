@@ -5,10 +5,10 @@ from __future__ import annotations
 from torch.utils.data import RandomSampler
 
 from raygap.bench.common import Stopwatch
-from raygap.config import TrialConfig
-from raygap.data import load_source, training_batches
 from raygap.clip.model import build_model
 from raygap.clip.train import resolve_device
+from raygap.config import TrialConfig
+from raygap.data import load_source, training_batches
 
 
 def input_pipeline(cfg: TrialConfig, consumed_samples_per_s: float, batches: int = 32) -> dict:

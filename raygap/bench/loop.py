@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 
 from raygap.bench.common import Stopwatch, timed_raw, to_config, trial_raw
-from raygap.config import TrialConfig
-from raygap.data import load_source
 from raygap.clip.loss import contrastive_loss
 from raygap.clip.model import build_model
 from raygap.clip.train import resolve_device, train
+from raygap.config import TrialConfig
+from raygap.data import load_source
 
 
 def plain_loop_samples_per_s(cfg: TrialConfig, steps: int, warmup: int = 1) -> float:

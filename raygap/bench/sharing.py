@@ -23,7 +23,12 @@ def _shared_trial(raw: dict) -> dict:
             _START_TOGETHER.wait()
 
     final = train(to_config(raw), report)
-    return {"first_step_at": final["first_step_at"], "last_step_at": final["last_step_at"], "steps": final["steps"], "gpu_peak_mb": final.get("gpu_peak_mb", 0.0)}
+    return {
+        "first_step_at": final["first_step_at"],
+        "last_step_at": final["last_step_at"],
+        "steps": final["steps"],
+        "gpu_peak_mb": final.get("gpu_peak_mb", 0.0),
+    }
 
 
 def gpu_sharing(raw: dict, counts: tuple[int, ...], echo) -> list[dict]:

@@ -8,10 +8,10 @@ import torch
 
 from raygap.bench.common import Stopwatch, timed_raw, to_config, trial_raw
 from raygap.bench.loop import plain_loop_samples_per_s, raygap_loop_samples_per_s
-from raygap.config import TrialConfig
 from raygap.clip.loss import contrastive_loss
 from raygap.clip.model import build_model
 from raygap.clip.train import resolve_device
+from raygap.config import TrialConfig
 
 GPU_MODELS = ("RN50", "ViT-B-32")
 GPU_BATCHES = (128, 256, 512)

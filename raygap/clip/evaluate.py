@@ -34,11 +34,17 @@ def _encode_sharded(encode: Callable[[torch.Tensor], torch.Tensor], n: int, batc
     return torch.cat([g[:size] for g, size in zip(gathered, sizes)]).cpu()
 
 
-def encode_images(model: nn.Module, data: ImageTextSet, device: torch.device, batch_size: int, rank: int = 0, world_size: int = 1) -> torch.Tensor:
-    return _encode_sharded(lambda idx: model.encode_image(data.images.batch(idx).to(device)), len(data.images), batch_size, rank, world_size)
+def encode_images(
+    model: nn.Module, data: ImageTextSet, device: torch.device, batch_size: int, rank: int = 0, world_size: int = 1
+) -> torch.Tensor:
+    return _encode_sharded(
+        lambda idx: model.encode_image(data.images.batch(idx).to(device)), len(data.images), batch_size, rank, world_size
+    )
 
 
-def encode_texts(model: nn.Module, tokens: torch.Tensor, device: torch.device, batch_size: int, rank: int = 0, world_size: int = 1) -> torch.Tensor:
+def encode_texts(
+    model: nn.Module, tokens: torch.Tensor, device: torch.device, batch_size: int, rank: int = 0, world_size: int = 1
+) -> torch.Tensor:
     return _encode_sharded(lambda idx: model.encode_text(tokens[idx].to(device)), len(tokens), batch_size, rank, world_size)
 
 
@@ -128,7 +134,9 @@ Evaluator = Callable[["Trial"], dict[str, Any]]
 def embedding_evaluator(trial: Trial) -> dict[str, Any]:
     """Gap, uniformity, recalls, mismatch and pair cosine on the eval split."""
     cfg = trial.cfg
-    return evaluate(trial.model, trial.eval_set, trial.device, cfg.eval.batch_size, trial.rank, trial.world_size, cfg.eval.gap_pairs, cfg.eval.seed)
+    return evaluate(
+        trial.model, trial.eval_set, trial.device, cfg.eval.batch_size, trial.rank, trial.world_size, cfg.eval.gap_pairs, cfg.eval.seed
+    )
 
 
 def probe_evaluator(trial: Trial) -> dict[str, Any]:
@@ -138,7 +146,16 @@ def probe_evaluator(trial: Trial) -> dict[str, Any]:
     trial.model.eval()
     try:
         cfg = trial.cfg
-        return probe_metrics(trial.model, *trial.probe, cfg.eval.templates, trial.bundle.tokenize, trial.device, cfg.eval.batch_size, trial.rank, trial.world_size)
+        return probe_metrics(
+            trial.model,
+            *trial.probe,
+            cfg.eval.templates,
+            trial.bundle.tokenize,
+            trial.device,
+            cfg.eval.batch_size,
+            trial.rank,
+            trial.world_size,
+        )
     finally:
         trial.model.train()
 

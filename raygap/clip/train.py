@@ -118,7 +118,13 @@ class TrainState:
     history: list[dict] = field(default_factory=list)
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "epoch": self.epoch, "loss_sum": float(self.loss_sum), "loss_count": self.loss_count, "history": list(self.history)}
+        return {
+            "step": self.step,
+            "epoch": self.epoch,
+            "loss_sum": float(self.loss_sum),
+            "loss_count": self.loss_count,
+            "history": list(self.history),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.step, self.epoch, self.loss_sum, self.loss_count = state["step"], state["epoch"], state["loss_sum"], state["loss_count"]
@@ -216,7 +222,12 @@ def train(
 
     def evaluation_point(loss: float | None, samples_per_s: float | None) -> dict:
         t0 = time.perf_counter()
-        row = {"step": state.step, "epoch": state.step / trial.steps_per_epoch, "loss": loss, **_temperature_state(trial.temperature, state.step)}
+        row = {
+            "step": state.step,
+            "epoch": state.step / trial.steps_per_epoch,
+            "loss": loss,
+            **_temperature_state(trial.temperature, state.step),
+        }
         for evaluator in EVALUATORS:
             row.update(evaluator(trial))
         row.update(samples_per_s=samples_per_s, lr=trial.optimizer.param_groups[0]["lr"])
@@ -262,7 +273,9 @@ def train(
     return _with_timings(final, trial, resume_from, clock, time.perf_counter() - started, started_at, first_step_at, last_step_at)
 
 
-def _with_timings(final: dict, trial: Trial, resume_from, clock: dict, total: float, started_at: float, first_step_at: float, last_step_at: float) -> dict:
+def _with_timings(
+    final: dict, trial: Trial, resume_from, clock: dict, total: float, started_at: float, first_step_at: float, last_step_at: float
+) -> dict:
     """The final metrics with the trial's timings, throughput, device and memory."""
     train_seconds = total - clock["setup_seconds"] - clock["eval_seconds"]
     final.update(

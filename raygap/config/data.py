@@ -9,6 +9,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from raygap.config.base import PositiveInt, Probability, Strict, check_paths, must_exist
 
+
 class SyntheticSource(Strict):
     """Procedural image–caption pairs (raygap.data.synthetic), generated in memory."""
 
@@ -190,5 +191,7 @@ class DataSpec(Strict):
     def _pipeline_needs_memory(self) -> DataSpec:
         decoded_each_epoch = isinstance(self.train, ImageFileOptions) and self.train.decoded_cache is None
         if self.pipeline in ("resident", "streamed") and decoded_each_epoch:
-            raise ValueError(f"pipeline {self.pipeline} needs the training images in memory; data.train is decoded from its files every epoch (set its decoded_cache)")
+            raise ValueError(
+                f"pipeline {self.pipeline} needs the training images in memory; data.train is decoded from its files every epoch (set its decoded_cache)"
+            )
         return self

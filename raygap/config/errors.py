@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from raygap.config.sections import TrialConfig
 
+
 def format_errors(error: ValidationError, tree: dict, file: str) -> str:
     lines = []
     for item in error.errors():

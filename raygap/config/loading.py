@@ -17,6 +17,7 @@ from raygap.config.distributions import Distribution, find_distributions, parse_
 from raygap.config.errors import format_errors
 from raygap.config.sections import TrialConfig
 
+
 @dataclass
 class StudySpec:
     """A validated study file: its raw tree (overrides applied) and its search space."""
@@ -56,7 +57,9 @@ def _validate(tree: dict, file: str, check_paths: bool = True) -> TrialConfig:
         raise SpecError(format_errors(error, tree, file)) from None
     train_pairs = _known_size(cfg.data.train)
     if cfg.theory is None and train_pairs is not None and train_pairs < cfg.train.batch_size:
-        raise SpecError(f"{file}: train.batch_size: {cfg.train.batch_size} is larger than data.train, which holds at most {train_pairs} pairs")
+        raise SpecError(
+            f"{file}: train.batch_size: {cfg.train.batch_size} is larger than data.train, which holds at most {train_pairs} pairs"
+        )
     return cfg
 
 
@@ -107,7 +110,9 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         raise SpecError(f"{file}: cannot read study file: {error.strerror}") from None
     except UnicodeDecodeError as error:
         line = path.read_bytes()[: error.start].count(b"\n") + 1
-        raise SpecError(f"{file}: line {line}: not UTF-8 text (byte 0x{error.object[error.start]:02x}); save the study file as UTF-8") from None
+        raise SpecError(
+            f"{file}: line {line}: not UTF-8 text (byte 0x{error.object[error.start]:02x}); save the study file as UTF-8"
+        ) from None
     try:
         raw = _safe_load(text)
     except SpecError as error:

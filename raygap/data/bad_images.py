@@ -15,7 +15,9 @@ def drop_unreadable(found: FileSet, policy: str, where) -> FileSet:
         return found
     names = [found.images.paths[i] for i in bad]
     if policy == "fail":
-        raise ValueError(f"{where}: {len(bad)} image file(s) cannot be read as images, e.g. {names[0]}; set bad_images: skip to leave them out")
+        raise ValueError(
+            f"{where}: {len(bad)} image file(s) cannot be read as images, e.g. {names[0]}; set bad_images: skip to leave them out"
+        )
     if len(bad) == len(found.images):
         raise ValueError(f"{where}: none of its {len(bad)} image file(s) can be read as images")
     keep = np.setdiff1d(np.arange(len(found.images)), bad)

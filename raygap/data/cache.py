@@ -51,7 +51,12 @@ def decoded_pixels(store: FileImages, preprocess, folder: Path, threads: int | N
 
 def fingerprint(store: FileImages, preprocess) -> str:
     digest = hashlib.sha256()
-    settings = {"version": VERSION, "size": preprocess.size, "interpolation": preprocess.interpolation, "resize_mode": preprocess.resize_mode}
+    settings = {
+        "version": VERSION,
+        "size": preprocess.size,
+        "interpolation": preprocess.interpolation,
+        "resize_mode": preprocess.resize_mode,
+    }
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     digest.update("\n".join(store.paths).encode())
     for file in store.files():

@@ -28,4 +28,6 @@ def check_tables(cfg, file: str) -> None:
             if key.startswith("data.probe") and found.labels is None:
                 raise SpecError(f"{file}: {key}: a probe split needs a class label per image; name the table's label column (label_column)")
             if key == "data.train" and cfg.theory is None and len(found.captions) < cfg.train.batch_size:
-                raise SpecError(f"{file}: train.batch_size: {cfg.train.batch_size} is larger than data.train, which holds {len(found.captions)} pairs")
+                raise SpecError(
+                    f"{file}: train.batch_size: {cfg.train.batch_size} is larger than data.train, which holds {len(found.captions)} pairs"
+                )

@@ -47,7 +47,9 @@ def read_table(source) -> Table:
 
     root = Path(source.root) if source.root is not None else path.parent
     names = frame[source.image_column].cast(pl.Utf8)
-    resolved = {name: str(_inside_root(root, name, source.allow_outside_root, path)) for name in names.unique(maintain_order=True).to_list()}
+    resolved = {
+        name: str(_inside_root(root, name, source.allow_outside_root, path)) for name in names.unique(maintain_order=True).to_list()
+    }
     absent = [p for p in resolved.values() if not Path(p).is_file()]
     if absent:
         raise ValueError(f"{path}: {len(absent)} image file(s) not found, e.g. {absent[0]}")

@@ -50,7 +50,9 @@ def read_cifar10(root: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[s
     names = ["test_batch"] if split == "test" else [f"data_batch_{i}" for i in range(1, 6)]
     missing = [n for n in [*names, "batches.meta"] if not (folder / n).is_file()]
     if missing:
-        raise ValueError(f"{folder}: CIFAR-10 files missing: {missing} (raygap never downloads; place torchvision's cifar-10-batches-py there)")
+        raise ValueError(
+            f"{folder}: CIFAR-10 files missing: {missing} (raygap never downloads; place torchvision's cifar-10-batches-py there)"
+        )
     pixels, labels = [], []
     for name in names:
         with open(folder / name, "rb") as handle:

@@ -15,7 +15,6 @@ from raygap import results
 from raygap.config import SpecError, StudySpec
 from raygap.study.plan import ResourcePlan, study_plan
 
-
 # Ray Train's controller polls its workers every 2 s by default, so a finished trainer waits up to
 # 2 s to notice; polling a few workers is cheap. Set before Ray starts, so every process inherits it.
 TRAIN_ENV_DEFAULTS = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2"}

@@ -12,8 +12,8 @@ from pathlib import Path
 import ray.train
 from ray import tune
 
-from raygap.search import recorded_params
 from raygap.config import StudySpec, TrialConfig
+from raygap.search import recorded_params
 from raygap.study.plan import DRIVER_CPUS, ResourcePlan
 from raygap.study.worker import run_seed
 
@@ -30,7 +30,11 @@ def drive_trial(params: dict, *, spec_path: str, spec_raw: dict, plan: ResourceP
     base = spec.resolve(params, check_paths=False)
     objectives = list(base.search.objectives)
     trial_id = tune.get_context().get_trial_id()
-    resources = plan.trial_resources() if plan.in_trial else {"CPU": DRIVER_CPUS + plan.workers * plan.cpus_per_worker, "GPU": plan.workers * plan.gpus_per_worker}
+    resources = (
+        plan.trial_resources()
+        if plan.in_trial
+        else {"CPU": DRIVER_CPUS + plan.workers * plan.cpus_per_worker, "GPU": plan.workers * plan.gpus_per_worker}
+    )
     held = {"cpus_held": resources.get("CPU", 0.0), "gpus_held": resources.get("GPU", 0.0)}  # for CPU/GPU-hours in reports
     restored = _restore_trial()
     first, finals = (restored["repeat"], restored["finals"]) if restored else (0, [])
@@ -55,7 +59,10 @@ def drive_trial(params: dict, *, spec_path: str, spec_raw: dict, plan: ResourceP
         finals.append(final)
         completed = {**seed_report, "status": "completed", "final": final, "history": outcome["history"]}
         # The seed's report carries a checkpoint past it: a restart never runs (or records) it twice.
-        _report({"event": "seed", "payload": json.dumps(completed), **{k: final[k] for k in objectives}}, {"repeat": repeat + 1, "finals": finals})
+        _report(
+            {"event": "seed", "payload": json.dumps(completed), **{k: final[k] for k in objectives}},
+            {"repeat": repeat + 1, "finals": finals},
+        )
     means = {k: sum(f[k] for f in finals) / len(finals) for k, v in finals[0].items() if isinstance(v, (int, float))}
     tune.report({"event": "done", **means})
 

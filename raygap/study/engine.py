@@ -23,8 +23,8 @@ import yaml
 from ray import tune
 
 from raygap import results
-from raygap.search import make_sampler, number_of_trials, suggest_params
 from raygap.config import SpecError, StudySpec
+from raygap.search import make_sampler, number_of_trials, suggest_params
 from raygap.study import folder as study_folder
 from raygap.study.cluster import CLUSTER_RECORD, plan_for_this_machine, record_cluster, start_ray, stop_stale_cluster
 from raygap.study.driver import drive_trial
@@ -74,7 +74,9 @@ def run_study(
     if overwrite:
         study_folder.clear(folder, optuna_db)
     folder.sweep_temporaries()
-    finished, rerun = (prepare_resume(folder, optuna_db, spec.name, settings.search.objectives, settings.search.repeats, echo) if resume else (0, []))
+    finished, rerun = (
+        prepare_resume(folder, optuna_db, spec.name, settings.search.objectives, settings.search.repeats, echo) if resume else (0, [])
+    )
     remaining = max(total - finished, 0)
     if resume and remaining == 0:
         echo(f"{spec.name}: all {total} trial(s) already finished; nothing to resume")

@@ -16,7 +16,9 @@ from raygap.search import recorded_params
 class StudyRecorder(tune.Callback):
     """The single writer of the results folder: rows land as seeds finish, the front as trials do."""
 
-    def __init__(self, folder: results.ResultsFolder, objectives: dict[str, str], total: int, echo: Callable[[str], None], finished: int = 0):
+    def __init__(
+        self, folder: results.ResultsFolder, objectives: dict[str, str], total: int, echo: Callable[[str], None], finished: int = 0
+    ):
         self.folder, self.objectives, self.total, self.echo = folder, objectives, total, echo
         self.recorded: set[str] = set()
         self.recorded_seeds: set[tuple[str, int]] = set()
@@ -39,7 +41,13 @@ class StudyRecorder(tune.Callback):
         elif result.get("event") == "done":
             self.completed += 1
             front = self._update_front()
-            self._progress(trials, trial, f"trial {trial.trial_id} done: " + ", ".join(f"{k} {result[k]:.3f}" for k in self.objectives) + f" · front {front} point(s)")
+            self._progress(
+                trials,
+                trial,
+                f"trial {trial.trial_id} done: "
+                + ", ".join(f"{k} {result[k]:.3f}" for k in self.objectives)
+                + f" · front {front} point(s)",
+            )
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.failed += 1
@@ -55,7 +63,15 @@ class StudyRecorder(tune.Callback):
         stamps = {"trial_started_at": self.trial_started_at.get(report["trial_id"]), "recorded_at": time.time()}
         final = report.get("final") and {**report["final"], **stamps}
         results.record_seed(
-            self.folder, report["trial_id"], report["seed"], report["params"], report["config"], report["status"], final, report.get("error"), report.get("history")
+            self.folder,
+            report["trial_id"],
+            report["seed"],
+            report["params"],
+            report["config"],
+            report["status"],
+            final,
+            report.get("error"),
+            report.get("history"),
         )
 
     def _update_front(self) -> int:
@@ -66,4 +82,6 @@ class StudyRecorder(tune.Callback):
     def _progress(self, trials, finished, message: str) -> None:
         running = sum(t.status == "RUNNING" and t is not finished for t in trials)
         elapsed = time.time() - self.started
-        self.echo(f"[{elapsed:6.0f}s] {message} · {self.completed + self.failed}/{self.total} finished, {running} running, {self.failed} failed")
+        self.echo(
+            f"[{elapsed:6.0f}s] {message} · {self.completed + self.failed}/{self.total} finished, {running} running, {self.failed} failed"
+        )

@@ -19,7 +19,9 @@ def finished_trials(trials: pl.DataFrame, repeats: int) -> list[str]:
     return per_trial.filter((pl.col("completed") >= repeats) | pl.col("failed"))["trial_id"].to_list()
 
 
-def prepare_resume(folder: results.ResultsFolder, optuna_db: Path, name: str, objectives: dict[str, str], repeats: int, echo) -> tuple[int, list[dict]]:
+def prepare_resume(
+    folder: results.ResultsFolder, optuna_db: Path, name: str, objectives: dict[str, str], repeats: int, echo
+) -> tuple[int, list[dict]]:
     """Keep the finished trials' rows (exactly once) and drop the rest; tell Optuna the outcome
     of trials that finished before the stop but were never told (the driver died in between),
     and mark the other running ones failed. Return how many trials are finished and the

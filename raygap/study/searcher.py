@@ -6,7 +6,6 @@ import math
 
 from ray.tune.search.optuna import OptunaSearch
 
-
 TUNE_TRIAL_ID = "tune_trial_id"  # Optuna user attribute
 
 

@@ -43,7 +43,11 @@ def _train_worker(config: dict) -> None:
     final["nodes"] = _count_nodes(world_size)
     # Ray Train (V2) returns only metrics that come with a checkpoint: rank 0 attaches its results.
     result = json.dumps({"final": final, "history": history})
-    _report_from_rank0(rank, {"modality_gap": final["modality_gap"], "mean_r1": final["mean_r1"]}, lambda folder: (folder / "result.json").write_text(result))
+    _report_from_rank0(
+        rank,
+        {"modality_gap": final["modality_gap"], "mean_r1": final["mean_r1"]},
+        lambda folder: (folder / "result.json").write_text(result),
+    )
 
 
 def _report_from_rank0(rank: int, metrics: dict, write: Callable[[Path], object]) -> None:
