@@ -24,6 +24,7 @@ from raygap.catalog import label
 # Retrieval has one number per direction; the front is drawn once per direction.
 DIRECTIONS = {"mean_r1": ["image_to_text_r1", "text_to_image_r1"], "mean_r5": ["image_to_text_r5", "text_to_image_r5"]}
 
+
 @dataclass
 class Study:
     """One results folder, read once."""
@@ -49,7 +50,9 @@ def load_study(location: str | Path) -> Study:
     objectives = catalog.objectives_from((spec.get("search") or {}).get("objectives") or catalog.DEFAULT_OBJECTIVES)
     params = [c for c in found.trials.columns if c.startswith("param.") and c != "param.train.seed"]
     spec_text = yaml.safe_dump(spec, sort_keys=False) if spec else ""
-    return Study(spec.get("name") or Path(str(location)).name, found.location, found.trials, found.history, objectives, params, spec_text, found.run)
+    return Study(
+        spec.get("name") or Path(str(location)).name, found.location, found.trials, found.history, objectives, params, spec_text, found.run
+    )
 
 
 # ------------------------------------------------------------------------------ data functions
@@ -93,8 +96,7 @@ def parameter_effects(study: Study) -> pl.DataFrame:
             if objective not in summary.columns:
                 continue
             frames.append(
-                summary.filter(pl.col(param).is_not_null())  # a conditional parameter: only its branch's trials
-                .select(
+                summary.filter(pl.col(param).is_not_null()).select(  # a conditional parameter: only its branch's trials
                     pl.lit(param).alias("param"),
                     pl.col(param).cast(pl.String).alias("value_text"),
                     pl.col(param).cast(pl.Float64, strict=False).alias("value"),
@@ -124,7 +126,11 @@ def dynamics(study: Study, trial_ids: list[str]) -> pl.DataFrame:
     if "time" not in history.columns:
         history = history.with_columns(time=pl.col("step").cast(pl.Float64))
     numeric = [c for c, t in history.schema.items() if t.is_numeric() and c not in ("seed", "step", "time")]
-    return history.group_by("trial_id", "step", maintain_order=True).agg(pl.col("time").first(), *[pl.col(c).mean() for c in numeric]).sort("trial_id", "step")
+    return (
+        history.group_by("trial_id", "step", maintain_order=True)
+        .agg(pl.col("time").first(), *[pl.col(c).mean() for c in numeric])
+        .sort("trial_id", "step")
+    )
 
 
 def inverse_log_fit(frame: pl.DataFrame, late_fraction: float = 0.5) -> dict:
@@ -154,7 +160,9 @@ def log_power_fit(frame: pl.DataFrame, late_fraction: float = 0.5) -> dict:
     alpha_se, prefactor, r2, points, t_min, t_max; all but points NaN when there are fewer than
     three points, a gap that is not finite and positive, or no spread in log t or in the gap."""
     nan = {"alpha": math.nan, "alpha_se": math.nan, "prefactor": math.nan, "r2": math.nan, "t_min": math.nan, "t_max": math.nan}
-    rows = frame.with_columns(pl.col("time").cast(pl.Float64)).filter(pl.col("time").is_finite() & (pl.col("time") > 1)) if frame.height else frame
+    if frame.is_empty():
+        return {**nan, "points": 0}
+    rows = frame.with_columns(pl.col("time").cast(pl.Float64)).filter(pl.col("time").is_finite() & (pl.col("time") > 1))
     if rows.height < 3:
         return {**nan, "points": rows.height}
     start = rows["time"].max() ** (1 - late_fraction)
@@ -222,7 +230,11 @@ def hypervolume_progress(study: Study) -> pl.DataFrame:
     done = study.trials.with_row_index("order").filter(pl.col("status") == "completed")
     if done.is_empty():
         return pl.DataFrame()
-    finished = done.group_by("trial_id").agg(pl.col(order or "order").max().alias("finished"), *[pl.col(c).mean() for c in objectives]).sort("finished")
+    finished = (
+        done.group_by("trial_id")
+        .agg(pl.col(order or "order").max().alias("finished"), *[pl.col(c).mean() for c in objectives])
+        .sort("finished")
+    )
     reference = tuple(_reference(finished[c], c, d) for c, d in objectives.items())
     volumes = [pareto.hypervolume_2d(finished.head(i + 1), objectives, reference) for i in range(finished.height)]
     return pl.DataFrame({"completed": range(1, finished.height + 1), "trial_id": finished["trial_id"], "hypervolume": volumes})
@@ -356,9 +368,28 @@ def _html(headers, images, table, notes, studies) -> str:
     ]
     for h, study in zip(headers, studies):
         parts.append(f"<h2>{esc(h['study'])}</h2><dl>")
-        for key in ("location", "configurations", "completed", "failed", "seed_runs", "started", "finished", "cpu_hours", "gpu_hours", "cluster", "objectives", "searched"):
+        for key in (
+            "location",
+            "configurations",
+            "completed",
+            "failed",
+            "seed_runs",
+            "started",
+            "finished",
+            "cpu_hours",
+            "gpu_hours",
+            "cluster",
+            "objectives",
+            "searched",
+        ):
             if key in h:
-                value = f"{h[key]:.2f}" if isinstance(h[key], float) else json.dumps(h[key]) if isinstance(h[key], (dict, list)) else str(h[key])
+                value = (
+                    f"{h[key]:.2f}"
+                    if isinstance(h[key], float)
+                    else json.dumps(h[key])
+                    if isinstance(h[key], (dict, list))
+                    else str(h[key])
+                )
                 parts.append(f"<dt>{esc(key.replace('_', ' '))}</dt><dd>{esc(value)}</dd>")
         parts.append("</dl>")
         if study.spec_text:
@@ -377,7 +408,9 @@ def _html(headers, images, table, notes, studies) -> str:
         parts.append(f"<figure id='{name}'><img alt='{esc(caption)}' src='data:image/png;base64,{encoded}'><figcaption>{esc(caption)} "
                      f"(<a href='{path.name}'>{path.name}</a>)</figcaption></figure>")  # fmt: skip
     # Lets a headless browser (and the test) tell that every figure decoded: body data-figures="loaded/total".
-    parts.append("<script>window.addEventListener('load', () => { const images = [...document.images]; "
-                 "document.body.dataset.figures = images.filter(i => i.complete && i.naturalWidth > 0).length + '/' + images.length; });</script>")
+    parts.append(
+        "<script>window.addEventListener('load', () => { const images = [...document.images]; "
+        "document.body.dataset.figures = images.filter(i => i.complete && i.naturalWidth > 0).length + '/' + images.length; });</script>"
+    )
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -53,7 +53,14 @@ def make_folder(path, history=True):
         folder.append(
             results.HISTORY,
             [
-                {"step": s, "modality_gap": (0.3 / math.log(s) + 0.05 if s > 1 else 1.0) + (0.01 if seed else -0.01), "temperature": 0.1, "mean_r1": 0.1, "trial_id": "b", "seed": seed}
+                {
+                    "step": s,
+                    "modality_gap": (0.3 / math.log(s) + 0.05 if s > 1 else 1.0) + (0.01 if seed else -0.01),
+                    "temperature": 0.1,
+                    "mean_r1": 0.1,
+                    "trial_id": "b",
+                    "seed": seed,
+                }
                 for seed in (0, 1)
                 for s in steps
             ],
@@ -139,7 +146,7 @@ def test_report_command_writes_page_pngs_and_markdown(tmp_path, capsys):
     assert {p.name for p in out.iterdir()} == {"index.html", "report.md", "pareto.png", "effects.png", "dynamics.png", "hypervolume.png"}
     markdown = (out / "report.md").read_text()
     assert "| hand | temperature.value=0.1 | 2 | **0.200 ± 0.000** |" in markdown
-    assert "R² = 1.000" in markdown
+    assert re.search(r"hand b: gap ∝ \(log t\)\^−α, α = [0-9.]+ ± [0-9.e-]+ over t ∈ \[100, 1e\+04\] \(3 points", markdown)
     assert not list(out.glob(".*.tmp"))
     # Comparisons need an output folder; a folder that is not a study is refused by name.
     assert main(["report", str(tmp_path / "s"), str(tmp_path / "s")]) == 2
@@ -169,3 +176,70 @@ def test_page_renders_in_headless_chromium(tmp_path):
 
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.shape == (3000, 1200) and pixels.std() > 20  # drawn figures, not a blank page
+
+
+# ------------------------------------------------------------------ gap ∝ (log t)^−α fits
+def power_frame(t, gap) -> pl.DataFrame:
+    return pl.DataFrame({"time": np.asarray(t, dtype=float), "modality_gap": np.asarray(gap, dtype=float)})
+
+
+def test_log_power_fit_recovers_an_exact_exponent():
+    t = np.logspace(0.5, 4, 40)
+    fit = report.log_power_fit(power_frame(t, 3 * np.log(t) ** -1.5), late_fraction=1.0)
+    assert fit["alpha"] == pytest.approx(1.5, abs=1e-9) and fit["prefactor"] == pytest.approx(3, abs=1e-9)
+    assert fit["alpha_se"] < 1e-9 and fit["r2"] == pytest.approx(1.0, abs=1e-12)
+    assert fit["points"] == 40 and fit["t_min"] == pytest.approx(t[0]) and fit["t_max"] == pytest.approx(1e4)
+    late = report.log_power_fit(power_frame(t, 3 * np.log(t) ** -1.5))  # the late half of log t: t ≥ 100
+    assert late["t_min"] >= 100 and late["points"] == int((t >= 100).sum()) and late["alpha"] == pytest.approx(1.5, abs=1e-9)
+
+
+def test_log_power_fit_standard_error_matches_the_scatter_of_noisy_fits():
+    """Multiplicative noise of 2%: each fit lands within a few standard errors of 1.5, and over 400
+    draws the spread of α matches the reported standard error (the fraction within ±1 SE is near
+    0.68, the t-distribution's with 28 degrees of freedom)."""
+    t = np.logspace(1, 3, 30)
+    rng = np.random.default_rng(0)
+    fits = [
+        report.log_power_fit(power_frame(t, 3 * np.log(t) ** -1.5 * np.exp(rng.normal(0, 0.02, t.size))), late_fraction=1.0)
+        for _ in range(400)
+    ]
+    alphas, errors = np.array([f["alpha"] for f in fits]), np.array([f["alpha_se"] for f in fits])
+    within = float((np.abs(alphas - 1.5) <= errors).mean())
+    print(f"\n400 noisy fits: α {alphas.mean():.4f} ± {alphas.std():.4f} (spread), mean SE {errors.mean():.4f}, within ±1 SE {within:.2f}")
+    assert abs(fits[0]["alpha"] - 1.5) < 3 * fits[0]["alpha_se"]
+    assert 0.6 < within < 0.76 and alphas.std() == pytest.approx(errors.mean(), rel=0.15)
+
+
+@pytest.mark.parametrize(
+    "t, gap",
+    [
+        ([], []),
+        ([10.0, 100.0], [0.2, 0.1]),  # too few points
+        ([0.5, 1.0, 10.0, 100.0], [0.4, 0.3, 0.2, 0.1]),  # two of them at t ≤ 1, where log log t is undefined
+        ([10.0, 100.0, 1000.0, 10000.0], [0.2, 0.2, 0.2, 0.2]),  # a constant gap
+        ([10.0, 100.0, 1000.0, 10000.0], [0.2, 0.1, 0.0, 0.05]),  # a zero
+        ([10.0, 100.0, 1000.0, 10000.0], [0.2, 0.1, -0.1, 0.05]),  # a negative gap
+        ([10.0, 100.0, 1000.0, 10000.0], [0.2, 0.1, math.nan, 0.05]),  # a NaN
+        ([10.0, 100.0, 1000.0, 10000.0], [0.2, 0.1, math.inf, 0.05]),  # an inf
+        ([10.0, 10.0, 10.0], [0.3, 0.2, 0.1]),  # no spread in t
+    ],
+    ids=["empty", "two-points", "t-below-one", "constant", "zero", "negative", "nan", "inf", "one-time"],
+)
+def test_log_power_fit_gives_nan_on_degenerate_input(t, gap):
+    fit = report.log_power_fit(power_frame(t, gap), late_fraction=1.0)
+    assert all(math.isnan(fit[k]) for k in ("alpha", "alpha_se", "prefactor", "r2", "t_min", "t_max")), fit
+    assert fit["points"] <= len(t)
+    assert math.isnan(report.log_power_fit(pl.DataFrame(), late_fraction=1.0)["alpha"])
+
+
+def test_fit_notes_state_the_exponent_and_its_window(tmp_path):
+    """Trial b's gap (0.3/log t + 0.05, seeds averaged) over t ∈ [100, 10⁴]: α and its standard
+    error as numpy's least squares gives them."""
+    study = report.load_study(make_folder(tmp_path / "s").path)
+    t = np.array([100.0, 1000.0, 10000.0])
+    x, y = np.log(np.log(t)), np.log(0.3 / np.log(t) + 0.05)
+    (slope, _), residual = np.polyfit(x, y, 1, full=True)[:2]
+    se = math.sqrt(residual[0] / (len(t) - 2) / ((x - x.mean()) ** 2).sum())
+    (note,) = report._fit_notes([study])
+    print(f"\n{note}")
+    assert note.startswith(f"hand b: gap ∝ (log t)^−α, α = {-slope:.3g} ± {se:.2g} over t ∈ [100, 1e+04] (3 points")

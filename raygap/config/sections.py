@@ -231,6 +231,7 @@ class TheorySpec(Strict):
     init: Literal["matched", "random"] = "matched"
     time: PositiveFloat = 100.0
     dt: PositiveFloat = 0.05
+    """The largest integration step (steps adapt below it); records fall on multiples of it."""
     records: Annotated[int, Field(ge=2)] = 100
     seed: int = 0
 
