@@ -1,4 +1,4 @@
-"""The paper's gradient-flow claims, reproduced by raygap.theory (run with -s to see the fits)."""
+"""The paper's gradient-flow claims, reproduced by raygap.clip.theory (run with -s to see the fits)."""
 
 import itertools
 import math
@@ -13,9 +13,9 @@ import yaml
 from raygap.clip.loss import contrastive_loss
 from raygap.clip.metrics import modality_gap, pair_margins
 from raygap.clip.temperature import build_temperature
+from raygap.clip.theory import TheoryConfig, _Flow, _initial_state, _row, embed, simulate
 from raygap.config.distributions import parse_distribution
 from raygap.report import log_power_fit
-from raygap.theory import TheoryConfig, _Flow, _initial_state, _row, embed, simulate
 
 BASE = dict(n=8, d=16, delta=0.5)
 

@@ -219,7 +219,7 @@ class ResourcesSpec(Strict):
 
 
 class TheorySpec(Strict):
-    """Makes the trial a gradient-flow simulation of the paper's theory model (raygap.theory)
+    """Makes the trial a gradient-flow simulation of the paper's theory model (raygap.clip.theory)
     instead of CLIP training; the `temperature` section drives it, data/model/train are unused."""
 
     n: Annotated[int, Field(ge=2)] = 8
