@@ -35,7 +35,7 @@ def test_the_report_marks_the_best_of_each_table_column_by_the_catalogue_directi
     best_row = table.filter(pl.col(f"best_{name}"))
     assert best_row["trial_id"].to_list() == ["t1"], f"{name}: {catalog.METRICS[name].better} is better"
 
-    head, body = report._table_cells(table)
+    head, body = report.table_cells(table)
     column = head.index(catalog.label(name))
     assert [cells[column][1] for cells in body] == [False, True, False]
 
@@ -48,7 +48,7 @@ def test_uniformity_is_larger_is_better_everywhere(tmp_path):
     assert catalog.METRICS["uniformity"].worst == pytest.approx(-math.sqrt(2))
     # The hypervolume's reference for uniformity (a max objective) is the collapsed value −√2.
     series = pl.Series([-1.0, -0.5])
-    assert report._reference(series, "uniformity", "max") == pytest.approx(-math.sqrt(2))
+    assert report.hypervolume_reference(series, "uniformity", "max") == pytest.approx(-math.sqrt(2))
 
 
 def test_nan_never_wins_a_column(tmp_path):

@@ -240,6 +240,6 @@ def test_fit_notes_state_the_exponent_and_its_window(tmp_path):
     x, y = np.log(np.log(t)), np.log(0.3 / np.log(t) + 0.05)
     (slope, _), residual = np.polyfit(x, y, 1, full=True)[:2]
     se = math.sqrt(residual[0] / (len(t) - 2) / ((x - x.mean()) ** 2).sum())
-    (note,) = report._fit_notes([study])
+    (note,) = report.fit_notes([study])
     print(f"\n{note}")
     assert note.startswith(f"hand b: gap ∝ (log t)^−α, α = {-slope:.3g} ± {se:.2g} over t ∈ [100, 1e+04] (3 points")

@@ -14,7 +14,7 @@ import polars as pl  # noqa: E402
 from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 
 from raygap.catalog import label  # noqa: E402
-from raygap.report import Study, dynamics, front_panels, front_trial_ids, hypervolume_progress, parameter_effects  # noqa: E402
+from raygap.report.data import Study, dynamics, front_panels, front_trial_ids, hypervolume_progress, parameter_effects  # noqa: E402
 
 plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8, "figure.dpi": 100})
 WIDTH = 7.2  # inches: a two-column paper's full width

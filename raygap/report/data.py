@@ -1,14 +1,8 @@
-"""`raygap report`: study folders → a static page (index.html), one PNG per figure and report.md.
-
-Reads nothing but results folders. Every figure is first a data function (Parquet → polars frame,
-tested on its own) and then a drawing of that frame (raygap.figures, matplotlib).
-"""
+"""The numbers of every figure and table of a report: results folders → polars frames, each a tested
+function. Nothing here draws (raygap.report.figures) or writes pages (raygap.report.page)."""
 
 from __future__ import annotations
 
-import base64
-import html
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -19,7 +13,6 @@ import polars as pl
 import yaml
 
 from raygap import catalog, pareto, results
-from raygap.catalog import label
 
 # Retrieval has one number per direction; the front is drawn once per direction.
 DIRECTIONS = {"mean_r1": ["image_to_text_r1", "text_to_image_r1"], "mean_r5": ["image_to_text_r5", "text_to_image_r5"]}
@@ -235,12 +228,12 @@ def hypervolume_progress(study: Study) -> pl.DataFrame:
         .agg(pl.col(order or "order").max().alias("finished"), *[pl.col(c).mean() for c in objectives])
         .sort("finished")
     )
-    reference = tuple(_reference(finished[c], c, d) for c, d in objectives.items())
+    reference = tuple(hypervolume_reference(finished[c], c, d) for c, d in objectives.items())
     volumes = [pareto.hypervolume_2d(finished.head(i + 1), objectives, reference) for i in range(finished.height)]
     return pl.DataFrame({"completed": range(1, finished.height + 1), "trial_id": finished["trial_id"], "hypervolume": volumes})
 
 
-def _reference(values: pl.Series, column: str, direction: str) -> float:
+def hypervolume_reference(values: pl.Series, column: str, direction: str) -> float:
     """The hypervolume's reference on one objective: the catalogue's worst value when the study
     optimises the metric in its better direction, else the worst value seen."""
     metric = catalog.METRICS.get(column)
@@ -286,29 +279,7 @@ def _short(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-# ------------------------------------------------------------------------------------- writing
-def write_report(locations: list[str | Path], output: str | Path | None = None) -> Path:
-    """Read the studies, draw every figure, write index.html, the PNGs and report.md; return the page."""
-    from raygap import figures
-
-    studies = [load_study(location) for location in locations]
-    out = Path(output) if output else Path(str(locations[0])) / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    drawn = figures.draw_all(studies)
-    images = {}
-    for name, (figure, caption) in drawn.items():
-        path = out / f"{name}.png"
-        results.write_figure(path, figure)
-        images[name] = (path, caption)
-    table = method_table(studies)
-    headers = [header(s) for s in studies]
-    notes = _fit_notes(studies)
-    results.write_local_text(out / "report.md", _markdown(headers, images, table, notes, studies))
-    results.write_local_text(out / "index.html", _html(headers, images, table, notes, studies))
-    return out / "index.html"
-
-
-def _fit_notes(studies: list[Study]) -> list[str]:
+def fit_notes(studies: list[Study]) -> list[str]:
     notes = []
     for study in studies:
         for trial_id in front_trial_ids(study, limit=3):
@@ -319,98 +290,3 @@ def _fit_notes(studies: list[Study]) -> list[str]:
                     f"({fit['points']} points, least squares of log gap on log log t, ± the slope's standard error; R² = {fit['r2']:.4f})"
                 )
     return notes
-
-
-def _table_cells(table: pl.DataFrame) -> tuple[list[str], list[list[tuple[str, bool]]]]:
-    columns = [c for c in catalog.TABLE_COLUMNS if c in table.columns and not table[c].is_null().all()]
-    head = ["study", "setting", "seeds", *[label(c) for c in columns]]
-    body = []
-    for row in table.iter_rows(named=True):
-        cells = [(row["study"], False), (row["setting"], False), (str(row["seeds"]), False)]
-        for c in columns:
-            value, std = row[c], row[f"{c}_std"]
-            text = "—" if value is None else f"{value:.3f}" + (f" ± {std:.3f}" if std is not None and not math.isnan(std) else "")
-            cells.append((text, bool(row.get(f"best_{c}"))))
-        body.append(cells)
-    return head, body
-
-
-def _markdown(headers, images, table, notes, studies) -> str:
-    lines = ["# raygap report: " + ", ".join(h["study"] for h in headers), ""]
-    for h in headers:
-        lines.append(f"- **{h['study']}** ({h['location']}): {h['completed']} configuration(s) completed, {h['failed']} failed, "
-                     f"{h['seed_runs']} seed run(s); {h['started']} → {h['finished']}; "
-                     + (f"{h['cpu_hours']:.2f} CPU-h, {h['gpu_hours']:.2f} GPU-h; " if "cpu_hours" in h else "")
-                     + f"cluster: {h['cluster']}; objectives {h['objectives']}")  # fmt: skip
-    if not table.is_empty():
-        head, body = _table_cells(table)
-        lines += ["", "## Table (mean ± std over seeds; **best** per column)", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(f"**{t}**" if best else t for t, best in row) + " |" for row in body]
-    if notes:
-        lines += ["", "## Fits", "", *[f"- {n}" for n in notes]]
-    lines += ["", "## Figures", ""]
-    for name, (path, caption) in images.items():
-        lines += [f"![{caption}]({path.name})", "", f"*{caption}*", ""]
-    return "\n".join(lines) + "\n"
-
-
-def _html(headers, images, table, notes, studies) -> str:
-    esc = html.escape
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>raygap report: {esc(', '.join(h['study'] for h in headers))}</title>",
-        "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-        "table{border-collapse:collapse;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-        "td:first-child,td:nth-child(2),th{text-align:left}.best{font-weight:bold;background:#e8f4e8}"
-        "figure{margin:1.5em 0}img{max-width:100%}figcaption{font-size:14px;color:#444}dl{display:grid;grid-template-columns:max-content auto;gap:2px 1em}"
-        "pre{background:#f6f6f6;padding:.5em;overflow:auto;font-size:12px}</style></head><body>",
-        f"<h1>raygap report: {esc(', '.join(h['study'] for h in headers))}</h1>",
-    ]
-    for h, study in zip(headers, studies):
-        parts.append(f"<h2>{esc(h['study'])}</h2><dl>")
-        for key in (
-            "location",
-            "configurations",
-            "completed",
-            "failed",
-            "seed_runs",
-            "started",
-            "finished",
-            "cpu_hours",
-            "gpu_hours",
-            "cluster",
-            "objectives",
-            "searched",
-        ):
-            if key in h:
-                value = (
-                    f"{h[key]:.2f}"
-                    if isinstance(h[key], float)
-                    else json.dumps(h[key])
-                    if isinstance(h[key], (dict, list))
-                    else str(h[key])
-                )
-                parts.append(f"<dt>{esc(key.replace('_', ' '))}</dt><dd>{esc(value)}</dd>")
-        parts.append("</dl>")
-        if study.spec_text:
-            parts.append(f"<details><summary>study file</summary><pre>{esc(study.spec_text)}</pre></details>")
-    if not table.is_empty():
-        head, body = _table_cells(table)
-        parts.append("<h2>Table: mean ± std over seeds (best per column highlighted)</h2><table><tr>")
-        parts += [f"<th>{esc(h)}</th>" for h in head] + ["</tr>"]
-        for row in body:
-            parts.append("<tr>" + "".join(f"<td class='best'>{esc(t)}</td>" if best else f"<td>{esc(t)}</td>" for t, best in row) + "</tr>")
-        parts.append("</table>")
-    if notes:
-        parts.append("<h2>Fits</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
-    for name, (path, caption) in images.items():
-        encoded = base64.b64encode(path.read_bytes()).decode()
-        parts.append(f"<figure id='{name}'><img alt='{esc(caption)}' src='data:image/png;base64,{encoded}'><figcaption>{esc(caption)} "
-                     f"(<a href='{path.name}'>{path.name}</a>)</figcaption></figure>")  # fmt: skip
-    # Lets a headless browser (and the test) tell that every figure decoded: body data-figures="loaded/total".
-    parts.append(
-        "<script>window.addEventListener('load', () => { const images = [...document.images]; "
-        "document.body.dataset.figures = images.filter(i => i.complete && i.naturalWidth > 0).length + '/' + images.length; });</script>"
-    )
-    parts.append("</body></html>")
-    return "\n".join(parts)

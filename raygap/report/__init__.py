@@ -1,0 +1,30 @@
+"""`raygap report`: study folders → a static page (index.html), one PNG per figure and report.md.
+
+Reads nothing but results folders. The arrows run one way: `data` computes every figure's numbers
+(Parquet → polars frames, each tested on its own), `figures` draws them (matplotlib), `page`
+writes the files.
+"""
+
+from raygap.report.data import (
+    Study,
+    configurations,
+    dynamics,
+    fit_notes,
+    front_panels,
+    front_trial_ids,
+    header,
+    hypervolume_progress,
+    hypervolume_reference,
+    inverse_log_fit,
+    load_study,
+    log_power_fit,
+    method_table,
+    parameter_effects,
+)
+from raygap.report.page import table_cells, write_report
+
+__all__ = [
+    "Study", "configurations", "dynamics", "fit_notes", "front_panels", "front_trial_ids", "header", "hypervolume_progress",
+    "hypervolume_reference", "inverse_log_fit", "load_study", "log_power_fit", "method_table", "parameter_effects",
+    "table_cells", "write_report",
+]  # fmt: skip

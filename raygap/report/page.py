@@ -1,0 +1,131 @@
+"""The report's files: index.html (self-contained, figures embedded), one PNG per figure, report.md."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from pathlib import Path
+
+import polars as pl
+
+from raygap import catalog, results
+from raygap.catalog import label
+from raygap.report.data import fit_notes, header, load_study, method_table
+
+
+def write_report(locations: list[str | Path], output: str | Path | None = None) -> Path:
+    """Read the studies, draw every figure, write index.html, the PNGs and report.md; return the page."""
+    from raygap.report import figures
+
+    studies = [load_study(location) for location in locations]
+    out = Path(output) if output else Path(str(locations[0])) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    drawn = figures.draw_all(studies)
+    images = {}
+    for name, (figure, caption) in drawn.items():
+        path = out / f"{name}.png"
+        results.write_figure(path, figure)
+        images[name] = (path, caption)
+    table = method_table(studies)
+    headers = [header(s) for s in studies]
+    notes = fit_notes(studies)
+    results.write_local_text(out / "report.md", _markdown(headers, images, table, notes, studies))
+    results.write_local_text(out / "index.html", _html(headers, images, table, notes, studies))
+    return out / "index.html"
+
+
+def table_cells(table: pl.DataFrame) -> tuple[list[str], list[list[tuple[str, bool]]]]:
+    columns = [c for c in catalog.TABLE_COLUMNS if c in table.columns and not table[c].is_null().all()]
+    head = ["study", "setting", "seeds", *[label(c) for c in columns]]
+    body = []
+    for row in table.iter_rows(named=True):
+        cells = [(row["study"], False), (row["setting"], False), (str(row["seeds"]), False)]
+        for c in columns:
+            value, std = row[c], row[f"{c}_std"]
+            text = "—" if value is None else f"{value:.3f}" + (f" ± {std:.3f}" if std is not None and not math.isnan(std) else "")
+            cells.append((text, bool(row.get(f"best_{c}"))))
+        body.append(cells)
+    return head, body
+
+
+def _markdown(headers, images, table, notes, studies) -> str:
+    lines = ["# raygap report: " + ", ".join(h["study"] for h in headers), ""]
+    for h in headers:
+        lines.append(f"- **{h['study']}** ({h['location']}): {h['completed']} configuration(s) completed, {h['failed']} failed, "
+                     f"{h['seed_runs']} seed run(s); {h['started']} → {h['finished']}; "
+                     + (f"{h['cpu_hours']:.2f} CPU-h, {h['gpu_hours']:.2f} GPU-h; " if "cpu_hours" in h else "")
+                     + f"cluster: {h['cluster']}; objectives {h['objectives']}")  # fmt: skip
+    if not table.is_empty():
+        head, body = table_cells(table)
+        lines += ["", "## Table (mean ± std over seeds; **best** per column)", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(f"**{t}**" if best else t for t, best in row) + " |" for row in body]
+    if notes:
+        lines += ["", "## Fits", "", *[f"- {n}" for n in notes]]
+    lines += ["", "## Figures", ""]
+    for name, (path, caption) in images.items():
+        lines += [f"![{caption}]({path.name})", "", f"*{caption}*", ""]
+    return "\n".join(lines) + "\n"
+
+
+def _html(headers, images, table, notes, studies) -> str:
+    esc = html.escape
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>raygap report: {esc(', '.join(h['study'] for h in headers))}</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+        "td:first-child,td:nth-child(2),th{text-align:left}.best{font-weight:bold;background:#e8f4e8}"
+        "figure{margin:1.5em 0}img{max-width:100%}figcaption{font-size:14px;color:#444}dl{display:grid;grid-template-columns:max-content auto;gap:2px 1em}"
+        "pre{background:#f6f6f6;padding:.5em;overflow:auto;font-size:12px}</style></head><body>",
+        f"<h1>raygap report: {esc(', '.join(h['study'] for h in headers))}</h1>",
+    ]
+    for h, study in zip(headers, studies):
+        parts.append(f"<h2>{esc(h['study'])}</h2><dl>")
+        for key in (
+            "location",
+            "configurations",
+            "completed",
+            "failed",
+            "seed_runs",
+            "started",
+            "finished",
+            "cpu_hours",
+            "gpu_hours",
+            "cluster",
+            "objectives",
+            "searched",
+        ):
+            if key in h:
+                value = (
+                    f"{h[key]:.2f}"
+                    if isinstance(h[key], float)
+                    else json.dumps(h[key])
+                    if isinstance(h[key], (dict, list))
+                    else str(h[key])
+                )
+                parts.append(f"<dt>{esc(key.replace('_', ' '))}</dt><dd>{esc(value)}</dd>")
+        parts.append("</dl>")
+        if study.spec_text:
+            parts.append(f"<details><summary>study file</summary><pre>{esc(study.spec_text)}</pre></details>")
+    if not table.is_empty():
+        head, body = table_cells(table)
+        parts.append("<h2>Table: mean ± std over seeds (best per column highlighted)</h2><table><tr>")
+        parts += [f"<th>{esc(h)}</th>" for h in head] + ["</tr>"]
+        for row in body:
+            parts.append("<tr>" + "".join(f"<td class='best'>{esc(t)}</td>" if best else f"<td>{esc(t)}</td>" for t, best in row) + "</tr>")
+        parts.append("</table>")
+    if notes:
+        parts.append("<h2>Fits</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
+    for name, (path, caption) in images.items():
+        encoded = base64.b64encode(path.read_bytes()).decode()
+        parts.append(f"<figure id='{name}'><img alt='{esc(caption)}' src='data:image/png;base64,{encoded}'><figcaption>{esc(caption)} "
+                     f"(<a href='{path.name}'>{path.name}</a>)</figcaption></figure>")  # fmt: skip
+    # Lets a headless browser (and the test) tell that every figure decoded: body data-figures="loaded/total".
+    parts.append(
+        "<script>window.addEventListener('load', () => { const images = [...document.images]; "
+        "document.body.dataset.figures = images.filter(i => i.complete && i.naturalWidth > 0).length + '/' + images.length; });</script>"
+    )
+    parts.append("</body></html>")
+    return "\n".join(parts)
