@@ -156,7 +156,7 @@ class SoftSwapSpec(HardSwapSpec):
     coordinate: an independent λ_ij per coordinate j of each pair i (x̂_ij = λ_ij x_ij + (1−λ_ij) y_ij),
     the soft counterpart of HS's per-coordinate exchange. The paper's wording ("swaps entries in a
     soft way", λ sampled independently, like HS's entries) suggests coordinate; the default pair
-    keeps the meaning of existing studies and of DESIGN.md's SS row."""
+    keeps the meaning of existing studies (one λ per pair, as README's method table has it)."""
 
 
 SwapSpec = Annotated[Union[NoSwapSpec, HardSwapSpec, HardRowSwapSpec, SoftSwapSpec], Field(discriminator="kind")]
