@@ -13,7 +13,7 @@ from raygap.clip import metrics
 from raygap.data import ImageTextSet
 
 if TYPE_CHECKING:  # the loop calls the evaluators with its Trial
-    from raygap.clip.train import Trial
+    from raygap.clip.build import Trial
 
 
 @torch.no_grad()

@@ -10,20 +10,16 @@ import math
 import resource
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import torch
-from torch import nn
-from torch.utils.data import DistributedSampler
 
+from raygap.clip.build import Trial, build_trial
 from raygap.clip.evaluate import EVALUATORS, FINAL_EVALUATORS
 from raygap.clip.loss import contrastive_loss
-from raygap.clip.model import ClipForward, build_model
-from raygap.clip.schedule import lr_multiplier, param_groups, set_lr, total_steps_for
-from raygap.clip.swap import build_swap
-from raygap.clip.temperature import Temperature, build_temperature
+from raygap.clip.schedule import lr_multiplier, set_lr
+from raygap.clip.temperature import Temperature
 from raygap.config import TrialConfig
-from raygap.data import load_source, training_batches
 
 
 class TrainingDiverged(RuntimeError):
@@ -36,73 +32,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
     return torch.device(name)
-
-
-# ------------------------------------------------------------------------------ the trial
-@dataclass
-class Trial:
-    """Everything one trial trains and measures with, built once by `build_trial`."""
-
-    cfg: TrialConfig
-    device: torch.device
-    rank: int
-    world_size: int
-    bundle: Any
-    forward: nn.Module
-    """The towers and the temperature (DDP-wrapped with several workers)."""
-    temperature: Temperature
-    swap: Any
-    optimizer: torch.optim.Optimizer
-    sampler: DistributedSampler
-    batches: Any
-    eval_set: Any
-    probe: tuple | None
-    total_steps: int
-    steps_per_epoch: int
-    autocast: Any
-    channels_last: bool
-
-    @property
-    def model(self) -> nn.Module:
-        return self.bundle.model
-
-
-def build_trial(cfg: TrialConfig, rank: int, world_size: int, device: torch.device) -> Trial:
-    """Seed, load the data, build the model, temperature, swap, optimizer and the batch pipeline."""
-    tc = cfg.train
-    if tc.batch_size % world_size:
-        raise ValueError(f"train.batch_size {tc.batch_size} is not divisible by {world_size} workers")
-    torch.manual_seed(tc.seed)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)  # a reused trial process reports this trial's peak
-    bundle = build_model(cfg.model.name)
-    train_set = load_source(cfg.data.train, bundle, train=True)
-    eval_set = load_source(cfg.data.eval, bundle, train=False)
-    probe = None
-    if cfg.data.probe is not None:
-        probe = load_source(cfg.data.probe.train, bundle, train=False), load_source(cfg.data.probe.test, bundle, train=False)
-    if len(train_set) < tc.batch_size:
-        raise ValueError(f"data.train has {len(train_set)} pairs, fewer than train.batch_size {tc.batch_size}")
-
-    total_steps = total_steps_for(cfg, len(train_set))
-    temperature = build_temperature(cfg.temperature.model_dump(), total_steps)
-    # Every rank draws the global batch's swap randomness from the same stream and keeps its rows.
-    swap = build_swap(cfg.swap.model_dump(), seed=tc.seed + 1, rank=rank, world_size=world_size)
-    forward: nn.Module = ClipForward(bundle.model, temperature, cfg.model.normalize).to(device)
-    if world_size > 1:
-        forward = nn.parallel.DistributedDataParallel(forward, device_ids=[device.index] if device.type == "cuda" else None)
-    on_gpu = device.type == "cuda"
-    channels_last = tc.channels_last and on_gpu
-    if channels_last:
-        bundle.model.to(memory_format=torch.channels_last)
-    # Fused AdamW: one kernel for all parameters on a GPU instead of several per tensor.
-    optimizer = torch.optim.AdamW(param_groups(bundle.model, temperature, tc.lr, tc.weight_decay), lr=tc.lr, fused=on_gpu or None)
-
-    sampler = DistributedSampler(range(len(train_set)), num_replicas=world_size, rank=rank, shuffle=True, seed=tc.seed, drop_last=True)
-    batches = training_batches(train_set, sampler, tc.batch_size // world_size, device, cfg.data.pipeline, cfg.data.loader_workers)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.precision == "bf16" and on_gpu)
-    return Trial(cfg, device, rank, world_size, bundle, forward, temperature, swap, optimizer, sampler, batches,
-                 eval_set, probe, total_steps, len(batches), autocast, channels_last)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ the state

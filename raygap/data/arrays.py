@@ -4,16 +4,13 @@ model's size, each image's caption its class name in the source's template."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 import torch
 
 from raygap.data.images import TensorImages
-from raygap.data.sets import ImageTextSet, template_captions, tokenize_unique
-
-if TYPE_CHECKING:  # the bundle is the model's tokenizer and transforms; data does not import the model
-    from raygap.clip.model import ClipBundle
+from raygap.data.sets import ImageTextSet, ModelInputs, template_captions, tokenize_unique
 
 ArrayReader = Callable[[Path | None, str], tuple[np.ndarray, np.ndarray, list[str]]]
 """(root, split) → (uint8 [n, c, h, w], labels, class names)."""
@@ -22,7 +19,7 @@ ArrayReader = Callable[[Path | None, str], tuple[np.ndarray, np.ndarray, list[st
 def loader(read: ArrayReader) -> Callable[..., ImageTextSet]:
     """A source's load function from its array reader."""
 
-    def load(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
+    def load(source, bundle: ModelInputs, train: bool) -> ImageTextSet:
         pixels, labels, classes = read(getattr(source, "root", None), source.split)  # digits has no root
         pixels, labels = pixels[: source.limit], labels[: source.limit]
         images = TensorImages(resized(pixels, bundle.image_size), bundle.preprocess.mean, bundle.preprocess.std)
@@ -41,7 +38,7 @@ def resized(pixels: np.ndarray, size: int) -> np.ndarray:
     return tensor.round().clamp(0, 255).to(torch.uint8).numpy()
 
 
-def labelled_set(images: TensorImages, labels: np.ndarray, class_names: list[str], template: str, bundle: ClipBundle) -> ImageTextSet:
+def labelled_set(images: TensorImages, labels: np.ndarray, class_names: list[str], template: str, bundle: ModelInputs) -> ImageTextSet:
     """A labelled set whose caption per image is `template` filled with its class name."""
     captions = template_captions(template, labels, class_names)
     return ImageTextSet(

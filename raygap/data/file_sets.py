@@ -4,20 +4,16 @@ transform, or read from a copy decoded once (`decoded_cache`)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from raygap.data import cache
 from raygap.data.images import TensorImages
-from raygap.data.sets import FileSet, ImageTextSet, tokenize_unique
-
-if TYPE_CHECKING:  # the bundle is the model's tokenizer and transforms; data does not import the model
-    from raygap.clip.model import ClipBundle
+from raygap.data.sets import FileSet, ImageTextSet, ModelInputs, tokenize_unique
 
 
-def decode(found: FileSet, decoded_cache: Path | None, bundle: ClipBundle, train: bool) -> ImageTextSet:
+def decode(found: FileSet, decoded_cache: Path | None, bundle: ModelInputs, train: bool) -> ImageTextSet:
     """The set's images as `bundle`'s model sees them (random crops when `train`), captions tokenized."""
     if decoded_cache is not None:
         from open_clip import AugmentationCfg

@@ -7,21 +7,18 @@ source = its reader module + one line here + its model in raygap/config/data.py 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from raygap.data import arrays, coco, file_sets, files, labelled, synthetic, webdataset
 from raygap.data.bad_images import drop_unreadable
-from raygap.data.sets import FileSet, ImageTextSet
-
-if TYPE_CHECKING:  # the bundle is the model's tokenizer and transforms; data does not import the model
-    from raygap.clip.model import ClipBundle
+from raygap.data.sets import FileSet, ImageTextSet, ModelInputs
 
 
 @dataclass(frozen=True)
 class InMemory:
     """A source generated or read whole into memory at the model's size."""
 
-    load: Callable[[Any, ClipBundle, bool], ImageTextSet]
+    load: Callable[[Any, ModelInputs, bool], ImageTextSet]
 
 
 @dataclass(frozen=True)
@@ -33,7 +30,7 @@ class FileBacked:
     where: str
     """The source's field that names it in errors (its table, image folder or shards)."""
 
-    def load(self, source, bundle: ClipBundle, train: bool) -> ImageTextSet:
+    def load(self, source, bundle: ModelInputs, train: bool) -> ImageTextSet:
         return load_file_source(source, bundle, train)
 
 
@@ -49,7 +46,7 @@ SOURCES: dict[str, InMemory | FileBacked] = {
 }
 
 
-def load_source(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
+def load_source(source, bundle: ModelInputs, train: bool) -> ImageTextSet:
     """An ImageTextSet from a validated data-source spec, preprocessed for `bundle`'s model."""
     return SOURCES[source.kind].load(source, bundle, train)
 
@@ -66,6 +63,6 @@ def read_file_source(source) -> FileSet:
     return drop_unreadable(reader.read(source), source.bad_images, getattr(source, reader.where))
 
 
-def load_file_source(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
+def load_file_source(source, bundle: ModelInputs, train: bool) -> ImageTextSet:
     """A file-backed source read, checked and decoded for `bundle`'s model."""
     return file_sets.decode(read_file_source(source), source.decoded_cache, bundle, train)

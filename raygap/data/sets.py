@@ -9,12 +9,23 @@ probe). A `FileSet` is a file-backed source as read from its index, before any i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
 
 from raygap.data.images import FileImages, TensorImages
+
+
+class ModelInputs(Protocol):
+    """What a source needs of the model it feeds: its tokenizer and its image preprocessing
+    (raygap.clip.model.ClipBundle is one). Data never imports the model."""
+
+    tokenize: Callable[[list[str]], torch.Tensor]
+    preprocess: object  # open_clip's PreprocessCfg: size, mean, std, interpolation
+
+    @property
+    def image_size(self) -> int: ...
 
 
 @dataclass

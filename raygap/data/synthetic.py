@@ -10,16 +10,12 @@ Everything is a function of the seed.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from raygap.data.images import TensorImages
-from raygap.data.sets import ImageTextSet, tokenize_unique
-
-if TYPE_CHECKING:  # the bundle is the model's tokenizer and transforms; data does not import the model
-    from raygap.clip.model import ClipBundle
+from raygap.data.sets import ImageTextSet, ModelInputs, tokenize_unique
 
 SHAPES = ("circle", "square", "triangle", "diamond", "cross", "ring")
 SHAPE_WORDS = {
@@ -173,7 +169,7 @@ def class_names(label: str = "color") -> list[str]:
 _generate_cached = functools.lru_cache(maxsize=4)(generate)
 
 
-def load(source, bundle: ClipBundle, train: bool) -> ImageTextSet:
+def load(source, bundle: ModelInputs, train: bool) -> ImageTextSet:
     """A `synthetic` source at `bundle`'s image size, captions tokenized."""
     pixels, captions, caption_image, labels = _generate_cached(
         size=source.size,
