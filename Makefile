@@ -28,6 +28,7 @@ test-all: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check raygap tests
 	$(VENV)/bin/ruff format --check raygap tests
+	$(VENV)/bin/mypy
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix raygap tests

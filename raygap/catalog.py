@@ -119,12 +119,15 @@ def objectives_from(value: dict[str, str] | list[str]) -> dict[str, str]:
         return dict(value)
     if not (isinstance(value, list) and all(isinstance(name, str) for name in value)):
         raise ValueError(f"expected a mapping metric: min|max or a list of metric names, got {value!r}")
+    objectives: dict[str, str] = {}
     for name in value:
         if name not in METRICS:
             raise ValueError(f"unknown objective {name!r}; metrics: {', '.join(METRICS)}")
-        if METRICS[name].better is None:
+        better = METRICS[name].better
+        if better is None:
             raise ValueError(f"{name} has no better direction; give objectives as a mapping metric: min|max")
-    return {name: METRICS[name].better for name in value}
+        objectives[name] = better
+    return objectives
 
 
 def check_objectives(objectives: dict[str, str]) -> None:

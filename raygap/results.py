@@ -101,7 +101,9 @@ class ResultsFolder:
 
     def read(self, name: str) -> pl.DataFrame:
         with self.filesystem.open_input_file(self._file(name)) as handle:
-            return pl.from_arrow(pq.read_table(handle))
+            frame = pl.from_arrow(pq.read_table(handle))
+        assert isinstance(frame, pl.DataFrame)  # a table, never a single column
+        return frame
 
     def schema(self, name: str) -> pa.Schema:
         with self.filesystem.open_input_file(self._file(name)) as handle:

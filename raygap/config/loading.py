@@ -168,8 +168,10 @@ def _merge(base: dict, override: dict) -> dict:
     merged = dict(base)
     for key, value in override.items():
         old = merged.get(key)
-        same_kind = isinstance(old, dict) and isinstance(value, dict) and old.get("kind") == value.get("kind")
-        merged[key] = _merge(old, value) if same_kind and not parse_distribution(value, "") else value
+        if isinstance(old, dict) and isinstance(value, dict) and old.get("kind") == value.get("kind") and not parse_distribution(value, ""):
+            merged[key] = _merge(old, value)
+        else:
+            merged[key] = value
     return merged
 
 

@@ -82,13 +82,13 @@ class LearnedTemperature(Strict):
 class SoftplusTemperature(LearnedTemperature):
     """TR: τ = softplus(θ), learned."""
 
-    kind: Literal["softplus"] = "softplus"
+    kind: Literal["softplus"] = "softplus"  # type: ignore[assignment]  # a variant narrows its base's kind
 
 
 class ExpKTemperature(LearnedTemperature):
     """TR: τ = exp(θ/k), learned."""
 
-    kind: Literal["exp_k"] = "exp_k"
+    kind: Literal["exp_k"] = "exp_k"  # type: ignore[assignment]
     k: PositiveFloat
 
 
@@ -144,13 +144,13 @@ class HardSwapSpec(Strict):
 class HardRowSwapSpec(HardSwapSpec):
     """HS-row: whole-pair exchange on a fraction p of steps."""
 
-    kind: Literal["hard_row"] = "hard_row"
+    kind: Literal["hard_row"] = "hard_row"  # type: ignore[assignment]  # a variant narrows its base's kind
 
 
 class SoftSwapSpec(HardSwapSpec):
     """SS: λ-mixing of each pair on a fraction p of steps (the result is not renormalized)."""
 
-    kind: Literal["soft"] = "soft"
+    kind: Literal["soft"] = "soft"  # type: ignore[assignment]
     per: Literal["pair", "coordinate"] = "pair"
     """pair: one λ_i ~ U[0,1] per pair, shared by all its coordinates (x̂_i = λ_i x_i + (1−λ_i) y_i);
     coordinate: an independent λ_ij per coordinate j of each pair i (x̂_ij = λ_ij x_ij + (1−λ_ij) y_ij),
