@@ -55,17 +55,9 @@ def run_study(
     again with the same parameters, and the Optuna study continues where it stopped. Bad data
     (tables, images) and a trial that cannot fit this machine fail here, before Ray starts.
     """
-    from raygap.data import check_tables
-
     settings = spec.resolve(check_paths=True)
     folder = folder if isinstance(folder, results.ResultsFolder) else results.ResultsFolder(folder)
-    study_folder.check_folder(folder, spec, resume, overwrite)
-    check_tables(settings, str(spec.path))
-    if not address and not ray.is_initialized():  # a local cluster is this machine: check the trial fits it
-        try:
-            plan_for_this_machine(spec)
-        except SpecError as error:
-            raise SpecError(f"{spec.path}: {error}") from None
+    _check_before_ray(spec, settings, folder, address, resume, overwrite)
     total = number_of_trials(spec)
     optuna_db = optuna_path(folder, spec.name)
     optuna_db.parent.mkdir(parents=True, exist_ok=True)
@@ -94,34 +86,9 @@ def run_study(
         folder.write_text(results.SPEC, yaml.safe_dump(spec.raw, sort_keys=False))
         folder.write_text(results.RUN, yaml.safe_dump(_run_record(cluster, plan), sort_keys=False))
 
-        objectives = settings.search.objectives
+        recorder = StudyRecorder(folder, settings.search.objectives, total, echo, finished=finished)
         searcher = make_searcher(spec, optuna_db, rerun[:remaining])
-        driver = tune.with_parameters(
-            drive_trial,
-            spec_path=str(spec.path),
-            spec_raw=spec.raw,
-            plan=plan,
-            repeats=settings.search.repeats,
-            storage=folder.uri("ray/train"),
-        )
-        recorder = StudyRecorder(folder, objectives, total, echo, finished=finished)
-        tuner = tune.Tuner(
-            tune.with_resources(driver, plan.trial_resources()),
-            # Reused trial processes keep torch and open_clip imported: seconds saved per trial.
-            tune_config=tune.TuneConfig(
-                search_alg=searcher, num_samples=remaining, max_concurrent_trials=plan.max_concurrent, reuse_actors=True
-            ),
-            run_config=tune.RunConfig(
-                name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}" if resume else "tune",
-                storage_path=folder.uri("ray"),
-                callbacks=[recorder],
-                # A trial whose process died restarts from its last checkpoint; only the latest is kept.
-                failure_config=tune.FailureConfig(max_failures=settings.train.max_restarts),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                verbose=0,
-            ),
-        )
-        tuner.fit()  # Ctrl-C: Tune stops the trials and returns
+        _make_tuner(spec, settings, folder, plan, searcher, recorder, remaining, resume).fit()  # Ctrl-C: Tune stops the trials and returns
     finally:
         if started_here:
             ray.shutdown()
@@ -129,6 +96,48 @@ def run_study(
     if recorder.completed + recorder.failed < total:
         raise StudyStopped(recorder.completed + recorder.failed, total)
     return folder.read(results.PARETO) if folder.exists(results.PARETO) else pl.DataFrame()
+
+
+def _check_before_ray(spec: StudySpec, settings, folder: results.ResultsFolder, address: str | None, resume: bool, overwrite: bool) -> None:
+    """The folder rules, the data tables and, for a local cluster, whether a trial fits this
+    machine: each a SpecError before Ray starts."""
+    from raygap.data import check_tables
+
+    study_folder.check_folder(folder, spec, resume, overwrite)
+    check_tables(settings, str(spec.path))
+    if not address and not ray.is_initialized():  # a local cluster is this machine
+        try:
+            plan_for_this_machine(spec)
+        except SpecError as error:
+            raise SpecError(f"{spec.path}: {error}") from None
+
+
+def _make_tuner(
+    spec: StudySpec, settings, folder: results.ResultsFolder, plan: ResourcePlan, searcher, recorder, trials: int, resume: bool
+):
+    """A Tuner whose trials are drivers (`driver.drive_trial`) with the plan's resources."""
+    driver = tune.with_parameters(
+        drive_trial,
+        spec_path=str(spec.path),
+        spec_raw=spec.raw,
+        plan=plan,
+        repeats=settings.search.repeats,
+        storage=folder.uri("ray/train"),
+    )
+    return tune.Tuner(
+        tune.with_resources(driver, plan.trial_resources()),
+        # Reused trial processes keep torch and open_clip imported: seconds saved per trial.
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=trials, max_concurrent_trials=plan.max_concurrent, reuse_actors=True),
+        run_config=tune.RunConfig(
+            name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}" if resume else "tune",
+            storage_path=folder.uri("ray"),
+            callbacks=[recorder],
+            # A trial whose process died restarts from its last checkpoint; only the latest is kept.
+            failure_config=tune.FailureConfig(max_failures=settings.train.max_restarts),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            verbose=0,
+        ),
+    )
 
 
 def make_searcher(spec: StudySpec, optuna_db: Path, rerun: list[dict]) -> FailureAwareOptunaSearch:
