@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from raygap.config import SpecError, load_spec, parse_override
+from raygap.console import format_front, format_table
 
 
 def _lookup(tree: dict, path: str):
@@ -219,41 +220,6 @@ def cmd_study_status(args: argparse.Namespace) -> int:
         objectives = json.loads(folder.schema(results.PARETO).metadata[b"objectives"])
         print(format_front(folder.read(results.PARETO), objectives))
     return 0
-
-
-def format_front(summary, objectives: dict[str, str]) -> str:
-    """The Pareto front (rank 1) as a plain table: searched values, objectives as mean ± std."""
-    if summary.is_empty():
-        return "no completed trial: no front"
-    front = summary.filter(summary["rank"] == 1).sort(next(iter(objectives)))
-    params = [c for c in front.columns if c.startswith("param.")]
-    columns = [*params, *objectives]
-    header = ["trial", *[c.removeprefix("param.") for c in params], *[f"{m} ({d})" for m, d in objectives.items()], "seeds"]
-    rows = []
-    for row in front.iter_rows(named=True):
-        cells = [row["trial_id"]]
-        for c in columns:
-            value, std = row[c], row.get(f"{c}_std")
-            text = f"{value:.4g}" if isinstance(value, float) else str(value)
-            cells.append(text + (f" ± {std:.2g}" if isinstance(std, float) else ""))
-        rows.append([*cells, str(row["seeds"])])
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = [f"Pareto front: {front.height} of {summary.height} configuration(s)"]
-    lines += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) for r in [header, *rows]]
-    return "\n".join(lines)
-
-
-def format_table(metrics: dict) -> str:
-    """The catalogue's metrics that a trial reported, in catalogue order."""
-    from raygap.catalog import METRICS
-
-    width = max(map(len, METRICS))
-    lines = [f"{'metric':<{width}}  value", f"{'-' * width}  -------"]
-    for key in METRICS:
-        if key in metrics:
-            value = metrics[key]
-            lines.append(f"{key:<{width}}  {value:.4g}" if isinstance(value, float) else f"{key:<{width}}  {value}")
-    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
