@@ -17,12 +17,14 @@ def readme_example() -> str:
 
 def test_the_readme_example_runs(tmp_path):
     (tmp_path / "studies").symlink_to(ROOT / "studies")
-    run = subprocess.run([sys.executable, "-c", readme_example()], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    # The study's head is this process: torch and open_clip stay in the trials' processes.
+    code = readme_example() + "\nimport sys; print('head imports:', 'torch' in sys.modules, 'open_clip' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     study = raygap.read_study(tmp_path / "results" / "api-demo")
     assert study.trials.height == 4 and set(study.trials["status"]) == {"completed"}
     assert study.spec["name"] == "theory-fixed" and study.pareto["rank"].min() == 1
-    assert "modality_gap" in run.stdout
+    assert "modality_gap" in run.stdout and "head imports: False False" in run.stdout
 
 
 def test_version_and_lazy_engine():

@@ -1,6 +1,9 @@
 """Bad input through `raygap study run`: the exact message (file, key, expectation), exit code 2,
 nothing written and no Ray cluster started. The spec-level cases of test_spec run here too."""
 
+import subprocess
+import sys
+
 import pytest
 import ray
 from PIL import Image
@@ -159,6 +162,22 @@ def test_a_labelled_table_needs_no_caption_column(tmp_path, capsys):
     spec = tmp_path / "probe.yaml"
     spec.write_text(f"data: {{probe: {probe}}}\n")
     check_tables(load_spec(spec).defaults(), str(spec))
+
+
+def test_the_checks_before_ray_read_tables_without_torch(tmp_path):
+    """Tune's head process checks every file-backed source; it must not import torch to do so."""
+    labelled = table(tmp_path, "filepath,label\nimg/a.png,cat\nimg/b.png,cat\nimg/bad.png,dog\n", ["a.png", "b.png", "bad.png"])
+    spec = tmp_path / "files.yaml"
+    spec.write_text(
+        f"data: {{train: {{kind: files, table: {labelled}, label_column: label, bad_images: skip}}}}\ntrain: {{batch_size: 2}}\n"
+    )
+    code = (
+        "import sys; from raygap.config import load_spec; from raygap.data import check_tables; "
+        f"check_tables(load_spec({str(spec)!r}).defaults(), 'files.yaml'); print('torch' in sys.modules, 'open_clip' in sys.modules)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["False", "False"] and "leaving out 1 unreadable image(s)" in run.stderr
 
 
 def test_a_probe_table_without_labels(tmp_path, capsys):

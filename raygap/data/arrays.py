@@ -9,8 +9,10 @@ from typing import Callable
 import numpy as np
 import torch
 
+from raygap.data import labelled
 from raygap.data.images import TensorImages
-from raygap.data.sets import ImageTextSet, ModelInputs, template_captions, tokenize_unique
+from raygap.data.index import template_captions
+from raygap.data.sets import ImageTextSet, ModelInputs, tokenize_unique
 
 ArrayReader = Callable[[Path | None, str], tuple[np.ndarray, np.ndarray, list[str]]]
 """(root, split) → (uint8 [n, c, h, w], labels, class names)."""
@@ -26,6 +28,11 @@ def loader(read: ArrayReader) -> Callable[..., ImageTextSet]:
         return labelled_set(images, labels, classes, source.template, bundle)
 
     return load
+
+
+load_cifar10 = loader(labelled.read_cifar10)
+load_fashion_mnist = loader(labelled.read_fashion_mnist)
+load_digits = loader(labelled.read_digits)
 
 
 def resized(pixels: np.ndarray, size: int) -> np.ndarray:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from raygap.data.images import unreadable
-from raygap.data.sets import FileSet
+from raygap.data.index import FileSet, unreadable
 
 
 def drop_unreadable(found: FileSet, policy: str, where) -> FileSet:

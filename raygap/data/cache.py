@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from raygap.data.images import FileImages
+from raygap.data.index import FileImages
 
 VERSION = 1  # part of the hash: bump when the decoding changes
 

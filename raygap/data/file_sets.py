@@ -10,7 +10,8 @@ import torch
 
 from raygap.data import cache
 from raygap.data.images import TensorImages
-from raygap.data.sets import FileSet, ImageTextSet, ModelInputs, tokenize_unique
+from raygap.data.index import FileSet
+from raygap.data.sets import ImageTextSet, ModelInputs, tokenize_unique
 
 
 def decode(found: FileSet, decoded_cache: Path | None, bundle: ModelInputs, train: bool) -> ImageTextSet:

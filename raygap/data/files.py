@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from raygap.data.images import FileImages
-from raygap.data.sets import FileSet
+from raygap.data.index import FileImages, FileSet
 
 
 @dataclass

@@ -1,14 +1,13 @@
-"""Image stores: a batch of model-ready tensors from a list of indices."""
+"""Images held in memory as tensors, and the random crop applied to a training batch (file-backed
+images are raygap.data.index.FileImages)."""
 
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 
 class TensorImages:
@@ -69,53 +68,3 @@ def resized_crop(pixels: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     theta[:, 1, 1], theta[:, 1, 2] = height, 2 * top + height - 1
     grid = F.affine_grid(theta.to(pixels.device, pixels.dtype), list(pixels.shape), align_corners=False)
     return F.grid_sample(pixels, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-class FileImages:
-    """Images decoded from disk through open_clip's transform, one per index."""
-
-    def __init__(self, paths: list[str], transform: Callable | None = None):
-        self.paths, self.transform = paths, transform
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def open(self, index: int) -> Image.Image:
-        return Image.open(self.paths[index])
-
-    def files(self) -> list[str]:
-        """The files on disk the images live in (a change to any of them changes the set)."""
-        return self.paths
-
-    def subset(self, keep: list[int]) -> FileImages:
-        return FileImages([self.paths[i] for i in keep], self.transform)
-
-    def batch(self, indices) -> torch.Tensor:
-        out = []
-        for i in torch.as_tensor(indices).tolist():
-            with self.open(i) as image:
-                out.append(self.transform(image.convert("RGB")))
-        return torch.stack(out)
-
-
-_UNREADABLE: dict[tuple, list[int]] = {}
-
-
-def unreadable(store: FileImages) -> list[int]:
-    """Indices of images PIL cannot identify (a header check; remembered for the later trials that
-    a reused trial process runs on the same set)."""
-    from PIL import UnidentifiedImageError
-
-    key = (type(store).__name__, tuple(store.paths))
-    if key not in _UNREADABLE:
-        bad = []
-        for i in range(len(store)):
-            try:
-                with store.open(i) as image:
-                    image.verify()
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-                bad.append(i)
-        if len(_UNREADABLE) >= 8:
-            _UNREADABLE.clear()
-        _UNREADABLE[key] = bad
-    return _UNREADABLE[key]

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from raygap.data.images import FileImages
-from raygap.data.sets import FileSet, template_captions
+from raygap.data.index import FileImages, FileSet, template_captions
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 FASHION_CLASSES = ("T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot")

@@ -2,23 +2,34 @@
 
 `load_source`, `read_file_source` and `check_tables` all dispatch through `SOURCES`. Adding a
 source = its reader module + one line here + its model in raygap/config/data.py + its test.
+In-memory loaders are named, not imported: the table (and every file-backed source's index reader)
+loads without torch, so Tune's head process can check a study's sources and stay small.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from raygap.data import arrays, coco, file_sets, files, labelled, synthetic, webdataset
+from raygap.data import coco, files, labelled, webdataset
 from raygap.data.bad_images import drop_unreadable
-from raygap.data.sets import FileSet, ImageTextSet, ModelInputs
+from raygap.data.index import FileSet
+
+if TYPE_CHECKING:
+    from raygap.data.sets import ImageTextSet, ModelInputs
 
 
 @dataclass(frozen=True)
 class InMemory:
     """A source generated or read whole into memory at the model's size."""
 
-    load: Callable[[Any, ModelInputs, bool], ImageTextSet]
+    loader: str
+    """`module:function` under raygap.data, imported when a trial loads the source."""
+
+    def load(self, source, bundle: ModelInputs, train: bool) -> ImageTextSet:
+        module, name = self.loader.split(":")
+        return getattr(importlib.import_module(f"raygap.data.{module}"), name)(source, bundle, train)
 
 
 @dataclass(frozen=True)
@@ -35,14 +46,14 @@ class FileBacked:
 
 
 SOURCES: dict[str, InMemory | FileBacked] = {
-    "synthetic": InMemory(synthetic.load),
+    "synthetic": InMemory("synthetic:load"),
     "files": FileBacked(files.read_set, where="table"),
     "coco": FileBacked(coco.read_set, where="images"),
     "webdataset": FileBacked(webdataset.read_set, where="shards"),
     "imagefolder": FileBacked(labelled.read_imagefolder_set, where="root"),
-    "cifar10": InMemory(arrays.loader(labelled.read_cifar10)),
-    "fashion-mnist": InMemory(arrays.loader(labelled.read_fashion_mnist)),
-    "digits": InMemory(arrays.loader(labelled.read_digits)),
+    "cifar10": InMemory("arrays:load_cifar10"),
+    "fashion-mnist": InMemory("arrays:load_fashion_mnist"),
+    "digits": InMemory("arrays:load_digits"),
 }
 
 
@@ -65,4 +76,6 @@ def read_file_source(source) -> FileSet:
 
 def load_file_source(source, bundle: ModelInputs, train: bool) -> ImageTextSet:
     """A file-backed source read, checked and decoded for `bundle`'s model."""
+    from raygap.data import file_sets
+
     return file_sets.decode(read_file_source(source), source.decoded_cache, bundle, train)

@@ -1,20 +1,21 @@
-"""The set types every source becomes, and the caption helpers the sources share.
+"""The set every source becomes, what a source needs of the model, and caption tokenizing.
 
 An `ImageTextSet` is what training and evaluation read: images addressable by index, tokenized
 captions, and for each caption the index of its image (several captions per image are grouped, so
 retrieval counts any of them). Labelled sources also carry a class per image (zero-shot, linear
-probe). A `FileSet` is a file-backed source as read from its index, before any image is decoded.
+probe).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import numpy as np
 import torch
 
-from raygap.data.images import FileImages, TensorImages
+from raygap.data.images import TensorImages
+from raygap.data.index import FileImages
 
 
 class ModelInputs(Protocol):
@@ -50,26 +51,7 @@ class ImageTextSet:
         return first
 
 
-@dataclass
-class FileSet:
-    """A file-backed source as read from its index (table, annotations, shards, folders), before
-    any image is decoded."""
-
-    images: FileImages
-    captions: list[str]
-    caption_image: np.ndarray
-    labels: np.ndarray | None = None
-    class_names: list[str] | None = None
-    skipped: list[str] = field(default_factory=list)
-    """Images left out as unreadable (bad_images: skip)."""
-
-
 def tokenize_unique(captions: list[str], tokenize: Callable[[list[str]], torch.Tensor]) -> torch.Tensor:
     """Tokenize each distinct caption once (captions repeat across templates and noise)."""
     unique, inverse = np.unique(np.array(captions, dtype=object), return_inverse=True)
     return tokenize(list(unique))[torch.from_numpy(inverse.reshape(-1))]
-
-
-def template_captions(template: str, labels: np.ndarray, class_names: list[str]) -> list[str]:
-    """Each labelled image's caption: `template` filled with its class name."""
-    return [template.format(label=class_names[label]) for label in labels.tolist()]

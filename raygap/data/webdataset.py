@@ -15,8 +15,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from raygap.data.images import FileImages
-from raygap.data.sets import FileSet
+from raygap.data.index import FileImages, FileSet
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 
