@@ -6,6 +6,7 @@ worker (with `rank`/`world_size`, after the caller has set up the process group)
 
 from __future__ import annotations
 
+import functools
 import math
 import resource
 import time
@@ -143,37 +144,60 @@ def train(
     batches and random streams as a run that was never interrupted.
     """
     report = report or (lambda row: None)
-    tc = cfg.train
     started, started_at = time.perf_counter(), time.time()  # wall clock too, to line up with Ray's stamps
-    trial = build_trial(cfg, rank, world_size, device or resolve_device(tc.device))
+    trial = build_trial(cfg, rank, world_size, device or resolve_device(cfg.train.device))
     state = TrainState()
     clock = {"eval_seconds": 0.0, "setup_seconds": time.perf_counter() - started}
-
-    def evaluation_point(loss: float | None, samples_per_s: float | None) -> dict:
-        t0 = time.perf_counter()
-        row = {
-            "step": state.step,
-            "epoch": state.step / trial.steps_per_epoch,
-            "loss": loss,
-            **_temperature_state(trial.temperature, state.step),
-        }
-        for evaluator in EVALUATORS:
-            row.update(evaluator(trial))
-        row.update(samples_per_s=samples_per_s, lr=trial.optimizer.param_groups[0]["lr"])
-        clock["eval_seconds"] += time.perf_counter() - t0
-        state.history.append(row)
-        report(row)
-        return row
+    evaluate = functools.partial(_evaluation_point, trial, state, clock, report)
 
     if resume_from is None:
         # Step 0 is the initialization: the gap's early growth (the paper's finding 2) starts here.
-        evaluation_point(None, None)
+        evaluate(None, None)
     else:
         restore(trial, state, resume_from)
 
     first_step_at = time.time()
+    _run_steps(trial, state, evaluate, checkpoint, resume_from, progress=progress and rank == 0)
+    last_step_at = time.time()
+
+    final = _final_metrics(trial, state, clock)
+    return _with_timings(final, trial, resume_from, clock, time.perf_counter() - started, started_at, first_step_at, last_step_at)
+
+
+def _evaluation_point(
+    trial: Trial, state: TrainState, clock: dict, report: Callable[[dict], None], loss: float | None, samples_per_s: float | None
+) -> dict:
+    """Run every evaluator, append the row to the history and report it; its time counts as
+    evaluation, not training, in `clock`."""
+    t0 = time.perf_counter()
+    row = {
+        "step": state.step,
+        "epoch": state.step / trial.steps_per_epoch,
+        "loss": loss,
+        **_temperature_state(trial.temperature, state.step),
+    }
+    for evaluator in EVALUATORS:
+        row.update(evaluator(trial))
+    row.update(samples_per_s=samples_per_s, lr=trial.optimizer.param_groups[0]["lr"])
+    clock["eval_seconds"] += time.perf_counter() - t0
+    state.history.append(row)
+    report(row)
+    return row
+
+
+def _run_steps(
+    trial: Trial,
+    state: TrainState,
+    evaluate: Callable[[float | None, float | None], dict],
+    checkpoint: Callable[[dict], None] | None,
+    resume_from: dict | None,
+    progress: bool,
+) -> None:
+    """Step until the last step, evaluating at every `eval_interval` and the end and checkpointing at
+    every `checkpoint_interval`; throughput is measured over each window between evaluations."""
+    tc = trial.cfg.train
     window_start, window_samples = time.perf_counter(), 0
-    bar = _progress_bar(trial.total_steps, enabled=progress and rank == 0, initial=state.step)
+    bar = _progress_bar(trial.total_steps, enabled=progress, initial=state.step)
     for images, tokens in epoch_batches(trial, state, resume_from):
         state.loss_sum += train_step(trial, images, tokens, state.step)
         state.step += 1
@@ -185,21 +209,23 @@ def train(
             mean_loss = float(state.loss_sum) / state.loss_count
             if not math.isfinite(mean_loss):
                 raise TrainingDiverged(f"loss became {mean_loss} before step {state.step}")
-            row = evaluation_point(mean_loss, window_samples / (time.perf_counter() - window_start))
+            row = evaluate(mean_loss, window_samples / (time.perf_counter() - window_start))
             bar.set_postfix(loss=f"{mean_loss:.3f}", gap=f"{row['modality_gap']:.3f}", r1=f"{row['mean_r1']:.3f}")
             state.loss_sum, state.loss_count = 0.0, 0
             window_start, window_samples = time.perf_counter(), 0
         if checkpoint and tc.checkpoint_interval and state.step % tc.checkpoint_interval == 0 and state.step < trial.total_steps:
             checkpoint(checkpoint_state(trial, state))
     bar.close()
-    last_step_at = time.time()
 
+
+def _final_metrics(trial: Trial, state: TrainState, clock: dict) -> dict:
+    """The last evaluation point's row plus the final-only evaluators, timed as evaluation."""
     final = dict(state.history[-1])
     t0 = time.perf_counter()
     for evaluator in FINAL_EVALUATORS:
         final.update(evaluator(trial))
     clock["eval_seconds"] += time.perf_counter() - t0
-    return _with_timings(final, trial, resume_from, clock, time.perf_counter() - started, started_at, first_step_at, last_step_at)
+    return final
 
 
 def _with_timings(

@@ -10,6 +10,7 @@ Everything is a function of the seed.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -74,21 +75,24 @@ def _article(word: str) -> str:
     return ("an " if word[0] in "aeiou" else "a ") + word
 
 
-def generate(
-    size: int,
-    image_size: int,
-    seed: int = 0,
-    captions_per_image: int = 1,
-    caption_noise: float = 0.0,
-    max_objects: int = 3,
-    label: str = "color",
-    chunk: int = 2048,
-) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
-    """Return (images uint8 [n, 3, H, W], captions, caption_image [n·c], labels [n])."""
-    rng = np.random.default_rng(seed)
-    color_names = list(COLORS)
-    palette = np.array(list(COLORS.values()), dtype=np.int16)
+@dataclass(frozen=True)
+class _Scenes:
+    """What each image shows, as arrays drawn once: slot 0 is the main object, slots 1–2 the extras
+    (drawn for every image, shown only where `n_objects` reaches them)."""
 
+    n_objects: np.ndarray
+    shape: np.ndarray
+    size_id: np.ndarray
+    bg: np.ndarray
+    color: np.ndarray
+    position: np.ndarray
+    jitter: np.ndarray
+    brightness: np.ndarray
+
+
+def _draw_scenes(rng: np.random.Generator, size: int, max_objects: int) -> _Scenes:
+    """Every image's objects and background in one batch of draws; their order fixes the data set
+    for a seed, so it must not change."""
     n_objects = rng.integers(1, max_objects + 1, size)
     shape = rng.integers(0, len(SHAPES), (size, 3))
     size_id = rng.integers(0, len(SIZES), (size, 3))
@@ -99,37 +103,55 @@ def generate(
     position = np.argsort(rng.random((size, len(POSITIONS))), axis=1)[:, :3]
     jitter = rng.uniform(-0.06, 0.06, (size, 3, 2))
     brightness = rng.integers(-25, 26, (size, 3, 1))
+    return _Scenes(n_objects, shape, size_id, bg, color, position, jitter, brightness)
 
-    images = np.empty((size, 3, image_size, image_size), dtype=np.uint8)
+
+def _object_mask(scenes: _Scenes, sl: slice, slot: int, image_size: int) -> np.ndarray:
+    """Pixels covered by object `slot` of the images in `sl` (none where the image has fewer objects)."""
     grid = np.arange(image_size) + 0.5
     radius_frac = np.array([s[1] for s in SIZES])
+    present = scenes.n_objects[sl] > slot
+    cell = scenes.position[sl, slot]
+    cx = ((cell % 3) * 0.25 + 0.25 + scenes.jitter[sl, slot, 0]) * image_size
+    cy = ((cell // 3) * 0.25 + 0.25 + scenes.jitter[sl, slot, 1]) * image_size
+    r = radius_frac[scenes.size_id[sl, slot]] * image_size
+    dx = grid[None, None, :] - cx[:, None, None]
+    dy = grid[None, :, None] - cy[:, None, None]
+    mask = np.zeros((len(present), image_size, image_size), dtype=bool)
+    for s in range(len(SHAPES)):
+        rows = (scenes.shape[sl, slot] == s) & present
+        if rows.any():
+            mask[rows] = _shape_mask(s, dx[rows], dy[rows], r[rows])
+    return mask
+
+
+def _render(scenes: _Scenes, image_size: int, chunk: int) -> np.ndarray:
+    """uint8 [n, 3, H, W] images, `chunk` at a time to bound the float temporaries."""
+    palette = np.array(list(COLORS.values()), dtype=np.int16)
+    size = len(scenes.bg)
+    images = np.empty((size, 3, image_size, image_size), dtype=np.uint8)
     for start in range(0, size, chunk):
         sl = slice(start, min(start + chunk, size))
-        canvas = np.broadcast_to(palette[bg[sl]][:, :, None, None], (sl.stop - start, 3, image_size, image_size)).copy()
+        canvas = np.broadcast_to(palette[scenes.bg[sl]][:, :, None, None], (sl.stop - start, 3, image_size, image_size)).copy()
         # Paint the extra objects first so the main object (slot 0) is always on top.
         for slot in (2, 1, 0):
-            present = n_objects[sl] > slot
-            cell = position[sl, slot]
-            cx = ((cell % 3) * 0.25 + 0.25 + jitter[sl, slot, 0]) * image_size
-            cy = ((cell // 3) * 0.25 + 0.25 + jitter[sl, slot, 1]) * image_size
-            r = radius_frac[size_id[sl, slot]] * image_size
-            dx = grid[None, None, :] - cx[:, None, None]
-            dy = grid[None, :, None] - cy[:, None, None]
-            mask = np.zeros((sl.stop - start, image_size, image_size), dtype=bool)
-            for s in range(len(SHAPES)):
-                rows = (shape[sl, slot] == s) & present
-                if rows.any():
-                    mask[rows] = _shape_mask(s, dx[rows], dy[rows], r[rows])
-            fill = np.clip(palette[color[sl, slot]] + brightness[sl, slot], 0, 255)
+            mask = _object_mask(scenes, sl, slot, image_size)
+            fill = np.clip(palette[scenes.color[sl, slot]] + scenes.brightness[sl, slot], 0, 255)
             canvas = np.where(mask[:, None], fill[:, :, None, None], canvas)
         images[sl] = canvas
+    return images
 
+
+def _write_captions(rng: np.random.Generator, scenes: _Scenes, captions_per_image: int) -> tuple[list[str], np.ndarray]:
+    """`captions_per_image` captions per image in distinct templates, and each caption's image."""
+    color_names = list(COLORS)
+    size = len(scenes.bg)
     # Word choices are drawn as arrays up front: per-caption rng calls would dominate the cost.
     n_captions = size * captions_per_image
     template = np.argsort(rng.random((size, len(TEMPLATES))), axis=1)[:, :captions_per_image].ravel().tolist()
     synonym = rng.integers(0, 2, (n_captions, 5)).tolist()
-    shape_l, color_l, size_l = shape.tolist(), color.tolist(), size_id.tolist()
-    position_l, bg_l, n_objects_l = position[:, 0].tolist(), bg.tolist(), n_objects.tolist()
+    shape_l, color_l, size_l = scenes.shape.tolist(), scenes.color.tolist(), scenes.size_id.tolist()
+    position_l, bg_l, n_objects_l = scenes.position[:, 0].tolist(), scenes.bg.tolist(), scenes.n_objects.tolist()
     captions, caption_image = [], []
     for j in range(n_captions):
         i, pick = j // captions_per_image, synonym[j]
@@ -147,16 +169,39 @@ def generate(
         extras = "".join(f" and {_article(color_names[color_l[i][k]])} {shape_words[k]}" for k in range(1, n_objects_l[i]))
         captions.append(text + extras)
         caption_image.append(i)
-    caption_image = np.array(caption_image)
+    return captions, np.array(caption_image)
 
-    # Caption noise: a caption is replaced by one of another image's captions (a mismatched pair).
+
+def _add_caption_noise(
+    rng: np.random.Generator, captions: list[str], caption_image: np.ndarray, size: int, captions_per_image: int, caption_noise: float
+) -> None:
+    """Replace each caption, with probability `caption_noise`, by one of another image's captions
+    (a mismatched pair), in place; donors are the clean captions, never already swapped ones."""
     if caption_noise > 0 and size > 1:
         noisy = np.flatnonzero(rng.random(len(captions)) < caption_noise)
         donors = (caption_image[noisy] + rng.integers(1, size, len(noisy))) % size
         originals = list(captions)
         for j, donor in zip(noisy, donors):
             captions[j] = originals[donor * captions_per_image + rng.integers(captions_per_image)]
-    return images, captions, caption_image, (color if label == "color" else shape)[:, 0].copy()
+
+
+def generate(
+    size: int,
+    image_size: int,
+    seed: int = 0,
+    captions_per_image: int = 1,
+    caption_noise: float = 0.0,
+    max_objects: int = 3,
+    label: str = "color",
+    chunk: int = 2048,
+) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+    """Return (images uint8 [n, 3, H, W], captions, caption_image [n·c], labels [n])."""
+    rng = np.random.default_rng(seed)
+    scenes = _draw_scenes(rng, size, max_objects)
+    images = _render(scenes, image_size, chunk)
+    captions, caption_image = _write_captions(rng, scenes, captions_per_image)
+    _add_caption_noise(rng, captions, caption_image, size, captions_per_image, caption_noise)
+    return images, captions, caption_image, (scenes.color if label == "color" else scenes.shape)[:, 0].copy()
 
 
 def class_names(label: str = "color") -> list[str]:
