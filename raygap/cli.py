@@ -20,6 +20,7 @@ import yaml
 
 from raygap.config import SpecError, load_spec, parse_override
 from raygap.console import format_front, format_table
+from raygap.study.folder import StudyInProgress
 
 
 def _lookup(tree: dict, path: str):
@@ -291,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except StudyInProgress as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

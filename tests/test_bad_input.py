@@ -1,6 +1,7 @@
 """Bad input through `raygap study run`: the exact message (file, key, expectation), exit code 2,
 nothing written and no Ray cluster started. The spec-level cases of test_spec run here too."""
 
+import os
 import subprocess
 import sys
 
@@ -226,4 +227,17 @@ def test_resume_and_status_take_a_uri(tmp_path, capsys, monkeypatch):
     assert "done: all 1 trial(s) already finished; nothing to resume" in capsys.readouterr().out
     assert main(["study", "resume", f"file://{tmp_path}/nowhere"]) == 2
     assert f"file://{tmp_path}/nowhere: no spec.yaml here; not a raygap study folder" in capsys.readouterr().err
+    assert not ray.is_initialized()
+
+
+def test_a_folder_a_live_study_runs_on_is_refused(tmp_path, capsys):
+    """Another live driver on the folder is a runtime state, not a spec error: exit 1, no Ray."""
+    from raygap.study.cluster import CLUSTER_RECORD, record_cluster
+
+    spec, out = tmp_path / "study.yaml", tmp_path / "results"
+    spec.write_text("search: {trials: 1}\n")
+    out.mkdir()
+    record_cluster(out / CLUSTER_RECORD)  # names this (live) process as the study's driver
+    assert main(["study", "run", str(spec), "--results", str(out), "--no-dashboard"]) == 1
+    assert f"error: {out}: a study is still running on this folder (pid {os.getpid()})" in capsys.readouterr().err
     assert not ray.is_initialized()

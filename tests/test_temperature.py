@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from raygap.clip.schedule import lr_multiplier, param_groups, set_lr
-from raygap.clip.temperature import MAX_TAU, build_temperature
+from raygap.clip.temperature import MIN_TEMPERATURE, build_temperature
+
+MAX_TAU = 1 / MIN_TEMPERATURE
 
 
 @pytest.mark.parametrize("kind,extra", [("learned", {}), ("softplus", {}), ("exp_k", {"k": 10.0})])
@@ -51,11 +53,12 @@ def test_cosine_alternation():
 @pytest.mark.parametrize(
     "options,message",
     [
-        ({"kind": "fixed", "value": 0.0}, "value must be > 0"),
-        ({"kind": "schedule", "start": 0.01, "end": -1}, "end must be > 0"),
-        ({"kind": "exp_k", "k": 0}, "k must be > 0"),
-        ({"kind": "learned", "lr_scale": -0.1}, "lr_scale must be > 0"),
-        ({"kind": "cosine", "low": 0.01, "high": 0.1, "period": 0}, "period must be >= 1"),
+        ({"kind": "fixed", "value": 0.0}, r"fixed\.value\n  Input should be greater than 0"),
+        ({"kind": "schedule", "start": 0.01, "end": -1}, r"schedule\.end\n  Input should be greater than 0"),
+        ({"kind": "exp_k", "k": 0}, r"exp_k\.k\n  Input should be greater than 0"),
+        ({"kind": "learned", "lr_scale": -0.1}, r"learned\.lr_scale\n  Input should be greater than 0"),
+        ({"kind": "cosine", "low": 0.01, "high": 0.1, "period": 0}, r"cosine\.period\n  Input should be greater than or equal to 1"),
+        ({"kind": "learned", "max_tau": 50}, "max_tau is now floor"),
     ],
 )
 def test_bad_arguments_name_the_value(options, message):

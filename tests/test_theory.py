@@ -13,7 +13,8 @@ import yaml
 from raygap.clip.loss import contrastive_loss
 from raygap.clip.metrics import modality_gap, pair_margins
 from raygap.clip.temperature import build_temperature
-from raygap.clip.theory import TheoryConfig, _Flow, _initial_state, _row, embed, simulate
+from raygap.clip.theory import _Flow, _initial_state, _row, embed, simulate
+from raygap.config import TheorySpec
 from raygap.config.distributions import parse_distribution
 from raygap.report import log_power_fit
 
@@ -49,7 +50,7 @@ KINDS = [
 @pytest.mark.parametrize("temperature", KINDS, ids=lambda k: "-".join(str(v) for v in k.values()))
 def test_flow_is_minus_the_gradient_of_the_clip_loss(temperature):
     """The simulator's hand-written velocity against autograd through raygap.clip.loss.contrastive_loss."""
-    cfg = TheoryConfig(init="random", n=5, d=7, seed=3, temperature=temperature)
+    cfg = TheorySpec(init="random", n=5, d=7, seed=3)
     s, t = _initial_state(cfg)
     strategy = build_temperature(temperature, total_steps=10)
     strategy.double()
@@ -66,7 +67,7 @@ def test_flow_is_minus_the_gradient_of_the_clip_loss(temperature):
 
 def test_history_rows_are_the_clip_metrics():
     """Rows are computed in numpy; they agree with raygap.clip's loss, gap and margin."""
-    cfg = TheoryConfig(init="random", n=6, d=9, seed=1)
+    cfg = TheorySpec(init="random", n=6, d=9, seed=1)
     s, t = _initial_state(cfg)
     strategy = build_temperature({"kind": "learned", "init": 0.2}, total_steps=10)
     strategy.double()
@@ -83,7 +84,7 @@ def test_adaptive_steps_converge_as_the_tolerance_tightens():
     """Dormand–Prince steps under error control: the gap at t = 10 approaches a tight-tolerance run
     as the tolerance shrinks, and matched shared parts stay equal (the gap is exactly 2δ)."""
     run = {
-        tol: simulate(TheoryConfig(temperature={"kind": "learned", "init": 0.5}, time=10, dt=0.25, records=5, tolerance=tol, **BASE))[-1]
+        tol: simulate(TheorySpec(time=10, dt=0.25, records=5, tolerance=tol, **BASE), {"kind": "learned", "init": 0.5})[-1]
         for tol in (1e-3, 1e-5, 1e-7, 1e-11)
     }
     errors = {tol: abs(row["modality_gap"] / run[1e-11]["modality_gap"] - 1) for tol, row in run.items() if tol != 1e-11}
@@ -92,7 +93,7 @@ def test_adaptive_steps_converge_as_the_tolerance_tightens():
         + ", ".join(f"{tol:.0e} → {err:.1e} ({run[tol]['solver_steps']} steps)" for tol, err in errors.items())
     )
     assert errors[1e-3] > errors[1e-5] > errors[1e-7] and errors[1e-7] < 1e-6
-    fixed = simulate(TheoryConfig(temperature={"kind": "fixed", "value": 0.5}, time=100, dt=0.5, records=5, **BASE))
+    fixed = simulate(TheorySpec(time=100, dt=0.5, records=5, **BASE), {"kind": "fixed", "value": 0.5})
     assert fixed[-1]["modality_gap"] < 1e-60 and all(r["modality_gap"] == pytest.approx(2 * r["delta"], rel=1e-12) for r in fixed)
 
 
@@ -104,7 +105,7 @@ def test_claim1_learned_temperature_gap_falls_like_a_power_of_log_t():
     errors allow: the local exponent grows. Why: the flow conserves δ·exp(−δ²/2)·τ² exactly (the
     entries of ∂L/∂logits sum to zero, so dδ/dτ = −2δ / (τ(1 − δ²))), so gap = 2δ ∝ τ⁻² as δ → 0,
     and over this window τ grows more slowly than log t (τ/log t falls)."""
-    history = pl.DataFrame(simulate(TheoryConfig(temperature={"kind": "learned", "init": 0.5}, time=1000, dt=0.25, records=80, **BASE)))
+    history = pl.DataFrame(simulate(TheorySpec(time=1000, dt=0.25, records=80, **BASE), {"kind": "learned", "init": 0.5}))
     late_half = history.filter(pl.col("time") >= 1000**0.5)  # the late half of log t
     conserved = (late_half["delta"] * (-(late_half["delta"] ** 2) / 2).exp() * late_half["tau"] ** 2).to_numpy()
     drift = conserved.max() / conserved.min() - 1
@@ -138,8 +139,8 @@ def test_claim1_learned_temperature_gap_falls_like_a_power_of_log_t():
 
 
 def test_claim2_fixed_temperature_closes_the_gap_geometrically_and_faster():
-    fixed = simulate(TheoryConfig(temperature={"kind": "fixed", "value": 0.5}, time=10, dt=0.05, records=60, **BASE))
-    learned = simulate(TheoryConfig(temperature={"kind": "learned", "init": 0.5}, time=10, dt=0.05, records=60, **BASE))
+    fixed = simulate(TheorySpec(time=10, dt=0.05, records=60, **BASE), {"kind": "fixed", "value": 0.5})
+    learned = simulate(TheorySpec(time=10, dt=0.05, records=60, **BASE), {"kind": "learned", "init": 0.5})
     late = [r for r in fixed if r["time"] >= 2]
     rate, r2 = line_fit([r["time"] for r in late], [math.log(r["modality_gap"]) for r in late])
     print(
@@ -154,8 +155,8 @@ def test_claim2_fixed_temperature_closes_the_gap_geometrically_and_faster():
     "temperature", [{"kind": "exp_k", "init": 0.5, "k": 4}, {"kind": "schedule", "start": 0.5, "end": 0.1}], ids=["exp_k", "schedule"]
 )
 def test_claim3_slower_temperature_growth_closes_the_gap_faster(temperature):
-    run = simulate(TheoryConfig(temperature=temperature, time=200, dt=1.0, records=10, **BASE))
-    learned = simulate(TheoryConfig(temperature={"kind": "learned", "init": 0.5}, time=200, dt=1.0, records=10, **BASE))
+    run = simulate(TheorySpec(time=200, dt=1.0, records=10, **BASE), temperature)
+    learned = simulate(TheorySpec(time=200, dt=1.0, records=10, **BASE), {"kind": "learned", "init": 0.5})
     print(
         f"\nclaim 3 ({temperature['kind']}): gap at t=200 {run[-1]['modality_gap']:.2e} vs learned exp(θ) {learned[-1]['modality_gap']:.2e}"
     )
@@ -170,8 +171,7 @@ def test_claim4_mismatched_pairs_enlarge_the_gap_early_more_for_larger_tau(d):
     for temperature0 in (0.1, 0.03, 0.01):
         rates = []
         for seed in range(100):
-            config = TheoryConfig(
-                temperature={"kind": "learned", "init": temperature0},
+            config = TheorySpec(
                 init="random",
                 n=8,
                 d=d,
@@ -181,7 +181,7 @@ def test_claim4_mismatched_pairs_enlarge_the_gap_early_more_for_larger_tau(d):
                 records=2,
                 seed=seed,
             )
-            history = simulate(config)
+            history = simulate(config, {"kind": "learned", "init": temperature0})
             rates.append((history[-1]["modality_gap"] - history[0]["modality_gap"]) / history[-1]["time"])
         rates = torch.tensor(rates)
         growth[1 / temperature0] = (float((rates > 0).double().mean()), float(rates.mean()))
@@ -196,9 +196,7 @@ def test_claim4_mismatched_pairs_enlarge_the_gap_early_more_for_larger_tau(d):
 
 
 def test_random_pairs_match_and_the_gap_shrinks_later():
-    history = simulate(
-        TheoryConfig(temperature={"kind": "learned", "init": 0.1}, init="random", n=8, d=16, delta=0.3, time=40, dt=0.05, records=40)
-    )
+    history = simulate(TheorySpec(init="random", n=8, d=16, delta=0.3, time=40, dt=0.05, records=40), {"kind": "learned", "init": 0.1})
     peak = max(history, key=lambda r: r["modality_gap"])
     print(
         f"\nrandom init: gap {history[0]['modality_gap']:.3f} → peak {peak['modality_gap']:.3f} at t={peak['time']:.2f} → {history[-1]['modality_gap']:.3f}; "
@@ -267,7 +265,7 @@ def test_study_step_sizes_are_small_enough(study):
     theory = {**raw["theory"], "time": SHRUNK_TIME[study.stem]}
     worst = []
     for temperature in corners(raw["temperature"]):
-        runs = [simulate(TheoryConfig(**theory, temperature=temperature, substeps=substeps)) for substeps in (1, 8)]
+        runs = [simulate(TheorySpec(**theory), temperature, substeps=substeps) for substeps in (1, 8)]
         deviation = max(
             abs(a["modality_gap"] / b["modality_gap"] - 1) if a["modality_gap"] != b["modality_gap"] else 0.0 for a, b in zip(*runs)
         )

@@ -1,6 +1,6 @@
-"""open_clip models from random weights, plus small built-in configs that train on a CPU.
+"""open_clip models from random weights, plus the small built-in ones (raygap.config.BUILTIN_MODELS) that train on a CPU.
 
-raygap owns the temperature (raygap.temperature): the model's own `logit_scale` is frozen and
+raygap owns the temperature (raygap.clip.temperature): the model's own `logit_scale` is frozen and
 never used, so open_clip's initialisation and clamping of it cannot interfere.
 """
 
@@ -15,21 +15,7 @@ from open_clip.transform import PreprocessCfg
 from torch import nn
 
 from raygap.clip.temperature import Temperature
-
-# Small ViTs for CPU studies, with short captions (synthetic captions are under 24 tokens).
-# tiny-vit: 32 px in 8×8 patches, ≈0.15 s per batch-128 step on 2 CPU cores.
-BUILTIN_CONFIGS: dict[str, dict] = {
-    "tiny-vit": dict(
-        embed_dim=64,
-        vision_cfg=dict(image_size=32, patch_size=8, width=64, layers=2, head_width=32),
-        text_cfg=dict(context_length=24, width=64, heads=2, layers=2),
-    ),
-    "small-vit": dict(
-        embed_dim=128,
-        vision_cfg=dict(image_size=64, patch_size=8, width=128, layers=4, head_width=32),
-        text_cfg=dict(context_length=24, width=128, heads=4, layers=4),
-    ),
-}
+from raygap.config import BUILTIN_MODELS
 
 
 @dataclass
@@ -48,8 +34,8 @@ class ClipBundle:
 
 def build_model(name: str) -> ClipBundle:
     """A CLIP model from random weights: a built-in config name or any open_clip model name."""
-    if name in BUILTIN_CONFIGS:
-        config = BUILTIN_CONFIGS[name]
+    if name in BUILTIN_MODELS:
+        config = BUILTIN_MODELS[name]
         model = open_clip.CLIP(
             embed_dim=config["embed_dim"],
             vision_cfg=open_clip.CLIPVisionCfg(**config["vision_cfg"]),

@@ -1,6 +1,8 @@
 """Temperature strategies: who owns τ = 1/T and how it moves during training.
 
-A strategy is a small module: `tau(step)` gives the logit scale for a step (a tensor that carries
+The study file speaks of the temperature T (init, value, start, end, low, high, floor); the model
+multiplies logits by τ = 1/T. Settings arrive validated by raygap.config (TemperatureSpec); a plain
+dict is validated the same way. A strategy is a small module: `tau(step)` gives the logit scale for a step (a tensor that carries
 gradient when τ is learned) and `clamp_()` enforces the cap after each optimizer step. Learned
 strategies expose their parameter through `parameters()` so the trainer can give it its own
 learning-rate scale (SLRT).
@@ -11,15 +13,13 @@ from __future__ import annotations
 import math
 
 import torch
+from pydantic import TypeAdapter
 from torch import nn
 
-MAX_TAU = 100.0  # OpenCLIP's cap on the logit scale
+from raygap.config import TemperatureSpec
 
-
-def _positive(name: str, value: float) -> float:
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-    return float(value)
+MIN_TEMPERATURE = 0.01  # OpenCLIP's cap on the logit scale, τ ≤ 100
+_SECTION: TypeAdapter = TypeAdapter(TemperatureSpec)
 
 
 class Temperature(nn.Module):
@@ -37,15 +37,15 @@ class Temperature(nn.Module):
 
 
 class Learned(Temperature):
-    """OpenCLIP's τ = exp(θ), θ₀ = ln(1/T₀), τ capped at `max_tau` after each step."""
+    """OpenCLIP's τ = exp(θ), θ₀ = ln(1/T₀); T kept ≥ `floor` (τ ≤ 1/floor) after each step."""
 
     learned = True
 
-    def __init__(self, init: float = 0.07, max_tau: float = MAX_TAU, lr_scale: float = 1.0):
+    def __init__(self, init: float = 0.07, floor: float = MIN_TEMPERATURE, lr_scale: float = 1.0):
         super().__init__()
-        self.theta = nn.Parameter(torch.tensor(self.theta_for(1 / _positive("init", init))))
-        self.max_theta = self.theta_for(_positive("max_tau", max_tau))
-        self.lr_scale = _positive("lr_scale", lr_scale)
+        self.theta = nn.Parameter(torch.tensor(self.theta_for(1 / init)))
+        self.max_theta = self.theta_for(1 / floor)
+        self.lr_scale = lr_scale
 
     def theta_for(self, tau: float) -> float:
         return math.log(tau)
@@ -72,9 +72,9 @@ class Softplus(Learned):
 class ExpOverK(Learned):
     """TR: τ = exp(θ/k), learned; k > 1 slows the growth of τ relative to exp(θ)."""
 
-    def __init__(self, k: float, init: float = 0.07, max_tau: float = MAX_TAU, lr_scale: float = 1.0):
-        self.k = _positive("k", k)
-        super().__init__(init=init, max_tau=max_tau, lr_scale=lr_scale)
+    def __init__(self, k: float, init: float = 0.07, floor: float = MIN_TEMPERATURE, lr_scale: float = 1.0):
+        self.k = k
+        super().__init__(init=init, floor=floor, lr_scale=lr_scale)
 
     def theta_for(self, tau: float) -> float:
         return self.k * math.log(tau)
@@ -88,7 +88,7 @@ class Fixed(Temperature):
 
     def __init__(self, value: float):
         super().__init__()
-        self.value = _positive("value", value)
+        self.value = value
 
     def tau(self, step: int) -> torch.Tensor:
         return torch.tensor(1 / self.value)
@@ -99,7 +99,7 @@ class LinearSchedule(Temperature):
 
     def __init__(self, start: float, end: float, total_steps: int):
         super().__init__()
-        self.start, self.end = _positive("start", start), _positive("end", end)
+        self.start, self.end = start, end
         self.total_steps = total_steps
 
     def temperature(self, step: int) -> float:
@@ -118,10 +118,7 @@ class CosineAlternation(Temperature):
 
     def __init__(self, low: float, high: float, period: int):
         super().__init__()
-        self.low, self.high = _positive("low", low), _positive("high", high)
-        if period < 1:
-            raise ValueError(f"period must be >= 1 step, got {period}")
-        self.period = period
+        self.low, self.high, self.period = low, high, period
 
     def temperature(self, step: int) -> float:
         phase = (1 - math.cos(2 * math.pi * step / self.period)) / 2
@@ -141,9 +138,10 @@ TEMPERATURES: dict[str, type[Temperature]] = {
 }
 
 
-def build_temperature(options: dict, total_steps: int) -> Temperature:
-    """A strategy from the spec's `temperature` section (a dict with `kind`)."""
-    options = dict(options)
+def build_temperature(section: TemperatureSpec | dict, total_steps: int) -> Temperature:
+    """A strategy from the spec's `temperature` section (a dict is validated as the study file is:
+    a bad value raises pydantic's ValidationError, a ValueError, naming the key)."""
+    options = _SECTION.validate_python(section).model_dump() if isinstance(section, dict) else section.model_dump()
     cls = TEMPERATURES[options.pop("kind")]
     if cls is LinearSchedule:
         options["total_steps"] = total_steps

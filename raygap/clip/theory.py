@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -29,48 +28,20 @@ import torch
 import torch.nn.functional as F
 
 from raygap.clip.temperature import ExpOverK, Learned, Softplus, Temperature, build_temperature
+from raygap.config import TemperatureSpec, TheorySpec
 
 
-@dataclass
-class TheoryConfig:
-    n: int = 8
-    """Pairs."""
-    d: int = 16
-    """Embedding dimension (shared parts live in the first d−1)."""
-    delta: float = 0.5
-    """Initial offset δ₀ ∈ (0, 1): the initial gap is 2δ₀ for matched pairs."""
-    init: str = "matched"
-    """matched: shared parts identical across modalities and orthonormal (margin 1 − 0 between own
-    and other pairs); random: image and text shared parts drawn independently on the sphere."""
-    temperature: dict | None = None
-    """A raygap temperature strategy (default: learned τ = exp(θ), T₀ = 0.07)."""
-    dt: float = 0.05
-    """The largest integration step; records fall on multiples of it."""
-    time: float = 100.0
-    """Total time of the flow (time / dt steps of dt at most)."""
-    records: int = 200
-    """History points, spaced evenly in log time (and at t = 0)."""
-    seed: int = 0
-    tolerance: float = 1e-6
-    """Largest local error per integration step (see _dopri_step for the units)."""
-    substeps: int = 1
-    """Take each accepted step as this many steps of 1/substeps its size (records stay at the same
-    times): a run with substeps=8 checks that the steps taken are small enough."""
-
-
-def _initial_state(cfg: TheoryConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def _initial_state(cfg: TheorySpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """matched: shared parts identical across modalities and orthonormal (n ≤ d − 1, checked by the
+    spec); random: image and text shared parts drawn independently on the sphere."""
     g = torch.Generator().manual_seed(cfg.seed)
     if cfg.init == "matched":
-        if cfg.n > cfg.d - 1:
-            raise ValueError(f"matched init needs n ≤ d − 1 orthonormal shared parts, got n={cfg.n}, d={cfg.d}")
         basis = torch.linalg.qr(torch.randn(cfg.d - 1, cfg.d - 1, generator=g, dtype=torch.float64))[0]
         s = basis[: cfg.n].clone()
         return s, s.clone()
-    if cfg.init == "random":
-        s = F.normalize(torch.randn(cfg.n, cfg.d - 1, generator=g, dtype=torch.float64), dim=1)
-        t = F.normalize(torch.randn(cfg.n, cfg.d - 1, generator=g, dtype=torch.float64), dim=1)
-        return s, t
-    raise ValueError(f"init must be 'matched' or 'random', got {cfg.init!r}")
+    s = F.normalize(torch.randn(cfg.n, cfg.d - 1, generator=g, dtype=torch.float64), dim=1)
+    t = F.normalize(torch.randn(cfg.n, cfg.d - 1, generator=g, dtype=torch.float64), dim=1)
+    return s, t
 
 
 def embed(s: torch.Tensor, t: torch.Tensor, delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,21 +55,21 @@ def run_theory_trial(trial, report: Callable[[dict], None] | None = None) -> dic
     """A theory trial from a TrialConfig with a `theory` section: the final row plus timings,
     in the shape of a training trial's final metrics."""
     started = time.perf_counter()
-    theory = trial.theory
-    config = TheoryConfig(
-        n=theory.n, d=theory.d, delta=theory.delta, init=theory.init, temperature=trial.temperature.model_dump(),
-        dt=theory.dt, time=theory.time, records=theory.records, seed=theory.seed,
-    )  # fmt: skip
-    history = simulate(config, report)
+    history = simulate(trial.theory, trial.temperature, report)
     return {**history[-1], "train_seconds": time.perf_counter() - started, "device": "cpu", "workers": 1}
 
 
-def simulate(cfg: TheoryConfig, report: Callable[[dict], None] | None = None) -> list[dict]:
-    """Run the flow; return (and report) history rows: time, step (time / dt), gap, delta, tau,
-    margin, loss and solver_steps (the integration steps taken so far)."""
+def simulate(
+    cfg: TheorySpec, temperature_section: TemperatureSpec | dict, report: Callable[[dict], None] | None = None, substeps: int = 1
+) -> list[dict]:
+    """Run the flow under the temperature strategy; return (and report) history rows: time, step
+    (time / dt), gap, delta, tau, margin, loss and solver_steps (the integration steps taken so far).
+
+    `substeps` > 1 takes each accepted step as that many steps of 1/substeps its size (records stay
+    at the same times): a check that the steps taken are small enough."""
     s, t = _initial_state(cfg)
     steps = max(1, round(cfg.time / cfg.dt))
-    temperature: Temperature = build_temperature(cfg.temperature or {"kind": "learned"}, total_steps=steps)
+    temperature: Temperature = build_temperature(temperature_section, total_steps=steps)
     temperature.double()
     flow = _Flow(temperature, cfg.dt, cfg.n, cfg.d - 1)
     state = flow.pack(s.numpy(), t.numpy(), cfg.delta, [float(p.detach()) for p in flow.params])
@@ -117,10 +88,10 @@ def simulate(cfg: TheoryConfig, report: Callable[[dict], None] | None = None) ->
                 if h < 1e-12 * cfg.dt:
                     raise FloatingPointError(f"theory flow: no step size keeps the error under {cfg.tolerance:g} at t = {now:.6g}")
                 continue
-            if cfg.substeps > 1:  # the same step as `substeps` smaller ones: a check on the step size
+            if substeps > 1:  # the same step as `substeps` smaller ones: a check on the step size
                 new = state
-                for sub in range(cfg.substeps):
-                    new = _dopri_step(flow, new, now + sub * size / cfg.substeps, size / cfg.substeps)[0]
+                for sub in range(substeps):
+                    new = _dopri_step(flow, new, now + sub * size / substeps, size / substeps)[0]
                 last = None
             state, now, taken, first = new, now + size, taken + 1, last
             grown = size * min(5.0, 0.9 * ratio**-0.2) if ratio > 0 else 5.0 * size

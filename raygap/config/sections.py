@@ -12,7 +12,20 @@ from raygap import catalog
 from raygap.config.base import PositiveFloat, PositiveInt, Probability, Strict
 from raygap.config.data import DataSpec
 
-BUILTIN_MODELS = ("tiny-vit", "small-vit")
+BUILTIN_MODELS: dict[str, dict] = {
+    # Small ViTs for CPU studies (open_clip.CLIP's tower settings), with short captions (synthetic
+    # captions are under 24 tokens). tiny-vit: 32 px in 8×8 patches, ≈0.15 s per batch-128 step on 2 cores.
+    "tiny-vit": dict(
+        embed_dim=64,
+        vision_cfg=dict(image_size=32, patch_size=8, width=64, layers=2, head_width=32),
+        text_cfg=dict(context_length=24, width=64, heads=2, layers=2),
+    ),
+    "small-vit": dict(
+        embed_dim=128,
+        vision_cfg=dict(image_size=64, patch_size=8, width=128, layers=4, head_width=32),
+        text_cfg=dict(context_length=24, width=128, heads=4, layers=4),
+    ),
+}
 
 
 # --------------------------------------------------------------------------------------- model
@@ -69,14 +82,22 @@ class TrainSpec(Strict):
 
 # --------------------------------------------------------------------------------- temperature
 class LearnedTemperature(Strict):
-    """Baseline: τ = exp(θ), learned, capped at max_tau."""
+    """Baseline: τ = exp(θ), learned, T kept ≥ floor. Every key is a temperature T (τ = 1/T)."""
 
     kind: Literal["learned"] = "learned"
     init: PositiveFloat = 0.07
     """Initial temperature T₀ (τ₀ = 1/T₀)."""
-    max_tau: PositiveFloat = 100.0
+    floor: PositiveFloat = 0.01
+    """The smallest T (OpenCLIP caps τ = 1/T at 100); θ is clamped after each step."""
     lr_scale: PositiveFloat = 1.0
     """SLRT: θ's learning rate is lr × lr_scale at every step, warmup and cosine included."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data):
+        if isinstance(data, dict) and "max_tau" in data:
+            raise ValueError("max_tau is now floor, a temperature like every key of this section: floor = 1 / max_tau (0.01 for 100)")
+        return data
 
 
 class SoftplusTemperature(LearnedTemperature):
@@ -233,7 +254,10 @@ class TheorySpec(Strict):
     dt: PositiveFloat = 0.05
     """The largest integration step (steps adapt below it); records fall on multiples of it."""
     records: Annotated[int, Field(ge=2)] = 100
+    """History points, spaced evenly in log time (and at t = 0)."""
     seed: int = 0
+    tolerance: PositiveFloat = 1e-6
+    """Largest local error per integration step (relative for δ; see raygap.clip.theory)."""
 
     @model_validator(mode="after")
     def _steps(self) -> TheorySpec:

@@ -15,7 +15,6 @@ from raygap.report.data import (
     header,
     hypervolume_progress,
     hypervolume_reference,
-    inverse_log_fit,
     load_study,
     log_power_fit,
     method_table,
@@ -25,6 +24,6 @@ from raygap.report.page import table_cells, write_report
 
 __all__ = [
     "Study", "configurations", "dynamics", "fit_notes", "front_panels", "front_trial_ids", "header", "hypervolume_progress",
-    "hypervolume_reference", "inverse_log_fit", "load_study", "log_power_fit", "method_table", "parameter_effects",
+    "hypervolume_reference", "load_study", "log_power_fit", "method_table", "parameter_effects",
     "table_cells", "write_report",
 ]  # fmt: skip

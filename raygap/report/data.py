@@ -126,25 +126,6 @@ def dynamics(study: Study, trial_ids: list[str]) -> pl.DataFrame:
     )
 
 
-def inverse_log_fit(frame: pl.DataFrame, late_fraction: float = 0.5) -> dict:
-    """Least-squares line of the gap against 1/log(t) over the last `late_fraction` of log t (t > 1):
-    the paper's Figure 4a shows it straight for a learned temperature. Returns slope, intercept, R²."""
-    rows = frame.filter(pl.col("time") > 1)
-    if rows.height < 3:
-        return {"slope": math.nan, "intercept": math.nan, "r2": math.nan, "points": rows.height}
-    start = rows["time"].max() ** (1 - late_fraction)
-    rows = rows.filter(pl.col("time") >= start)
-    x = 1 / np.log(rows["time"].to_numpy())
-    y = rows["modality_gap"].to_numpy()
-    if len(x) < 3 or np.ptp(x) == 0:
-        return {"slope": math.nan, "intercept": math.nan, "r2": math.nan, "points": len(x)}
-    slope, intercept = np.polyfit(x, y, 1)
-    residual = y - (slope * x + intercept)
-    total = ((y - y.mean()) ** 2).sum()
-    r2 = 1 - (residual**2).sum() / total if total > 0 else math.nan
-    return {"slope": float(slope), "intercept": float(intercept), "r2": float(r2), "points": len(x)}
-
-
 def log_power_fit(frame: pl.DataFrame, late_fraction: float = 0.5) -> dict:
     """gap ≈ prefactor·(log t)^−alpha: least squares of log(gap) against log(log t) over the last
     `late_fraction` of log t (t > 1). alpha_se is the slope's standard error from the residuals

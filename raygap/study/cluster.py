@@ -12,7 +12,8 @@ from typing import Callable
 import ray
 
 from raygap import results
-from raygap.config import SpecError, StudySpec
+from raygap.config import StudySpec
+from raygap.study.folder import StudyInProgress
 from raygap.study.plan import ResourcePlan, study_plan
 
 # Ray Train's controller polls its workers every 2 s by default, so a finished trainer waits up to
@@ -63,7 +64,7 @@ def stop_stale_cluster(path: Path, echo: Callable[[str], None]) -> int:
             return None
 
     if alive(record["driver"]):
-        raise SpecError(f"{path.parent}: a study is still running on this folder (pid {record['driver']['pid']})")
+        raise StudyInProgress(f"{path.parent}: a study is still running on this folder (pid {record['driver']['pid']})")
     heads = [process for process in map(alive, record["processes"]) if process is not None]
     doomed = {p.pid: p for head in heads for p in [head, *head.children(recursive=True)]}
     # Processes the raylet started carry its pid in RAY_RAYLET_PID, and outlive it when orphaned.

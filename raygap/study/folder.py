@@ -11,6 +11,11 @@ import yaml
 from raygap import results
 from raygap.config import SpecError, StudySpec
 
+
+class StudyInProgress(RuntimeError):
+    """Another live raygap process runs a study on this folder (not a spec problem: wait, or stop it)."""
+
+
 # Everything a study writes into its folder (the Optuna database may live elsewhere: optuna_path).
 STUDY_FILES = (results.TRIALS, results.HISTORY, results.PARETO, results.SPEC, results.RUN, "ray", "report")
 
