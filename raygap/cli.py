@@ -4,6 +4,7 @@ raygap train SPEC          one trial locally, without Ray
 raygap study run SPEC      a Ray Tune + Optuna study (one Ray Train trainer per trial)
 raygap study resume DIR    continue a stopped or killed study
 raygap study status DIR    trials so far and the current Pareto front, from Parquet only
+raygap dashboard DIR       optuna-dashboard for the study's Optuna database, on 127.0.0.1
 raygap report DIR [DIR…]   index.html, PNG figures and report.md from one or more study folders
 raygap bench               what a study costs on this machine, against raygap's targets
 """
@@ -199,6 +200,12 @@ def _print_dry_run(spec, cfg, total: int, folder) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from raygap.dashboard import serve
+
+    return serve(args.folder, port=args.port, host=args.host)
+
+
 def cmd_study_status(args: argparse.Namespace) -> int:
     import json
 
@@ -223,19 +230,8 @@ def cmd_study_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from raygap import __version__
-
-    parser = argparse.ArgumentParser(prog="raygap", description="Studies of the modality gap in CLIP training.")
-    parser.add_argument("--version", action="version", version=f"raygap {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="run one trial locally (no Ray) and write Parquet results")
-    train.add_argument("spec", help="study file (YAML)")
-    train.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a spec value (repeatable)")
-    train.add_argument("--results", metavar="DIR", help="results folder (default: results/<name>)")
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
-    train.set_defaults(handler=cmd_train)
-
+def _add_study_commands(commands) -> None:
+    """raygap study run / resume / status."""
     study = commands.add_parser("study", help="hyperparameter studies with Ray Tune + Optuna").add_subparsers(
         dest="study_command", required=True
     )
@@ -251,6 +247,33 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-dashboard", action="store_true", help="start the local Ray cluster without its dashboard")
     run.add_argument("--report", action="store_true", help="write the report (raygap report) when the study ends")
     run.set_defaults(handler=cmd_study_run)
+
+    resume = study.add_parser("resume", help="continue a stopped or killed study from its results folder")
+    resume.add_argument("folder", help="the study's results folder")
+    resume.add_argument("--address", help="join this Ray cluster instead of starting a local one")
+    resume.add_argument("--no-dashboard", action="store_true", help="start the local Ray cluster without its dashboard")
+    resume.add_argument("--report", action="store_true", help="write the report when the study ends")
+    resume.set_defaults(handler=cmd_study_resume)
+
+    status = study.add_parser("status", help="trials, failures and the Pareto front of a study folder (no Ray needed)")
+    status.add_argument("folder")
+    status.set_defaults(handler=cmd_study_status)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from raygap import __version__
+
+    parser = argparse.ArgumentParser(prog="raygap", description="Studies of the modality gap in CLIP training.")
+    parser.add_argument("--version", action="version", version=f"raygap {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="run one trial locally (no Ray) and write Parquet results")
+    train.add_argument("spec", help="study file (YAML)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a spec value (repeatable)")
+    train.add_argument("--results", metavar="DIR", help="results folder (default: results/<name>)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(handler=cmd_train)
+
+    _add_study_commands(commands)
 
     report = commands.add_parser("report", help="a static page (index.html), PNG figures and report.md from study folders")
     report.add_argument("folders", nargs="+", metavar="DIR", help="results folder(s) of studies")
@@ -272,16 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("-o", "--output", default="results/bench", metavar="DIR", help="where the JSON goes (default: results/bench)")
     bench.set_defaults(handler=cmd_bench)
 
-    resume = study.add_parser("resume", help="continue a stopped or killed study from its results folder")
-    resume.add_argument("folder", help="the study's results folder")
-    resume.add_argument("--address", help="join this Ray cluster instead of starting a local one")
-    resume.add_argument("--no-dashboard", action="store_true", help="start the local Ray cluster without its dashboard")
-    resume.add_argument("--report", action="store_true", help="write the report when the study ends")
-    resume.set_defaults(handler=cmd_study_resume)
-
-    status = study.add_parser("status", help="trials, failures and the Pareto front of a study folder (no Ray needed)")
-    status.add_argument("folder")
-    status.set_defaults(handler=cmd_study_status)
+    dashboard = commands.add_parser("dashboard", help="optuna-dashboard for a study folder's Optuna database (127.0.0.1)")
+    dashboard.add_argument("folder")
+    dashboard.add_argument("--port", type=int, default=8080)
+    dashboard.add_argument("--host", default="127.0.0.1", help="bind address; anything else exposes the study to the network")
+    dashboard.set_defaults(handler=cmd_dashboard)
     return parser
 
 

@@ -25,7 +25,7 @@ BROKEN = [
     ("temperature: {kind: fixed, valu: 0.04}", "temperature.valu: unknown key; expected one of kind, value (did you mean 'value'?)"),
     (
         "trian: {steps: 3}",
-        "trian: unknown key; expected one of data, eval, model, name, resources, results, search, swap, temperature, theory, train (did you mean 'train'?)",
+        "trian: unknown key; expected one of data, eval, model, name, resources, results, search, swap, temperature, theory, tracking, train (did you mean 'train'?)",
     ),
     ("train: {batch_size: lots}", "train.batch_size: Input should be a valid integer, unable to parse string as an integer (got 'lots')"),
     ("temperature: {kind: fixed, value: 0}", "temperature.value: Input should be greater than 0 (got 0)"),

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from raygap import catalog
 from raygap.config.base import PositiveFloat, PositiveInt, Probability, Strict
 from raygap.config.data import DataSpec
+from raygap.config.tracking import TrackingSpec
 
 BUILTIN_MODELS: dict[str, dict] = {
     # Small ViTs for CPU studies (open_clip.CLIP's tower settings), with short captions (synthetic
@@ -282,5 +283,6 @@ class TrialConfig(Strict):
     eval: EvalSpec = EvalSpec()
     search: SearchSpec = SearchSpec()
     resources: ResourcesSpec = ResourcesSpec()
+    tracking: TrackingSpec = TrackingSpec()
     theory: TheorySpec | None = None
     """Set to simulate the theory model instead of training CLIP."""

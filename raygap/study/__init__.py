@@ -6,7 +6,7 @@ import importlib
 
 _WHERE = {
     "StudyStopped": "raygap.study.engine",
-    "optuna_path": "raygap.study.engine",
+    "optuna_path": "raygap.study.folder",
     "run_study": "raygap.study.engine",
     "StudyInProgress": "raygap.study.folder",
 }

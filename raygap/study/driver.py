@@ -21,8 +21,9 @@ from raygap.study.worker import run_seed
 def drive_trial(params: dict, *, spec_path: str, spec_raw: dict, plan: ResourcePlan, repeats: int, storage: str) -> None:
     """A Tune trial: its seeds one after the other; each seed's results go to Tune as they finish.
 
-    Every report carries the objectives (Tune checks them): a seed's own values, NaN for a failed
-    seed or a checkpoint, and the seed means in the last report, which is what Optuna is told.
+    Every report carries the objectives (Tune checks them): at each evaluation point their values
+    then (`event: eval`, with the row under `seed<n>/`), a seed's own values when it ends, NaN for a
+    failed seed or a checkpoint, and the seed means in the last report, which is what Optuna is told.
     A failed seed ends the trial without raising, so Tune restarts only trials whose process died;
     a restarted trial continues from its last checkpoint (finished seeds and the training state).
     """
@@ -50,7 +51,9 @@ def drive_trial(params: dict, *, spec_path: str, spec_raw: dict, plan: ResourceP
 
         try:
             resume_from = restored["state"] if restored and repeat == first else None
-            outcome = run_seed(cfg, plan, storage, f"{trial_id}-seed{seed}", save if cfg.train.checkpoint_interval else None, resume_from)
+            outcome = run_seed(
+                cfg, plan, storage, f"{trial_id}-seed{seed}", save if cfg.train.checkpoint_interval else None, resume_from, live=True
+            )
         except Exception as exc:  # the seed failed: record why; the NaN objectives tell Optuna the trial failed
             failed = {**seed_report, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
             _report({"event": "seed", "payload": json.dumps(failed), **no_objectives})

@@ -25,10 +25,12 @@ from ray import tune
 
 from raygap import results
 from raygap.config import SpecError, StudySpec
-from raygap.search import make_sampler, number_of_trials, suggest_params
+from raygap.search import make_sampler, number_of_trials, recorded_params, suggest_params
 from raygap.study import folder as study_folder
+from raygap.study import tracking
 from raygap.study.cluster import CLUSTER_RECORD, plan_for_this_machine, record_cluster, start_ray, stop_stale_cluster
 from raygap.study.driver import drive_trial
+from raygap.study.folder import optuna_path
 from raygap.study.plan import ResourcePlan, study_plan
 from raygap.study.recorder import StudyRecorder
 from raygap.study.resume import prepare_resume
@@ -84,13 +86,18 @@ def run_study(
         cluster = ray.cluster_resources()
         plan = study_plan(settings, cluster.get("CPU", 0), cluster.get("GPU", 0))
         echo(f"{spec.name}: {remaining} trial(s) × {settings.search.repeats} seed(s); {plan.describe()}")
+        for line in tracking.where_to_look(settings.tracking, spec.name, folder):
+            echo(line)
         folder.write_text(results.SPEC, yaml.safe_dump(spec.raw, sort_keys=False))
         folder.write_text(results.RUN, yaml.safe_dump(_run_record(cluster, plan), sort_keys=False))
 
         recorder = StudyRecorder(folder, settings.search.objectives, total, echo, finished=finished)
         searcher = make_searcher(spec, optuna_db, rerun[:remaining])
         _import_tensorboardx_without_torch()
-        _make_tuner(spec, settings, folder, plan, searcher, recorder, remaining, resume).fit()  # Ctrl-C: Tune stops the trials and returns
+        with tracking.quiet_tune():
+            _make_tuner(
+                spec, settings, folder, plan, searcher, recorder, remaining, resume
+            ).fit()  # Ctrl-C: Tune stops the trials and returns
     finally:
         if started_here:
             ray.shutdown()
@@ -107,6 +114,7 @@ def _check_before_ray(spec: StudySpec, settings, folder: results.ResultsFolder, 
 
     study_folder.check_folder(folder, spec, resume, overwrite)
     check_tables(settings, str(spec.path))
+    tracking.check_extras(settings.tracking, str(spec.path))
     if not address and not ray.is_initialized():  # a local cluster is this machine
         try:
             plan_for_this_machine(spec)
@@ -144,17 +152,32 @@ def _make_tuner(
     return tune.Tuner(
         tune.with_resources(driver, plan.trial_resources()),
         # Reused trial processes keep torch and open_clip imported: seconds saved per trial.
-        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=trials, max_concurrent_trials=plan.max_concurrent, reuse_actors=True),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            num_samples=trials,
+            max_concurrent_trials=plan.max_concurrent,
+            reuse_actors=True,
+            trial_name_creator=_trial_name,
+        ),
         run_config=tune.RunConfig(
             name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}" if resume else "tune",
             storage_path=folder.uri("ray"),
-            callbacks=[recorder],
+            callbacks=[recorder, *tracking.logger_callbacks(settings.tracking, spec.name)],
             # A trial whose process died restarts from its last checkpoint; only the latest is kept.
             failure_config=tune.FailureConfig(max_failures=settings.train.max_restarts),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             verbose=0,
         ),
     )
+
+
+def _trial_name(trial) -> str:
+    """What the dashboard and the trackers call a trial: its id and searched values."""
+    values = ", ".join(
+        f"{key.split('.')[-1]}={value:.4g}" if isinstance(value, float) else f"{key.split('.')[-1]}={value}"
+        for key, value in recorded_params(trial.config).items()
+    )
+    return f"{trial.trial_id} {values}".strip()
 
 
 def make_searcher(spec: StudySpec, optuna_db: Path, rerun: list[dict]) -> FailureAwareOptunaSearch:
@@ -192,8 +215,3 @@ def _run_record(cluster: dict, plan: ResourcePlan) -> dict:
         "plan": plan.describe(),
         "versions": {"python": platform.python_version(), "ray": ray.__version__, "torch": version("torch"), "optuna": optuna.__version__},
     }
-
-
-def optuna_path(folder: results.ResultsFolder, name: str) -> Path:
-    """The Optuna study's SQLite file: in the results folder, or locally when that is a URI."""
-    return Path(folder.path if folder.is_local else Path("results") / name) / "optuna.db"

@@ -20,6 +20,11 @@ class StudyInProgress(RuntimeError):
 STUDY_FILES = (results.TRIALS, results.HISTORY, results.PARETO, results.SPEC, results.RUN, "ray", "report")
 
 
+def optuna_path(folder: results.ResultsFolder, name: str) -> Path:
+    """The Optuna study's SQLite file: in the results folder, or locally when that is a URI."""
+    return Path(folder.path if folder.is_local else Path("results") / name) / "optuna.db"
+
+
 def check_folder(folder: results.ResultsFolder, spec: StudySpec, resume: bool, overwrite: bool) -> None:
     """Raise SpecError, before anything is written, if the study may not run in `folder`."""
     if resume and overwrite:

@@ -1,10 +1,15 @@
-"""Ray Tune's OptunaSearch, told about failed trials, and with each Optuna trial's Tune trial id."""
+"""Ray Tune's OptunaSearch, told about failed trials, with each Optuna trial's Tune trial id, its
+final metrics as user attributes and the objectives' names (what optuna-dashboard shows)."""
 
 from __future__ import annotations
 
 import math
+import warnings
 
+import optuna
 from ray.tune.search.optuna import OptunaSearch
+
+from raygap import catalog
 
 TUNE_TRIAL_ID = "tune_trial_id"  # Optuna user attribute
 
@@ -16,6 +21,10 @@ class FailureAwareOptunaSearch(OptunaSearch):
 
     def suggest(self, trial_id: str) -> dict | None:
         params = super().suggest(trial_id)
+        if self._ot_study.metric_names is None:  # optuna-dashboard labels the objectives by these
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable since optuna 3.2
+                self._ot_study.set_metric_names(self.metric if isinstance(self.metric, list) else [self.metric])
         if trial_id in self._ot_trials:  # a resume matches Optuna's trial to the rows Tune's trial wrote
             self._ot_trials[trial_id].set_user_attr(TUNE_TRIAL_ID, trial_id)
         return params
@@ -24,4 +33,8 @@ class FailureAwareOptunaSearch(OptunaSearch):
         metrics = self.metric if isinstance(self.metric, list) else [self.metric]
         if result and any(not isinstance(result.get(m), (int, float)) or math.isnan(result[m]) for m in metrics):
             result, error = None, True
+        if result and trial_id in self._ot_trials:  # every final metric beside the objectives in optuna-dashboard
+            for name in catalog.METRICS:
+                if isinstance(result.get(name), (int, float)) and math.isfinite(result[name]):
+                    self._ot_trials[trial_id].set_user_attr(name, float(result[name]))
         super().on_trial_complete(trial_id, result, error)

@@ -4,6 +4,7 @@ one-worker trial, or the driver for a theory simulation. Each calls the Ray-free
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -15,10 +16,21 @@ from raygap.config import TrialConfig
 from raygap.study.plan import ResourcePlan
 
 
+def live_result(row: dict, cfg: TrialConfig) -> dict:
+    """An evaluation point as a Tune result: the objectives at the top (what a scheduler or Tune's
+    metric check reads; NaN where the point does not measure one) and every number of the row under
+    `seed<n>/`, so a repeated trial's seeds are series of their own in TensorBoard, MLflow and W&B."""
+    seed = cfg.train.seed
+    numbers = {k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    objectives = {k: numbers.get(k, math.nan) for k in cfg.search.objectives}
+    return {"event": "eval", "seed": seed, "step": row["step"], **objectives, f"seed{seed}": numbers}
+
+
 def _train_worker(config: dict) -> None:
     """One Ray Train worker: the core training loop with this worker's rank. With
     train.checkpoint_interval, the group reports rank 0's training state every that many steps;
-    a group that Ray Train restarts after a worker died continues from the latest one."""
+    a group that Ray Train restarts after a worker died continues from the latest one. With
+    `live`, every evaluation point goes to the Tune trial as it is measured (TuneReportCallback)."""
     import ray.train.torch
     import torch
 
@@ -34,20 +46,25 @@ def _train_worker(config: dict) -> None:
         with restored.as_directory() as folder:
             resume_from = torch.load(Path(folder, "training.pt"), weights_only=True, map_location="cpu")
 
+    # Reports that reach Tune (with `live`) carry the objectives, as Tune checks every result for them.
+    no_objectives = {k: math.nan for k in cfg.search.objectives}
+
     def save(state: dict) -> None:
-        _report_from_rank0(rank, {"step": state["step"]}, lambda folder: torch.save(state, folder / "training.pt"))
+        _report_from_rank0(rank, {"event": "worker-checkpoint", **no_objectives}, lambda folder: torch.save(state, folder / "training.pt"))
 
     history: list[dict] = list(resume_from["history"]) if resume_from else []
-    final = train(cfg, history.append, rank=rank, world_size=world_size, device=ray.train.torch.get_device(),
+
+    def report(row: dict) -> None:
+        history.append(row)
+        if config["live"]:
+            ray.train.report(live_result(row, cfg))  # every rank calls it: Ray Train's report is collective
+
+    final = train(cfg, report, rank=rank, world_size=world_size, device=ray.train.torch.get_device(),
                   checkpoint=save if cfg.train.checkpoint_interval else None, resume_from=resume_from)  # fmt: skip
     final["nodes"] = _count_nodes(world_size)
     # Ray Train (V2) returns only metrics that come with a checkpoint: rank 0 attaches its results.
     result = json.dumps({"final": final, "history": history})
-    _report_from_rank0(
-        rank,
-        {"modality_gap": final["modality_gap"], "mean_r1": final["mean_r1"]},
-        lambda folder: (folder / "result.json").write_text(result),
-    )
+    _report_from_rank0(rank, {"event": "worker-result", **no_objectives}, lambda folder: (folder / "result.json").write_text(result))
 
 
 def _report_from_rank0(rank: int, metrics: dict, write: Callable[[Path], object]) -> None:
@@ -85,24 +102,37 @@ def _count_nodes(world_size: int) -> int:
     return len(set(nodes))
 
 
-def run_seed(cfg: TrialConfig, plan: ResourcePlan, storage: str, name: str, checkpoint=None, resume_from: dict | None = None) -> dict:
+def run_seed(
+    cfg: TrialConfig, plan: ResourcePlan, storage: str, name: str, checkpoint=None, resume_from: dict | None = None, live: bool = False
+) -> dict:
     """One seed: a TorchTrainer over the plan's workers; or right here in the trial process for a
     one-worker trial or a theory simulation, where a worker group would cost more than it gives.
-    A worker group restarts from its latest training-state checkpoint when a worker dies."""
+    A worker group restarts from its latest training-state checkpoint when a worker dies. With
+    `live` (inside a Tune trial), each evaluation point of CLIP training is a Tune result
+    (`live_result`); a theory simulation's records arrive with its seed (they take milliseconds)."""
+    from ray import tune
+
     history: list[dict] = []
     if cfg.theory is not None:
         from raygap.clip.trial import run_trial
 
         return {"final": run_trial(cfg, history.append), "history": history}
     if plan.in_trial:
-        final = train_in_trial(cfg, plan, history.append, checkpoint, resume_from)
+
+        def report(row: dict) -> None:
+            history.append(row)
+            if live:
+                tune.report(live_result(row, cfg))
+
+        final = train_in_trial(cfg, plan, report, checkpoint, resume_from)
         # A resumed run's report callback saw only the rows after the checkpoint; train() kept them all.
         return {"final": final, "history": final.pop("history_rows")}
     from ray.train.torch import TorchTrainer  # imports torch: only in the trial's process, never on the head
+    from ray.tune.integration.ray_train import TuneReportCallback
 
     trainer = TorchTrainer(
         _train_worker,
-        train_loop_config={"trial": cfg.model_dump(mode="json"), "threads": plan.threads_per_worker},
+        train_loop_config={"trial": cfg.model_dump(mode="json"), "threads": plan.threads_per_worker, "live": live},
         scaling_config=ray.train.ScalingConfig(
             num_workers=plan.workers,
             use_gpu=plan.use_gpu,
@@ -114,6 +144,7 @@ def run_seed(cfg: TrialConfig, plan: ResourcePlan, storage: str, name: str, chec
             storage_path=storage,
             failure_config=ray.train.FailureConfig(max_failures=cfg.train.max_restarts),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+            callbacks=[TuneReportCallback()] if live else [],
         ),
     )
     result = trainer.fit()

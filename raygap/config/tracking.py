@@ -1,0 +1,26 @@
+"""The `tracking:` section: where a study's curves go besides its Parquet results, as they are
+measured (every evaluation point is a Tune result; these are Tune logger callbacks on the head)."""
+
+from __future__ import annotations
+
+from raygap.config.base import Strict
+
+
+class MlflowTracking(Strict):
+    """One MLflow run per trial (Ray's MLflowLoggerCallback): the searched parameters as params,
+    each seed's curves as metric histories `seed<n>/<metric>`, tags study / trial / seeds."""
+
+    tracking_uri: str = "sqlite:///mlflow.db"
+    """Where runs go: a database (sqlite:///mlflow.db, relative to where the study runs) or a
+    tracking server's URL. MLflow 3 refuses its file store (file:./mlruns) unless
+    MLFLOW_ALLOW_FILE_STORE=true is set."""
+    experiment: str | None = None
+    """The MLflow experiment; default: the study's name."""
+
+
+class TrackingSpec(Strict):
+    tensorboard: bool = True
+    """TensorBoard event files per trial under <results>/ray/tune/<trial>/ (Tune's own logger)."""
+    mlflow: MlflowTracking | None = None
+    """Set (e.g. `tracking.mlflow.tracking_uri=sqlite:///mlflow.db`) to log each trial to MLflow; needs
+    pip install 'raygap[mlflow]'."""

@@ -1,0 +1,72 @@
+"""Where a study's curves go as they are measured: Tune's logger callbacks on the head, chosen by
+the study file's `tracking:` section. Every evaluation point is a Tune result (`worker.live_result`),
+so each of these sees every point of every seed; the Parquet results stay the contract."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from contextlib import contextmanager
+
+from ray import tune
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
+
+from raygap import results
+from raygap.config import SpecError
+
+EXTRAS = {"mlflow": ("mlflow", "pip install 'raygap[mlflow]'")}
+
+
+def check_extras(tracking, file: str) -> None:
+    """A tracker whose library is missing fails here, before Ray starts."""
+    for name, (module, install) in EXTRAS.items():
+        if getattr(tracking, name) is not None and importlib.util.find_spec(module) is None:
+            raise SpecError(f"{file}: tracking.{name} needs: {install}")
+
+
+def logger_callbacks(tracking, study: str) -> list[tune.Callback]:
+    """Tune's CSV and JSON loggers always, its TensorBoard logger unless turned off, and MLflow's
+    when asked. Tune adds no loggers of its own (`quiet_tune`)."""
+    callbacks: list[tune.Callback] = [CSVLoggerCallback(), JsonLoggerCallback()]
+    if tracking.tensorboard:
+        callbacks.append(TBXLoggerCallback())
+    if tracking.mlflow is not None:
+        from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+        callbacks.append(
+            MLflowLoggerCallback(
+                tracking_uri=tracking.mlflow.tracking_uri,
+                experiment_name=tracking.mlflow.experiment or study,
+                tags={"raygap.study": study},
+                save_artifact=False,
+            )
+        )
+    return callbacks
+
+
+def where_to_look(tracking, study: str, folder: results.ResultsFolder) -> list[str]:
+    """One line per place the study's curves can be watched while it runs."""
+    lines = []
+    if tracking.tensorboard:
+        lines.append(f"TensorBoard: tensorboard --logdir {folder.uri('ray')}")
+    if tracking.mlflow is not None:
+        lines.append(f"MLflow: {tracking.mlflow.tracking_uri} (experiment {tracking.mlflow.experiment or study})")
+    lines.append(f"optuna-dashboard: raygap dashboard {folder}")
+    return lines
+
+
+@contextmanager
+def quiet_tune():
+    """Tune with raygap's loggers only and its legacy console output, which `verbose=0` silences
+    (Tune's newer output prints an experiment box and a TensorBoard hint into a temporary folder
+    whatever the verbosity)."""
+    saved = {key: os.environ.get(key) for key in ("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "RAY_AIR_NEW_OUTPUT")}
+    os.environ.update(TUNE_DISABLE_AUTO_CALLBACK_LOGGERS="1", RAY_AIR_NEW_OUTPUT="0")
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -1,0 +1,147 @@
+"""A study's curves reach the trackers as they are measured: every evaluation point is a Tune result,
+read back here from Tune's TensorBoard event files and an MLflow file store with the libraries' own
+readers, and optuna-dashboard serves the study with its objectives named and metrics attached."""
+
+import json
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from raygap.cli import main
+from raygap.config import load_spec
+
+STUDY = """
+name: {name}
+data:
+  train: {{kind: synthetic, size: 256}}
+  eval: {{kind: synthetic, size: 64, seed: 1, captions_per_image: 2}}
+  probe: {{train: {{kind: synthetic, size: 64, seed: 2}}, test: {{kind: synthetic, size: 32, seed: 3}}}}
+train: {{steps: 6, batch_size: 32, eval_interval: 2, warmup_steps: 1}}
+temperature: {{kind: fixed, value: {{loguniform: [0.01, 0.4]}}}}
+{extra}
+"""
+
+
+def tensorboard_scalars(folder: Path) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """trial folder → tag → [(step, value)], from every TensorBoard event file under `folder`
+    (TFRecord framing: length, its CRC, an Event protobuf, its CRC)."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    scalars: dict = defaultdict(lambda: defaultdict(list))
+    for path in folder.rglob("events.out.tfevents.*"):
+        data = path.read_bytes()
+        at = 0
+        while at < len(data):
+            (length,) = struct.unpack("<Q", data[at : at + 8])
+            event = Event.FromString(data[at + 12 : at + 12 + length])
+            at += 12 + length + 4
+            for value in event.summary.value:
+                scalars[path.parent.name][value.tag].append((event.step, value.simple_value))
+    return scalars
+
+
+def run(tmp_path, name: str, extra: str) -> Path:
+    from raygap.study import run_study
+
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(STUDY.format(name=name, extra=extra))
+    folder = tmp_path / name
+    run_study(load_spec(path), folder, dashboard=False)
+    return folder
+
+
+def test_every_evaluation_point_reaches_tensorboard_and_mlflow(tmp_path):
+    """One-worker trials in the Tune trial's process, two seeds each: 4 points per seed, as its own series."""
+    from mlflow.tracking import MlflowClient
+
+    mlruns = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    folder = run(tmp_path, "live", f"search: {{trials: 2, repeats: 2}}\ntracking: {{mlflow: {{tracking_uri: '{mlruns}'}}}}")
+    trials = pl.read_parquet(folder / "trials.parquet")
+    assert trials.height == 4 and set(trials["status"]) == {"completed"}
+
+    scalars = tensorboard_scalars(folder / "ray")
+    assert len(scalars) == 2
+    for tags in scalars.values():
+        for seed in (0, 1):
+            points = tags[f"ray/tune/seed{seed}/modality_gap"]
+            assert len(points) == 4 and all(0 <= value <= 2 for _, value in points)
+            assert [value for _, value in tags[f"ray/tune/seed{seed}/step"]] == [0, 2, 4, 6]
+
+    client = MlflowClient(tracking_uri=mlruns)
+    experiment = client.get_experiment_by_name("live")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 2 and {run.data.tags["raygap.study"] for run in runs} == {"live"}
+    assert {run.info.run_name.split()[0] for run in runs} == set(trials["trial_id"])
+    for run_ in runs:
+        assert "temperature.value" in run_.data.params
+        for seed in (0, 1):
+            history = client.get_metric_history(run_.info.run_id, f"seed{seed}/modality_gap")
+            assert len(history) == 4
+
+    # The head process wrote the same gaps to history.parquet as it sent to the trackers.
+    history = pl.read_parquet(folder / "history.parquet").sort("trial_id", "seed", "step")
+    assert history.height == 16
+
+    dashboard_shows_the_study(folder, trials)
+
+
+def dashboard_shows_the_study(folder: Path, trials: pl.DataFrame) -> None:
+    """`raygap dashboard` serves the study on 127.0.0.1: objectives named, final metrics as user attributes."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "raygap", "dashboard", str(folder), "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        studies = None
+        for _ in range(120):
+            try:
+                studies = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5))
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert studies is not None, "optuna-dashboard did not answer"
+        [summary] = studies["study_summaries"]
+        assert summary["study_name"] == "live"
+        detail = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}", timeout=30))
+        assert detail["objective_names"] == ["modality_gap", "mean_r1"]
+        assert len(detail["trials"]) == 2
+        for trial in detail["trials"]:
+            attrs = {attr["key"]: attr["value"] for attr in trial["user_attrs"]}
+            assert {"linear_probe_top1", "zero_shot_top1", "uniformity"} <= set(attrs)
+            tune_id = attrs["tune_trial_id"]
+            means = trials.filter(pl.col("trial_id") == tune_id)["uniformity"].mean()
+            assert float(attrs["uniformity"]) == pytest.approx(means, rel=1e-6)
+    finally:
+        server.kill()
+        server.wait(timeout=30)
+
+
+def test_a_two_worker_trial_reports_every_evaluation_point(tmp_path):
+    """A TorchTrainer's rank 0 rows reach the Tune trial through Ray's TuneReportCallback."""
+    folder = run(tmp_path, "group", "search: {trials: 1}\nresources: {workers_per_trial: 2}\ntracking: {tensorboard: true}")
+    assert pl.read_parquet(folder / "trials.parquet")["workers"].to_list() == [2]
+    [tags] = tensorboard_scalars(folder / "ray").values()
+    assert len(tags["ray/tune/seed0/modality_gap"]) == 4
+
+
+def test_a_missing_tracker_is_an_error_before_ray_starts(tmp_path, capsys, monkeypatch):
+    import ray
+
+    from raygap.study import tracking
+
+    monkeypatch.setitem(tracking.EXTRAS, "mlflow", ("raygap_tracker_that_is_not_installed", "pip install 'raygap[mlflow]'"))
+    spec = tmp_path / "study.yaml"
+    spec.write_text("search: {trials: 1}\ntracking: {mlflow: {}}\n")
+    assert main(["study", "run", str(spec), "--results", str(tmp_path / "out"), "--no-dashboard"]) == 2
+    assert f"{spec}: tracking.mlflow needs: pip install 'raygap[mlflow]'" in capsys.readouterr().err
+    assert not ray.is_initialized() and not (tmp_path / "out").exists()
