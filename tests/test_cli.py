@@ -114,3 +114,16 @@ def test_study_refuses_an_existing_study_folder(tmp_path, spec_file, capsys):
 def test_status_of_a_folder_without_trials(tmp_path, capsys):
     assert main(["study", "status", str(tmp_path)]) == 2
     assert "no trials.parquet here" in capsys.readouterr().err
+
+
+def test_the_dashboard_line_says_where_the_token_is_never_the_token(monkeypatch):
+    from raygap.study.cluster import dashboard_line
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    assert dashboard_line("127.0.0.1:8265") == (
+        "Ray dashboard: http://127.0.0.1:8265 (it asks for the cluster's token: `ray get-auth-token` prints it; it is kept in ~/.ray/auth_token)"
+    )
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    assert dashboard_line("127.0.0.1:8265") == "Ray dashboard: http://127.0.0.1:8265"
+    assert dashboard_line(None) == "Ray dashboard: off"

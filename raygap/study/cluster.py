@@ -34,6 +34,18 @@ def start_ray(address: str | None, dashboard: bool = True, num_cpus: int | None 
     return context.dashboard_url or None
 
 
+def dashboard_line(url: str | None) -> str:
+    """Where the Ray dashboard is and, when the cluster uses token authentication (Ray's default
+    for a new local cluster), where its token is: the command, never the token itself."""
+    if not url:
+        return "Ray dashboard: off"
+    line = f"Ray dashboard: http://{url}"
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
+        where = os.environ.get("RAY_AUTH_TOKEN_PATH", "~/.ray/auth_token")
+        line += f" (it asks for the cluster's token: `ray get-auth-token` prints it; it is kept in {where})"
+    return line
+
+
 # (Ray leaves its dashboard and agents running after a SIGKILL of the driver) can be stopped later.
 CLUSTER_RECORD = "ray-cluster.json"
 

@@ -28,7 +28,7 @@ from raygap.config import SpecError, StudySpec
 from raygap.search import make_sampler, number_of_trials, recorded_params, suggest_params
 from raygap.study import folder as study_folder
 from raygap.study import tracking
-from raygap.study.cluster import CLUSTER_RECORD, plan_for_this_machine, record_cluster, start_ray, stop_stale_cluster
+from raygap.study.cluster import CLUSTER_RECORD, dashboard_line, plan_for_this_machine, record_cluster, start_ray, stop_stale_cluster
 from raygap.study.driver import drive_trial
 from raygap.study.folder import optuna_path
 from raygap.study.plan import ResourcePlan, study_plan
@@ -81,7 +81,7 @@ def run_study(
         url = start_ray(address, dashboard=dashboard, num_cpus=num_cpus)
         if not address:
             record_cluster(cluster_record)
-        echo(f"Ray dashboard: http://{url}" if url else "Ray dashboard: off")
+        echo(dashboard_line(url))
     try:
         cluster = ray.cluster_resources()
         plan = study_plan(settings, cluster.get("CPU", 0), cluster.get("GPU", 0))
