@@ -1,0 +1,24 @@
+"""What the command line's commands share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from raygap.config import SpecError
+
+
+def results_folder(cfg, args):
+    from raygap.results import ResultsFolder
+
+    return ResultsFolder(args.results or cfg.results or Path("results") / cfg.name)
+
+
+def write_report(folders: list[str], output: str | None) -> Path:
+    from raygap.report import write_report as write
+
+    missing = [f for f in folders if not Path(f, "trials.parquet").is_file() and "://" not in f]
+    if missing:
+        raise SpecError(f"not a raygap results folder (no trials.parquet): {', '.join(missing)}")
+    if len(folders) > 1 and not output:
+        raise SpecError("several studies need -o DIR for the comparison page")
+    return write(folders, output)
