@@ -29,6 +29,9 @@ def test_bench_ci_size_measures_every_section(tmp_path):
     cache = results["decoded_cache"]
     assert cache["images"] == 32 and cache["cache_build_seconds"] > 0
     assert math.isclose(cache["cache_speedup"], cache["cached_samples_per_s"] / cache["jpeg_samples_per_s"])
+    live = results["live"]
+    assert live["points"] == 20 and live["live_result_seconds"] > 0 and live["eval_point_seconds"] > 0
+    assert math.isclose(live["live_per_eval_point"], live["live_result_seconds"] / live["eval_point_seconds"])
     assert any(line.startswith("loop efficiency") for text in lines for line in text.splitlines())
 
 

@@ -106,4 +106,8 @@ def test_a_study_submitted_as_a_ray_job_succeeds(tmp_path, capsys):
             except psutil.Error:
                 pass
         psutil.wait_procs(processes, timeout=30)
+        # `ray start` names its cluster here for later `ray.init()` calls; `ray stop` would remove it.
+        current = Path("/tmp/ray/ray_current_cluster")
+        if current.is_file() and current.read_text().strip().endswith(f":{gcs_port}"):
+            current.unlink()
     assert not cluster_processes(gcs_port), "the test's Ray cluster is still running"

@@ -10,6 +10,8 @@ module each:
                                        one-time decoded copy against decoding every JPEG
 5. evaluation cost    (evaluation)     a full evaluation (recalls, gap, uniformity, linear probe) against an epoch
 6. memory             (memory)         peak resident memory of the study's processes, and per trial
+7. live tracking      (live)           one evaluation point sent to Tune and its loggers, against
+                                       the evaluation that measured it
 On a GPU (gpu): throughput and MFU per model, batch and pipeline (throughput), and trials sharing
 the card (sharing). `common` holds the bench's trial config, the stopwatch and the JSON output.
 """
@@ -28,6 +30,7 @@ from raygap.bench.decoded_cache import decoded_cache_speedup
 from raygap.bench.evaluation import evaluation_cost
 from raygap.bench.gpu import GPU_PARTS, check_gpu_bench, run_gpu_bench
 from raygap.bench.input_pipeline import input_pipeline
+from raygap.bench.live import live_tracking_cost
 from raygap.bench.loop import loop_efficiency
 from raygap.bench.overhead import study_overheads
 
@@ -45,6 +48,7 @@ SIZES = {
         "group_trials": 0,
         "photos": 32,
         "photo_batch": 16,
+        "live_points": 20,
     },
     "full": {
         "model": "tiny-vit",
@@ -56,6 +60,7 @@ SIZES = {
         "group_trials": 2,
         "photos": 1024,
         "photo_batch": 64,
+        "live_points": 200,
     },
 }
 TARGETS = {"loop_efficiency": 0.95, "overhead_s": 5.0, "study_efficiency": 0.85}
@@ -78,6 +83,8 @@ def run_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=
     echo("5. evaluation cost")
     cfg = to_config(trial_raw(size, 1, size["eval_pairs"]))
     results["evaluation"] = evaluation_cost(cfg, consumed, cfg.data.train.size)
+    echo("7. live tracking: an evaluation point as a Tune result")
+    results["live"] = live_tracking_cost(cfg, size["live_points"])
     echo(f"2/3/6. a study of {size['trials']} one-worker trials × {size['study_steps']} steps")
     results["study"] = study_overheads(size, size["trials"], size["study_steps"], 1, echo)
     if size["group_trials"]:
@@ -110,6 +117,9 @@ def format_table(results: dict) -> str:
         ("evaluation / one epoch", f"{evaluation['eval_per_epoch']:.3f}", "",
          (f"{evaluation['eval_pairs']} pairs in {evaluation['eval_seconds']:.1f} s; "
           f"epoch of {evaluation['epoch_pairs']} pairs {evaluation['epoch_seconds']:.1f} s")),
+        ("live tracking: one Tune result / its evaluation", f"{results['live']['live_per_eval_point']:.3f}", "",
+         (f"{1000 * results['live']['live_result_seconds']:.1f} ms per result ({results['live']['points']} through CSV/JSON/TensorBoard) "
+          f"vs {1000 * results['live']['eval_point_seconds']:.0f} ms for the gap, uniformity and recalls of {results['live']['eval_pairs']} pairs")),
         ("peak memory of the study (GiB)", f"{study['peak_rss_gb']:.2f}", "", "Ray's processes included" + (f"; one trial process {study['peak_trial_rss_gb']:.2f} GiB" if study["peak_trial_rss_gb"] else "")),
     ]  # fmt: skip
     for key, name in (("study_worker_group", "1 worker in a worker group (baseline)"), ("study_two_workers", "2-worker group")):

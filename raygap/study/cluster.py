@@ -28,8 +28,14 @@ def start_ray(address: str | None, dashboard: bool = True, num_cpus: int | None 
     if address:
         context = ray.init(address=address, logging_level="ERROR")
     else:
+        # address="local": a new cluster, never one that `ray start` left on this machine.
         context = ray.init(
-            num_cpus=num_cpus, include_dashboard=dashboard, dashboard_host="127.0.0.1", logging_level="ERROR", log_to_driver=False
+            address="local",
+            num_cpus=num_cpus,
+            include_dashboard=dashboard,
+            dashboard_host="127.0.0.1",
+            logging_level="ERROR",
+            log_to_driver=False,
         )
     return context.dashboard_url or None
 

@@ -5,6 +5,7 @@ so each of these sees every point of every seed; the Parquet results stay the co
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 from contextlib import contextmanager
 
@@ -70,3 +71,35 @@ def quiet_tune():
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def live_result_cost(points: int, row: dict, objectives: dict[str, str]) -> float:
+    """Seconds per live result: a one-trial Tune run that reports `points` evaluation rows shaped
+    as a study's (`worker.live_result`), timed inside the trial, through the CSV, JSON and
+    TensorBoard loggers a study uses. Starts (and stops) a local Ray if none is running."""
+    import tempfile
+    import time
+
+    import ray
+
+    def trial(config: dict) -> None:
+        started = time.perf_counter()
+        for step in range(points):
+            numbers = {**row, "step": float(step)}
+            tune.report({"event": "eval", "seed": 0, "step": step, **{k: numbers.get(k, math.nan) for k in objectives}, "seed0": numbers})
+        tune.report({"event": "done", "seconds_per_result": (time.perf_counter() - started) / points, **{k: 0.0 for k in objectives}})
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    try:
+        with tempfile.TemporaryDirectory(prefix="raygap-live-") as storage, quiet_tune():
+            from raygap.config.tracking import TrackingSpec
+
+            callbacks = logger_callbacks(TrackingSpec(), "live-cost")
+            run = tune.RunConfig(storage_path=storage, callbacks=callbacks, verbose=0)
+            grid = tune.Tuner(trial, run_config=run).fit()
+            return grid[0].metrics["seconds_per_result"]
+    finally:
+        if started_here:
+            ray.shutdown()
