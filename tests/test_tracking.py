@@ -121,9 +121,31 @@ def dashboard_shows_the_study(folder: Path, trials: pl.DataFrame) -> None:
             tune_id = attrs["tune_trial_id"]
             means = trials.filter(pl.col("trial_id") == tune_id)["uniformity"].mean()
             assert float(attrs["uniformity"]) == pytest.approx(means, rel=1e-6)
+        page_renders(f"http://127.0.0.1:{port}/dashboard/studies/{summary['study_id']}", folder.parent / "dashboard.png")
     finally:
         server.kill()
         server.wait(timeout=30)
+
+
+def page_renders(url: str, shot: Path) -> None:
+    """The dashboard's page in headless Chromium: its script draws the study (the objectives' names
+    in the DOM) and the screenshot is not blank."""
+    import os
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        assert not os.environ.get("RAYGAP_REQUIRE_BROWSER"), "no chromium"
+        return
+    command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=15000"]
+    dom = subprocess.run([*command, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    assert "modality_gap" in dom and "mean_r1" in dom, dom[-2000:]
+    subprocess.run([*command, "--window-size=1400,1000", f"--screenshot={shot}", url], capture_output=True, timeout=120)
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.shape == (1000, 1400) and pixels.std() > 20
 
 
 def test_a_two_worker_trial_reports_every_evaluation_point(tmp_path):
