@@ -11,7 +11,7 @@ Names are imported on first use (PEP 562), so `from raygap.data import check_tab
 process reads file indexes without importing torch.
 """
 
-import importlib
+from raygap.lazy import lazy_names
 
 _WHERE = {
     "drop_unreadable": "raygap.data.bad_images",
@@ -39,7 +39,4 @@ __all__ = sorted(_WHERE)
 # them when __getattr__ has no such name.
 
 
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module 'raygap.data' has no attribute {name!r}")
-    return getattr(importlib.import_module(_WHERE[name]), name)
+__getattr__ = lazy_names("raygap.data", _WHERE)

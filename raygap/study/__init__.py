@@ -2,7 +2,7 @@
 `plan` (how trials fit a cluster) and `folder` (what may be done with a results folder) are
 ray-free, and importing them (or this package) does not import ray: names load on first use."""
 
-import importlib
+from raygap.lazy import lazy_names
 
 _WHERE = {
     "StudyStopped": "raygap.study.engine",
@@ -13,7 +13,4 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module 'raygap.study' has no attribute {name!r}")
-    return getattr(importlib.import_module(_WHERE[name]), name)
+__getattr__ = lazy_names("raygap.study", _WHERE)
