@@ -14,10 +14,10 @@ from typing import Callable
 import yaml
 from ray.job_submission import JobStatus, JobSubmissionClient
 
-import raygap
 from raygap.config import StudySpec
 from raygap.results import ResultsFolder
 
+RAYGAP_PACKAGE = Path(__file__).resolve().parents[1]  # this checkout's raygap/, shipped with the job
 DONE = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
 
 
@@ -41,7 +41,7 @@ def submit_study(
     with tempfile.TemporaryDirectory(prefix="raygap-submit-") as scratch:
         Path(scratch, "spec.yaml").write_text(yaml.safe_dump(spec.raw, sort_keys=False))
         entrypoint = f"python -m raygap study run spec.yaml --address auto --results {shlex.quote(str(folder))}"
-        runtime_env = {"working_dir": scratch, "py_modules": [str(Path(raygap.__file__).parent)]}
+        runtime_env = {"working_dir": scratch, "py_modules": [str(RAYGAP_PACKAGE)]}
         client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env, submission_id=submission_id, metadata={"raygap.study": spec.name})
     echo(f"submitted {submission_id} to {address}: its logs are on the dashboard's Jobs page ({address}/#/jobs)")
     echo(f"progress: raygap study status {folder}; logs: ray job logs --address {address} --follow {submission_id}")
