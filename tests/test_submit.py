@@ -66,7 +66,7 @@ def get(url: str) -> dict:
     """A dashboard REST call, with the cluster's token when it uses one."""
     from raygap.study.submit import token_headers
 
-    return json.load(urllib.request.urlopen(urllib.request.Request(url, headers=token_headers()), timeout=30))
+    return json.load(urllib.request.urlopen(urllib.request.Request(url, headers=token_headers(url)), timeout=30))
 
 
 def test_a_study_submitted_as_a_ray_job_succeeds(tmp_path, capsys):

@@ -8,7 +8,7 @@ from raygap.config.base import Strict
 
 class MlflowTracking(Strict):
     """One MLflow run per trial (Ray's MLflowLoggerCallback): the searched parameters as params,
-    each seed's curves as metric histories `seed<n>/<metric>`, tags study / trial / seeds."""
+    each seed's curves as metric histories `seed<n>/<metric>`, tags `raygap.study` and Ray's `trial_name`."""
 
     tracking_uri: str = "sqlite:///mlflow.db"
     """Where runs go: a database (sqlite:///mlflow.db, relative to where the study runs) or a
@@ -20,7 +20,7 @@ class MlflowTracking(Strict):
 
 class TrackingSpec(Strict):
     tensorboard: bool = True
-    """TensorBoard event files per trial under <results>/ray/tune/<trial>/ (Tune's own logger)."""
+    """TensorBoard event files per trial under <results>/ray/tune*/trial-<id>/ (Tune's own logger)."""
     mlflow: MlflowTracking | None = None
     """Set (e.g. `tracking.mlflow.tracking_uri=sqlite:///mlflow.db`) to log each trial to MLflow; needs
     pip install 'raygap[mlflow]'."""

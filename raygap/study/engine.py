@@ -158,6 +158,7 @@ def _make_tuner(
             max_concurrent_trials=plan.max_concurrent,
             reuse_actors=True,
             trial_name_creator=_trial_name,
+            trial_dirname_creator=lambda trial: f"trial-{trial.trial_id}",  # no spaces or commas in paths
         ),
         run_config=tune.RunConfig(
             name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}" if resume else "tune",

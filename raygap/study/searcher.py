@@ -23,7 +23,7 @@ class FailureAwareOptunaSearch(OptunaSearch):
         params = super().suggest(trial_id)
         if self._ot_study.metric_names is None:  # optuna-dashboard labels the objectives by these
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable since optuna 3.2
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # experimental in optuna: its warning is noise here
                 self._ot_study.set_metric_names(self.metric if isinstance(self.metric, list) else [self.metric])
         if trial_id in self._ot_trials:  # a resume matches Optuna's trial to the rows Tune's trial wrote
             self._ot_trials[trial_id].set_user_attr(TUNE_TRIAL_ID, trial_id)

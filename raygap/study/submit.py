@@ -8,6 +8,7 @@ import os
 import shlex
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Callable
 
@@ -21,9 +22,13 @@ RAYGAP_PACKAGE = Path(__file__).resolve().parents[1]  # this checkout's raygap/,
 DONE = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
 
 
-def token_headers() -> dict[str, str]:
+def token_headers(address: str = "http://127.0.0.1") -> dict[str, str]:
     """Ray's token as an HTTP header, where there is one (RAY_AUTH_TOKEN, the file RAY_AUTH_TOKEN_PATH
-    names, or ~/.ray/auth_token): a cluster with token authentication refuses a job without it."""
+    names, or ~/.ray/auth_token): a cluster with token authentication refuses a job without it. It
+    goes only to this machine's clusters, or anywhere when RAY_AUTH_MODE=token says it should."""
+    host = urllib.parse.urlparse(address if "://" in address else f"http://{address}").hostname
+    if host not in ("127.0.0.1", "localhost", "::1") and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        return {}
     token = os.environ.get("RAY_AUTH_TOKEN")
     path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
     if not token and path.is_file():
@@ -36,7 +41,7 @@ def submit_study(
 ) -> tuple[JobSubmissionClient, str]:
     """Submit the study; return the client and the job's submission id. The results folder must be
     one the cluster can reach (an absolute path on its head, a shared disk, or a URI)."""
-    client = JobSubmissionClient(address, headers=token_headers())
+    client = JobSubmissionClient(address, headers=token_headers(address))
     submission_id = f"raygap-{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     with tempfile.TemporaryDirectory(prefix="raygap-submit-") as scratch:
         Path(scratch, "spec.yaml").write_text(yaml.safe_dump(spec.raw, sort_keys=False))
