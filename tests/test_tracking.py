@@ -167,3 +167,49 @@ def test_a_missing_tracker_is_an_error_before_ray_starts(tmp_path, capsys, monke
     assert main(["study", "run", str(spec), "--results", str(tmp_path / "out"), "--no-dashboard"]) == 2
     assert f"{spec}: tracking.mlflow needs: pip install 'raygap[mlflow]'" in capsys.readouterr().err
     assert not ray.is_initialized() and not (tmp_path / "out").exists()
+
+
+def test_running_trials_export_their_gap_as_ray_metrics(tmp_path):
+    """While the study runs, the node's Prometheus export (Ray's metrics agent) holds raygap_modality_gap
+    for the running trial, tagged with the study and the trial."""
+    import threading
+
+    import ray
+
+    port = free_port()
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", _metrics_export_port=port)
+    seen: list[str] = []
+    done = threading.Event()
+
+    def scrape() -> None:
+        while not done.is_set() and not seen:
+            try:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+                seen.extend(line for line in text.splitlines() if line.startswith("ray_raygap_modality_gap{"))
+            except OSError:
+                pass
+            done.wait(1.0)
+
+    scraper = threading.Thread(target=scrape)
+    scraper.start()
+    try:
+        long = STUDY.replace("steps: 6, batch_size: 32, eval_interval: 2", "steps: 200, batch_size: 32, eval_interval: 5")
+        path = tmp_path / "metrics.yaml"
+        path.write_text(long.format(name="metrics", extra="search: {trials: 1}"))
+        from raygap.study import run_study
+
+        run_study(load_spec(path), tmp_path / "metrics", dashboard=False)
+    finally:
+        done.set()
+        scraper.join()
+        ray.shutdown()
+    assert seen, "no raygap_modality_gap in the node's metrics export"
+    assert 'study="metrics"' in seen[0] and 'seed="0"' in seen[0]
+    value = float(seen[0].rsplit(" ", 1)[1])
+    assert 0 <= value <= 2
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -26,6 +26,28 @@ def live_result(row: dict, cfg: TrialConfig) -> dict:
     return {"event": "eval", "seed": seed, "step": row["step"], **objectives, f"seed{seed}": numbers}
 
 
+_GAUGES: dict = {}
+GAUGED = {
+    "modality_gap": "the modality gap",
+    "mean_r1": "mean R@1 of image-to-text and text-to-image",
+    "tau": "the logit scale 1/T",
+}  # ASCII: Ray requires it
+
+
+def export_gauges(row: dict, cfg: TrialConfig, trial_id: str) -> None:
+    """The running trial's gap, R@1 and τ as Ray metrics (`raygap_<name>`, tagged study, trial and
+    seed): a cluster's Prometheus scrapes them from each node's metrics export port."""
+    from ray.util.metrics import Gauge
+
+    if not _GAUGES:
+        for name, description in GAUGED.items():
+            _GAUGES[name] = Gauge(f"raygap_{name}", description=description, tag_keys=("study", "trial", "seed"))
+    tags = {"study": cfg.name, "trial": trial_id, "seed": str(cfg.train.seed)}
+    for name, gauge in _GAUGES.items():
+        if isinstance(row.get(name), (int, float)) and math.isfinite(row[name]):
+            gauge.set(float(row[name]), tags=tags)
+
+
 def _train_worker(config: dict) -> None:
     """One Ray Train worker: the core training loop with this worker's rank. With
     train.checkpoint_interval, the group reports rank 0's training state every that many steps;
@@ -58,6 +80,8 @@ def _train_worker(config: dict) -> None:
         history.append(row)
         if config["live"]:
             ray.train.report(live_result(row, cfg))  # every rank calls it: Ray Train's report is collective
+            if rank == 0:
+                export_gauges(row, cfg, config["trial_id"])
 
     final = train(cfg, report, rank=rank, world_size=world_size, device=ray.train.torch.get_device(),
                   checkpoint=save if cfg.train.checkpoint_interval else None, resume_from=resume_from)  # fmt: skip
@@ -123,6 +147,7 @@ def run_seed(
             history.append(row)
             if live:
                 tune.report(live_result(row, cfg))
+                export_gauges(row, cfg, tune.get_context().get_trial_id())
 
         final = train_in_trial(cfg, plan, report, checkpoint, resume_from)
         # A resumed run's report callback saw only the rows after the checkpoint; train() kept them all.
@@ -132,7 +157,12 @@ def run_seed(
 
     trainer = TorchTrainer(
         _train_worker,
-        train_loop_config={"trial": cfg.model_dump(mode="json"), "threads": plan.threads_per_worker, "live": live},
+        train_loop_config={
+            "trial": cfg.model_dump(mode="json"),
+            "threads": plan.threads_per_worker,
+            "live": live,
+            "trial_id": tune.get_context().get_trial_id() if live else None,
+        },
         scaling_config=ray.train.ScalingConfig(
             num_workers=plan.workers,
             use_gpu=plan.use_gpu,
