@@ -4,7 +4,6 @@ the results folder checked; then the processes of that cluster, and only those, 
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import polars as pl
 import psutil
 
+from conftest import free_port
 from raygap.cli import main
 
 STUDY = """
@@ -26,12 +26,6 @@ train: {steps: 2, batch_size: 32, eval_interval: 2, warmup_steps: 1}
 temperature: {kind: fixed, value: {loguniform: [0.01, 0.4]}}
 search: {trials: 2}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def cluster_processes(gcs_port: int) -> list[psutil.Process]:

@@ -3,7 +3,6 @@ read back here from Tune's TensorBoard event files and an MLflow file store with
 readers, and optuna-dashboard serves the study with its objectives named and metrics attached."""
 
 import json
-import socket
 import struct
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from conftest import free_port
 from raygap.cli import main
 from raygap.config import load_spec
 
@@ -95,9 +95,7 @@ def test_every_evaluation_point_reaches_tensorboard_and_mlflow(tmp_path):
 
 def dashboard_shows_the_study(folder: Path, trials: pl.DataFrame) -> None:
     """`raygap dashboard` serves the study on 127.0.0.1: objectives named, final metrics as user attributes."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "raygap", "dashboard", str(folder), "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
@@ -207,9 +205,3 @@ def test_running_trials_export_their_gap_as_ray_metrics(tmp_path):
     assert 'study="metrics"' in seen[0] and 'seed="0"' in seen[0]
     value = float(seen[0].rsplit(" ", 1)[1])
     assert 0 <= value <= 2
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
