@@ -23,7 +23,7 @@ def live_tracking_cost(cfg: TrialConfig, points: int) -> dict:
     with Stopwatch(device) as clock:
         row = evaluate(model, eval_set, device, cfg.eval.batch_size, gap_pairs=cfg.eval.gap_pairs)
     row = {k: float(v) for k, v in row.items() if isinstance(v, (int, float))}
-    per_result = live_result_cost(points, {**row, "loss": 1.0, "tau": 14.3, "samples_per_s": 1000.0, "lr": 1e-3}, cfg.search.objectives)
+    per_result = live_result_cost(points, {**row, "loss": 1.0, "tau": 14.3, "samples_per_s": 1000.0, "lr": 1e-3}, cfg)
     return {
         "live_result_seconds": per_result,
         "eval_point_seconds": clock.seconds,

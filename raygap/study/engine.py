@@ -12,7 +12,6 @@ Shape of a study:
 from __future__ import annotations
 
 import functools
-import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -93,7 +92,6 @@ def run_study(
 
         recorder = StudyRecorder(folder, settings.search.objectives, total, echo, finished=finished)
         searcher = make_searcher(spec, optuna_db, rerun[:remaining])
-        _import_tensorboardx_without_torch()
         with tracking.quiet_tune():
             _make_tuner(
                 spec, settings, folder, plan, searcher, recorder, remaining, resume
@@ -120,21 +118,6 @@ def _check_before_ray(spec: StudySpec, settings, folder: results.ResultsFolder, 
             plan_for_this_machine(spec)
         except SpecError as error:
             raise SpecError(f"{spec.path}: {error}") from None
-
-
-def _import_tensorboardx_without_torch() -> None:
-    """Tune's TensorBoard logger imports tensorboardX, which imports torch where it can only to
-    accept torch tensors (Tune passes numbers): about 470 MiB more in the head. Import it with torch
-    hidden; trials import torch in their own processes."""
-    if "tensorboardX" in sys.modules or "torch" in sys.modules:
-        return
-    sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` raises ImportError
-    try:
-        import tensorboardX  # noqa: F401
-    except ImportError:
-        pass
-    finally:
-        del sys.modules["torch"]
 
 
 def _make_tuner(

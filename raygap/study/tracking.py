@@ -5,8 +5,8 @@ so each of these sees every point of every seed; the Parquet results stay the co
 from __future__ import annotations
 
 import importlib.util
-import math
 import os
+import sys
 from contextlib import contextmanager
 
 from ray import tune
@@ -14,6 +14,7 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCall
 
 from raygap import results
 from raygap.config import SpecError
+from raygap.study.worker import live_result
 
 EXTRAS = {"mlflow": ("mlflow", "pip install 'raygap[mlflow]'")}
 
@@ -30,6 +31,7 @@ def logger_callbacks(tracking, study: str) -> list[tune.Callback]:
     when asked. Tune adds no loggers of its own (`quiet_tune`)."""
     callbacks: list[tune.Callback] = [CSVLoggerCallback(), JsonLoggerCallback()]
     if tracking.tensorboard:
+        _import_tensorboardx_without_torch()
         callbacks.append(TBXLoggerCallback())
     if tracking.mlflow is not None:
         from ray.air.integrations.mlflow import MLflowLoggerCallback
@@ -43,6 +45,21 @@ def logger_callbacks(tracking, study: str) -> list[tune.Callback]:
             )
         )
     return callbacks
+
+
+def _import_tensorboardx_without_torch() -> None:
+    """Tune's TensorBoard logger imports tensorboardX, which imports torch where it can only to
+    accept torch tensors (Tune passes numbers): about 470 MiB more in the head. Import it with torch
+    hidden; trials import torch in their own processes."""
+    if "tensorboardX" in sys.modules or "torch" in sys.modules:
+        return
+    sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` raises ImportError
+    try:
+        import tensorboardX  # noqa: F401
+    except ImportError:
+        pass
+    finally:
+        del sys.modules["torch"]
 
 
 def where_to_look(tracking, study: str, folder: results.ResultsFolder) -> list[str]:
@@ -73,9 +90,9 @@ def quiet_tune():
                 os.environ[key] = value
 
 
-def live_result_cost(points: int, row: dict, objectives: dict[str, str]) -> float:
-    """Seconds per live result: a one-trial Tune run that reports `points` evaluation rows shaped
-    as a study's (`worker.live_result`), timed inside the trial, through the CSV, JSON and
+def live_result_cost(points: int, row: dict, cfg) -> float:
+    """Seconds per live result: a one-trial Tune run that reports `points` evaluation rows as a
+    study of `cfg` does (`worker.live_result`), timed inside the trial, through the CSV, JSON and
     TensorBoard loggers a study uses. Starts (and stops) a local Ray if none is running."""
     import tempfile
     import time
@@ -85,9 +102,10 @@ def live_result_cost(points: int, row: dict, objectives: dict[str, str]) -> floa
     def trial(config: dict) -> None:
         started = time.perf_counter()
         for step in range(points):
-            numbers = {**row, "step": float(step)}
-            tune.report({"event": "eval", "seed": 0, "step": step, **{k: numbers.get(k, math.nan) for k in objectives}, "seed0": numbers})
-        tune.report({"event": "done", "seconds_per_result": (time.perf_counter() - started) / points, **{k: 0.0 for k in objectives}})
+            tune.report(live_result({**row, "step": step}, cfg))
+        tune.report(
+            {"event": "done", "seconds_per_result": (time.perf_counter() - started) / points, **{k: 0.0 for k in cfg.search.objectives}}
+        )
 
     started_here = not ray.is_initialized()
     if started_here:

@@ -19,7 +19,7 @@ from raygap.study.plan import ResourcePlan
 def live_result(row: dict, cfg: TrialConfig) -> dict:
     """An evaluation point as a Tune result: the objectives at the top (what a scheduler or Tune's
     metric check reads; NaN where the point does not measure one) and every number of the row under
-    `seed<n>/`, so a repeated trial's seeds are series of their own in TensorBoard, MLflow and W&B."""
+    `seed<n>/`, so a repeated trial's seeds are series of their own in TensorBoard and MLflow."""
     seed = cfg.train.seed
     numbers = {k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     objectives = {k: numbers.get(k, math.nan) for k in cfg.search.objectives}
@@ -144,7 +144,6 @@ def run_seed(
     if plan.in_trial:
 
         def report(row: dict) -> None:
-            history.append(row)
             if live:
                 tune.report(live_result(row, cfg))
                 export_gauges(row, cfg, tune.get_context().get_trial_id())
