@@ -1,6 +1,6 @@
 """A study's curves reach the trackers as they are measured: every evaluation point is a Tune result,
-read back here from Tune's TensorBoard event files and an MLflow file store with the libraries' own
-readers, and optuna-dashboard serves the study with its objectives named and metrics attached."""
+read back here from Tune's TensorBoard event files, an MLflow store and W&B offline run files with
+the libraries' own readers, and optuna-dashboard serves the study with its objectives named and metrics attached."""
 
 import json
 import struct
@@ -48,6 +48,30 @@ def tensorboard_scalars(folder: Path) -> dict[str, dict[str, list[tuple[int, flo
     return scalars
 
 
+def wandb_offline_runs(folder: Path) -> dict[str, dict]:
+    """run id → its group, tags, config and series (key → values), from W&B's offline `.wandb`
+    files read with W&B's own record store and protobufs."""
+    from wandb.proto.wandb_internal_pb2 import Record
+    from wandb.sdk.internal.datastore import DataStore
+
+    runs = {}
+    for path in folder.rglob("*.wandb"):
+        store = DataStore()
+        store.open_for_scan(str(path))
+        run: dict = {"series": defaultdict(list)}
+        while (data := store.scan_data()) is not None:
+            record = Record.FromString(data)
+            if record.WhichOneof("record_type") == "run":
+                run.update(id=record.run.run_id, group=record.run.run_group, tags=list(record.run.tags))
+                run["config"] = {item.key: json.loads(item.value_json) for item in record.run.config.update}
+            elif record.WhichOneof("record_type") == "history":
+                for item in record.history.item:
+                    run["series"][item.key or "/".join(item.nested_key)].append(json.loads(item.value_json))
+        store.close()
+        runs[run["id"]] = run
+    return runs
+
+
 def run(tmp_path, name: str, extra: str) -> Path:
     from raygap.study import run_study
 
@@ -58,12 +82,13 @@ def run(tmp_path, name: str, extra: str) -> Path:
     return folder
 
 
-def test_every_evaluation_point_reaches_tensorboard_and_mlflow(tmp_path):
+def test_every_evaluation_point_reaches_tensorboard_mlflow_and_wandb(tmp_path):
     """One-worker trials in the Tune trial's process, two seeds each: 4 points per seed, as its own series."""
     from mlflow.tracking import MlflowClient
 
     mlruns = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    folder = run(tmp_path, "live", f"search: {{trials: 2, repeats: 2}}\ntracking: {{mlflow: {{tracking_uri: '{mlruns}'}}}}")
+    trackers = f"{{mlflow: {{tracking_uri: '{mlruns}'}}, wandb: {{mode: offline, dir: '{tmp_path / 'wandb'}'}}}}"
+    folder = run(tmp_path, "live", f"search: {{trials: 2, repeats: 2}}\ntracking: {trackers}")
     trials = pl.read_parquet(folder / "trials.parquet")
     assert trials.height == 4 and set(trials["status"]) == {"completed"}
 
@@ -89,6 +114,15 @@ def test_every_evaluation_point_reaches_tensorboard_and_mlflow(tmp_path):
     # The head process wrote the same gaps to history.parquet as it sent to the trackers.
     history = pl.read_parquet(folder / "history.parquet").sort("trial_id", "seed", "step")
     assert history.height == 16
+
+    runs = wandb_offline_runs(tmp_path / "wandb")
+    assert set(runs) == set(trials["trial_id"])
+    for trial_id, run_ in runs.items():
+        assert run_["group"] == "live" and run_["tags"] == ["raygap.study=live"]
+        assert "temperature.value" in run_["config"]
+        for seed in (0, 1):
+            recorded = history.filter((pl.col("trial_id") == trial_id) & (pl.col("seed") == seed))["modality_gap"]
+            assert run_["series"][f"seed{seed}/modality_gap"] == pytest.approx(recorded.to_list(), rel=1e-6)
 
     dashboard_shows_the_study(folder, trials)
 
@@ -154,16 +188,18 @@ def test_a_two_worker_trial_reports_every_evaluation_point(tmp_path):
     assert len(tags["ray/tune/seed0/modality_gap"]) == 4
 
 
-def test_a_missing_tracker_is_an_error_before_ray_starts(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize(("tracker", "setting"), [("mlflow", "experiment=x"), ("wandb", "mode=offline")])
+def test_a_missing_tracker_is_an_error_before_ray_starts(tmp_path, capsys, monkeypatch, tracker, setting):
     import ray
 
     from raygap.study import tracking
 
-    monkeypatch.setitem(tracking.EXTRAS, "mlflow", ("raygap_tracker_that_is_not_installed", "pip install 'raygap[mlflow]'"))
+    monkeypatch.setitem(tracking.EXTRAS, tracker, ("raygap_tracker_that_is_not_installed", f"pip install 'raygap[{tracker}]'"))
     spec = tmp_path / "study.yaml"
-    spec.write_text("search: {trials: 1}\ntracking: {mlflow: {}}\n")
-    assert main(["study", "run", str(spec), "--results", str(tmp_path / "out"), "--no-dashboard"]) == 2
-    assert f"{spec}: tracking.mlflow needs: pip install 'raygap[mlflow]'" in capsys.readouterr().err
+    spec.write_text("search: {trials: 1}\n")
+    command = ["study", "run", str(spec), "--results", str(tmp_path / "out"), "--no-dashboard", "--set", f"tracking.{tracker}.{setting}"]
+    assert main(command) == 2
+    assert f"{spec}: tracking.{tracker} needs: pip install 'raygap[{tracker}]'" in capsys.readouterr().err
     assert not ray.is_initialized() and not (tmp_path / "out").exists()
 
 

@@ -3,6 +3,8 @@ measured (every evaluation point is a Tune result; these are Tune logger callbac
 
 from __future__ import annotations
 
+from typing import Literal
+
 from raygap.config.base import Strict
 
 
@@ -18,9 +20,26 @@ class MlflowTracking(Strict):
     """The MLflow experiment; default: the study's name."""
 
 
+class WandbTracking(Strict):
+    """One W&B run per trial (Ray's WandbLoggerCallback): the searched parameters as its config, each
+    seed's curves as series `seed<n>/<metric>`, grouped by study, tagged study and trial id."""
+
+    project: str | None = None
+    """The W&B project; default: the study's name."""
+    mode: Literal["offline", "online"] = "offline"
+    """offline (default) writes runs to disk and sends nothing (upload later with `wandb sync DIR`);
+    online sends them to W&B as they are measured (needs `wandb login` or WANDB_API_KEY)."""
+    dir: str | None = None
+    """Where W&B writes its files (a `wandb/` folder is made inside); default: each trial's folder
+    under <results>/ray/."""
+
+
 class TrackingSpec(Strict):
     tensorboard: bool = True
     """TensorBoard event files per trial under <results>/ray/tune*/trial-<id>/ (Tune's own logger)."""
     mlflow: MlflowTracking | None = None
     """Set (e.g. `tracking.mlflow.tracking_uri=sqlite:///mlflow.db`) to log each trial to MLflow; needs
     pip install 'raygap[mlflow]'."""
+    wandb: WandbTracking | None = None
+    """Set (e.g. `tracking.wandb.mode=offline`) to log each trial to Weights & Biases; needs
+    pip install 'raygap[wandb]'."""

@@ -75,31 +75,33 @@ def run_study(
     if resume and remaining == 0:
         echo(f"{spec.name}: all {total} trial(s) already finished; nothing to resume")
         return folder.read(results.PARETO) if folder.exists(results.PARETO) else pl.DataFrame()
-    started_here = not ray.is_initialized()
-    if started_here:
-        url = start_ray(address, dashboard=dashboard, num_cpus=num_cpus)
-        if not address:
-            record_cluster(cluster_record)
-        echo(dashboard_line(url))
-    try:
-        cluster = ray.cluster_resources()
-        plan = study_plan(settings, cluster.get("CPU", 0), cluster.get("GPU", 0))
-        echo(f"{spec.name}: {remaining} trial(s) × {settings.search.repeats} seed(s); {plan.describe()}")
-        for line in tracking.where_to_look(settings.tracking, spec.name, folder):
-            echo(line)
-        folder.write_text(results.SPEC, yaml.safe_dump(spec.raw, sort_keys=False))
-        folder.write_text(results.RUN, yaml.safe_dump(_run_record(cluster, plan), sort_keys=False))
-
-        recorder = StudyRecorder(folder, settings.search.objectives, total, echo, finished=finished)
-        searcher = make_searcher(spec, optuna_db, rerun[:remaining])
-        with tracking.quiet_tune():
-            _make_tuner(
-                spec, settings, folder, plan, searcher, recorder, remaining, resume
-            ).fit()  # Ctrl-C: Tune stops the trials and returns
-    finally:
+    # Local Ray processes inherit the trackers' variables.
+    with tracking.environment(tracking.tracker_environment(settings.tracking)):
+        started_here = not ray.is_initialized()
         if started_here:
-            ray.shutdown()
-            cluster_record.unlink(missing_ok=True)
+            url = start_ray(address, dashboard=dashboard, num_cpus=num_cpus)
+            if not address:
+                record_cluster(cluster_record)
+            echo(dashboard_line(url))
+        try:
+            cluster = ray.cluster_resources()
+            plan = study_plan(settings, cluster.get("CPU", 0), cluster.get("GPU", 0))
+            echo(f"{spec.name}: {remaining} trial(s) × {settings.search.repeats} seed(s); {plan.describe()}")
+            for line in tracking.where_to_look(settings.tracking, spec.name, folder):
+                echo(line)
+            folder.write_text(results.SPEC, yaml.safe_dump(spec.raw, sort_keys=False))
+            folder.write_text(results.RUN, yaml.safe_dump(_run_record(cluster, plan), sort_keys=False))
+
+            recorder = StudyRecorder(folder, settings.search.objectives, total, echo, finished=finished)
+            searcher = make_searcher(spec, optuna_db, rerun[:remaining])
+            with tracking.quiet_tune():
+                _make_tuner(
+                    spec, settings, folder, plan, searcher, recorder, remaining, resume
+                ).fit()  # Ctrl-C: Tune stops the trials and returns
+        finally:
+            if started_here:
+                ray.shutdown()
+                cluster_record.unlink(missing_ok=True)
     if recorder.completed + recorder.failed < total:
         raise StudyStopped(recorder.completed + recorder.failed, total)
     return folder.read(results.PARETO) if folder.exists(results.PARETO) else pl.DataFrame()

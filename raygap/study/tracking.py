@@ -8,6 +8,7 @@ import importlib.util
 import os
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
@@ -16,7 +17,7 @@ from raygap import results
 from raygap.config import SpecError
 from raygap.study.worker import live_result
 
-EXTRAS = {"mlflow": ("mlflow", "pip install 'raygap[mlflow]'")}
+EXTRAS = {"mlflow": ("mlflow", "pip install 'raygap[mlflow]'"), "wandb": ("wandb", "pip install 'raygap[wandb]'")}
 
 
 def check_extras(tracking, file: str) -> None:
@@ -44,7 +45,20 @@ def logger_callbacks(tracking, study: str) -> list[tune.Callback]:
                 save_artifact=False,
             )
         )
+    if tracking.wandb is not None:
+        callbacks.append(_wandb_callback(tracking.wandb, study))
     return callbacks
+
+
+def _wandb_callback(wandb, study: str) -> tune.Callback:
+    """Ray's W&B logger: one run per trial (its id and name are the trial's), grouped by study."""
+    from ray.air.integrations.wandb import WandbLoggerCallback
+
+    options = {"mode": wandb.mode, "group": study, "tags": [f"raygap.study={study}"], "save_code": False}
+    if wandb.dir is not None:
+        Path(wandb.dir).mkdir(parents=True, exist_ok=True)
+        options["dir"] = str(Path(wandb.dir).resolve())  # the logging actor runs in the trial's folder
+    return WandbLoggerCallback(project=wandb.project or study, **options)
 
 
 def _import_tensorboardx_without_torch() -> None:
@@ -69,17 +83,30 @@ def where_to_look(tracking, study: str, folder: results.ResultsFolder) -> list[s
         lines.append(f"TensorBoard: tensorboard --logdir {folder.uri('ray')}")
     if tracking.mlflow is not None:
         lines.append(f"MLflow: {tracking.mlflow.tracking_uri} (experiment {tracking.mlflow.experiment or study})")
+    if tracking.wandb is not None:
+        where = tracking.wandb.dir or f"{folder.uri('ray')}/tune*/trial-*"
+        sync = f"; upload later: wandb sync {where}/wandb/offline-run-*" if tracking.wandb.mode == "offline" else ""
+        lines.append(f"W&B: project {tracking.wandb.project or study} ({tracking.wandb.mode}{sync})")
     lines.append(f"optuna-dashboard: raygap dashboard {folder}")
     return lines
 
 
+def tracker_environment(tracking) -> dict[str, str]:
+    """Variables the trackers read from the environment. W&B offline sends nothing, its crash
+    reports included, and Ray's W&B logger asks for no API key only when WANDB_MODE says offline."""
+    if tracking.wandb is None:
+        return {}
+    variables = {"WANDB_SILENT": "true", "WANDB_CONSOLE": "off"}
+    if tracking.wandb.mode == "offline":
+        variables.update(WANDB_MODE="offline", WANDB_ERROR_REPORTING="false")
+    return variables
+
+
 @contextmanager
-def quiet_tune():
-    """Tune with raygap's loggers only and its legacy console output, which `verbose=0` silences
-    (Tune's newer output prints an experiment box and a TensorBoard hint into a temporary folder
-    whatever the verbosity)."""
-    saved = {key: os.environ.get(key) for key in ("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "RAY_AIR_NEW_OUTPUT")}
-    os.environ.update(TUNE_DISABLE_AUTO_CALLBACK_LOGGERS="1", RAY_AIR_NEW_OUTPUT="0")
+def environment(variables: dict[str, str]):
+    """`variables` set in this process (and the local Ray processes it starts) for the block."""
+    saved = {key: os.environ.get(key) for key in variables}
+    os.environ.update(variables)
     try:
         yield
     finally:
@@ -88,6 +115,13 @@ def quiet_tune():
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def quiet_tune():
+    """Tune with raygap's loggers only and its legacy console output, which `verbose=0` silences
+    (Tune's newer output prints an experiment box and a TensorBoard hint into a temporary folder
+    whatever the verbosity)."""
+    return environment({"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_AIR_NEW_OUTPUT": "0"})
 
 
 def live_result_cost(points: int, row: dict, cfg) -> float:
