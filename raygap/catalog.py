@@ -35,6 +35,8 @@ class Metric:
     """Kept (seed mean and std) in pareto.parquet and the report's per-configuration summary."""
     default_objective: bool = False
     """One of a study's objectives when its file names none."""
+    at_eval: bool = False
+    """Measured at every evaluation point (a history.parquet column), not only at a seed's end."""
 
 
 RECALL_MEASURED = (
@@ -48,11 +50,11 @@ _METRICS = [
     Metric("modality_gap", "min", "modality gap", "distance between the centroids of the normalized image and text embeddings",
            "centroid distance on gap_pairs random (image, first caption) pairs of the eval split, fixed by eval.seed; "
            "biased upwards by finite-sample noise, so compare at equal gap_pairs",
-           worst=2.0, table=True, summarized=True, default_objective=True),
+           worst=2.0, table=True, summarized=True, default_objective=True, at_eval=True),
     Metric("uniformity", "max", "uniformity (−W₂, higher = more uniform)",
            "minus the Wasserstein-2 distance of the embeddings to N(0, I/m); 0 is perfectly uniform, −√2 fully collapsed",
            "-W2 to N(0, I/m) of the stacked image and first-caption features of the whole eval split",
-           worst=-math.sqrt(2), table=True, summarized=True),
+           worst=-math.sqrt(2), table=True, summarized=True, at_eval=True),
     Metric("zero_shot_top1", "max", "zero-shot top-1", "top-1 accuracy of classifying probe test images by their most similar class prompt",
            "class embedding = mean of the normalized prompt embeddings over eval.templates; ties broken at random (expected accuracy)",
            worst=0.0, table=True, summarized=True),
@@ -61,22 +63,22 @@ _METRICS = [
            "ties between classes broken at random (expected accuracy), so constant features score the majority-class rate",
            worst=0.0, table=True, summarized=True),
     Metric("image_to_text_r1", "max", "image→text recall@1", "fraction of images whose caption is retrieved first",
-           RECALL_MEASURED, worst=0.0, table=True, summarized=True),
+           RECALL_MEASURED, worst=0.0, table=True, summarized=True, at_eval=True),
     Metric("text_to_image_r1", "max", "text→image recall@1", "fraction of captions whose image is retrieved first",
-           RECALL_MEASURED, worst=0.0, table=True, summarized=True),
+           RECALL_MEASURED, worst=0.0, table=True, summarized=True, at_eval=True),
     Metric("mean_r1", "max", "mean recall@1", "mean of image→text and text→image recall@1",
-           "mean of image_to_text_r1 and text_to_image_r1", worst=0.0, summarized=True, default_objective=True),
-    Metric("image_to_text_r5", "max", "image→text recall@5", "fraction of images with a caption in the top 5", RECALL_MEASURED, worst=0.0),
-    Metric("text_to_image_r5", "max", "text→image recall@5", "fraction of captions with their image in the top 5", RECALL_MEASURED, worst=0.0),
-    Metric("image_to_text_r10", "max", "image→text recall@10", "fraction of images with a caption in the top 10", RECALL_MEASURED, worst=0.0),
-    Metric("text_to_image_r10", "max", "text→image recall@10", "fraction of captions with their image in the top 10", RECALL_MEASURED, worst=0.0),
+           "mean of image_to_text_r1 and text_to_image_r1", worst=0.0, summarized=True, default_objective=True, at_eval=True),
+    Metric("image_to_text_r5", "max", "image→text recall@5", "fraction of images with a caption in the top 5", RECALL_MEASURED, worst=0.0, at_eval=True),
+    Metric("text_to_image_r5", "max", "text→image recall@5", "fraction of captions with their image in the top 5", RECALL_MEASURED, worst=0.0, at_eval=True),
+    Metric("image_to_text_r10", "max", "image→text recall@10", "fraction of images with a caption in the top 10", RECALL_MEASURED, worst=0.0, at_eval=True),
+    Metric("text_to_image_r10", "max", "text→image recall@10", "fraction of captions with their image in the top 10", RECALL_MEASURED, worst=0.0, at_eval=True),
     Metric("mismatch_fraction", "min", "mismatch fraction", "fraction of pairs with another text at least as close to the image as its own",
-           "on one (image, first caption) pair per eval image; a tie counts as a mismatch", worst=1.0),
+           "on one (image, first caption) pair per eval image; a tie counts as a mismatch", worst=1.0, at_eval=True),
     Metric("pair_cosine", None, "matched-pair cosine", "mean cosine of matched image–text pairs (1 for collapsed embeddings too)",
-           "on one (image, first caption) pair per eval image"),
-    Metric("temperature", None, "temperature T = 1/τ", "the softmax temperature at the evaluation point", summarized=True),
-    Metric("tau", None, "τ (logit scale)", "the logit scale τ = 1/T at the evaluation point"),
-    Metric("loss", "min", "training loss", "mean contrastive loss over the steps since the last evaluation point"),
+           "on one (image, first caption) pair per eval image", at_eval=True),
+    Metric("temperature", None, "temperature T = 1/τ", "the softmax temperature at the evaluation point", summarized=True, at_eval=True),
+    Metric("tau", None, "τ (logit scale)", "the logit scale τ = 1/T at the evaluation point", at_eval=True),
+    Metric("loss", "min", "training loss", "mean contrastive loss over the steps since the last evaluation point", at_eval=True),
     Metric("delta", "min", "δ", "theory model: the offset of the two modalities' planes (the gap is proportional to it)",
            worst=1.0, summarized=True),
     Metric("margin", "max", "margin (own − closest other)", "theory model: own-pair similarity minus the closest other pair's, the worst pair",
@@ -92,6 +94,7 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in _METRICS}
 DEFAULT_OBJECTIVES: dict[str, Direction] = {m.name: m.better for m in _METRICS if m.default_objective}  # type: ignore[misc]
 TABLE_COLUMNS: list[str] = [m.name for m in _METRICS if m.table]
 SUMMARIZED: list[str] = [m.name for m in _METRICS if m.summarized]
+AT_EVAL: list[str] = [m.name for m in _METRICS if m.at_eval]
 # Parquet footers of trials and history: how each metric was measured.
 MEASURED: dict[str, str] = {m.name: m.measured for m in _METRICS if m.measured}
 

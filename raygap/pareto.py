@@ -95,8 +95,10 @@ def hypervolume_2d(frame: pl.DataFrame, objectives: dict[str, str], reference: t
 
 def summarize_trials(trials: pl.DataFrame, objectives: dict[str, str], metrics: list[str]) -> pl.DataFrame:
     """One row per configuration (trial_id) over its completed seeds: mean and std of `metrics`,
-    the configuration's `param.*` values, the seed count, and its Pareto rank on the means."""
-    done = trials.filter(pl.col("status") == "completed")
+    the configuration's `param.*` values, the seed count, and its Pareto rank on the means. A
+    configuration that early stopping pruned is left out, its finished seeds too."""
+    pruned = trials.filter(pl.col("status") == "pruned")["trial_id"]
+    done = trials.filter((pl.col("status") == "completed") & ~pl.col("trial_id").is_in(pruned.to_list()))
     params = [c for c in trials.columns if c.startswith("param.") and c != "param.train.seed"]
     present = [m for m in dict.fromkeys([*objectives, *metrics]) if m in done.columns]
     summary = done.group_by("trial_id", maintain_order=True).agg(

@@ -107,6 +107,19 @@ def test_summarize_means_over_seeds_and_ranks():
     assert summary["rank"].to_list() == [1, 1]
 
 
+def test_a_pruned_configuration_never_enters_the_summary_even_with_a_finished_seed():
+    trials = pl.DataFrame(
+        {
+            "trial_id": ["a", "p", "p"],
+            "seed": [0, 0, 1],
+            "status": ["completed", "completed", "pruned"],
+            "gap": [0.3, 0.01, 0.9],
+            "r1": [0.5, 0.9, 0.1],
+        }
+    )
+    assert summarize_trials(trials, OBJ, ["r1"])["trial_id"].to_list() == ["a"]
+
+
 def test_single_objective_ranks_are_the_sorted_order():
     frame = pl.DataFrame({"gap": [0.3, 0.1, 0.2, 0.1]})
     assert pareto_ranks(frame, {"gap": "min"}).to_list() == [3, 1, 2, 1]

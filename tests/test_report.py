@@ -129,6 +129,20 @@ def test_header_counts_and_hours(tmp_path):
     assert head["cpu_hours"] == pytest.approx(5.0) and head["gpu_hours"] == 0.0
 
 
+def test_pruned_trials_are_counted_listed_where_they_stopped_and_left_out_of_the_front(tmp_path):
+    folder = make_folder(tmp_path / "s")
+    pruned = {"modality_gap": 0.01, "mean_r1": 0.9, "stopped_at_step": 300, "recorded_at": 1002.5}  # would top the front
+    folder.append(results.TRIALS, [results.trial_row("e", 0, {"temperature.value": 0.3}, {}, "pruned", pruned)])
+    study = report.load_study(folder.path)
+    head = report.header(study)
+    assert (head["configurations"], head["completed"], head["failed"], head["pruned"]) == (5, 3, 1, 1)
+    assert report.hypervolume_progress(study)["trial_id"].to_list() == ["a", "b", "c"]
+    assert "e" not in report.configurations(study)["trial_id"].to_list()
+    assert report.stopped_early(study).select("trial_id", "seed", "stopped_at_step").rows() == [("e", 0, 300)]
+    page = report.write_report([folder.path])
+    assert "hand: trial e seed 0 pruned at step 300 (mean_r1 0.900, modality_gap 0.010)" in (page.parent / "report.md").read_text()
+
+
 def test_report_command_writes_page_pngs_and_markdown(tmp_path, capsys):
     make_folder(tmp_path / "s")
     assert main(["report", str(tmp_path / "s")]) == 0

@@ -115,6 +115,8 @@ def cmd_study_status(args: argparse.Namespace) -> int:
     )
     for row in trials.filter(pl.col("status") == "failed").iter_rows(named=True):
         print(f"  failed {row['trial_id']} seed {row['seed']}: {row['error']}")
+    for row in trials.filter(pl.col("status") == "pruned").iter_rows(named=True):
+        print(f"  pruned {row['trial_id']} seed {row['seed']} at step {row.get('stopped_at_step')}")
     if folder.exists(results.PARETO):
         objectives = json.loads(folder.schema(results.PARETO).metadata[b"objectives"])
         print(format_front(folder.read(results.PARETO), objectives))

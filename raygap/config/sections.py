@@ -1,16 +1,16 @@
-"""The sections of a trial besides `data` (model, train, temperature, swap, eval, search,
-resources, theory) and `TrialConfig`, one trial's whole configuration."""
+"""The sections of a trial besides `data` (model, train, temperature, swap, eval, resources,
+theory) and `TrialConfig`, one trial's whole configuration."""
 
 from __future__ import annotations
 
 import difflib
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from raygap import catalog
 from raygap.config.base import PositiveFloat, PositiveInt, Probability, Strict
 from raygap.config.data import DataSpec
+from raygap.config.search import SearchSpec
 from raygap.config.tracking import TrackingSpec
 
 BUILTIN_MODELS: dict[str, dict] = {
@@ -203,30 +203,6 @@ class EvalSpec(Strict):
         return self
 
 
-class SearchSpec(Strict):
-    sampler: Literal["tpe", "nsga2", "random", "grid"] = "tpe"
-    """grid runs every combination of the grid/choice values exactly once (trials is ignored)."""
-    trials: PositiveInt = 8
-    repeats: PositiveInt = 1
-    """Seeds per sampled configuration (train.seed, +1, …); objectives are the seed means."""
-    seed: int = 0
-    """Seed of the Optuna sampler."""
-    objectives: dict[str, Literal["min", "max"]] = catalog.DEFAULT_OBJECTIVES
-    """Metric → min or max, in the metric's better direction (raygap.catalog); a list of metric
-    names takes each one's better direction."""
-
-    @field_validator("objectives", mode="before")
-    @classmethod
-    def _directions_from_the_catalogue(cls, objectives: Any) -> Any:
-        return catalog.objectives_from(objectives) if isinstance(objectives, list) else objectives
-
-    @field_validator("objectives")
-    @classmethod
-    def _known_objectives(cls, objectives: dict[str, str]) -> dict[str, str]:
-        catalog.check_objectives(objectives)
-        return objectives
-
-
 class ResourcesSpec(Strict):
     workers_per_trial: PositiveInt = 1
     use_gpu: bool | None = None
@@ -286,3 +262,9 @@ class TrialConfig(Strict):
     tracking: TrackingSpec = TrackingSpec()
     theory: TheorySpec | None = None
     """Set to simulate the theory model instead of training CLIP."""
+
+    @model_validator(mode="after")
+    def _early_stop_needs_live_points(self) -> TrialConfig:
+        if self.theory is not None and self.search.early_stop.kind != "none":
+            raise ValueError("search.early_stop: theory trials report their curve when a seed ends, so nothing could stop them early")
+        return self

@@ -19,11 +19,12 @@ from raygap.report.data import (
     log_power_fit,
     method_table,
     parameter_effects,
+    stopped_early,
 )
 from raygap.report.page import table_cells, write_report
 
 __all__ = [
     "Study", "configurations", "dynamics", "fit_notes", "front_panels", "front_trial_ids", "header", "hypervolume_progress",
-    "hypervolume_reference", "load_study", "log_power_fit", "method_table", "parameter_effects",
+    "hypervolume_reference", "load_study", "log_power_fit", "method_table", "parameter_effects", "stopped_early",
     "table_cells", "write_report",
 ]  # fmt: skip

@@ -201,7 +201,8 @@ def hypervolume_progress(study: Study) -> pl.DataFrame:
         return pl.DataFrame()
     objectives = dict(_gap_first(study.objectives))
     order = "recorded_at" if "recorded_at" in study.trials.columns else None
-    done = study.trials.with_row_index("order").filter(pl.col("status") == "completed")
+    pruned = study.trials.filter(pl.col("status") == "pruned")["trial_id"]
+    done = study.trials.with_row_index("order").filter((pl.col("status") == "completed") & ~pl.col("trial_id").is_in(pruned.to_list()))
     if done.is_empty():
         return pl.DataFrame()
     finished = (
@@ -226,7 +227,9 @@ def hypervolume_reference(values: pl.Series, column: str, direction: str) -> flo
 def header(study: Study) -> dict:
     """What was run: counts, dates and compute from trials.parquet; the cluster from run.yaml."""
     trials = study.trials
-    by_trial = trials.group_by("trial_id").agg((pl.col("status") == "completed").all().alias("ok"))
+    by_trial = trials.group_by("trial_id").agg(
+        (pl.col("status") == "completed").all().alias("ok"), (pl.col("status") == "pruned").any().alias("pruned")
+    )
     stamps = [c for c in ("seed_started_at", "recorded_at") if c in trials.columns]
     span = trials.select(pl.col(stamps[0]).min().alias("first"), pl.col(stamps[-1]).max().alias("last")).row(0) if stamps else (None, None)
     busy = trials.select(pl.col("wall_seconds").fill_null(0)) if "wall_seconds" in trials.columns else None
@@ -241,7 +244,8 @@ def header(study: Study) -> dict:
         "location": study.location,
         "configurations": by_trial.height,
         "completed": int(by_trial["ok"].sum()),
-        "failed": int((~by_trial["ok"]).sum()),
+        "pruned": int(by_trial["pruned"].sum()),
+        "failed": int((~by_trial["ok"] & ~by_trial["pruned"]).sum()),
         "seed_runs": trials.height,
         "started": _date(span[0]),
         "finished": _date(span[1]),
@@ -250,6 +254,14 @@ def header(study: Study) -> dict:
         "objectives": study.objectives,
         "searched": [p.removeprefix("param.") for p in study.params],
     }
+
+
+def stopped_early(study: Study) -> pl.DataFrame:
+    """The seeds early stopping pruned: where each stopped and its objectives there."""
+    if "stopped_at_step" not in study.trials.columns:
+        return pl.DataFrame()
+    columns = ["trial_id", "seed", "stopped_at_step", *[c for c in study.objectives if c in study.trials.columns]]
+    return study.trials.filter(pl.col("status") == "pruned").select(columns).sort("stopped_at_step", "trial_id")
 
 
 def _date(stamp: float | None) -> str:

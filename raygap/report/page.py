@@ -12,7 +12,7 @@ import polars as pl
 
 from raygap import catalog, results
 from raygap.catalog import label
-from raygap.report.data import fit_notes, header, load_study, method_table
+from raygap.report.data import fit_notes, header, load_study, method_table, stopped_early
 
 
 def write_report(locations: list[str | Path], output: str | Path | None = None) -> Path:
@@ -30,10 +30,20 @@ def write_report(locations: list[str | Path], output: str | Path | None = None) 
         images[name] = (path, caption)
     table = method_table(studies)
     headers = [header(s) for s in studies]
-    notes = fit_notes(studies)
+    notes = fit_notes(studies) + _stopped_notes(studies)
     results.write_local_text(out / "report.md", _markdown(headers, images, table, notes, studies))
     results.write_local_text(out / "index.html", _html(headers, images, table, notes, studies))
     return out / "index.html"
+
+
+def _stopped_notes(studies) -> list[str]:
+    """A line per pruned seed: where early stopping stopped it and its objectives there."""
+    lines = []
+    for study in studies:
+        for row in stopped_early(study).iter_rows(named=True):
+            there = ", ".join(f"{k} {row[k]:.3f}" for k in study.objectives if isinstance(row.get(k), float))
+            lines.append(f"{study.name}: trial {row['trial_id']} seed {row['seed']} pruned at step {row['stopped_at_step']} ({there})")
+    return lines
 
 
 def table_cells(table: pl.DataFrame) -> tuple[list[str], list[list[tuple[str, bool]]]]:
@@ -54,6 +64,7 @@ def _markdown(headers, images, table, notes, studies) -> str:
     lines = ["# raygap report: " + ", ".join(h["study"] for h in headers), ""]
     for h in headers:
         lines.append(f"- **{h['study']}** ({h['location']}): {h['completed']} configuration(s) completed, {h['failed']} failed, "
+                     f"{h['pruned']} pruned, "
                      f"{h['seed_runs']} seed run(s); {h['started']} → {h['finished']}; "
                      + (f"{h['cpu_hours']:.2f} CPU-h, {h['gpu_hours']:.2f} GPU-h; " if "cpu_hours" in h else "")
                      + f"cluster: {h['cluster']}; objectives {h['objectives']}")  # fmt: skip
@@ -62,7 +73,7 @@ def _markdown(headers, images, table, notes, studies) -> str:
         lines += ["", "## Table (mean ± std over seeds; **best** per column)", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(f"**{t}**" if best else t for t, best in row) + " |" for row in body]
     if notes:
-        lines += ["", "## Fits", "", *[f"- {n}" for n in notes]]
+        lines += ["", "## Fits and early stops", "", *[f"- {n}" for n in notes]]
     lines += ["", "## Figures", ""]
     for name, (path, caption) in images.items():
         lines += [f"![{caption}]({path.name})", "", f"*{caption}*", ""]
@@ -88,6 +99,7 @@ def _html(headers, images, table, notes, studies) -> str:
             "configurations",
             "completed",
             "failed",
+            "pruned",
             "seed_runs",
             "started",
             "finished",
@@ -117,7 +129,7 @@ def _html(headers, images, table, notes, studies) -> str:
             parts.append("<tr>" + "".join(f"<td class='best'>{esc(t)}</td>" if best else f"<td>{esc(t)}</td>" for t, best in row) + "</tr>")
         parts.append("</table>")
     if notes:
-        parts.append("<h2>Fits</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
+        parts.append("<h2>Fits and early stops</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
     for name, (path, caption) in images.items():
         encoded = base64.b64encode(path.read_bytes()).decode()
         parts.append(f"<figure id='{name}'><img alt='{esc(caption)}' src='data:image/png;base64,{encoded}'><figcaption>{esc(caption)} "

@@ -29,6 +29,7 @@ from raygap.study import folder as study_folder
 from raygap.study import tracking
 from raygap.study.cluster import CLUSTER_RECORD, dashboard_line, plan_for_this_machine, record_cluster, start_ray, stop_stale_cluster
 from raygap.study.driver import drive_trial
+from raygap.study.early_stop import ParetoStopper, finished_curves, make_scheduler
 from raygap.study.folder import optuna_path
 from raygap.study.plan import ResourcePlan, study_plan
 from raygap.study.recorder import StudyRecorder
@@ -92,18 +93,20 @@ def run_study(
             folder.write_text(results.SPEC, yaml.safe_dump(spec.raw, sort_keys=False))
             folder.write_text(results.RUN, yaml.safe_dump(_run_record(cluster, plan), sort_keys=False))
 
-            recorder = StudyRecorder(folder, settings.search.objectives, total, echo, finished=finished)
-            searcher = make_searcher(spec, optuna_db, rerun[:remaining])
+            scheduler = _early_stopper(settings, folder, resume)
+            stopped = scheduler.stopped if scheduler else {}
+            recorder = StudyRecorder(folder, settings.search.objectives, total, echo, finished=finished, stopped=stopped)
+            searcher = make_searcher(spec, optuna_db, rerun[:remaining], stopped)
             with tracking.quiet_tune():
                 _make_tuner(
-                    spec, settings, folder, plan, searcher, recorder, remaining, resume
+                    spec, settings, folder, plan, searcher, recorder, remaining, resume, scheduler
                 ).fit()  # Ctrl-C: Tune stops the trials and returns
         finally:
             if started_here:
                 ray.shutdown()
                 cluster_record.unlink(missing_ok=True)
-    if recorder.completed + recorder.failed < total:
-        raise StudyStopped(recorder.completed + recorder.failed, total)
+    if recorder.finished < total:
+        raise StudyStopped(recorder.finished, total)
     return folder.read(results.PARETO) if folder.exists(results.PARETO) else pl.DataFrame()
 
 
@@ -122,8 +125,21 @@ def _check_before_ray(spec: StudySpec, settings, folder: results.ResultsFolder, 
             raise SpecError(f"{spec.path}: {error}") from None
 
 
+def _early_stopper(settings, folder: results.ResultsFolder, resume: bool):
+    """The scheduler of `search.early_stop` (None: none); a resumed Pareto rule starts from the
+    curves of the trials the folder finished."""
+    objectives = settings.search.objectives
+    scheduler = make_scheduler(settings.search.early_stop, objectives, settings.train.steps or 10**6)
+    if resume and isinstance(scheduler, ParetoStopper) and folder.exists(results.HISTORY):
+        trials = folder.read(results.TRIALS)
+        whole = trials.group_by("trial_id").agg((pl.col("status") == "completed").all().alias("whole")).filter("whole")["trial_id"]
+        for curves in finished_curves(folder.read(results.HISTORY).filter(pl.col("trial_id").is_in(whole.to_list())), objectives):
+            scheduler.rule.add_finished(curves)
+    return scheduler
+
+
 def _make_tuner(
-    spec: StudySpec, settings, folder: results.ResultsFolder, plan: ResourcePlan, searcher, recorder, trials: int, resume: bool
+    spec: StudySpec, settings, folder: results.ResultsFolder, plan: ResourcePlan, searcher, recorder, trials: int, resume: bool, scheduler
 ):
     """A Tuner whose trials are drivers (`driver.drive_trial`) with the plan's resources."""
     driver = tune.with_parameters(
@@ -139,6 +155,7 @@ def _make_tuner(
         # Reused trial processes keep torch and open_clip imported: seconds saved per trial.
         tune_config=tune.TuneConfig(
             search_alg=searcher,
+            scheduler=scheduler,
             num_samples=trials,
             max_concurrent_trials=plan.max_concurrent,
             reuse_actors=True,
@@ -166,9 +183,9 @@ def _trial_name(trial) -> str:
     return f"{trial.trial_id} {values}".strip()
 
 
-def make_searcher(spec: StudySpec, optuna_db: Path, rerun: list[dict]) -> FailureAwareOptunaSearch:
+def make_searcher(spec: StudySpec, optuna_db: Path, rerun: list[dict], stopped: dict | None = None) -> FailureAwareOptunaSearch:
     """The study's search: Optuna over the spec's space, persisted in `optuna_db` (an existing study
-    there continues), the parameters in `rerun` suggested first."""
+    there continues), the parameters in `rerun` suggested first; trials in `stopped` are PRUNED."""
     objectives = spec.resolve(check_paths=False).search.objectives
     return FailureAwareOptunaSearch(
         space=functools.partial(suggest_params, raw=spec.raw, file=str(spec.path)),
@@ -178,6 +195,7 @@ def make_searcher(spec: StudySpec, optuna_db: Path, rerun: list[dict]) -> Failur
         study_name=spec.name,
         storage=optuna.storages.RDBStorage(f"sqlite:///{optuna_db}"),
         points_to_evaluate=rerun or None,
+        stopped=stopped,
     )
 
 

@@ -17,20 +17,43 @@ class StudyRecorder(tune.Callback):
     """The single writer of the results folder: rows land as seeds finish, the front as trials do."""
 
     def __init__(
-        self, folder: results.ResultsFolder, objectives: dict[str, str], total: int, echo: Callable[[str], None], finished: int = 0
+        self,
+        folder: results.ResultsFolder,
+        objectives: dict[str, str],
+        total: int,
+        echo: Callable[[str], None],
+        finished: int = 0,
+        stopped: dict[str, int] | None = None,
     ):
         self.folder, self.objectives, self.total, self.echo = folder, objectives, total, echo
+        self.stopped = stopped if stopped is not None else {}  # trial id → step, from the early-stopping scheduler
         self.recorded: set[str] = set()
         self.recorded_seeds: set[tuple[str, int]] = set()
         self.trial_started_at: dict[str, float] = {}
-        self.completed, self.failed = finished, 0  # a resumed study counts the trials it kept
+        self.seed_started_at: dict[str, float] = {}
+        self.live_rows: dict[str, list[dict]] = {}  # the running seed's evaluation points, kept for a pruned seed
+        self.live_seed: dict[str, int] = {}
+        self.completed, self.failed, self.pruned = finished, 0, 0  # a resumed study counts the trials it kept
         self.started = time.time()
+
+    @property
+    def finished(self) -> int:
+        return self.completed + self.failed + self.pruned
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.trial_started_at.setdefault(trial.trial_id, time.time())
+        self.seed_started_at.setdefault(trial.trial_id, time.time())
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        if result.get("event") == "seed":
+        if result.get("event") == "eval":
+            self.live_seed[trial.trial_id] = result["seed"]
+            rows = self.live_rows.setdefault(trial.trial_id, [])
+            while rows and rows[-1]["step"] >= result["step"]:  # a restarted seed repeats points after its checkpoint
+                rows.pop()
+            rows.append(result[f"seed{result['seed']}"])
+        elif result.get("event") == "seed":
+            self.live_rows.pop(trial.trial_id, None)
+            self.seed_started_at[trial.trial_id] = time.time()
             report = json.loads(result["payload"])
             if (report["trial_id"], report["seed"]) in self.recorded_seeds:
                 return  # a restarted trial's repeat of a seed already written
@@ -48,6 +71,26 @@ class StudyRecorder(tune.Callback):
                 + ", ".join(f"{k} {result[k]:.3f}" for k in self.objectives)
                 + f" · front {front} point(s)",
             )
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        step = self.stopped.get(trial.trial_id)
+        if step is None:
+            return
+        rows = self.live_rows.pop(trial.trial_id, [])
+        seed = self.live_seed.get(trial.trial_id, -1)
+        final = {
+            **(rows[-1] if rows else {}),
+            "stopped_at_step": step,
+            "wall_seconds": time.time() - self.seed_started_at.get(trial.trial_id, self.started),
+            "trial_started_at": self.trial_started_at.get(trial.trial_id),
+            "recorded_at": time.time(),
+        }
+        results.record_seed(
+            self.folder, trial.trial_id, seed, recorded_params(trial.config), {}, "pruned", final, None, rows
+        )  # fmt: skip
+        self.recorded.add(trial.trial_id)
+        self.pruned += 1
+        self._progress(trials, trial, f"trial {trial.trial_id} stopped early at step {step} (pruned)")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.failed += 1
@@ -83,5 +126,6 @@ class StudyRecorder(tune.Callback):
         running = sum(t.status == "RUNNING" and t is not finished for t in trials)
         elapsed = time.time() - self.started
         self.echo(
-            f"[{elapsed:6.0f}s] {message} · {self.completed + self.failed}/{self.total} finished, {running} running, {self.failed} failed"
+            f"[{elapsed:6.0f}s] {message} · {self.finished}/{self.total} finished, {running} running, {self.failed} failed"
+            + (f", {self.pruned} pruned" if self.pruned else "")
         )

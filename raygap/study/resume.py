@@ -12,11 +12,11 @@ from raygap.study.searcher import TUNE_TRIAL_ID
 
 
 def finished_trials(trials: pl.DataFrame, repeats: int) -> list[str]:
-    """Trials that ended: every seed completed, or one failed (a failed seed ends its trial)."""
+    """Trials that ended: every seed completed, or one failed or was pruned (either ends its trial)."""
     per_trial = trials.group_by("trial_id", maintain_order=True).agg(
-        (pl.col("status") == "completed").sum().alias("completed"), (pl.col("status") == "failed").any().alias("failed")
+        (pl.col("status") == "completed").sum().alias("completed"), pl.col("status").is_in(["failed", "pruned"]).any().alias("ended")
     )
-    return per_trial.filter((pl.col("completed") >= repeats) | pl.col("failed"))["trial_id"].to_list()
+    return per_trial.filter((pl.col("completed") >= repeats) | pl.col("ended"))["trial_id"].to_list()
 
 
 def prepare_resume(
@@ -44,9 +44,8 @@ def prepare_resume(
         for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)):
             tune_id = trial.user_attrs.get(TUNE_TRIAL_ID)
             if tune_id in finished:
-                values = _finished_values(trials.filter(pl.col("trial_id") == tune_id), objectives)
-                state = optuna.trial.TrialState.COMPLETE if values else optuna.trial.TrialState.FAIL
-                storage.set_trial_state_values(trial._trial_id, state, values)
+                rows = trials.filter(pl.col("trial_id") == tune_id)
+                storage.set_trial_state_values(trial._trial_id, *_outcome(rows, objectives))
                 told += 1
                 continue
             if trial.params:
@@ -57,11 +56,13 @@ def prepare_resume(
     return len(finished), rerun
 
 
-def _finished_values(rows: pl.DataFrame, objectives: dict[str, str]) -> list[float] | None:
-    """What the trial would have told Optuna: its seeds' mean objectives, or None if a seed failed."""
+def _outcome(rows: pl.DataFrame, objectives: dict[str, str]) -> tuple[optuna.trial.TrialState, list[float] | None]:
+    """What the trial would have told Optuna: pruned, failed, or complete with its seeds' mean objectives."""
+    if (rows["status"] == "pruned").any():
+        return optuna.trial.TrialState.PRUNED, None
     if (rows["status"] != "completed").any():
-        return None
-    return [float(rows[key].mean()) for key in objectives]
+        return optuna.trial.TrialState.FAIL, None
+    return optuna.trial.TrialState.COMPLETE, [float(rows[key].mean()) for key in objectives]
 
 
 def _footer(folder: results.ResultsFolder, name: str) -> dict[str, str]:

@@ -17,7 +17,12 @@ TUNE_TRIAL_ID = "tune_trial_id"  # Optuna user attribute
 class FailureAwareOptunaSearch(OptunaSearch):
     """OptunaSearch that tells Optuna a trial failed when it ended with NaN objectives (a failed
     seed ends its trial without raising, so that Tune restarts only trials whose process died),
-    and records each Optuna trial's Tune trial id."""
+    that it was pruned when the early-stopping scheduler put it in `stopped`, and records each
+    Optuna trial's Tune trial id."""
+
+    def __init__(self, *args, stopped: dict[str, int] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.stopped = stopped if stopped is not None else {}  # shared with the scheduler
 
     def suggest(self, trial_id: str) -> dict | None:
         params = super().suggest(trial_id)
@@ -30,6 +35,9 @@ class FailureAwareOptunaSearch(OptunaSearch):
         return params
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        if trial_id in self.stopped:  # OptunaSearch tells no result and no error as PRUNED
+            super().on_trial_complete(trial_id, None, False)
+            return
         metrics = self.metric if isinstance(self.metric, list) else [self.metric]
         if result and any(not isinstance(result.get(m), (int, float)) or math.isnan(result[m]) for m in metrics):
             result, error = None, True

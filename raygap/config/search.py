@@ -1,0 +1,64 @@
+"""The `search:` section: the sampler, the objectives and early stopping."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, field_validator, model_validator
+
+from raygap import catalog
+from raygap.config.base import PositiveInt, Strict
+
+
+class EarlyStopSpec(Strict):
+    """Stopping hopeless trials at an evaluation point (their status: pruned). Both kinds read the
+    objectives at evaluation points, so every objective must be measured there (not zero-shot or
+    the probe, which are measured at a seed's end)."""
+
+    kind: Literal["none", "pareto", "asha"] = "none"
+    """pareto: stop a trial whose objectives at a step are dominated, by at least `margin` in every
+    objective, by a finished trial's at that step (raygap.early_stop); asha: Tune's ASHA on the
+    first objective of the first seed's curve; none: every trial runs to its last step."""
+    grace_steps: NonNegativeInt = 0
+    """No trial stops before this training step."""
+    margin: NonNegativeFloat = 0.0
+    """pareto: how much better, in every objective (its own units), a finished trial must be."""
+    min_finished: PositiveInt = 3
+    """pareto: finished trials needed before any trial is stopped."""
+    reduction_factor: Annotated[float, Field(gt=1.0)] = 3.0
+    """asha: 1 / the fraction of trials that go on at each rung."""
+
+
+class SearchSpec(Strict):
+    sampler: Literal["tpe", "nsga2", "random", "grid"] = "tpe"
+    """grid runs every combination of the grid/choice values exactly once (trials is ignored)."""
+    trials: PositiveInt = 8
+    repeats: PositiveInt = 1
+    """Seeds per sampled configuration (train.seed, +1, …); objectives are the seed means."""
+    seed: int = 0
+    """Seed of the Optuna sampler."""
+    objectives: dict[str, Literal["min", "max"]] = catalog.DEFAULT_OBJECTIVES
+    """Metric → min or max, in the metric's better direction (raygap.catalog); a list of metric
+    names takes each one's better direction."""
+    early_stop: EarlyStopSpec = EarlyStopSpec()
+
+    @field_validator("objectives", mode="before")
+    @classmethod
+    def _directions_from_the_catalogue(cls, objectives: Any) -> Any:
+        return catalog.objectives_from(objectives) if isinstance(objectives, list) else objectives
+
+    @field_validator("objectives")
+    @classmethod
+    def _known_objectives(cls, objectives: dict[str, str]) -> dict[str, str]:
+        catalog.check_objectives(objectives)
+        return objectives
+
+    @model_validator(mode="after")
+    def _early_stop_reads_evaluation_points(self) -> SearchSpec:
+        late = [name for name in self.objectives if name not in catalog.AT_EVAL]
+        if self.early_stop.kind != "none" and late:
+            raise ValueError(
+                f"early_stop.kind {self.early_stop.kind!r} compares objectives at evaluation points, but "
+                f"{', '.join(late)} is measured only at a seed's end; measured at every point: {', '.join(catalog.AT_EVAL)}"
+            )
+        return self

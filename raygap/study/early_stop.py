@@ -1,0 +1,90 @@
+"""Early stopping as Tune schedulers (`search.early_stop`). Each reads the live evaluation points
+(`worker.live_result`) and records the trials it stopped, with the step, in `stopped`: the recorder
+writes them as pruned and the searcher tells Optuna PRUNED."""
+
+from __future__ import annotations
+
+import polars as pl
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+
+from raygap.config.search import EarlyStopSpec
+from raygap.early_stop import ParetoRule, SeedCurves
+
+
+class ParetoStopper(FIFOScheduler):
+    """Stops a trial whose objectives at an evaluation point are dominated by a finished trial's
+    at that step (raygap.early_stop.ParetoRule); finished trials join the rule as they end."""
+
+    def __init__(self, rule: ParetoRule):
+        super().__init__()
+        self.rule = rule
+        self.stopped: dict[str, int] = {}
+        self.curves: dict[str, dict[int, dict[str, tuple[list, list]]]] = {}
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        if result.get("event") != "eval":
+            return TrialScheduler.CONTINUE
+        step = result["step"]
+        seeds = self.curves.setdefault(trial.trial_id, {})
+        curves = seeds.setdefault(result["seed"], {name: ([], []) for name in self.rule.objectives})
+        for name, (steps, values) in curves.items():
+            while steps and steps[-1] >= step:  # a restarted trial repeats points after its checkpoint
+                steps.pop(), values.pop()
+            steps.append(step), values.append(result[name])
+        if self.rule.should_stop(seeds, step):
+            self.stopped[trial.trial_id] = step
+            return TrialScheduler.STOP
+        return TrialScheduler.CONTINUE
+
+    def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
+        seeds = self.curves.pop(trial.trial_id, None)
+        if seeds and trial.trial_id not in self.stopped and result and result.get("event") == "done":
+            self.rule.add_finished(seeds)
+
+
+class EvalPointASHA(ASHAScheduler):
+    """Tune's ASHA on the first objective over training steps, fed evaluation points only. Its
+    rungs remember a trial's first pass, so a repeated trial is judged on its first seed's curve."""
+
+    def __init__(self, objective: str, direction: str, grace_steps: int, reduction_factor: float, max_steps: int):
+        super().__init__(
+            time_attr="step",
+            metric=objective,
+            mode=direction,
+            grace_period=max(grace_steps, 1),
+            reduction_factor=reduction_factor,
+            max_t=max_steps,
+            stop_last_trials=False,
+        )
+        self.stopped: dict[str, int] = {}
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        if result.get("event") != "eval" or result["step"] >= self._max_t:  # the last point: the seed is trained already
+            return TrialScheduler.CONTINUE
+        action = super().on_trial_result(tune_controller, trial, result)
+        if action == TrialScheduler.STOP:
+            self.stopped[trial.trial_id] = result["step"]
+        return action
+
+
+def make_scheduler(early_stop: EarlyStopSpec, objectives: dict[str, str], max_steps: int) -> FIFOScheduler | None:
+    """The scheduler for `search.early_stop`; None (Tune's FIFO, nothing stopped) for kind none."""
+    if early_stop.kind == "pareto":
+        return ParetoStopper(ParetoRule(objectives, early_stop.grace_steps, early_stop.margin, early_stop.min_finished))
+    if early_stop.kind == "asha":
+        first, direction = next(iter(objectives.items()))
+        return EvalPointASHA(first, direction, early_stop.grace_steps, early_stop.reduction_factor, max_steps)
+    return None
+
+
+def finished_curves(history: pl.DataFrame, objectives: dict[str, str]) -> list[SeedCurves]:
+    """Per trial in `history` (rows of finished trials), its seeds' objective curves."""
+    trials = []
+    for _, rows in history.sort("trial_id", "seed", "step").group_by("trial_id", maintain_order=True):
+        trials.append(
+            {
+                seed: {name: (seed_rows["step"].to_list(), seed_rows[name].to_list()) for name in objectives}
+                for (seed,), seed_rows in rows.group_by("seed", maintain_order=True)
+            }
+        )
+    return trials
