@@ -48,3 +48,14 @@ def test_bench_configs_are_valid_without_a_study_file():
 def test_gpu_bench_refuses_unknown_parts():
     with pytest.raises(ValueError, match="unknown part"):
         check_gpu_bench(("throughput", "nope"))
+
+
+def test_the_early_stop_bench_runs_one_study_both_ways(tmp_path):
+    from raygap.bench import run_early_stop_bench
+
+    results = run_early_stop_bench("ci", tmp_path, echo=lambda line: None)["early_stop"]
+    assert json.loads((tmp_path / "bench-ci-early-stop.json").read_text())["early_stop"] == json.loads(json.dumps(results))
+    assert results["same_configurations"] and results["rule"]["kind"] == "pareto"
+    full, stopped = results["full"], results["early_stop"]
+    assert full["pruned_seeds"] == 0 and full["seed_seconds"] > 0 and full["hypervolume"] > 0
+    assert results["compute_saved"] == pytest.approx(1 - stopped["seed_seconds"] / full["seed_seconds"])

@@ -12,6 +12,9 @@ module each:
 6. memory             (memory)         peak resident memory of the study's processes, and per trial
 7. live tracking      (live)           one evaluation point sent to Tune and its loggers, against
                                        the evaluation that measured it
+8. early stopping     (early_stop)     compute and final-front hypervolume of one study with and
+                                       without search.early_stop (`--only early-stop`; not in the
+                                       default run: two studies of 32 seeds)
 On a GPU (gpu): throughput and MFU per model, batch and pipeline (throughput), and trials sharing
 the card (sharing). `common` holds the bench's trial config, the stopwatch and the JSON output.
 """
@@ -27,6 +30,7 @@ import torch
 
 from raygap.bench.common import save_results, to_config, trial_raw
 from raygap.bench.decoded_cache import decoded_cache_speedup
+from raygap.bench.early_stop import early_stop_savings
 from raygap.bench.evaluation import evaluation_cost
 from raygap.bench.gpu import GPU_PARTS, check_gpu_bench, run_gpu_bench
 from raygap.bench.input_pipeline import input_pipeline
@@ -34,7 +38,9 @@ from raygap.bench.live import live_tracking_cost
 from raygap.bench.loop import loop_efficiency
 from raygap.bench.overhead import study_overheads
 
-__all__ = ["GPU_PARTS", "SIZES", "TARGETS", "check_gpu_bench", "run_bench", "run_gpu_bench"]
+__all__ = ["CPU_PARTS", "GPU_PARTS", "SIZES", "TARGETS", "check_gpu_bench", "run_bench", "run_early_stop_bench", "run_gpu_bench"]
+
+CPU_PARTS = ("early-stop",)  # parts of a CPU size that run on their own (`--only`)
 
 # size → model, batch, loop steps, eval pairs, study trials, study steps, worker-group trials, JPEGs and their batch
 SIZES = {
@@ -49,6 +55,8 @@ SIZES = {
         "photos": 32,
         "photo_batch": 16,
         "live_points": 20,
+        "early_stop_trials": 4,
+        "early_stop_steps": 6,
     },
     "full": {
         "model": "tiny-vit",
@@ -61,9 +69,11 @@ SIZES = {
         "photos": 1024,
         "photo_batch": 64,
         "live_points": 200,
+        "early_stop_trials": 16,
+        "early_stop_steps": 120,
     },
 }
-TARGETS = {"loop_efficiency": 0.95, "overhead_s": 5.0, "study_efficiency": 0.85}
+TARGETS = {"loop_efficiency": 0.95, "overhead_s": 5.0, "study_efficiency": 0.85, "compute_saved": 0.30, "hypervolume_ratio": 0.98}
 
 
 def run_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=print) -> dict:
@@ -96,6 +106,27 @@ def run_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=
         results["study_two_workers"] = study_overheads(size, size["group_trials"], 20, 2, echo)
     echo(format_table(results))
     save_results(results, Path(output) / f"bench-{size_name}-{results['device']}.json", echo)
+    return results
+
+
+def run_early_stop_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=print) -> dict:
+    """Part 8 alone: the study with and without Pareto early stopping, saved as JSON under `output`."""
+    size = SIZES[size_name]
+    echo(f"raygap bench ({size_name}) 8. early stopping: {size['model']}, batch {size['batch']}, {os.cpu_count()} CPU(s)")
+    results = {"size": size_name, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "early_stop": early_stop_savings(size, echo)}
+    bench = results["early_stop"]
+    full, stopped = bench["full"], bench["early_stop"]
+    echo(
+        f"compute saved (Σ seed seconds): {bench['compute_saved']:.3f} (target ≥ {TARGETS['compute_saved']:g}); "
+        f"{stopped['seed_seconds']:.0f} s against {full['seed_seconds']:.0f} s, study {stopped['study_seconds']:.0f} s against {full['study_seconds']:.0f} s"
+    )
+    echo(
+        f"hypervolume with / without: {bench['hypervolume_ratio']:.3f} (target ≥ {TARGETS['hypervolume_ratio']:g}); "
+        f"{stopped['hypervolume']:.4f} against {full['hypervolume']:.4f}; fronts of {stopped['front_size']} and {full['front_size']}"
+    )
+    echo(f"pruned: {stopped['pruned_trials']} of {bench['trials']} trials ({stopped['pruned_seeds']} seed runs); "
+         f"same configurations in both: {bench['same_configurations']}")  # fmt: skip
+    save_results(results, Path(output) / f"bench-{size_name}-early-stop.json", echo)
     return results
 
 

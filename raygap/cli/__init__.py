@@ -94,7 +94,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         run_gpu_bench(args.output, parts=parts)
         return 0
     if args.only:
-        raise SpecError("--only picks parts of --size gpu")
+        from raygap.bench import CPU_PARTS, run_early_stop_bench
+
+        if args.only != "early-stop":
+            raise SpecError(f"--only with --size {args.size}: one of {', '.join(CPU_PARTS)} (the others run together, without --only)")
+        run_early_stop_bench(args.size, args.output)
+        return 0
     run_bench(args.size, args.output)
     return 0
 
@@ -135,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--only",
         metavar="PARTS",
-        help="with --size gpu, a comma-separated subset of: throughput, pipelines, cache, input, evaluation, sharing",
+        help="with --size gpu, a comma-separated subset of: throughput, pipelines, cache, input, evaluation, sharing; "
+        "with ci or full: early-stop (the study with and without search.early_stop)",
     )
     bench.add_argument("-o", "--output", default="results/bench", metavar="DIR", help="where the JSON goes (default: results/bench)")
     bench.set_defaults(handler=cmd_bench)

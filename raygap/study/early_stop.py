@@ -15,9 +15,9 @@ class ParetoStopper(FIFOScheduler):
     """Stops a trial whose objectives at an evaluation point are dominated by a finished trial's
     at that step (raygap.early_stop.ParetoRule); finished trials join the rule as they end."""
 
-    def __init__(self, rule: ParetoRule):
+    def __init__(self, rule: ParetoRule, max_steps: int):
         super().__init__()
-        self.rule = rule
+        self.rule, self.max_steps = rule, max_steps
         self.stopped: dict[str, int] = {}
         self.curves: dict[str, dict[int, dict[str, tuple[list, list]]]] = {}
 
@@ -31,7 +31,7 @@ class ParetoStopper(FIFOScheduler):
             while steps and steps[-1] >= step:  # a restarted trial repeats points after its checkpoint
                 steps.pop(), values.pop()
             steps.append(step), values.append(result[name])
-        if self.rule.should_stop(seeds, step):
+        if step < self.max_steps and self.rule.should_stop(seeds, step):  # at the last point the seed is trained already
             self.stopped[trial.trial_id] = step
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
@@ -68,9 +68,10 @@ class EvalPointASHA(ASHAScheduler):
 
 
 def make_scheduler(early_stop: EarlyStopSpec, objectives: dict[str, str], max_steps: int) -> FIFOScheduler | None:
-    """The scheduler for `search.early_stop`; None (Tune's FIFO, nothing stopped) for kind none."""
+    """The scheduler for `search.early_stop`; None (Tune's FIFO, nothing stopped) for kind none.
+    Neither stops a trial at `max_steps` (train.steps), where its seed has finished training."""
     if early_stop.kind == "pareto":
-        return ParetoStopper(ParetoRule(objectives, early_stop.grace_steps, early_stop.margin, early_stop.min_finished))
+        return ParetoStopper(ParetoRule(objectives, early_stop.grace_steps, early_stop.margin, early_stop.min_finished), max_steps)
     if early_stop.kind == "asha":
         first, direction = next(iter(objectives.items()))
         return EvalPointASHA(first, direction, early_stop.grace_steps, early_stop.reduction_factor, max_steps)
