@@ -158,20 +158,38 @@ def test_report_command_writes_page_pngs_and_markdown(tmp_path, capsys):
     assert "nothing" in capsys.readouterr().err
 
 
+def points_drawn(dom: str, figure: str, until: str) -> int:
+    """Markers plotly.js drew in the figure's element (SVG paths of class "point")."""
+    start = dom.index(f'id="{figure}"')
+    return len(re.findall(r'<path class="point\b', dom[start : dom.index(until, start)]))
+
+
 def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.mark.skipif(chromium() is None and not os.environ.get("RAYGAP_REQUIRE_BROWSER"), reason="no chromium (CI installs it)")
 def test_page_renders_in_headless_chromium(tmp_path):
+    """Two studies overlaid (t has a pruned trial): the PNGs decode, the interactive figures draw
+    every point (counted in the DOM plotly.js built), and no script error is logged."""
     make_folder(tmp_path / "s")
-    make_folder(tmp_path / "t")
+    folder = make_folder(tmp_path / "t")
+    folder.append(
+        results.TRIALS, [results.trial_row("e", 0, {"temperature.value": 0.3}, {}, "pruned", {"modality_gap": 0.3, "mean_r1": 0.2})]
+    )
     page = report.write_report([tmp_path / "s", tmp_path / "t"], tmp_path / "compare")
     browser = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr", "--v=0"]
+    browser.append("--virtual-time-budget=15000")
     dom = subprocess.run([*browser, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
     figures = re.search(r'<body[^>]*data-figures="(\d+)/(\d+)"', dom.stdout)
     assert figures, "the page's load script did not run"
     assert figures.group(1) == figures.group(2) == "4"  # every figure decoded, none broken
+    assert 'data-explorer="drawn"' in dom.stdout and "data-errors" not in dom.stdout
+    # Front: the three configurations of each study and t's pruned trial. Curves: trial b (the
+    # first on the front with a history), 2 seeds × 5 steps × (gap, mean R@1).
+    assert points_drawn(dom.stdout, "explore-front", "explore-failed") == 3 + 3 + 1
+    assert points_drawn(dom.stdout, "explore-curves", "<script") == 2 * 5 * 2
+    assert "hand trial d seed 0: TrainingDiverged" in dom.stdout  # failed trials are named, not drawn
     console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert not console, console
     shot = tmp_path / "shot.png"

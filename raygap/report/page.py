@@ -13,6 +13,7 @@ import polars as pl
 from raygap import catalog, results
 from raygap.catalog import label
 from raygap.report.data import fit_notes, header, load_study, method_table, stopped_early
+from raygap.report.interactive import interactive_section
 
 
 def write_report(locations: list[str | Path], output: str | Path | None = None) -> Path:
@@ -85,6 +86,9 @@ def _html(headers, images, table, notes, studies) -> str:
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>raygap report: {esc(', '.join(h['study'] for h in headers))}</title>",
+        # Script errors land on <html data-errors> where a headless browser (and the test) reads them.
+        "<script>window.addEventListener('error', e => { const root = document.documentElement; "
+        "root.dataset.errors = (root.dataset.errors || '') + e.message + ';'; });</script>",
         "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
         "table{border-collapse:collapse;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
         "td:first-child,td:nth-child(2),th{text-align:left}.best{font-weight:bold;background:#e8f4e8}"
@@ -92,35 +96,7 @@ def _html(headers, images, table, notes, studies) -> str:
         "pre{background:#f6f6f6;padding:.5em;overflow:auto;font-size:12px}</style></head><body>",
         f"<h1>raygap report: {esc(', '.join(h['study'] for h in headers))}</h1>",
     ]
-    for h, study in zip(headers, studies):
-        parts.append(f"<h2>{esc(h['study'])}</h2><dl>")
-        for key in (
-            "location",
-            "configurations",
-            "completed",
-            "failed",
-            "pruned",
-            "seed_runs",
-            "started",
-            "finished",
-            "cpu_hours",
-            "gpu_hours",
-            "cluster",
-            "objectives",
-            "searched",
-        ):
-            if key in h:
-                value = (
-                    f"{h[key]:.2f}"
-                    if isinstance(h[key], float)
-                    else json.dumps(h[key])
-                    if isinstance(h[key], (dict, list))
-                    else str(h[key])
-                )
-                parts.append(f"<dt>{esc(key.replace('_', ' '))}</dt><dd>{esc(value)}</dd>")
-        parts.append("</dl>")
-        if study.spec_text:
-            parts.append(f"<details><summary>study file</summary><pre>{esc(study.spec_text)}</pre></details>")
+    parts += [_header_html(h, study) for h, study in zip(headers, studies)]
     if not table.is_empty():
         head, body = table_cells(table)
         parts.append("<h2>Table: mean ± std over seeds (best per column highlighted)</h2><table><tr>")
@@ -128,6 +104,7 @@ def _html(headers, images, table, notes, studies) -> str:
         for row in body:
             parts.append("<tr>" + "".join(f"<td class='best'>{esc(t)}</td>" if best else f"<td>{esc(t)}</td>" for t, best in row) + "</tr>")
         parts.append("</table>")
+    parts.append(interactive_section(studies))
     if notes:
         parts.append("<h2>Fits and early stops</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
     for name, (path, caption) in images.items():
@@ -141,3 +118,23 @@ def _html(headers, images, table, notes, studies) -> str:
     )
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+HEADER_KEYS = ("location", "configurations", "completed", "failed", "pruned", "seed_runs", "started", "finished",
+               "cpu_hours", "gpu_hours", "cluster", "objectives", "searched")  # fmt: skip
+
+
+def _header_html(h: dict, study) -> str:
+    """One study's header as a definition list, and its study file folded away."""
+    esc = html.escape
+    parts = [f"<h2>{esc(h['study'])}</h2><dl>"]
+    for key in HEADER_KEYS:
+        if key in h:
+            value = (
+                f"{h[key]:.2f}" if isinstance(h[key], float) else json.dumps(h[key]) if isinstance(h[key], (dict, list)) else str(h[key])
+            )
+            parts.append(f"<dt>{esc(key.replace('_', ' '))}</dt><dd>{esc(value)}</dd>")
+    parts.append("</dl>")
+    if study.spec_text:
+        parts.append(f"<details><summary>study file</summary><pre>{esc(study.spec_text)}</pre></details>")
+    return "".join(parts)
