@@ -37,13 +37,17 @@ def _nondominated(costs: np.ndarray) -> np.ndarray:
 def pareto_ranks(frame: pl.DataFrame, objectives: dict[str, str]) -> pl.Series:
     """Non-dominated sorting: rank 1 is the front, rank 2 the front once rank 1 is removed, …
 
-    The domination matrix is built once and fronts are peeled by counting each row's dominators
-    (Deb's fast non-dominated sort): a study's front is recomputed after every trial.
+    Two objectives (the usual case) take an O(n log n) sweep (`_ranks_2d`); more build the
+    domination matrix once and peel fronts by counting each row's dominators (Deb's fast
+    non-dominated sort), O(n²) in time and memory.
     """
     costs = _costs(frame, objectives)
     ranks = np.zeros(len(costs), dtype=np.int64)
     valid = np.flatnonzero(~np.isnan(costs).any(axis=1))
     points = costs[valid]
+    if points.shape[1] == 2:
+        ranks[valid] = _ranks_2d(points)
+        return pl.Series("rank", ranks, dtype=pl.Int64).replace(0, None)
     no_worse = np.ones((len(points), len(points)), dtype=bool)
     better = np.zeros_like(no_worse)
     for column in points.T:  # dominates[i, j]: row i is ≤ row j everywhere and < somewhere
@@ -63,6 +67,31 @@ def pareto_ranks(frame: pl.DataFrame, objectives: dict[str, str]) -> pl.Series:
     return pl.Series("rank", ranks, dtype=pl.Int64).replace(0, None)
 
 
+def _ranks_2d(points: np.ndarray) -> np.ndarray:
+    """Non-dominated sorting of (n, 2) costs in O(n log n), the same ranks as the general sweep: in
+    order of (x, y), every point seen before a distinct point p has x ≤ p.x, so p's dominators are
+    the earlier points with y ≤ p.y, and its rank is one past the highest rank among them. The
+    least y of each rank never decreases with the rank, so a binary search finds it. Equal points
+    share a rank (neither dominates the other)."""
+    import bisect
+
+    order = np.lexsort((points[:, 1], points[:, 0]))
+    ranks = np.zeros(len(points), dtype=np.int64)
+    least_y: list[float] = []  # least y of the points given rank r + 1 so far
+    previous, previous_rank = None, 0
+    for i in order:
+        point = (points[i, 0], points[i, 1])
+        if point != previous:
+            r = bisect.bisect_right(least_y, point[1])
+            if r == len(least_y):
+                least_y.append(point[1])
+            else:
+                least_y[r] = point[1]
+            previous, previous_rank = point, r + 1
+        ranks[i] = previous_rank
+    return ranks
+
+
 def pareto_front(frame: pl.DataFrame, objectives: dict[str, str]) -> pl.DataFrame:
     """The non-dominated rows of `frame`."""
     return frame.filter(pareto_ranks(frame, objectives) == 1)
@@ -76,8 +105,11 @@ def hypervolume_2d(frame: pl.DataFrame, objectives: dict[str, str], reference: t
     if len(objectives) != 2:
         raise ValueError(f"hypervolume_2d needs exactly two objectives, got {list(objectives)}")
     signs = np.array([1.0 if d == "min" else -1.0 for d in objectives.values()])
-    ref = np.asarray(reference, dtype=float) * signs
-    costs = _costs(frame, objectives)
+    return _area(_costs(frame, objectives), np.asarray(reference, dtype=float) * signs)
+
+
+def _area(costs: np.ndarray, ref: np.ndarray) -> float:
+    """The 2-D hypervolume of (n, 2) costs against the reference `ref`, both to minimise."""
     costs = costs[~np.isnan(costs).any(axis=1)]
     costs = costs[(costs < ref).all(axis=1)]
     if not len(costs):
@@ -96,9 +128,10 @@ def hypervolume_2d(frame: pl.DataFrame, objectives: dict[str, str], reference: t
 def summarize_trials(trials: pl.DataFrame, objectives: dict[str, str], metrics: list[str]) -> pl.DataFrame:
     """One row per configuration (trial_id) over its completed seeds: mean and std of `metrics`,
     the configuration's `param.*` values, the seed count, and its Pareto rank on the means. A
-    configuration that early stopping pruned is left out, its finished seeds too."""
-    pruned = trials.filter(pl.col("status") == "pruned")["trial_id"]
-    done = trials.filter((pl.col("status") == "completed") & ~pl.col("trial_id").is_in(pruned.to_list()))
+    configuration with a failed or pruned seed is left out, its finished seeds too (Optuna hears it
+    failed or was pruned, and its seed means would rest on a subset of its seeds)."""
+    ended = trials.filter(pl.col("status") != "completed")["trial_id"]
+    done = trials.filter((pl.col("status") == "completed") & ~pl.col("trial_id").is_in(ended.to_list()))
     params = [c for c in trials.columns if c.startswith("param.") and c != "param.train.seed"]
     present = [m for m in dict.fromkeys([*objectives, *metrics]) if m in done.columns]
     summary = done.group_by("trial_id", maintain_order=True).agg(
@@ -108,3 +141,38 @@ def summarize_trials(trials: pl.DataFrame, objectives: dict[str, str], metrics: 
         *[pl.col(m).std().alias(f"{m}_std") for m in present],
     )
     return summary.with_columns(pareto_ranks(summary, objectives)).sort("rank", nulls_last=True)
+
+
+class RunningFront:
+    """The front of configurations added one at a time: each `add` compares with the current front
+    only (O(front)), not with every configuration so far. Same rule as `pareto_ranks`: a point with
+    a NaN objective never enters; equal points are all on the front."""
+
+    def __init__(self, objectives: dict[str, str]):
+        self.signs = {column: 1.0 if direction == "min" else -1.0 for column, direction in objectives.items()}
+        self.front: dict[str, tuple[float, ...]] = {}
+
+    def add(self, key: str, values: dict[str, float]) -> bool:
+        """Add a configuration's objective values; whether it is on the front now."""
+        costs = tuple(float(values[c]) * s if values.get(c) is not None else float("nan") for c, s in self.signs.items())
+        if any(c != c for c in costs):  # NaN
+            return False
+        if any(_dominates(other, costs) for other in self.front.values()):
+            return False
+        self.front = {k: other for k, other in self.front.items() if not _dominates(costs, other)}
+        self.front[key] = costs
+        return True
+
+    def __len__(self) -> int:
+        return len(self.front)
+
+    def hypervolume(self, reference: tuple[float, float]) -> float:
+        """The front's 2-D hypervolume against `reference` (in the objectives' own units), as
+        `hypervolume_2d` gives it for all the configurations added so far."""
+        signs = np.array(list(self.signs.values()))
+        costs = np.array(list(self.front.values()), dtype=float).reshape(-1, 2)
+        return _area(costs, np.asarray(reference, dtype=float) * signs)
+
+
+def _dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))

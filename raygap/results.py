@@ -7,6 +7,12 @@ crash leaves either the previous complete file or the new one (atomic on local d
 
 - trials.parquet  — one row per (trial, seed): ids, `param.*` columns, status, error, final metrics
 - history.parquet — one row per (trial, seed, evaluation point)
+
+trials and history are datasets: while a study runs, each finished seed adds one Parquet part under
+trials/ and history/ (written once under a unique name: a constant cost per seed, whatever the
+study's size, and nothing to rename on object stores); compaction folds the parts into
+trials.parquet / history.parquet, whose footer names the parts it holds, so a crash between
+writing it and deleting them never counts a row twice. `read` gives both forms as one table.
 - pareto.parquet  — one row per configuration: seed means/stds and its Pareto rank (1 = the front)
 - spec.yaml       — the study file as run
 - run.yaml        — when and where it ran (cluster resources, resource plan, versions)
@@ -17,6 +23,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +39,8 @@ PARETO = "pareto.parquet"
 SPEC = "spec.yaml"
 RUN = "run.yaml"
 STATUSES = ("completed", "failed", "pruned")
+DATASETS = (TRIALS, HISTORY)  # a compacted file and its parts folder each
+COMPACTED_PARTS = "raygap.compacted_parts"  # footer key: the part files a compacted file holds
 
 
 class ResultsFolder:
@@ -54,9 +63,18 @@ class ResultsFolder:
         return f"{self.path}/{name}"
 
     def exists(self, name: str) -> bool:
+        if name in DATASETS and self._parts(name):
+            return True
         return self.filesystem.get_file_info(self._file(name)).type == pafs.FileType.File
 
+    def _parts(self, name: str) -> list[str]:
+        """Base names of the dataset's part files, oldest first (their names start with a clock)."""
+        selector = pafs.FileSelector(self._file(parts_folder(name)), allow_not_found=True)
+        names = [i.base_name for i in self.filesystem.get_file_info(selector) if i.type == pafs.FileType.File]
+        return sorted(n for n in names if n.endswith(".parquet") and not n.startswith("."))
+
     def remove(self, *names: str) -> None:
+        names = tuple(names) + tuple(parts_folder(n) for n in names if n in DATASETS)
         for name in names:
             info = self.filesystem.get_file_info(self._file(name))
             if info.type == pafs.FileType.File:
@@ -66,7 +84,8 @@ class ResultsFolder:
 
     def _atomic_write(self, name: str, write) -> None:
         self.filesystem.create_dir(self.path, recursive=True)
-        tmp = self._file(f".{name}.{uuid.uuid4().hex}.tmp")
+        folder, _, base = name.rpartition("/")
+        tmp = self._file(f"{folder + '/' if folder else ''}.{base}.{uuid.uuid4().hex}.tmp")
         try:
             with self.filesystem.open_output_stream(tmp) as stream:
                 write(stream)
@@ -79,18 +98,43 @@ class ResultsFolder:
     def sweep_temporaries(self) -> int:
         """Delete temporary files a killed writer left (a SIGKILL leaves no time to clean up); call
         only when no writer runs, as a study does before it starts its single writer."""
-        selector = pafs.FileSelector(self.path, allow_not_found=True)
-        stale = [i.path for i in self.filesystem.get_file_info(selector) if i.base_name.startswith(".") and i.base_name.endswith(".tmp")]
+        stale = []
+        for folder in (self.path, *(self._file(parts_folder(n)) for n in DATASETS)):
+            infos = self.filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+            stale += [i.path for i in infos if i.base_name.startswith(".") and i.base_name.endswith(".tmp")]
         for path in stale:
             self.filesystem.delete_file(path)
         return len(stale)
 
     def write_parquet(self, name: str, frame: pl.DataFrame, metadata: dict[str, str] | None = None) -> None:
-        """Atomically write `frame`, with optional key/value metadata in the Parquet footer."""
+        """Atomically write `frame`, with optional key/value metadata in the Parquet footer. For a
+        dataset, `frame` replaces all of it: the file is written naming every part, then the parts go."""
+        parts = self._parts(name) if name in DATASETS else []
+        if name in DATASETS:
+            metadata = {**(metadata or {}), COMPACTED_PARTS: json.dumps(parts)}
         table = frame.to_arrow()
         if metadata:
             table = table.replace_schema_metadata({**(table.schema.metadata or {}), **{k: str(v) for k, v in metadata.items()}})
         self._atomic_write(name, lambda stream: pq.write_table(table, stream))
+        for part in parts:
+            self.filesystem.delete_file(self._file(f"{parts_folder(name)}/{part}"))
+
+    def remove_empty_parts_folders(self) -> None:
+        """Drop the parts folders once compaction emptied them (only when no writer runs: a part
+        added meanwhile would go with its folder)."""
+        for name in DATASETS:
+            folder = self._file(parts_folder(name))
+            info = self.filesystem.get_file_info(folder)
+            if info.type == pafs.FileType.Directory and not self.filesystem.get_file_info(pafs.FileSelector(folder)):
+                self.filesystem.delete_dir(folder)
+
+    def compact(self, name: str) -> int:
+        """Fold a dataset's parts into its file (the single writer only); returns the parts folded."""
+        parts = self._parts(name)
+        if parts:
+            metadata = self.schema(name).metadata or {}
+            self.write_parquet(name, self.read(name), {k.decode(): v.decode() for k, v in metadata.items() if not k.startswith(b"ARROW")})
+        return len(parts)
 
     def write_text(self, name: str, text: str) -> None:
         self._atomic_write(name, lambda stream: stream.write(text.encode()))
@@ -99,22 +143,47 @@ class ResultsFolder:
         with self.filesystem.open_input_stream(self._file(name)) as stream:
             return stream.read().decode()
 
-    def read(self, name: str) -> pl.DataFrame:
+    def _read_file(self, name: str) -> pl.DataFrame:
         with self.filesystem.open_input_file(self._file(name)) as handle:
             frame = pl.from_arrow(pq.read_table(handle))
         assert isinstance(frame, pl.DataFrame)  # a table, never a single column
         return frame
 
+    def read(self, name: str) -> pl.DataFrame:
+        """A file as a frame; a dataset as its compacted file and the parts it does not hold yet."""
+        if name not in DATASETS:
+            return self._read_file(name)
+        frames, held = [], set()
+        if self.filesystem.get_file_info(self._file(name)).type == pafs.FileType.File:
+            held = set(json.loads((self.schema(name).metadata or {}).get(COMPACTED_PARTS.encode(), b"[]")))
+            frames.append(self._read_file(name))
+        frames += [self._read_file(f"{parts_folder(name)}/{part}") for part in self._parts(name) if part not in held]
+        if not frames:
+            raise FileNotFoundError(self._file(name))
+        return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+
     def schema(self, name: str) -> pa.Schema:
+        """The Parquet schema and footer; a dataset's from its file, else its oldest part."""
+        if name in DATASETS and self.filesystem.get_file_info(self._file(name)).type != pafs.FileType.File:
+            name = f"{parts_folder(name)}/{self._parts(name)[0]}"
         with self.filesystem.open_input_file(self._file(name)) as handle:
             return pq.read_schema(handle)
 
-    def append(self, name: str, rows: list[dict], metadata: dict[str, str] | None = None) -> pl.DataFrame:
-        """Append rows to a Parquet table (columns may differ: missing ones become null)."""
-        new = pl.DataFrame(rows, infer_schema_length=None)
-        frame = pl.concat([self.read(name), new], how="diagonal_relaxed") if self.exists(name) else new
-        self.write_parquet(name, frame, metadata)
-        return frame
+    def append(self, name: str, rows: list[dict], metadata: dict[str, str] | None = None) -> None:
+        """Add rows to a dataset as a new part (columns may differ between parts: missing ones read
+        as null). Costs the same whatever the dataset holds."""
+        if name not in DATASETS:
+            raise ValueError(f"only {', '.join(DATASETS)} grow by parts, not {name}")
+        table = pl.DataFrame(rows, infer_schema_length=None).to_arrow()
+        if metadata:
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), **{k: str(v) for k, v in metadata.items()}})
+        part = f"{parts_folder(name)}/part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+        if self.is_local:  # a reader must never see half a part: write beside, then rename
+            self.filesystem.create_dir(self._file(parts_folder(name)), recursive=True)
+            self._atomic_write(part, lambda stream: pq.write_table(table, stream))
+        else:  # an object store shows an object only once its upload completed
+            with self.filesystem.open_output_stream(self._file(part)) as stream:
+                pq.write_table(table, stream)
 
     def uri(self, name: str) -> str:
         """Where `name` lives, as something Ray or a person can use."""
@@ -152,6 +221,11 @@ def read_study(location: str | Path) -> StudyResults:
     return StudyResults(str(folder), mapping(SPEC), frame(TRIALS), frame(HISTORY), frame(PARETO), mapping(RUN))
 
 
+def parts_folder(name: str) -> str:
+    """trials.parquet → trials: where the dataset's parts live."""
+    return name.removesuffix(".parquet")
+
+
 def trial_row(
     trial_id: str,
     seed: int,
@@ -181,14 +255,16 @@ def record_seed(
     final: dict | None = None,
     error: str | None = None,
     history: list[dict] | None = None,
-) -> None:
-    """Append one seed's row to trials.parquet and its evaluation points to history.parquet, with
-    the catalogue's notes on how each metric was measured in the footers."""
+) -> dict:
+    """One seed's row as a new part of trials, its evaluation points as one of history, with the
+    catalogue's notes on how each metric was measured in the footers; returns the row."""
     from raygap.catalog import MEASURED
 
-    folder.append(TRIALS, [trial_row(trial_id, seed, params, config, status, final, error)], MEASURED)
+    row = trial_row(trial_id, seed, params, config, status, final, error)
+    folder.append(TRIALS, [row], MEASURED)
     if history:
         folder.append(HISTORY, history_rows(trial_id, seed, history), MEASURED)
+    return row
 
 
 def history_rows(trial_id: str, seed: int, rows: list[dict]) -> list[dict]:

@@ -199,6 +199,8 @@ def finished_study(folder_location: str, tmp_path, name: str = "done"):
     folder.write_text(results.SPEC, f"name: {name}\nsearch: {{trials: 1}}\n")
     row = results.trial_row("t0", 0, {}, {}, "completed", {"modality_gap": 0.5, "mean_r1": 0.2})
     folder.append(results.TRIALS, [row])
+    folder.compact(results.TRIALS)  # as a study leaves it when it ends
+    folder.remove_empty_parts_folders()
     return folder
 
 

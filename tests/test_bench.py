@@ -59,3 +59,16 @@ def test_the_early_stop_bench_runs_one_study_both_ways(tmp_path):
     full, stopped = results["full"], results["early_stop"]
     assert full["pruned_seeds"] == 0 and full["seed_seconds"] > 0 and full["hypervolume"] > 0
     assert results["compute_saved"] == pytest.approx(1 - stopped["seed_seconds"] / full["seed_seconds"])
+
+
+def test_the_bookkeeping_bench_records_through_the_ledger_and_times_optuna(tmp_path):
+    from raygap.bench import run_bookkeeping_bench
+
+    results = run_bookkeeping_bench("ci", tmp_path, echo=lambda line: None)
+    assert json.loads((tmp_path / "bench-ci-bookkeeping.json").read_text()) == json.loads(json.dumps(results))
+    cost = results["bookkeeping"]
+    assert cost["trials"] == 300 and cost["first_median_ms"] > 0 and cost["last_median_ms"] > 0
+    assert cost["last_over_first_median"] == pytest.approx(cost["last_median_ms"] / cost["first_median_ms"])
+    assert cost["front_size"] >= 1 and cost["whole_table_rewrite_ms"] > 0
+    assert [r["storage"] for r in results["optuna_storage"]] == ["sqlite", "journal"]
+    assert {(r["sampler"], r["trials"]) for r in results["optuna_samplers"]} == {("tpe", 300), ("nsga2", 300)}

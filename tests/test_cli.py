@@ -113,7 +113,7 @@ def test_study_refuses_an_existing_study_folder(tmp_path, spec_file, capsys):
 
 def test_status_of_a_folder_without_trials(tmp_path, capsys):
     assert main(["study", "status", str(tmp_path)]) == 2
-    assert "no trials.parquet here" in capsys.readouterr().err
+    assert "no trials.parquet or trials/ parts here" in capsys.readouterr().err
 
 
 def test_the_dashboard_line_says_where_the_token_is_never_the_token(monkeypatch):
@@ -127,3 +127,17 @@ def test_the_dashboard_line_says_where_the_token_is_never_the_token(monkeypatch)
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     assert dashboard_line("127.0.0.1:8265") == "Ray dashboard: http://127.0.0.1:8265"
     assert dashboard_line(None) == "Ray dashboard: off"
+
+
+def test_study_compact_folds_the_parts_a_killed_study_left(tmp_path, capsys):
+    from raygap import results
+
+    folder = results.ResultsFolder(tmp_path / "killed")
+    for i in range(3):
+        results.record_seed(folder, f"t{i}", 0, {"x": float(i)}, {}, "completed", {"modality_gap": 0.1}, None, [{"step": 0}, {"step": 5}])
+    assert main(["study", "compact", str(tmp_path / "killed")]) == 0
+    out = capsys.readouterr().out
+    assert "trials.parquet: 3 part(s) folded in" in out and "history.parquet: 3 part(s) folded in" in out
+    assert pl.read_parquet(tmp_path / "killed" / "trials.parquet").height == 3
+    assert pl.read_parquet(tmp_path / "killed" / "history.parquet").height == 6
+    assert main(["study", "compact", str(tmp_path / "nothing")]) == 2

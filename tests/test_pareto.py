@@ -141,9 +141,50 @@ def test_ranks_match_a_slow_peeling_reference_with_ties_and_missing_values():
         return [ranks.get(i) for i in range(frame.height)]
 
     rng = np.random.default_rng(0)
-    for n, k in [(40, 2), (120, 3)]:
+    for n, k in [(40, 2), (150, 2), (120, 3)]:  # two objectives take the O(n log n) sweep
         data = rng.integers(0, 8, size=(n, k)).astype(float)  # many ties
         data[rng.random((n, k)) < 0.05] = np.nan
         frame = pl.DataFrame({f"c{i}": data[:, i] for i in range(k)})
         objectives = {f"c{i}": ("min" if i % 2 == 0 else "max") for i in range(k)}
         assert pareto_ranks(frame, objectives).to_list() == reference(frame, objectives)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_running_front_matches_the_front_of_all_points(seed):
+    """Added one at a time (with ties, NaN and ±inf), the running front is rank 1 of the whole set."""
+    from raygap.pareto import RunningFront
+
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 6, size=(60, 2)).astype(float)
+    values[rng.random(60) < 0.1, 0] = np.nan
+    values[rng.random(60) < 0.05, 1] = np.inf
+    frame = pl.DataFrame({"trial_id": [f"t{i}" for i in range(60)], "gap": values[:, 0], "r1": values[:, 1]})
+    running = RunningFront(OBJ)
+    for row in frame.iter_rows(named=True):
+        running.add(row["trial_id"], row)
+    assert set(running.front) == set(pareto_front(frame, OBJ)["trial_id"])
+
+
+def test_the_ledger_keeps_the_front_pareto_file_and_parts_in_step(tmp_path):
+    from raygap.ledger import StudyLedger
+    from raygap.results import HISTORY, PARETO, TRIALS, ResultsFolder
+
+    folder = ResultsFolder(tmp_path / "study")
+    ledger = StudyLedger(folder, {"modality_gap": "min", "mean_r1": "max"}, pareto_every=0.0)
+    points = {"a": [(0.5, 0.3), (0.3, 0.3)], "b": [(0.2, 0.2), (0.2, 0.2)], "c": [(0.6, 0.1), (0.6, 0.1)]}
+    sizes = []
+    for trial_id, seeds in points.items():
+        for seed, (gap, r1) in enumerate(seeds):
+            ledger.record_seed(trial_id, seed, {"x": 1.0}, {}, "completed", {"modality_gap": gap, "mean_r1": r1}, None, [{"step": 0}])
+        sizes.append(ledger.finish_trial(trial_id))
+    ledger.record_seed("d", 0, {"x": 2.0}, {}, "failed", error="boom")
+    assert sizes == [1, 2, 2]  # a (0.4, 0.3); b (0.2, 0.2) trades off with it; c is dominated by both
+    assert len(list((tmp_path / "study" / "trials").iterdir())) == 7  # a part per seed, nothing rewritten
+    ranks = dict(folder.read(PARETO).select("trial_id", "rank").iter_rows())
+    assert ranks == {"a": 1, "b": 1, "c": 2}
+    ledger.close()
+    assert sorted(p.name for p in (tmp_path / "study").iterdir()) == ["history.parquet", "pareto.parquet", "trials.parquet"]
+    assert folder.read(TRIALS).height == 7
+    assert folder.read(HISTORY).height == 6
+    again = StudyLedger(folder, {"modality_gap": "min", "mean_r1": "max"})  # a resume starts from the folder
+    assert set(again.front.front) == {"a", "b"}

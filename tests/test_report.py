@@ -265,3 +265,25 @@ def test_fit_notes_state_the_exponent_and_its_window(tmp_path):
     (note,) = report.fit_notes([study])
     print(f"\n{note}")
     assert note.startswith(f"hand b: gap ∝ (log t)^−α, α = {-slope:.3g} ± {se:.2g} over t ∈ [100, 1e+04] (3 points")
+
+
+def test_hypervolume_progress_equals_the_hypervolume_of_every_prefix(tmp_path):
+    """The incremental front gives what recomputing the hypervolume of each prefix gave, ties and all."""
+    from raygap import pareto
+
+    rng = np.random.default_rng(1)
+    folder = results.ResultsFolder(tmp_path / "r")
+    gaps, r1s = rng.integers(0, 8, 80) / 8, rng.integers(0, 8, 80) / 8
+    rows = [
+        results.trial_row(
+            f"t{i:02d}", 0, {"temperature.value": 0.1}, {}, "completed", {"modality_gap": g, "mean_r1": r, "recorded_at": float(i)}
+        )
+        for i, (g, r) in enumerate(zip(gaps, r1s))
+    ]
+    folder.append(results.TRIALS, rows)
+    folder.write_text(results.SPEC, yaml.safe_dump(SPEC))
+    progress = report.hypervolume_progress(report.load_study(folder.path))
+    objectives = {"modality_gap": "min", "mean_r1": "max"}
+    frame = pl.DataFrame({"modality_gap": gaps, "mean_r1": r1s})
+    slow = [pareto.hypervolume_2d(frame.head(i + 1), objectives, (2.0, 0.0)) for i in range(80)]
+    assert progress["hypervolume"].to_list() == pytest.approx(slow, abs=1e-12)

@@ -19,7 +19,36 @@ def test_append_keeps_rows_and_unions_columns(folder):
     assert frame["trial_id"].to_list() == ["t1", "t2"]
     assert frame["param.temperature.value"].to_list() == [0.04, None]
     assert frame["status"].to_list() == ["completed", "failed"] and frame["error"].to_list() == [None, "boom"]
-    assert pl.read_parquet(folder.path + "/" + TRIALS).equals(frame)  # a plain Parquet file on disk
+    # While a study runs: one plain Parquet part per append, readable by any Parquet reader.
+    parts = pl.concat(
+        [pl.read_parquet(f"{folder.path}/trials/{name}") for name in os.listdir(folder.path + "/trials")], how="diagonal_relaxed"
+    )
+    assert sorted(parts["trial_id"].to_list()) == ["t1", "t2"]
+    assert folder.compact(TRIALS) == 2 and folder.compact(TRIALS) == 0
+    assert pl.read_parquet(folder.path + "/" + TRIALS).equals(frame)  # compacted: one plain file
+    assert os.listdir(folder.path + "/trials") == []
+    folder.append(TRIALS, [trial_row("t3", 0, {}, {}, "completed", {"modality_gap": 0.1})])
+    assert folder.read(TRIALS)["trial_id"].to_list() == ["t1", "t2", "t3"]  # the file, then newer parts
+
+
+def test_a_crash_during_compaction_never_counts_a_row_twice(folder):
+    for i in range(3):
+        folder.append(TRIALS, [trial_row(f"t{i}", 0, {}, {}, "completed", {"x": float(i)})])
+    # Compaction writes the file, naming the parts it holds, then deletes them. The state a crash
+    # in between leaves: the file written and the parts still there (put back here).
+    parts = {name: open(f"{folder.path}/trials/{name}", "rb").read() for name in os.listdir(folder.path + "/trials")}
+    folder.compact(TRIALS)
+    for name, data in parts.items():
+        open(f"{folder.path}/trials/{name}", "wb").write(data)
+    assert len(os.listdir(folder.path + "/trials")) == 3  # the parts are still there …
+    assert ResultsFolder(folder.location).read(TRIALS)["trial_id"].to_list() == ["t0", "t1", "t2"]  # … and read once
+    assert ResultsFolder(folder.location).compact(TRIALS) == 3
+    assert ResultsFolder(folder.location).read(TRIALS).height == 3
+
+
+def test_only_the_datasets_grow_by_parts(folder):
+    with pytest.raises(ValueError, match="grow by parts"):
+        folder.append("pareto.parquet", [{"x": 1}])
 
 
 def test_unknown_status_is_refused():
@@ -55,7 +84,7 @@ from raygap.results import TRIALS, ResultsFolder, trial_row
 
 folder = ResultsFolder(sys.argv[1])
 print("ready", flush=True)
-while True:  # the recorder's pattern: append a batch of rows, forever, until killed
+while True:  # the recorder's pattern: add a part of rows, forever, until killed
     folder.append(TRIALS, [trial_row(f"t{i}", 0, {}, {}, "completed", {"x": float(i), "pad": "x" * 2000}) for i in range(500)])
 """
 
@@ -72,16 +101,17 @@ def test_sigkill_during_writes_leaves_a_complete_file(tmp_path):
     writer = subprocess.Popen([sys.executable, str(script), str(study)], stdout=subprocess.PIPE, text=True)
     assert writer.stdout.readline().strip() == "ready"
     deadline = time.time() + 60
-    while not (study / TRIALS).exists() and time.time() < deadline:
+    while not (study / "trials").exists() and time.time() < deadline:
         time.sleep(0.05)
-    time.sleep(1.5)  # several rewrites of a growing file: the kill lands inside one of them
+    time.sleep(1.5)  # several parts written: the kill lands inside one of them
     writer.send_signal(signal.SIGKILL)
     writer.wait()
     frame = ResultsFolder(study).read(TRIALS)
-    assert frame.height > 0 and frame.height % 500 == 0  # whole batches only: the last complete file
-    leftover = [p.name for p in study.iterdir() if p.name.endswith(".tmp")]
+    assert frame.height > 0 and frame.height % 500 == 0  # whole batches only: complete parts
+    leftover = [p.name for p in (study / "trials").iterdir() if p.name.endswith(".tmp")]
     assert ResultsFolder(study).sweep_temporaries() == len(leftover)
-    assert [p.name for p in study.iterdir()] == [TRIALS]
+    assert [p.name for p in study.iterdir()] == ["trials"]
+    assert all(p.name.startswith("part-") and p.suffix == ".parquet" for p in (study / "trials").iterdir())
 
 
 def test_a_thousand_trials_keep_every_row_and_appends_stay_cheap(tmp_path):

@@ -13,6 +13,8 @@ import polars as pl
 import psutil
 import pytest
 
+from raygap import results
+
 STUDY = """
 name: killed
 theory: {n: 8, d: 16, delta: 0.5, init: matched, time: 100, dt: 0.05, records: 10}
@@ -25,9 +27,14 @@ def raygap(*args: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "raygap", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
+def trials_of(folder) -> pl.DataFrame:
+    """trials as raygap reads it: the compacted file and the parts a killed study left."""
+    return results.ResultsFolder(folder).read(results.TRIALS)
+
+
 def rows(folder) -> int:
     try:
-        return pl.read_parquet(folder / "trials.parquet").height
+        return trials_of(folder).height
     except (FileNotFoundError, OSError):
         return 0
 
@@ -67,7 +74,7 @@ def test_sigkill_then_resume_keeps_finished_trials_once(tmp_path):
     run, out = start_and_wait_for_two_rows(tmp_path)
     os.kill(run.pid, signal.SIGKILL)
     run.wait()
-    before = pl.read_parquet(out / "trials.parquet")
+    before = trials_of(out)
     assert before.height < 6
     record = json.loads((out / "ray-cluster.json").read_text())
     assert leftovers(record), "expected the killed driver's Ray processes to outlive it"
@@ -78,7 +85,7 @@ def test_sigkill_then_resume_keeps_finished_trials_once(tmp_path):
     assert resume.returncode == 0, log
     assert f"resuming: {before.height} finished trial(s) kept" in log
 
-    after = pl.read_parquet(out / "trials.parquet")
+    after = trials_of(out)
     assert after.height == 6 and after["trial_id"].n_unique() == 6 and set(after["status"]) == {"completed"}
     kept = after.filter(pl.col("trial_id").is_in(before["trial_id"].implode()))
     assert kept.select(before.columns).drop("config").equals(before.drop("config"))  # finished trials exactly once, unchanged
@@ -99,13 +106,13 @@ def test_ctrl_c_stops_cleanly_then_resume_finishes_the_study(tmp_path):
     assert run.returncode == 130, log
     assert f"Continue with: raygap study resume {out}" in log
     assert not leftovers(record) and not (out / "ray-cluster.json").exists()  # Ray shut down, nothing orphaned
-    before = pl.read_parquet(out / "trials.parquet")
+    before = trials_of(out)
     assert 2 <= before.height < 6
 
     resume = raygap("study", "resume", str(out), "--no-dashboard")
     log, _ = resume.communicate(timeout=400)
     assert resume.returncode == 0, log
-    after = pl.read_parquet(out / "trials.parquet")
+    after = trials_of(out)
     assert after.height == 6 and after["trial_id"].n_unique() == 6 and set(after["status"]) == {"completed"}
     params = [c for c in after.columns if c.startswith("param.")]
     assert params == ["param.temperature.value"]  # a continuous range: a repeat is the sampler replaying its draws
@@ -253,7 +260,7 @@ def test_a_killed_trial_process_continues_from_its_checkpoint(tmp_path):
     assert run.returncode == 0, log
     assert 10 <= step_at_kill < 150
 
-    trials = pl.read_parquet(out / "trials.parquet")
+    trials = trials_of(out)
     history = pl.read_parquet(out / "history.parquet")
     assert trials["status"].to_list() == ["completed"] and history["step"].to_list() == [0, 50, 100, 150]
     assert step_at_kill <= trials["resumed_from_step"][0] < 150  # restarted from a checkpoint, not from step 0
@@ -287,7 +294,7 @@ def test_a_killed_worker_of_a_two_worker_trial_continues_from_the_groups_checkpo
     rows, reference = (pl.read_parquet(folder / "trials.parquet") for folder in (killed, calm))
     assert rows["status"].to_list() == ["completed"] and rows["workers"].to_list() == [2]
     assert step_at_kill <= rows["resumed_from_step"][0] < 60 and reference["resumed_from_step"].to_list() == [None]
-    assert pl.read_parquet(killed / "history.parquet")["step"].to_list() == [0, 20, 40, 60]
+    assert results.ResultsFolder(killed).read(results.HISTORY)["step"].to_list() == [0, 20, 40, 60]
     row, want = rows.row(0, named=True), reference.row(0, named=True)
     for key in ("modality_gap", "uniformity", "mean_r1", "temperature", "loss", "linear_probe_top1"):
         assert abs(row[key] - want[key]) <= 1e-6 * max(1.0, abs(want[key])), (key, row[key], want[key])

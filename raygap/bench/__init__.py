@@ -15,6 +15,8 @@ module each:
 8. early stopping     (early_stop)     compute and final-front hypervolume of one study with and
                                        without search.early_stop (`--only early-stop`; not in the
                                        default run: two studies of 32 seeds)
+9. bookkeeping        (bookkeeping)    the head's cost of recording a trial at 100 and at 10,000
+                                       recorded (`--only bookkeeping`)
 On a GPU (gpu): throughput and MFU per model, batch and pipeline (throughput), and trials sharing
 the card (sharing). `common` holds the bench's trial config, the stopwatch and the JSON output.
 """
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from raygap.bench.bookkeeping import bookkeeping_cost
 from raygap.bench.common import save_results, to_config, trial_raw
 from raygap.bench.decoded_cache import decoded_cache_speedup
 from raygap.bench.early_stop import early_stop_savings
@@ -36,11 +39,22 @@ from raygap.bench.gpu import GPU_PARTS, check_gpu_bench, run_gpu_bench
 from raygap.bench.input_pipeline import input_pipeline
 from raygap.bench.live import live_tracking_cost
 from raygap.bench.loop import loop_efficiency
+from raygap.bench.optuna_scale import sampler_cost, storage_cost
 from raygap.bench.overhead import study_overheads
 
-__all__ = ["CPU_PARTS", "GPU_PARTS", "SIZES", "TARGETS", "check_gpu_bench", "run_bench", "run_early_stop_bench", "run_gpu_bench"]
+__all__ = [
+    "CPU_PARTS",
+    "GPU_PARTS",
+    "SIZES",
+    "TARGETS",
+    "check_gpu_bench",
+    "run_bench",
+    "run_bookkeeping_bench",
+    "run_early_stop_bench",
+    "run_gpu_bench",
+]
 
-CPU_PARTS = ("early-stop",)  # parts of a CPU size that run on their own (`--only`)
+CPU_PARTS = ("early-stop", "bookkeeping")  # parts of a CPU size that run on their own (`--only`)
 
 # size → model, batch, loop steps, eval pairs, study trials, study steps, worker-group trials, JPEGs and their batch
 SIZES = {
@@ -57,6 +71,7 @@ SIZES = {
         "live_points": 20,
         "early_stop_trials": 4,
         "early_stop_steps": 6,
+        "bookkeeping_trials": 300,
     },
     "full": {
         "model": "tiny-vit",
@@ -71,9 +86,17 @@ SIZES = {
         "live_points": 200,
         "early_stop_trials": 16,
         "early_stop_steps": 120,
+        "bookkeeping_trials": 10000,
     },
 }
-TARGETS = {"loop_efficiency": 0.95, "overhead_s": 5.0, "study_efficiency": 0.85, "compute_saved": 0.30, "hypervolume_ratio": 0.98}
+TARGETS = {
+    "loop_efficiency": 0.95,
+    "overhead_s": 5.0,
+    "study_efficiency": 0.85,
+    "compute_saved": 0.30,
+    "hypervolume_ratio": 0.98,
+    "bookkeeping_ratio": 1.5,
+}
 
 
 def run_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=print) -> dict:
@@ -127,6 +150,38 @@ def run_early_stop_bench(size_name: str = "ci", output: str | Path = "results/be
     echo(f"pruned: {stopped['pruned_trials']} of {bench['trials']} trials ({stopped['pruned_seeds']} seed runs); "
          f"same configurations in both: {bench['same_configurations']}")  # fmt: skip
     save_results(results, Path(output) / f"bench-{size_name}-early-stop.json", echo)
+    return results
+
+
+def run_bookkeeping_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=print) -> dict:
+    """Part 9 alone: recording cost per trial early and late in a large study, saved as JSON."""
+    trials = SIZES[size_name]["bookkeeping_trials"]
+    echo(f"raygap bench ({size_name}) 9. bookkeeping: {trials} trials recorded by the head's writer")
+    cost = bookkeeping_cost(trials, echo=echo)
+    echo(
+        f"per trial, median: {cost['first_median_ms']:.2f} ms over the first {cost['window']}, {cost['last_median_ms']:.2f} ms over "
+        f"the last: ratio {cost['last_over_first_median']:.2f} (target ≤ {TARGETS['bookkeeping_ratio']:g}); means "
+        f"{cost['first_mean_ms']:.2f} / {cost['last_mean_ms']:.2f} ms (pareto.parquet on its cadence included)"
+    )
+    echo(f"rewriting the whole table at {trials} rows (before the parts): {cost['whole_table_rewrite_ms']:.1f} ms per seed; "
+         f"closing the study (final front, compaction): {cost['close_seconds']:.1f} s")  # fmt: skip
+    results = {
+        "size": size_name,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "bookkeeping": cost,
+        "optuna_storage": [],
+        "optuna_samplers": [],
+    }
+    for kind in ("sqlite", "journal"):
+        results["optuna_storage"].append(storage_cost(kind, trials))
+        r = results["optuna_storage"][-1]
+        at_1000 = f", at 1,000: {r['at_1000_ms']:.2f} ms" if r["at_1000_ms"] is not None else ""
+        echo(f"Optuna ask + tell, {kind}: {r['first_ms']:.2f} ms over the first 100 trials{at_1000}, {r['last_ms']:.2f} ms at {trials:,}")
+    for sampler in ("tpe", "nsga2"):
+        for held in sorted({min(1000, trials), trials}):
+            results["optuna_samplers"].append(sampler_cost(sampler, held))
+            echo(f"{sampler} ask on a study of {held:,} trials: {results['optuna_samplers'][-1]['seconds_per_ask']:.3f} s")
+    save_results(results, Path(output) / f"bench-{size_name}-bookkeeping.json", echo)
     return results
 
 

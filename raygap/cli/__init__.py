@@ -4,6 +4,7 @@ raygap train SPEC          one trial locally, without Ray
 raygap study run SPEC      a Ray Tune + Optuna study (one Ray Train trainer per trial)
 raygap study resume DIR    continue a stopped or killed study
 raygap study status DIR    trials so far and the current Pareto front, from Parquet only
+raygap study compact DIR   fold the per-seed Parquet parts into trials.parquet / history.parquet
 raygap dashboard DIR       optuna-dashboard for the study's Optuna database, on 127.0.0.1
 raygap report DIR [DIR…]   index.html, PNG figures and report.md from one or more study folders
 raygap bench               what a study costs on this machine, against raygap's targets
@@ -64,6 +65,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     folder.write_text(results.SPEC, yaml.safe_dump(spec.raw, sort_keys=False))
     results.record_seed(folder, trial_id, cfg.train.seed, params, config, status, final, error, history)
+    for name in results.DATASETS:
+        folder.compact(name)
 
     if status == "failed":
         print(f"trial {trial_id} failed: {error}", file=sys.stderr)
@@ -94,11 +97,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         run_gpu_bench(args.output, parts=parts)
         return 0
     if args.only:
-        from raygap.bench import CPU_PARTS, run_early_stop_bench
+        from raygap.bench import CPU_PARTS, run_bookkeeping_bench, run_early_stop_bench
 
-        if args.only != "early-stop":
+        if args.only not in CPU_PARTS:
             raise SpecError(f"--only with --size {args.size}: one of {', '.join(CPU_PARTS)} (the others run together, without --only)")
-        run_early_stop_bench(args.size, args.output)
+        (run_early_stop_bench if args.only == "early-stop" else run_bookkeeping_bench)(args.size, args.output)
         return 0
     run_bench(args.size, args.output)
     return 0
@@ -141,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--only",
         metavar="PARTS",
         help="with --size gpu, a comma-separated subset of: throughput, pipelines, cache, input, evaluation, sharing; "
-        "with ci or full: early-stop (the study with and without search.early_stop)",
+        "with ci or full: early-stop (the study with and without search.early_stop) or bookkeeping (recording cost at scale)",
     )
     bench.add_argument("-o", "--output", default="results/bench", metavar="DIR", help="where the JSON goes (default: results/bench)")
     bench.set_defaults(handler=cmd_bench)

@@ -14,11 +14,12 @@ def results_folder(cfg, args):
 
 
 def write_report(folders: list[str], output: str | None) -> Path:
+    from raygap import results
     from raygap.report import write_report as write
 
-    missing = [f for f in folders if not Path(f, "trials.parquet").is_file() and "://" not in f]
+    missing = [f for f in folders if "://" not in f and not results.ResultsFolder(f).exists(results.TRIALS)]
     if missing:
-        raise SpecError(f"not a raygap results folder (no trials.parquet): {', '.join(missing)}")
+        raise SpecError(f"not a raygap results folder (no trials.parquet or trials/ parts): {', '.join(missing)}")
     if len(folders) > 1 and not output:
         raise SpecError("several studies need -o DIR for the comparison page")
     return write(folders, output)

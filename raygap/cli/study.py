@@ -106,7 +106,7 @@ def cmd_study_status(args: argparse.Namespace) -> int:
 
     folder = results.ResultsFolder(args.folder)
     if not folder.exists(results.TRIALS):
-        raise SpecError(f"{folder}: no trials.parquet here (not a study folder, or no trial has finished yet)")
+        raise SpecError(f"{folder}: no trials.parquet or trials/ parts here (not a study folder, or no trial has finished yet)")
     trials = folder.read(results.TRIALS)
     counts = trials.group_by("status").len().sort("status")
     print(
@@ -120,6 +120,18 @@ def cmd_study_status(args: argparse.Namespace) -> int:
     if folder.exists(results.PARETO):
         objectives = json.loads(folder.schema(results.PARETO).metadata[b"objectives"])
         print(format_front(folder.read(results.PARETO), objectives))
+    return 0
+
+
+def cmd_study_compact(args: argparse.Namespace) -> int:
+    """Fold trials/ and history/ parts into trials.parquet and history.parquet."""
+    from raygap import results
+
+    folder = results.ResultsFolder(args.folder)
+    if not folder.exists(results.TRIALS):
+        raise SpecError(f"{folder}: no trials here (not a study folder, or no trial has finished yet)")
+    for name in results.DATASETS:
+        print(f"{folder.uri(name)}: {folder.compact(name)} part(s) folded in")
     return 0
 
 
@@ -173,3 +185,8 @@ def add_study_commands(commands) -> None:
     status = study.add_parser("status", help="trials, failures and the Pareto front of a study folder (no Ray needed)")
     status.add_argument("folder")
     status.set_defaults(handler=cmd_study_status)
+    compact = study.add_parser(
+        "compact", help="fold a study's per-seed Parquet parts into trials.parquet and history.parquet (a study does it when it ends)"
+    )
+    compact.add_argument("folder")
+    compact.set_defaults(handler=cmd_study_compact)

@@ -31,6 +31,8 @@ class Study:
     """Searched parameter columns (`param.*`) in the order of the study file."""
     spec_text: str = ""
     run: dict = field(default_factory=dict)
+    summary: pl.DataFrame | None = field(default=None, repr=False)
+    """`configurations(study)`, computed once: every figure and table reads it."""
 
     @property
     def main_param(self) -> str | None:
@@ -52,7 +54,9 @@ def load_study(location: str | Path) -> Study:
 def configurations(study: Study) -> pl.DataFrame:
     """One row per configuration: seed means and stds of the report's metrics, Pareto rank on the
     study's objectives (rank 1 = the front)."""
-    return pareto.summarize_trials(study.trials, study.objectives, catalog.SUMMARIZED)
+    if study.summary is None:
+        study.summary = pareto.summarize_trials(study.trials, study.objectives, catalog.SUMMARIZED)
+    return study.summary
 
 
 def front_panels(study: Study) -> list[tuple[str, str, pl.DataFrame]]:
@@ -201,8 +205,8 @@ def hypervolume_progress(study: Study) -> pl.DataFrame:
         return pl.DataFrame()
     objectives = dict(_gap_first(study.objectives))
     order = "recorded_at" if "recorded_at" in study.trials.columns else None
-    pruned = study.trials.filter(pl.col("status") == "pruned")["trial_id"]
-    done = study.trials.with_row_index("order").filter((pl.col("status") == "completed") & ~pl.col("trial_id").is_in(pruned.to_list()))
+    ended = study.trials.filter(pl.col("status") != "completed")["trial_id"]  # failed or pruned: not on a front (summarize_trials)
+    done = study.trials.with_row_index("order").filter((pl.col("status") == "completed") & ~pl.col("trial_id").is_in(ended.to_list()))
     if done.is_empty():
         return pl.DataFrame()
     finished = (
@@ -211,7 +215,13 @@ def hypervolume_progress(study: Study) -> pl.DataFrame:
         .sort("finished")
     )
     reference = tuple(hypervolume_reference(finished[c], c, d) for c, d in objectives.items())
-    volumes = [pareto.hypervolume_2d(finished.head(i + 1), objectives, reference) for i in range(finished.height)]
+    # Only the front of each prefix counts, and it changes only when a configuration joins it:
+    # O(n × front) in all rather than a hypervolume of every prefix.
+    front, volume, volumes = pareto.RunningFront(objectives), 0.0, []
+    for row in finished.iter_rows(named=True):
+        if front.add(row["trial_id"], row):
+            volume = front.hypervolume(reference)  # type: ignore[arg-type]
+        volumes.append(volume)
     return pl.DataFrame({"completed": range(1, finished.height + 1), "trial_id": finished["trial_id"], "hypervolume": volumes})
 
 

@@ -98,9 +98,12 @@ def run_study(
             recorder = StudyRecorder(folder, settings.search.objectives, total, echo, finished=finished, stopped=stopped)
             searcher = make_searcher(spec, optuna_db, rerun[:remaining], stopped)
             with tracking.quiet_tune():
-                _make_tuner(
-                    spec, settings, folder, plan, searcher, recorder, remaining, resume, scheduler
-                ).fit()  # Ctrl-C: Tune stops the trials and returns
+                try:
+                    _make_tuner(
+                        spec, settings, folder, plan, searcher, recorder, remaining, resume, scheduler
+                    ).fit()  # Ctrl-C: Tune stops the trials and returns
+                finally:
+                    recorder.ledger.close()  # pareto.parquet, and the parts compacted
         finally:
             if started_here:
                 ray.shutdown()

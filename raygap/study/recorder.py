@@ -1,4 +1,5 @@
-"""The single writer of a study's results folder: a Tune callback on the head."""
+"""The single writer of a study's results folder: a Tune callback on the head (what it records,
+and how, is `raygap.ledger`)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import json
 import time
 from typing import Callable
 
-import polars as pl
 from ray import tune
 
-from raygap import catalog, pareto, results
+from raygap import results
+from raygap.ledger import StudyLedger
 from raygap.search import recorded_params
 
 
@@ -26,6 +27,7 @@ class StudyRecorder(tune.Callback):
         stopped: dict[str, int] | None = None,
     ):
         self.folder, self.objectives, self.total, self.echo = folder, objectives, total, echo
+        self.ledger = StudyLedger(folder, objectives)
         self.stopped = stopped if stopped is not None else {}  # trial id → step, from the early-stopping scheduler
         self.recorded: set[str] = set()
         self.recorded_seeds: set[tuple[str, int]] = set()
@@ -63,7 +65,7 @@ class StudyRecorder(tune.Callback):
                 self._progress(trials, trial, f"trial {trial.trial_id} failed: {report['error']}")
         elif result.get("event") == "done":
             self.completed += 1
-            front = self._update_front()
+            front = self.ledger.finish_trial(trial.trial_id)
             self._progress(
                 trials,
                 trial,
@@ -85,9 +87,7 @@ class StudyRecorder(tune.Callback):
             "trial_started_at": self.trial_started_at.get(trial.trial_id),
             "recorded_at": time.time(),
         }
-        results.record_seed(
-            self.folder, trial.trial_id, seed, recorded_params(trial.config), {}, "pruned", final, None, rows
-        )  # fmt: skip
+        self.ledger.record_seed(trial.trial_id, seed, recorded_params(trial.config), {}, "pruned", final, None, rows)
         self.recorded.add(trial.trial_id)
         self.pruned += 1
         self._progress(trials, trial, f"trial {trial.trial_id} stopped early at step {step} (pruned)")
@@ -96,7 +96,7 @@ class StudyRecorder(tune.Callback):
         self.failed += 1
         if trial.trial_id not in self.recorded:  # failed before any seed finished: record the error
             error = str(trial.get_error() or "unknown error").strip().splitlines()[-1]
-            results.record_seed(self.folder, trial.trial_id, -1, recorded_params(trial.config), {}, "failed", error=error)
+            self.ledger.record_seed(trial.trial_id, -1, recorded_params(trial.config), {}, "failed", error=error)
         self._progress(trials, trial, f"trial {trial.trial_id} failed")
 
     def _record_seed(self, report: dict) -> None:
@@ -105,8 +105,7 @@ class StudyRecorder(tune.Callback):
         # Wall-clock stamps on the head, for the per-trial overhead in `raygap bench`.
         stamps = {"trial_started_at": self.trial_started_at.get(report["trial_id"]), "recorded_at": time.time()}
         final = report.get("final") and {**report["final"], **stamps}
-        results.record_seed(
-            self.folder,
+        self.ledger.record_seed(
             report["trial_id"],
             report["seed"],
             report["params"],
@@ -116,11 +115,6 @@ class StudyRecorder(tune.Callback):
             report.get("error"),
             report.get("history"),
         )
-
-    def _update_front(self) -> int:
-        summary = pareto.summarize_trials(self.folder.read(results.TRIALS), self.objectives, catalog.SUMMARIZED)
-        self.folder.write_parquet(results.PARETO, summary, metadata={"objectives": json.dumps(self.objectives)})
-        return summary.filter(pl.col("rank") == 1).height
 
     def _progress(self, trials, finished, message: str) -> None:
         running = sum(t.status == "RUNNING" and t is not finished for t in trials)
