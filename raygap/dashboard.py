@@ -1,4 +1,4 @@
-"""`raygap dashboard DIR`: optuna-dashboard over a study's Optuna database, on 127.0.0.1 unless told
+"""`raygap dashboard DIR`: optuna-dashboard over a study's Optuna file, on 127.0.0.1 unless told
 otherwise. The objectives carry their names and each trial its final metrics as user attributes
 (raygap.study.searcher), so the dashboard shows them beside the objectives."""
 
@@ -8,11 +8,11 @@ import yaml
 
 from raygap import results
 from raygap.config import SpecError
-from raygap.study.folder import optuna_path, read_stored_spec
+from raygap.study.folder import optuna_path, optuna_storage, read_stored_spec
 
 
 def study_database(location: str):
-    """The Optuna SQLite file of the study in `location` (local or URI); SpecError if there is none."""
+    """The Optuna study file of the study in `location` (local or URI); SpecError if there is none."""
     folder = results.ResultsFolder(location)
     name = (yaml.safe_load(read_stored_spec(folder)) or {}).get("name")
     database = optuna_path(folder, name)
@@ -28,7 +28,7 @@ def serve(location: str, port: int = 8080, host: str = "127.0.0.1") -> int:
     database = study_database(location)
     print(f"optuna-dashboard: http://{host}:{port}/dashboard ({database}); Ctrl-C stops it", flush=True)
     try:
-        optuna_dashboard.run_server(f"sqlite:///{database}", host=host, port=port)
+        optuna_dashboard.run_server(optuna_storage(database), host=host, port=port)
     except KeyboardInterrupt:
         pass
     return 0

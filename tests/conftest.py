@@ -109,3 +109,13 @@ def _cmdline(process) -> list[str]:
         return process.cmdline()
     except psutil.Error:
         return []
+
+
+def optuna_study(folder, name: str):
+    """The Optuna study a raygap study keeps beside its results (journal file or SQLite)."""
+    import optuna
+
+    from raygap.results import ResultsFolder
+    from raygap.study.folder import optuna_path, optuna_storage
+
+    return optuna.load_study(study_name=name, storage=optuna_storage(optuna_path(ResultsFolder(folder), name)))

@@ -2,16 +2,18 @@
 through the engine whose hopeless trials are pruned: status pruned with their history, Optuna told
 PRUNED, the front without them, a resume that keeps them pruned."""
 
+import json
 import math
-import sqlite3
 
 import optuna
 import polars as pl
 import pytest
 
+from conftest import optuna_study
 from raygap.config import load_spec
 from raygap.early_stop import ParetoRule, dominates, objectives_at, value_at
 
+SET_TRIAL_STATE_VALUES = 6  # optuna.storages.journal's operation code
 OBJECTIVES = {"modality_gap": "min", "mean_r1": "max"}
 
 
@@ -136,25 +138,28 @@ def test_a_study_prunes_its_hopeless_trials_and_a_resume_keeps_them_pruned(tmp_p
 
     front = pl.read_parquet(folder / "pareto.parquet")
     assert not set(front["trial_id"]) & set(pruned["trial_id"])
-    storage = f"sqlite:///{folder / 'optuna.db'}"
-    study = optuna.load_study(study_name="prune", storage=storage)
+    study = optuna_study(folder, "prune")
     states = [t.state for t in study.trials]
     assert states.count(optuna.trial.TrialState.PRUNED) == pruned.height
     assert states.count(optuna.trial.TrialState.COMPLETE) == 4 - pruned.height
 
-    # The head dies before telling Optuna about a pruned trial and before a completed one's rows land:
-    # the resume keeps the pruned trial (told PRUNED), and runs the other again.
+    # The head dies before telling Optuna about a pruned trial and before a completed one's rows land
+    # (their last entries in Optuna's journal, the finished states, are dropped): the resume keeps the
+    # pruned trial (told PRUNED), and runs the other again.
     [kept] = pruned["trial_id"][:1]
     [lost] = trials.filter(pl.col("status") == "completed")["trial_id"][-1:]
-    with sqlite3.connect(folder / "optuna.db") as db:
-        numbers = [t.number for t in study.trials if t.user_attrs["tune_trial_id"] in (kept, lost)]
-        db.executemany("UPDATE trials SET state = 'RUNNING' WHERE number = ?", [(n,) for n in numbers])
+    ids = {t._trial_id for t in study.trials if t.user_attrs["tune_trial_id"] in (kept, lost)}
+    journal = folder / "optuna.log"
+    entries = [json.loads(line) for line in journal.read_text().splitlines()]
+    told = [e for e in entries if e["op_code"] == SET_TRIAL_STATE_VALUES and e["trial_id"] in ids and e["state"] != 0]
+    assert len(told) == 2
+    journal.write_text("".join(json.dumps(e) + "\n" for e in entries if e not in told))
     trials.filter(pl.col("trial_id") != lost).write_parquet(folder / "trials.parquet")
     run_study(load_spec(path), folder, dashboard=False, num_cpus=1, resume=True)
     again = pl.read_parquet(folder / "trials.parquet")
     assert again.height == 4 and lost not in again["trial_id"].to_list()
     assert again.filter(pl.col("trial_id") == kept)["status"].to_list() == ["pruned"]
-    by_tune_id = {t.user_attrs.get("tune_trial_id"): t.state for t in optuna.load_study(study_name="prune", storage=storage).trials}
+    by_tune_id = {t.user_attrs.get("tune_trial_id"): t.state for t in optuna_study(folder, "prune").trials}
     assert by_tune_id[kept] == optuna.trial.TrialState.PRUNED and by_tune_id[lost] == optuna.trial.TrialState.FAIL
 
 
@@ -171,5 +176,5 @@ def test_asha_stops_trials_on_the_first_objective(tmp_path):
     pruned = trials.filter(pl.col("status") == "pruned")
     assert pruned.height >= 1 and trials.filter(pl.col("status") == "completed").height >= 1
     assert pruned["stopped_at_step"].is_in([3, 6]).all()  # ASHA's rungs: grace 3, then × 2
-    states = [t.state for t in optuna.load_study(study_name="prune", storage=f"sqlite:///{folder / 'optuna.db'}").trials]
+    states = [t.state for t in optuna_study(folder, "prune").trials]
     assert states.count(optuna.trial.TrialState.PRUNED) == pruned.height

@@ -13,6 +13,7 @@ import polars as pl
 import psutil
 import pytest
 
+from conftest import optuna_study
 from raygap import results
 
 STUDY = """
@@ -78,7 +79,7 @@ def test_sigkill_then_resume_keeps_finished_trials_once(tmp_path):
     assert before.height < 6
     record = json.loads((out / "ray-cluster.json").read_text())
     assert leftovers(record), "expected the killed driver's Ray processes to outlive it"
-    numbers_before = [t.number for t in optuna.load_study(study_name="killed", storage=f"sqlite:///{out / 'optuna.db'}").trials]
+    numbers_before = [t.number for t in optuna_study(out, "killed").trials]
 
     resume = raygap("study", "resume", str(out), "--no-dashboard")
     log, _ = resume.communicate(timeout=400)
@@ -89,7 +90,7 @@ def test_sigkill_then_resume_keeps_finished_trials_once(tmp_path):
     assert after.height == 6 and after["trial_id"].n_unique() == 6 and set(after["status"]) == {"completed"}
     kept = after.filter(pl.col("trial_id").is_in(before["trial_id"].implode()))
     assert kept.select(before.columns).drop("config").equals(before.drop("config"))  # finished trials exactly once, unchanged
-    study = optuna.load_study(study_name="killed", storage=f"sqlite:///{out / 'optuna.db'}")
+    study = optuna_study(out, "killed")
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == 6  # one Optuna study: the resumed trials were added to it, not restarted
     assert [t.number for t in study.trials][: len(numbers_before)] == numbers_before
@@ -117,7 +118,7 @@ def test_ctrl_c_stops_cleanly_then_resume_finishes_the_study(tmp_path):
     params = [c for c in after.columns if c.startswith("param.")]
     assert params == ["param.temperature.value"]  # a continuous range: a repeat is the sampler replaying its draws
     assert after.select(params).n_unique() == 6, after.select("trial_id", *params)
-    study = optuna.load_study(study_name="killed", storage=f"sqlite:///{out / 'optuna.db'}")
+    study = optuna_study(out, "killed")
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 6
 
 

@@ -3,6 +3,7 @@
 import polars as pl
 import pytest
 
+from conftest import optuna_study
 from raygap.config import ResourcesSpec, SpecError, load_spec
 from raygap.study.plan import plan_resources
 
@@ -83,9 +84,7 @@ def test_study_end_to_end(tmp_path, capsys):
     assert (pareto["rank"] == 1).sum() >= 1
     assert set(pareto["modality_gap"].to_list()) == set(trials["modality_gap"].to_list())
 
-    import optuna
-
-    study = optuna.load_study(study_name="e2e", storage=f"sqlite:///{folder / 'optuna.db'}")
+    study = optuna_study(folder, "e2e")
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
     assert sorted(t.values[0] for t in study.trials) == sorted(trials["modality_gap"].to_list())
     assert "3/3 finished" in capsys.readouterr().out
@@ -152,7 +151,6 @@ def test_conditional_study_through_the_engine(tmp_path):
 
 
 def test_failed_trials_are_recorded_and_never_on_the_front(tmp_path):
-    import optuna
 
     from raygap.study import run_study
 
@@ -164,12 +162,11 @@ def test_failed_trials_are_recorded_and_never_on_the_front(tmp_path):
     assert trials["status"].to_list() == ["failed", "failed"]
     assert all(e.startswith("TrainingDiverged: loss became nan") for e in trials["error"].to_list())
     assert summary.is_empty() and not (folder / "pareto.parquet").exists()
-    study = optuna.load_study(study_name="broken", storage=f"sqlite:///{folder / 'optuna.db'}")
+    study = optuna_study(folder, "broken")
     assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]
 
 
 def test_a_diverged_trial_fails_with_its_reason_and_the_study_goes_on(tmp_path):
-    import optuna
 
     from raygap.study import run_study
 
@@ -181,7 +178,7 @@ def test_a_diverged_trial_fails_with_its_reason_and_the_study_goes_on(tmp_path):
     assert trials["status"].to_list() == ["completed", "failed"]
     assert trials["error"][1].startswith("TrainingDiverged: loss became nan")
     assert summary["trial_id"].to_list() == [trials["trial_id"][0]]  # the front ignores the failed trial
-    study = optuna.load_study(study_name="diverge", storage=f"sqlite:///{folder / 'optuna.db'}")
+    study = optuna_study(folder, "diverge")
     assert sorted(t.state.name for t in study.trials) == ["COMPLETE", "FAIL"]
 
 
@@ -236,6 +233,7 @@ def test_a_thousand_trial_theory_study_keeps_every_trial(tmp_path):
 
     from raygap.results import HISTORY, TRIALS, ResultsFolder, trial_row
     from raygap.study import optuna_path, run_study
+    from raygap.study.folder import optuna_storage
 
     raw = yaml.safe_load(Path("studies/theory-search.yaml").read_text())
     raw["search"]["trials"] = 1000
@@ -251,7 +249,7 @@ def test_a_thousand_trial_theory_study_keeps_every_trial(tmp_path):
     assert trials.height == 1000 and trials["trial_id"].n_unique() == 1000
     assert trials["status"].to_list() == ["completed"] * 1000
     assert folder.read(HISTORY).height == 1000 * 6  # t = 0 and five records per trial
-    study = optuna.load_study(study_name=spec.name, storage=f"sqlite:///{optuna_path(folder, spec.name)}")
+    study = optuna.load_study(study_name=spec.name, storage=optuna_storage(optuna_path(folder, spec.name)))
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 1000
 
     stamps = trials.sort("recorded_at")["recorded_at"].to_list()

@@ -30,7 +30,7 @@ from raygap.study import tracking
 from raygap.study.cluster import CLUSTER_RECORD, dashboard_line, plan_for_this_machine, record_cluster, start_ray, stop_stale_cluster
 from raygap.study.driver import drive_trial
 from raygap.study.early_stop import ParetoStopper, finished_curves, make_scheduler
-from raygap.study.folder import optuna_path
+from raygap.study.folder import optuna_path, optuna_storage
 from raygap.study.plan import ResourcePlan, study_plan
 from raygap.study.recorder import StudyRecorder
 from raygap.study.resume import prepare_resume
@@ -62,15 +62,15 @@ def run_study(
     folder = folder if isinstance(folder, results.ResultsFolder) else results.ResultsFolder(folder)
     _check_before_ray(spec, settings, folder, address, resume, overwrite)
     total = number_of_trials(spec)
-    optuna_db = optuna_path(folder, spec.name)
-    optuna_db.parent.mkdir(parents=True, exist_ok=True)
-    cluster_record = optuna_db.parent / CLUSTER_RECORD
+    optuna_file = optuna_path(folder, spec.name)
+    optuna_file.parent.mkdir(parents=True, exist_ok=True)
+    cluster_record = optuna_file.parent / CLUSTER_RECORD
     stop_stale_cluster(cluster_record, echo)
     if overwrite:
-        study_folder.clear(folder, optuna_db)
+        study_folder.clear(folder, optuna_file)
     folder.sweep_temporaries()
     finished, rerun = (
-        prepare_resume(folder, optuna_db, spec.name, settings.search.objectives, settings.search.repeats, echo) if resume else (0, [])
+        prepare_resume(folder, optuna_file, spec.name, settings.search.objectives, settings.search.repeats, echo) if resume else (0, [])
     )
     remaining = max(total - finished, 0)
     if resume and remaining == 0:
@@ -96,7 +96,7 @@ def run_study(
             scheduler = _early_stopper(settings, folder, resume)
             stopped = scheduler.stopped if scheduler else {}
             recorder = StudyRecorder(folder, settings.search.objectives, total, echo, finished=finished, stopped=stopped)
-            searcher = make_searcher(spec, optuna_db, rerun[:remaining], stopped)
+            searcher = make_searcher(spec, optuna_file, rerun[:remaining], stopped)
             with tracking.quiet_tune():
                 try:
                     _make_tuner(
@@ -186,9 +186,9 @@ def _trial_name(trial) -> str:
     return f"{trial.trial_id} {values}".strip()
 
 
-def make_searcher(spec: StudySpec, optuna_db: Path, rerun: list[dict], stopped: dict | None = None) -> FailureAwareOptunaSearch:
-    """The study's search: Optuna over the spec's space, persisted in `optuna_db` (an existing study
-    there continues), the parameters in `rerun` suggested first; trials in `stopped` are PRUNED."""
+def make_searcher(spec: StudySpec, optuna_file: Path, rerun: list[dict], stopped: dict | None = None) -> FailureAwareOptunaSearch:
+    """The study's search: Optuna over the spec's space, persisted in the file `optuna_file` (an
+    existing study there continues), the parameters in `rerun` suggested first; trials in `stopped` are PRUNED."""
     objectives = spec.resolve(check_paths=False).search.objectives
     return FailureAwareOptunaSearch(
         space=functools.partial(suggest_params, raw=spec.raw, file=str(spec.path)),
@@ -196,7 +196,7 @@ def make_searcher(spec: StudySpec, optuna_db: Path, rerun: list[dict], stopped: 
         mode=list(objectives.values()),
         sampler=make_sampler(spec),
         study_name=spec.name,
-        storage=optuna.storages.RDBStorage(f"sqlite:///{optuna_db}"),
+        storage=optuna_storage(optuna_file),
         points_to_evaluate=rerun or None,
         stopped=stopped,
     )

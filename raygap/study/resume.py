@@ -8,6 +8,7 @@ import optuna
 import polars as pl
 
 from raygap import results
+from raygap.study.folder import optuna_storage
 from raygap.study.searcher import TUNE_TRIAL_ID
 
 
@@ -20,7 +21,7 @@ def finished_trials(trials: pl.DataFrame, repeats: int) -> list[str]:
 
 
 def prepare_resume(
-    folder: results.ResultsFolder, optuna_db: Path, name: str, objectives: dict[str, str], repeats: int, echo
+    folder: results.ResultsFolder, optuna_file: Path, name: str, objectives: dict[str, str], repeats: int, echo
 ) -> tuple[int, list[dict]]:
     """Keep the finished trials' rows (exactly once) and drop the rest; tell Optuna the outcome
     of trials that finished before the stop but were never told (the driver died in between),
@@ -38,8 +39,8 @@ def prepare_resume(
                 history = folder.read(results.HISTORY).filter(pl.col("trial_id").is_in(finished))
                 folder.write_parquet(results.HISTORY, history, _footer(folder, results.HISTORY))
     rerun, told = [], 0
-    if optuna_db.exists():
-        storage = optuna.storages.RDBStorage(f"sqlite:///{optuna_db}")
+    if optuna_file.exists():
+        storage = optuna_storage(optuna_file)
         study = optuna.load_study(study_name=name, storage=storage)
         for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)):
             tune_id = trial.user_attrs.get(TUNE_TRIAL_ID)
