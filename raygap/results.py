@@ -1,21 +1,16 @@
 """Results folder: the Parquet contract between the engine and everything after it.
 
 The only module that writes Parquet. A results folder is a local path or any URI that pyarrow's
-filesystems take (file://, s3://, gs://, hdfs://…), so a multi-node cluster can write to shared
-storage. Every write goes to a temporary file beside its target and is then moved over it, so a
-crash leaves either the previous complete file or the new one (atomic on local disks).
+filesystems take (file://, s3://, gs://, hdfs://…). Files are written beside their target and
+moved over it: a crash leaves the previous complete file or the new one (atomic on local disks).
 
 - trials.parquet  — one row per (trial, seed): ids, `param.*` columns, status, error, final metrics
 - history.parquet — one row per (trial, seed, evaluation point)
-
-trials and history are datasets: while a study runs, each finished seed adds one Parquet part under
-trials/ and history/ (written once under a unique name: a constant cost per seed, whatever the
-study's size, and nothing to rename on object stores); compaction folds the parts into
-trials.parquet / history.parquet, whose footer names the parts it holds, so a crash between
-writing it and deleting them never counts a row twice. `read` gives both forms as one table.
+  Both grow by parts while a study runs (trials/, history/: one per seed, written once under a
+  unique name) that compaction folds in; the compacted file's footer names the parts it holds, so
+  a crash between writing it and deleting them never counts a row twice (README, Results).
 - pareto.parquet  — one row per configuration: seed means/stds and its Pareto rank (1 = the front)
-- spec.yaml       — the study file as run
-- run.yaml        — when and where it ran (cluster resources, resource plan, versions)
+- spec.yaml / run.yaml — the study file as run; when and where it ran
 """
 
 from __future__ import annotations
@@ -106,10 +101,10 @@ class ResultsFolder:
             self.filesystem.delete_file(path)
         return len(stale)
 
-    def write_parquet(self, name: str, frame: pl.DataFrame, metadata: dict[str, str] | None = None) -> None:
-        """Atomically write `frame`, with optional key/value metadata in the Parquet footer. For a
-        dataset, `frame` replaces all of it: the file is written naming every part, then the parts go."""
-        parts = self._parts(name) if name in DATASETS else []
+    def write_parquet(self, name: str, frame: pl.DataFrame, metadata: dict[str, str] | None = None, parts: list[str] | None = None) -> None:
+        """Atomically write `frame` with optional footer metadata. For a dataset, `frame` replaces the
+        file and `parts` (default: all there now; pass what `read_parts` covered): named, then deleted."""
+        parts = (self._parts(name) if parts is None else parts) if name in DATASETS else []
         if name in DATASETS:
             metadata = {**(metadata or {}), COMPACTED_PARTS: json.dumps(parts)}
         table = frame.to_arrow()
@@ -120,8 +115,7 @@ class ResultsFolder:
             self.filesystem.delete_file(self._file(f"{parts_folder(name)}/{part}"))
 
     def remove_empty_parts_folders(self) -> None:
-        """Drop the parts folders once compaction emptied them (only when no writer runs: a part
-        added meanwhile would go with its folder)."""
+        """Drop the parts folders compaction emptied (only when no writer runs)."""
         for name in DATASETS:
             folder = self._file(parts_folder(name))
             info = self.filesystem.get_file_info(folder)
@@ -130,10 +124,10 @@ class ResultsFolder:
 
     def compact(self, name: str) -> int:
         """Fold a dataset's parts into its file (the single writer only); returns the parts folded."""
-        parts = self._parts(name)
-        if parts:
-            metadata = self.schema(name).metadata or {}
-            self.write_parquet(name, self.read(name), {k.decode(): v.decode() for k, v in metadata.items() if not k.startswith(b"ARROW")})
+        if not self._parts(name):
+            return 0
+        frame, metadata, parts = self.read_parts(name)
+        self.write_parquet(name, frame, metadata, parts)
         return len(parts)
 
     def write_text(self, name: str, text: str) -> None:
@@ -151,16 +145,40 @@ class ResultsFolder:
 
     def read(self, name: str) -> pl.DataFrame:
         """A file as a frame; a dataset as its compacted file and the parts it does not hold yet."""
-        if name not in DATASETS:
-            return self._read_file(name)
-        frames, held = [], set()
+        return self._read_file(name) if name not in DATASETS else self.read_parts(name)[0]
+
+    def read_parts(self, name: str, attempts: int = 3) -> tuple[pl.DataFrame, dict[str, str], list[str]]:
+        """A dataset as one frame, its compacted file's footer and the part files it covers. The parts
+        are listed before the file is opened (footer and rows through one handle): a compaction
+        meanwhile leaves each row counted once, and one that deletes a listed part starts the read
+        again."""
+        for _ in range(attempts - 1):
+            try:
+                return self._read_dataset(name)
+            except FileNotFoundError:
+                continue
+        return self._read_dataset(name)
+
+    def _read_dataset(self, name: str) -> tuple[pl.DataFrame, dict[str, str], list[str]]:
+        listed = self._parts(name)
+        frames: list[pl.DataFrame] = []
+        held: set[str] = set()
+        footer: dict[str, str] = {}
         if self.filesystem.get_file_info(self._file(name)).type == pafs.FileType.File:
-            held = set(json.loads((self.schema(name).metadata or {}).get(COMPACTED_PARTS.encode(), b"[]")))
-            frames.append(self._read_file(name))
-        frames += [self._read_file(f"{parts_folder(name)}/{part}") for part in self._parts(name) if part not in held]
+            with self.filesystem.open_input_file(self._file(name)) as handle:
+                table = pq.read_table(handle)
+            footer = _footer(table.schema)
+            held = set(json.loads(footer.get(COMPACTED_PARTS, "[]")))
+            compacted = pl.from_arrow(table)
+            assert isinstance(compacted, pl.DataFrame)
+            frames.append(compacted)
+        frames += [self._read_file(f"{parts_folder(name)}/{part}") for part in listed if part not in held]
         if not frames:
             raise FileNotFoundError(self._file(name))
-        return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+        if not footer and listed:  # no compacted file yet: the notes on the metrics are in the parts' footers
+            footer = _footer(self.schema(name))
+        frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+        return frame, footer, listed  # every listed part is in `frame`: read, or held by the compacted file
 
     def schema(self, name: str) -> pa.Schema:
         """The Parquet schema and footer; a dataset's from its file, else its oldest part."""
@@ -178,12 +196,15 @@ class ResultsFolder:
         if metadata:
             table = table.replace_schema_metadata({**(table.schema.metadata or {}), **{k: str(v) for k, v in metadata.items()}})
         part = f"{parts_folder(name)}/part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-        if self.is_local:  # a reader must never see half a part: write beside, then rename
+        if self.filesystem.type_name not in ("s3", "gcs"):  # a reader must never see half a part: write beside, then rename
             self.filesystem.create_dir(self._file(parts_folder(name)), recursive=True)
             self._atomic_write(part, lambda stream: pq.write_table(table, stream))
-        else:  # an object store shows an object only once its upload completed
-            with self.filesystem.open_output_stream(self._file(part)) as stream:
-                pq.write_table(table, stream)
+            return
+        # An object store shows an object once its upload completes: the whole part goes in one write.
+        buffer = pa.BufferOutputStream()
+        pq.write_table(table, buffer)
+        with self.filesystem.open_output_stream(self._file(part)) as stream:
+            stream.write(buffer.getvalue())
 
     def uri(self, name: str) -> str:
         """Where `name` lives, as something Ray or a person can use."""
@@ -219,6 +240,11 @@ def read_study(location: str | Path) -> StudyResults:
         return (yaml.safe_load(folder.read_text(name)) or {}) if folder.exists(name) else {}
 
     return StudyResults(str(folder), mapping(SPEC), frame(TRIALS), frame(HISTORY), frame(PARETO), mapping(RUN))
+
+
+def _footer(schema: pa.Schema) -> dict[str, str]:
+    """A Parquet footer's key/value metadata, without Arrow's own schema entry."""
+    return {k.decode(): v.decode() for k, v in (schema.metadata or {}).items() if not k.startswith(b"ARROW")}
 
 
 def parts_folder(name: str) -> str:

@@ -101,3 +101,11 @@ def test_the_payload_is_plain_json_with_pruned_and_failed_trials(tmp_path):
     assert payload["pairs"] == [["modality_gap", "mean_r1"]]
     b = next(c for c in first["configurations"] if c["trial_id"] == "b")
     assert b["values"]["modality_gap"] is None and b["values"]["mean_r1"] == pytest.approx(0.25)  # a NaN seed: no mean, not drawn
+
+
+def test_seed_fronts_pair_the_nth_seed_of_each_configuration_even_when_seeds_differ(tmp_path):
+    # a ran seeds 0 and 1, b seeds 5 and 6 (train.seed differs): the first seeds' front is a, the
+    # second seeds' front is b, so both are unstable (grouped by seed number each would stand alone).
+    study = study_of(tmp_path, [("a", 0, 0.2, 0.5), ("a", 1, 0.6, 0.1), ("b", 5, 0.4, 0.3), ("b", 6, 0.4, 0.3)])
+    assert not front_stability(study, PAIR)["stable"].any()
+    assert not attainment_surfaces(study, PAIR).is_empty()

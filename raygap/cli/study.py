@@ -126,10 +126,15 @@ def cmd_study_status(args: argparse.Namespace) -> int:
 def cmd_study_compact(args: argparse.Namespace) -> int:
     """Fold trials/ and history/ parts into trials.parquet and history.parquet."""
     from raygap import results
+    from raygap.study.folder import CLUSTER_RECORD, check_no_study_running, optuna_path, read_stored_spec
 
     folder = results.ResultsFolder(args.folder)
     if not folder.exists(results.TRIALS):
         raise SpecError(f"{folder}: no trials here (not a study folder, or no trial has finished yet)")
+    import yaml
+
+    study_name = (yaml.safe_load(read_stored_spec(folder)) or {}).get("name", "") if folder.exists(results.SPEC) else ""
+    check_no_study_running(optuna_path(folder, study_name).parent / CLUSTER_RECORD)  # its own writer compacts as it goes
     for name in results.DATASETS:
         print(f"{folder.uri(name)}: {folder.compact(name)} part(s) folded in")
     return 0

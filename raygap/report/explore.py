@@ -24,9 +24,12 @@ LEVELS = (25.0, 50.0, 75.0)
 
 
 def seed_results(study: Study) -> pl.DataFrame:
-    """Completed seed rows of the configurations on the report's table (pruned ones left out)."""
+    """Completed seed rows of the configurations on the report's table (pruned ones left out), with
+    `repeat`: the seed's place within its trial (0, 1, …). Seed r's front is over repeat r, which is
+    the same seed in every configuration unless train.seed itself differs between them."""
     kept = configurations(study)["trial_id"].to_list()
-    return study.trials.filter((pl.col("status") == "completed") & pl.col("trial_id").is_in(kept))
+    rows = study.trials.filter((pl.col("status") == "completed") & pl.col("trial_id").is_in(kept))
+    return rows.with_columns(repeat=(pl.col("seed").rank("dense").over("trial_id") - 1).cast(pl.Int64))
 
 
 def _costs(frame: pl.DataFrame, pair: dict[str, str]) -> np.ndarray:
@@ -42,10 +45,10 @@ def attainment_surfaces(study: Study, pair: dict[str, str], levels: tuple[float,
     import moocore
 
     rows = seed_results(study).drop_nulls(list(pair)).filter(pl.all_horizontal([pl.col(c).is_finite() for c in pair]))
-    rows = rows.sort("seed", maintain_order=True)  # moocore.eaf reads each set's points as one run: interleaved sets give wrong surfaces
-    if rows.is_empty() or rows["seed"].n_unique() < 2:
+    rows = rows.sort("repeat", maintain_order=True)  # moocore.eaf reads each set's points as one run: interleaved sets give wrong surfaces
+    if rows.is_empty() or rows["repeat"].n_unique() < 2:
         return pl.DataFrame(schema={"level": pl.Float64, "x": pl.Float64, "y": pl.Float64})
-    surfaces = moocore.eaf(_costs(rows, pair), sets=rows["seed"].to_numpy(), percentiles=list(levels))
+    surfaces = moocore.eaf(_costs(rows, pair), sets=rows["repeat"].to_numpy(), percentiles=list(levels))
     signs = np.array([1 if d == "min" else -1 for d in pair.values()])
     frame = pl.DataFrame({"level": surfaces[:, 2], "x": surfaces[:, 0] * signs[0], "y": surfaces[:, 1] * signs[1]})
     return frame.sort("level", "x")
@@ -59,7 +62,7 @@ def front_stability(study: Study, pair: dict[str, str]) -> pl.DataFrame:
         return pl.DataFrame(schema={"trial_id": pl.String, "seeds": pl.UInt32, "on_seed_fronts": pl.UInt32, "stable": pl.Boolean})
     flagged = [
         seed_rows.select("trial_id").with_columns(on_front=pl.Series(pareto.pareto_ranks(seed_rows, pair) == 1).fill_null(False))
-        for _, seed_rows in rows.group_by("seed")
+        for _, seed_rows in rows.group_by("repeat")
     ]
     return (
         pl.concat(flagged)

@@ -13,7 +13,7 @@ import ray
 
 from raygap import results
 from raygap.config import StudySpec
-from raygap.study.folder import StudyInProgress
+from raygap.study.folder import CLUSTER_RECORD, check_no_study_running  # noqa: F401  (CLUSTER_RECORD: re-exported)
 from raygap.study.plan import ResourcePlan, study_plan
 
 # Ray Train's controller polls its workers every 2 s by default, so a finished trainer waits up to
@@ -53,7 +53,6 @@ def dashboard_line(url: str | None) -> str:
 
 
 # (Ray leaves its dashboard and agents running after a SIGKILL of the driver) can be stopped later.
-CLUSTER_RECORD = "ray-cluster.json"
 
 
 def record_cluster(path: Path) -> None:
@@ -81,8 +80,7 @@ def stop_stale_cluster(path: Path, echo: Callable[[str], None]) -> int:
         except psutil.Error:
             return None
 
-    if alive(record["driver"]):
-        raise StudyInProgress(f"{path.parent}: a study is still running on this folder (pid {record['driver']['pid']})")
+    check_no_study_running(path)
     heads = [process for process in map(alive, record["processes"]) if process is not None]
     doomed = {p.pid: p for head in heads for p in [head, *head.children(recursive=True)]}
     # Processes the raylet started carry its pid in RAY_RAYLET_PID, and outlive it when orphaned.

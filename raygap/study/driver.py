@@ -14,7 +14,7 @@ from ray import tune
 
 from raygap.config import StudySpec, TrialConfig
 from raygap.search import recorded_params
-from raygap.study.plan import DRIVER_CPUS, ResourcePlan
+from raygap.study.plan import ResourcePlan
 from raygap.study.worker import run_seed
 
 
@@ -31,12 +31,7 @@ def drive_trial(params: dict, *, spec_path: str, spec_raw: dict, plan: ResourceP
     base = spec.resolve(params, check_paths=False)
     objectives = list(base.search.objectives)
     trial_id = tune.get_context().get_trial_id()
-    resources = (
-        plan.trial_resources()
-        if plan.in_trial
-        else {"CPU": DRIVER_CPUS + plan.workers * plan.cpus_per_worker, "GPU": plan.workers * plan.gpus_per_worker}
-    )
-    held = {"cpus_held": resources.get("CPU", 0.0), "gpus_held": resources.get("GPU", 0.0)}  # for CPU/GPU-hours in reports
+    held = plan.held()  # for CPU/GPU-hours in reports
     restored = _restore_trial()
     first, finals = (restored["repeat"], restored["finals"]) if restored else (0, [])
     no_objectives = {k: math.nan for k in objectives}

@@ -95,7 +95,7 @@ def run_study(
 
             scheduler = _early_stopper(settings, folder, resume)
             stopped = scheduler.stopped if scheduler else {}
-            recorder = StudyRecorder(folder, settings.search.objectives, total, echo, finished=finished, stopped=stopped)
+            recorder = StudyRecorder(folder, settings.search.objectives, total, echo, finished=finished, stopped=stopped, held=plan.held())
             searcher = make_searcher(spec, optuna_file, rerun[:remaining], stopped)
             with tracking.quiet_tune():
                 try:

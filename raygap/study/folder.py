@@ -16,6 +16,28 @@ class StudyInProgress(RuntimeError):
     """Another live raygap process runs a study on this folder (not a spec problem: wait, or stop it)."""
 
 
+CLUSTER_RECORD = "ray-cluster.json"  # beside the Optuna file: the driver and the local cluster it started
+
+
+def check_no_study_running(record: Path) -> None:
+    """StudyInProgress if the driver named in the cluster record at `record` is alive (matched by
+    its start time, so a reused pid does not count). Studies on a cluster raygap did not start
+    leave no record."""
+    import json
+
+    import psutil
+
+    if not record.exists():
+        return
+    driver = json.loads(record.read_text())["driver"]
+    try:
+        alive = abs(psutil.Process(driver["pid"]).create_time() - driver["created"]) < 1e-3
+    except psutil.Error:
+        alive = False
+    if alive:
+        raise StudyInProgress(f"{record.parent}: a study is still running on this folder (pid {driver['pid']})")
+
+
 # Everything a study writes into its folder (the Optuna study file may live elsewhere: optuna_path).
 STUDY_FILES = (results.TRIALS, results.HISTORY, results.PARETO, results.SPEC, results.RUN, "ray", "report")
 

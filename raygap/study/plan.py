@@ -25,6 +25,13 @@ class ResourcePlan:
         """What the Tune trial itself holds: a worker's share when it trains in-process."""
         return self.worker_resources() if self.in_trial else {"CPU": DRIVER_CPUS}
 
+    def held(self) -> dict[str, float]:
+        """What one trial holds while it runs (its driver and workers), for CPU/GPU-hours."""
+        if self.in_trial:
+            resources = self.trial_resources()
+            return {"cpus_held": resources.get("CPU", 0.0), "gpus_held": resources.get("GPU", 0.0)}
+        return {"cpus_held": DRIVER_CPUS + self.workers * self.cpus_per_worker, "gpus_held": self.workers * self.gpus_per_worker}
+
     def worker_resources(self) -> dict[str, float]:
         out = {"CPU": self.cpus_per_worker}
         if self.use_gpu:

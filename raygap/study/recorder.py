@@ -25,10 +25,12 @@ class StudyRecorder(tune.Callback):
         echo: Callable[[str], None],
         finished: int = 0,
         stopped: dict[str, int] | None = None,
+        held: dict[str, float] | None = None,
     ):
         self.folder, self.objectives, self.total, self.echo = folder, objectives, total, echo
         self.ledger = StudyLedger(folder, objectives)
         self.stopped = stopped if stopped is not None else {}  # trial id → step, from the early-stopping scheduler
+        self.held = held or {}  # what a trial holds (plan.held()), for a pruned seed's CPU/GPU-hours
         self.recorded: set[str] = set()
         self.recorded_seeds: set[tuple[str, int]] = set()
         self.trial_started_at: dict[str, float] = {}
@@ -83,6 +85,7 @@ class StudyRecorder(tune.Callback):
         final = {
             **(rows[-1] if rows else {}),
             "stopped_at_step": step,
+            **self.held,
             "wall_seconds": time.time() - self.seed_started_at.get(trial.trial_id, self.started),
             "trial_started_at": self.trial_started_at.get(trial.trial_id),
             "recorded_at": time.time(),

@@ -30,14 +30,14 @@ def prepare_resume(
     finished: list[str] = []
     trials = pl.DataFrame()
     if folder.exists(results.TRIALS):
-        trials = folder.read(results.TRIALS)
+        trials, footer, parts = folder.read_parts(results.TRIALS)
         finished = finished_trials(trials, repeats)
         kept = trials.filter(pl.col("trial_id").is_in(finished))
         if kept.height < trials.height:
-            folder.write_parquet(results.TRIALS, kept, _footer(folder, results.TRIALS))
+            folder.write_parquet(results.TRIALS, kept, footer, parts)
             if folder.exists(results.HISTORY):
-                history = folder.read(results.HISTORY).filter(pl.col("trial_id").is_in(finished))
-                folder.write_parquet(results.HISTORY, history, _footer(folder, results.HISTORY))
+                history, footer, parts = folder.read_parts(results.HISTORY)
+                folder.write_parquet(results.HISTORY, history.filter(pl.col("trial_id").is_in(finished)), footer, parts)
     rerun, told = [], 0
     if optuna_file.exists():
         storage = optuna_storage(optuna_file)
@@ -64,8 +64,3 @@ def _outcome(rows: pl.DataFrame, objectives: dict[str, str]) -> tuple[optuna.tri
     if (rows["status"] != "completed").any():
         return optuna.trial.TrialState.FAIL, None
     return optuna.trial.TrialState.COMPLETE, [float(rows[key].mean()) for key in objectives]
-
-
-def _footer(folder: results.ResultsFolder, name: str) -> dict[str, str]:
-    metadata = folder.schema(name).metadata or {}
-    return {k.decode(): v.decode() for k, v in metadata.items() if not k.startswith(b"ARROW")}
