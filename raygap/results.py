@@ -15,9 +15,7 @@ moved over it: a crash leaves the previous complete file or the new one (atomic 
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -295,25 +293,3 @@ def record_seed(
 
 def history_rows(trial_id: str, seed: int, rows: list[dict]) -> list[dict]:
     return [{"trial_id": trial_id, "seed": seed, **row} for row in rows]
-
-
-def write_local_bytes(path: str | Path, data: bytes) -> None:
-    """Atomically write a local file (a report page or figure): a temporary file, then a rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_local_text(path: str | Path, text: str) -> None:
-    write_local_bytes(path, text.encode())
-
-
-def write_figure(path: str | Path, figure) -> None:
-    """A matplotlib figure as a PNG, written atomically."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=150, bbox_inches="tight")
-    write_local_bytes(path, buffer.getvalue())

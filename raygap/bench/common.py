@@ -46,7 +46,7 @@ def sync(device: torch.device) -> None:
 
 
 def save_results(results: dict, path: Path, echo) -> None:
-    from raygap.results import write_local_text
+    from raygap.local_files import write_local_text
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_local_text(path, json.dumps(results, indent=2))

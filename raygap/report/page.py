@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
-from raygap import catalog, results
+from raygap import catalog, local_files
 from raygap.catalog import label
 from raygap.report.data import fit_notes, header, load_study, method_table, stopped_early
 from raygap.report.interactive import interactive_section
@@ -27,13 +27,13 @@ def write_report(locations: list[str | Path], output: str | Path | None = None) 
     images = {}
     for name, (figure, caption) in drawn.items():
         path = out / f"{name}.png"
-        results.write_figure(path, figure)
+        local_files.write_figure(path, figure)
         images[name] = (path, caption)
     table = method_table(studies)
     headers = [header(s) for s in studies]
     notes = fit_notes(studies) + _stopped_notes(studies)
-    results.write_local_text(out / "report.md", _markdown(headers, images, table, notes, studies))
-    results.write_local_text(out / "index.html", _html(headers, images, table, notes, studies))
+    local_files.write_local_text(out / "report.md", _markdown(headers, images, table, notes, studies))
+    local_files.write_local_text(out / "index.html", _html(headers, images, table, notes, studies))
     return out / "index.html"
 
 

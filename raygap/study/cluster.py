@@ -11,7 +11,7 @@ from typing import Callable
 
 import ray
 
-from raygap import results
+from raygap import local_files
 from raygap.config import StudySpec
 from raygap.study.folder import CLUSTER_RECORD, check_no_study_running  # noqa: F401  (CLUSTER_RECORD: re-exported)
 from raygap.study.plan import ResourcePlan, study_plan
@@ -61,7 +61,7 @@ def record_cluster(path: Path) -> None:
     me = psutil.Process()
     processes = [{"pid": p.pid, "created": p.create_time()} for p in me.children()]
     record = {"driver": {"pid": me.pid, "created": me.create_time()}, "processes": processes, "recorded": time.time()}
-    results.write_local_text(path, json.dumps(record))
+    local_files.write_local_text(path, json.dumps(record))
 
 
 def stop_stale_cluster(path: Path, echo: Callable[[str], None]) -> int:
