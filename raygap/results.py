@@ -1,8 +1,9 @@
 """Results folder: the Parquet contract between the engine and everything after it.
 
 The only module that writes Parquet. A results folder is a local path or any URI that pyarrow's
-filesystems take (file://, s3://, gs://, hdfs://…). Files are written beside their target and
-moved over it: a crash leaves the previous complete file or the new one (atomic on local disks).
+filesystems take (file://, s3://, gs://, hdfs://…). A crash leaves the previous complete file or the
+new one: on disks a file is written beside its target and renamed over it; an object store (s3://,
+gs://) shows an object only once its upload completes, so there it is written in place.
 
 - trials.parquet  — one row per (trial, seed): ids, `param.*` columns, status, error, final metrics
 - history.parquet — one row per (trial, seed, evaluation point)
@@ -34,6 +35,7 @@ RUN = "run.yaml"
 STATUSES = ("completed", "failed", "pruned")
 DATASETS = (TRIALS, HISTORY)  # a compacted file and its parts folder each
 COMPACTED_PARTS = "raygap.compacted_parts"  # footer key: the part files a compacted file holds
+OBJECT_STORES = ("s3", "gcs")  # no rename, but an object appears whole when its upload completes
 
 
 class ResultsFolder:
@@ -48,6 +50,7 @@ class ResultsFolder:
             self.filesystem, self.path = pafs.LocalFileSystem(), str(Path(text).resolve())
             self.location = self.path
         self.is_local = isinstance(self.filesystem, pafs.LocalFileSystem)
+        self.is_object_store = self.filesystem.type_name in OBJECT_STORES
 
     def __str__(self) -> str:
         return self.location
@@ -76,8 +79,12 @@ class ResultsFolder:
                 self.filesystem.delete_dir(info.path)
 
     def _atomic_write(self, name: str, write) -> None:
-        self.filesystem.create_dir(self.path, recursive=True)
+        if self.is_object_store:  # one upload, no temporary: a reader sees the old object or the new
+            with self.filesystem.open_output_stream(self._file(name)) as stream:
+                write(stream)
+            return
         folder, _, base = name.rpartition("/")
+        self.filesystem.create_dir(self._file(folder) if folder else self.path, recursive=True)
         tmp = self._file(f"{folder + '/' if folder else ''}.{base}.{uuid.uuid4().hex}.tmp")
         try:
             with self.filesystem.open_output_stream(tmp) as stream:
@@ -194,15 +201,7 @@ class ResultsFolder:
         if metadata:
             table = table.replace_schema_metadata({**(table.schema.metadata or {}), **{k: str(v) for k, v in metadata.items()}})
         part = f"{parts_folder(name)}/part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-        if self.filesystem.type_name not in ("s3", "gcs"):  # a reader must never see half a part: write beside, then rename
-            self.filesystem.create_dir(self._file(parts_folder(name)), recursive=True)
-            self._atomic_write(part, lambda stream: pq.write_table(table, stream))
-            return
-        # An object store shows an object once its upload completes: the whole part goes in one write.
-        buffer = pa.BufferOutputStream()
-        pq.write_table(table, buffer)
-        with self.filesystem.open_output_stream(self._file(part)) as stream:
-            stream.write(buffer.getvalue())
+        self._atomic_write(part, lambda stream: pq.write_table(table, stream))  # written once, under a unique name
 
     def uri(self, name: str) -> str:
         """Where `name` lives, as something Ray or a person can use."""

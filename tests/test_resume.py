@@ -15,6 +15,7 @@ import pytest
 
 from conftest import optuna_study
 from raygap import results
+from raygap.study.folder import optuna_storage
 
 STUDY = """
 name: killed
@@ -180,7 +181,7 @@ def test_a_resumed_searcher_never_runs_a_configuration_twice(tmp_path, sampler, 
     for i in range(stop_after):
         run(first, f"first{i}")
     first.suggest("running0"), first.suggest("running1")  # Ctrl-C: two trials stopped mid-way
-    _, rerun = prepare_resume(ResultsFolder(tmp_path / "results"), db, spec.name, objectives, 1, lambda line: None)
+    _, rerun = prepare_resume(ResultsFolder(tmp_path / "results"), db, spec, objectives, 1, lambda line: None)
     assert len(rerun) == 2
     remaining = total - stop_after
     resumed = searcher(rerun[:remaining])
@@ -194,6 +195,61 @@ def test_a_resumed_searcher_never_runs_a_configuration_twice(tmp_path, sampler, 
     assert [t.state.name for t in study.trials].count("FAIL") == 2  # the two stopped ones, run again
     if sampler == "grid":
         assert sorted(complete) == sorted(tuple(sorted(p.items())) for p in grid_points(spec))
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "grid"])
+def test_a_fresh_head_rebuilds_the_optuna_study_from_trials_parquet(tmp_path, sampler):
+    """A URI study keeps its Optuna file on the head; a resume on another head has only the
+    bucket. The rebuilt study holds every finished trial with its parameters, outcome and Tune id,
+    and the resumed search runs each remaining configuration once (grid: exactly the rest)."""
+    from raygap.config import load_spec
+    from raygap.results import ResultsFolder, trial_row
+    from raygap.search import grid_points, number_of_trials
+    from raygap.study.engine import make_searcher
+    from raygap.study.resume import prepare_resume
+    from raygap.study.searcher import TUNE_TRIAL_ID
+
+    path = tmp_path / "searched.yaml"
+    values = (
+        ("{grid: [0.01, 0.04, 0.2]}", "{grid: [1.0, 0.1]}") if sampler == "grid" else ("{loguniform: [0.01, 0.5]}", "{uniform: [0.0, 1.0]}")
+    )
+    path.write_text(SEARCHED.format(value=values[0], p=values[1], sampler=sampler))
+    spec = load_spec(path)
+    objectives = spec.resolve(check_paths=False).search.objectives
+    folder, total = ResultsFolder(tmp_path / "bucket"), number_of_trials(spec)
+    (tmp_path / "head1").mkdir()
+    first = make_searcher(spec, tmp_path / "head1" / "optuna.log", [])
+    outcomes = {"t0": "completed", "t1": "failed", "t2": "pruned", "t3": "completed"}
+    for trial_id, status in outcomes.items():
+        params = first.suggest(trial_id)
+        metrics = {"modality_gap": params["temperature.value"], "mean_r1": params["swap.p"]} if status == "completed" else None
+        folder.append("trials.parquet", [trial_row(trial_id, 0, params, {}, status, metrics)])
+    first.suggest("running")  # the head dies with this one running and never recorded
+
+    lines: list[str] = []
+    fresh = tmp_path / "head2" / "optuna.log"
+    fresh.parent.mkdir()
+    finished, rerun = prepare_resume(folder, fresh, spec, objectives, 1, lines.append)
+    assert (finished, rerun) == (4, []) and "rebuilt it from the 4 finished trial(s)" in lines[0]
+    rebuilt = optuna.load_study(study_name=spec.name, storage=optuna_storage(fresh)).trials
+    rows = folder.read("trials.parquet")
+    assert [t.user_attrs[TUNE_TRIAL_ID] for t in rebuilt] == list(outcomes)
+    assert [t.state.name for t in rebuilt] == ["COMPLETE", "FAIL", "PRUNED", "COMPLETE"]
+    for trial in rebuilt:
+        row = rows.filter(pl.col("trial_id") == trial.user_attrs[TUNE_TRIAL_ID]).row(0, named=True)
+        assert trial.params == {"temperature.value": row["param.temperature.value"], "swap.p": row["param.swap.p"]}
+        if trial.state.name == "COMPLETE":
+            assert trial.values == [row["modality_gap"], row["mean_r1"]]
+
+    resumed = make_searcher(spec, fresh, [])
+    for i in range(total - finished):
+        resumed.suggest(f"resumed{i}")
+        resumed.on_trial_complete(f"resumed{i}", {"modality_gap": 0.1, "mean_r1": 0.2})
+    study = optuna.load_study(study_name=spec.name, storage=optuna_storage(fresh))
+    done = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(done) == total and len(set(done)) == total, "a configuration ran twice"
+    if sampler == "grid":
+        assert sorted(done) == sorted(tuple(sorted(p.items())) for p in grid_points(spec))
 
 
 TRIAL = """

@@ -1,5 +1,7 @@
 """The study engine for real: Ray Tune + Optuna + Ray Train workers on this machine."""
 
+from types import SimpleNamespace
+
 import polars as pl
 import pytest
 
@@ -208,7 +210,8 @@ def test_resume_tells_optuna_about_trials_finished_before_the_stop(tmp_path):
         trial.set_user_attr(TUNE_TRIAL_ID, tune_id)
         asked[tune_id] = trial.number
     lines = []
-    finished, rerun = prepare_resume(folder, db, "s", {"modality_gap": "min", "mean_r1": "max"}, 2, lines.append)
+    spec = SimpleNamespace(name="s")  # the Optuna file exists: the resume needs only the study's name
+    finished, rerun = prepare_resume(folder, db, spec, {"modality_gap": "min", "mean_r1": "max"}, 2, lines.append)
 
     assert finished == 2  # "done" (both seeds) and "broken" (a failed seed ends its trial)
     trials = {t.number: t for t in optuna.load_study(study_name="s", storage=f"sqlite:///{db}").trials}

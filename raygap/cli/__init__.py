@@ -130,7 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="a static page (index.html), PNG figures and report.md from study folders")
     report.add_argument("folders", nargs="+", metavar="DIR", help="results folder(s) of studies")
-    report.add_argument("-o", "--output", metavar="DIR", help="where to write (default: DIR/report; required for several studies)")
+    report.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        help="where to write (default: DIR/report, for a URI results/<name>/report; required for several studies)",
+    )
     report.set_defaults(handler=cmd_report)
 
     bench = commands.add_parser("bench", help="measure loop efficiency, per-trial overhead, study efficiency, input, evaluation, memory")

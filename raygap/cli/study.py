@@ -42,10 +42,7 @@ def cmd_study_run(args: argparse.Namespace) -> int:
     print(format_front(summary, cfg.search.objectives))
     print(f"results: {folder}/ (trials.parquet, history.parquet, pareto.parquet); Optuna study: {study.optuna_path(folder, cfg.name)}")
     if args.report:
-        if not folder.is_local:
-            print("--report: the results folder is not on this disk; run `raygap report` where it is")
-        else:
-            print(f"report: {write_report([folder.path], None)}")
+        print(f"report: {write_report([str(folder)], None)}")
     return 0
 
 

@@ -21,7 +21,7 @@ def write_report(locations: list[str | Path], output: str | Path | None = None) 
     from raygap.report import figures
 
     studies = [load_study(location) for location in locations]
-    out = Path(output) if output else Path(str(locations[0])) / "report"
+    out = Path(output) if output else _default_output(locations[0], studies[0].name)
     out.mkdir(parents=True, exist_ok=True)
     drawn = figures.draw_all(studies)
     images = {}
@@ -35,6 +35,12 @@ def write_report(locations: list[str | Path], output: str | Path | None = None) 
     local_files.write_local_text(out / "report.md", _markdown(headers, images, table, notes, studies))
     local_files.write_local_text(out / "index.html", _html(headers, images, table, notes, studies))
     return out / "index.html"
+
+
+def _default_output(location: str | Path, name: str) -> Path:
+    """DIR/report; for a study behind a URI, results/<name>/report here, beside its Optuna file
+    (the page and its figures are local files)."""
+    return Path("results") / name / "report" if "://" in str(location) else Path(str(location)) / "report"
 
 
 def _stopped_notes(studies) -> list[str]:

@@ -70,7 +70,7 @@ def run_study(
         study_folder.clear(folder, optuna_file)
     folder.sweep_temporaries()
     finished, rerun = (
-        prepare_resume(folder, optuna_file, spec.name, settings.search.objectives, settings.search.repeats, echo) if resume else (0, [])
+        prepare_resume(folder, optuna_file, spec, settings.search.objectives, settings.search.repeats, echo) if resume else (0, [])
     )
     remaining = max(total - finished, 0)
     if resume and remaining == 0:

@@ -1,13 +1,17 @@
-"""Resuming a study: keep finished trials once, drop the rest, and bring the Optuna study in line."""
+"""Resuming a study: keep finished trials once, drop the rest, and bring the Optuna study in line;
+on a head without the Optuna file (a URI study resumed elsewhere) rebuild it from trials.parquet."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import optuna
 import polars as pl
 
 from raygap import results
+from raygap.config import StudySpec
+from raygap.search import suggest_params
 from raygap.study.folder import optuna_storage
 from raygap.study.searcher import TUNE_TRIAL_ID
 
@@ -21,7 +25,7 @@ def finished_trials(trials: pl.DataFrame, repeats: int) -> list[str]:
 
 
 def prepare_resume(
-    folder: results.ResultsFolder, optuna_file: Path, name: str, objectives: dict[str, str], repeats: int, echo
+    folder: results.ResultsFolder, optuna_file: Path, spec: StudySpec, objectives: dict[str, str], repeats: int, echo
 ) -> tuple[int, list[dict]]:
     """Keep the finished trials' rows (exactly once) and drop the rest; tell Optuna the outcome
     of trials that finished before the stop but were never told (the driver died in between),
@@ -39,9 +43,14 @@ def prepare_resume(
                 history, footer, parts = folder.read_parts(results.HISTORY)
                 folder.write_parquet(results.HISTORY, history.filter(pl.col("trial_id").is_in(finished)), footer, parts)
     rerun, told = [], 0
-    if optuna_file.exists():
+    if not optuna_file.exists() and finished:
+        rebuild_optuna_study(optuna_file, spec, trials, finished, objectives)
+        echo(
+            f"resuming: no Optuna study at {optuna_file}; rebuilt it from the {len(finished)} finished trial(s) in {folder.uri(results.TRIALS)}"
+        )
+    elif optuna_file.exists():
         storage = optuna_storage(optuna_file)
-        study = optuna.load_study(study_name=name, storage=storage)
+        study = optuna.load_study(study_name=spec.name, storage=storage)
         for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)):
             tune_id = trial.user_attrs.get(TUNE_TRIAL_ID)
             if tune_id in finished:
@@ -55,6 +64,30 @@ def prepare_resume(
     echo(f"resuming: {len(finished)} finished trial(s) kept, {len(rerun)} unfinished one(s) to run again"
          + (f"; {told} finished one(s) told to Optuna" if told else ""))  # fmt: skip
     return len(finished), rerun
+
+
+def rebuild_optuna_study(optuna_file: Path, spec: StudySpec, trials: pl.DataFrame, finished: list[str], objectives: dict[str, str]) -> None:
+    """A new Optuna study in `optuna_file` holding the finished trials as trials.parquet has them:
+    their parameters (with the distributions the spec's space gives them), outcome and Tune id.
+    What is lost with the old file: the unfinished trials' parameters (sampled anew) and numbering."""
+    study = optuna.create_study(
+        study_name=spec.name,
+        storage=optuna_storage(optuna_file),
+        directions=["minimize" if mode == "min" else "maximize" for mode in objectives.values()],
+    )
+    param_columns = [c for c in trials.columns if c.startswith("param.")]
+    for trial_id in finished:
+        rows = trials.filter(pl.col("trial_id") == trial_id)
+        params = {c.removeprefix("param."): v for c, v in rows.select(param_columns).row(0, named=True).items() if v is not None}
+        fixed = optuna.trial.FixedTrial(params)
+        suggest_params(fixed, spec.raw, str(spec.path))  # records each parameter's distribution
+        state, values = _outcome(rows, objectives)
+        if values is not None and any(math.isnan(v) for v in values):
+            state, values = optuna.trial.TrialState.FAIL, None  # as the searcher tells a NaN result
+        trial = optuna.trial.create_trial(
+            params=params, distributions=fixed.distributions, state=state, values=values, user_attrs={TUNE_TRIAL_ID: trial_id}
+        )
+        study.add_trial(trial)
 
 
 def _outcome(rows: pl.DataFrame, objectives: dict[str, str]) -> tuple[optuna.trial.TrialState, list[float] | None]:
