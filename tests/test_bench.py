@@ -72,3 +72,18 @@ def test_the_bookkeeping_bench_records_through_the_ledger_and_times_optuna(tmp_p
     assert cost["front_size"] >= 1 and cost["whole_table_rewrite_ms"] > 0
     assert [r["storage"] for r in results["optuna_storage"]] == ["sqlite", "journal"]
     assert {(r["sampler"], r["trials"]) for r in results["optuna_samplers"]} == {("tpe", 300), ("nsga2", 300)}
+
+
+def test_the_study_scale_bench_runs_a_real_study_and_times_its_two_ends(tmp_path):
+    from raygap.bench import run_study_scale_bench
+    from raygap.results import TRIALS, ResultsFolder
+
+    results = run_study_scale_bench("ci", tmp_path, echo=lambda line: None)
+    assert json.loads((tmp_path / "bench-ci-study-scale.json").read_text()) == json.loads(json.dumps(results))
+    scale = results["study_scale"]
+    trials = ResultsFolder(scale["results"]).read(TRIALS)
+    assert scale["trials"] == trials.height == 200 and set(trials["status"]) == {"completed"} and scale["window"] == 100
+    stamps = trials.sort("recorded_at")["recorded_at"].to_list()
+    assert scale["first_trials_per_s"] == pytest.approx(99 / (stamps[99] - stamps[0]))
+    assert scale["last_trials_per_s"] == pytest.approx(99 / (stamps[-1] - stamps[-100]))
+    assert scale["first_over_last"] == pytest.approx(scale["first_trials_per_s"] / scale["last_trials_per_s"])

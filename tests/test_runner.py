@@ -1,5 +1,6 @@
 """The study engine for real: Ray Tune + Optuna + Ray Train workers on this machine."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import polars as pl
@@ -225,42 +226,28 @@ def test_resume_tells_optuna_about_trials_finished_before_the_stop(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_thousand_trial_theory_study_keeps_every_trial(tmp_path):
-    """Bookkeeping at scale through the real engine (Ray Tune, Optuna over SQLite, the results
-    writer and the front after every trial): 1,000 short theory trials, about 7 minutes on 2 cores."""
-    import time
-    from pathlib import Path
-
+def test_a_ten_thousand_trial_theory_study_keeps_every_trial(tmp_path):
+    """Scale through the real engine (Ray Tune, Optuna's journal file, the head's writer, the front
+    after every trial): `raygap bench --only study-scale`'s 10,000 short theory trials, about 10
+    minutes on 2 cores. Every trial is recorded once, with its history and its Optuna trial."""
     import optuna
-    import yaml
 
-    from raygap.results import HISTORY, TRIALS, ResultsFolder, trial_row
-    from raygap.study import optuna_path, run_study
+    from raygap.bench.study_scale import study_scale
+    from raygap.results import HISTORY, PARETO, TRIALS, ResultsFolder
+    from raygap.study import optuna_path
     from raygap.study.folder import optuna_storage
 
-    raw = yaml.safe_load(Path("studies/theory-search.yaml").read_text())
-    raw["search"]["trials"] = 1000
-    raw["theory"].update(time=5, records=5)
-    path = tmp_path / "thousand.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    spec = load_spec(path)
-    folder = ResultsFolder(tmp_path / "results")
-    lines = []
-    run_study(spec, folder, echo=lines.append, dashboard=False)
-
+    scale = study_scale(10_000, tmp_path, echo=print)
+    folder = ResultsFolder(scale["results"])
     trials = folder.read(TRIALS)
-    assert trials.height == 1000 and trials["trial_id"].n_unique() == 1000
-    assert trials["status"].to_list() == ["completed"] * 1000
-    assert folder.read(HISTORY).height == 1000 * 6  # t = 0 and five records per trial
-    study = optuna.load_study(study_name=spec.name, storage=optuna_storage(optuna_path(folder, spec.name)))
-    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 1000
-
-    stamps = trials.sort("recorded_at")["recorded_at"].to_list()
-    first, last = stamps[99] - stamps[0], stamps[-1] - stamps[-100]
-    row = trial_row("one-more", 0, {}, {}, "completed", {"modality_gap": 0.1, "margin": 0.2})
-    started = time.perf_counter()
-    folder.append(TRIALS, [row])
-    append = time.perf_counter() - started
-    print(f"1,000 trials in {stamps[-1] - stamps[0]:.0f} s; first 100 in {first:.0f} s, last 100 in {last:.0f} s; "
-          f"an append to trials.parquet at 1,000 rows: {append * 1000:.1f} ms")  # fmt: skip
-    assert folder.read(TRIALS).height == 1001
+    assert trials.height == 10_000 and trials["trial_id"].n_unique() == 10_000
+    assert trials["status"].to_list() == ["completed"] * 10_000
+    assert folder.read(HISTORY).height == 10_000 * 6  # t = 0 and five records per trial
+    assert folder.read(PARETO).height == 10_000
+    study = optuna.load_study(study_name="scale", storage=optuna_storage(optuna_path(folder, "scale")))
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 10_000
+    assert sorted(p.name for p in Path(scale["results"]).iterdir() if p.suffix == ".parquet") == [HISTORY, PARETO, TRIALS]  # compacted
+    print(
+        f"10,000 trials in {scale['seconds']:.0f} s; trials/s {scale['first_trials_per_s']:.1f} over the first 1,000, "
+        f"{scale['last_trials_per_s']:.1f} over the last (ratio {scale['first_over_last']:.2f})"
+    )

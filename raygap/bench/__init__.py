@@ -17,6 +17,8 @@ module each:
                                        default run: two studies of 32 seeds)
 9. bookkeeping        (bookkeeping)    the head's cost of recording a trial at 100 and at 10,000
                                        recorded (`--only bookkeeping`)
+10. study scale       (study_scale)    trials/s over the first and last 1,000 of a real 10,000-trial
+                                       theory study through the engine (`--only study-scale`)
 On a GPU (gpu): throughput and MFU per model, batch and pipeline (throughput), and trials sharing
 the card (sharing). `common` holds the bench's trial config, the stopwatch and the JSON output.
 """
@@ -41,6 +43,7 @@ from raygap.bench.live import live_tracking_cost
 from raygap.bench.loop import loop_efficiency
 from raygap.bench.optuna_scale import sampler_cost, storage_cost
 from raygap.bench.overhead import study_overheads
+from raygap.bench.study_scale import study_scale
 
 __all__ = [
     "CPU_PARTS",
@@ -52,9 +55,10 @@ __all__ = [
     "run_bookkeeping_bench",
     "run_early_stop_bench",
     "run_gpu_bench",
+    "run_study_scale_bench",
 ]
 
-CPU_PARTS = ("early-stop", "bookkeeping")  # parts of a CPU size that run on their own (`--only`)
+CPU_PARTS = ("early-stop", "bookkeeping", "study-scale")  # parts of a CPU size that run on their own (`--only`)
 
 # size → model, batch, loop steps, eval pairs, study trials, study steps, worker-group trials, JPEGs and their batch
 SIZES = {
@@ -72,6 +76,7 @@ SIZES = {
         "early_stop_trials": 4,
         "early_stop_steps": 6,
         "bookkeeping_trials": 300,
+        "scale_trials": 200,
     },
     "full": {
         "model": "tiny-vit",
@@ -87,6 +92,7 @@ SIZES = {
         "early_stop_trials": 16,
         "early_stop_steps": 120,
         "bookkeeping_trials": 10000,
+        "scale_trials": 10000,
     },
 }
 TARGETS = {
@@ -96,6 +102,7 @@ TARGETS = {
     "compute_saved": 0.30,
     "hypervolume_ratio": 0.98,
     "bookkeeping_ratio": 1.5,
+    "study_scale_ratio": 1.5,
 }
 
 
@@ -182,6 +189,20 @@ def run_bookkeeping_bench(size_name: str = "ci", output: str | Path = "results/b
             results["optuna_samplers"].append(sampler_cost(sampler, held))
             echo(f"{sampler} ask on a study of {held:,} trials: {results['optuna_samplers'][-1]['seconds_per_ask']:.3f} s")
     save_results(results, Path(output) / f"bench-{size_name}-bookkeeping.json", echo)
+    return results
+
+
+def run_study_scale_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=print) -> dict:
+    """Part 10 alone: a real theory study of `scale_trials` trials, saved as JSON under `output`."""
+    trials = SIZES[size_name]["scale_trials"]
+    echo(f"raygap bench ({size_name}) 10. study scale: {trials:,} theory trials through Ray Tune, Optuna and the head's writer")
+    scale = study_scale(trials, Path(output) / "study-scale", echo)
+    echo(
+        f"trials/s: {scale['first_trials_per_s']:.1f} over the first {scale['window']:,}, {scale['last_trials_per_s']:.1f} over the last: "
+        f"ratio {scale['first_over_last']:.2f} (target ≤ {TARGETS['study_scale_ratio']:g}); {scale['trials']:,} trials in {scale['seconds']:.0f} s"
+    )
+    results = {"size": size_name, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "study_scale": scale}
+    save_results(results, Path(output) / f"bench-{size_name}-study-scale.json", echo)
     return results
 
 

@@ -78,7 +78,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    page = write_report(args.folders, args.output)
+    page = write_report(args.folders, args.output, args.paper)
     print(f"report: {page}")
     return 0
 
@@ -97,11 +97,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         run_gpu_bench(args.output, parts=parts)
         return 0
     if args.only:
-        from raygap.bench import CPU_PARTS, run_bookkeeping_bench, run_early_stop_bench
+        from raygap.bench import CPU_PARTS, run_bookkeeping_bench, run_early_stop_bench, run_study_scale_bench
 
         if args.only not in CPU_PARTS:
             raise SpecError(f"--only with --size {args.size}: one of {', '.join(CPU_PARTS)} (the others run together, without --only)")
-        (run_early_stop_bench if args.only == "early-stop" else run_bookkeeping_bench)(args.size, args.output)
+        part = {"early-stop": run_early_stop_bench, "bookkeeping": run_bookkeeping_bench, "study-scale": run_study_scale_bench}
+        part[args.only](args.size, args.output)
         return 0
     run_bench(args.size, args.output)
     return 0
@@ -136,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where to write (default: DIR/report, for a URI results/<name>/report; required for several studies)",
     )
+    report.add_argument("--paper", action="store_true", help="add a table of each configuration beside the paper's row for its method")
     report.set_defaults(handler=cmd_report)
 
     bench = commands.add_parser("bench", help="measure loop efficiency, per-trial overhead, study efficiency, input, evaluation, memory")
@@ -149,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--only",
         metavar="PARTS",
         help="with --size gpu, a comma-separated subset of: throughput, pipelines, cache, input, evaluation, sharing; "
-        "with ci or full: early-stop (the study with and without search.early_stop) or bookkeeping (recording cost at scale)",
+        "with ci or full: early-stop (the study with and without search.early_stop), bookkeeping (recording cost at scale) "
+        "or study-scale (a real 10,000-trial theory study: trials/s early and late)",
     )
     bench.add_argument("-o", "--output", default="results/bench", metavar="DIR", help="where the JSON goes (default: results/bench)")
     bench.set_defaults(handler=cmd_bench)

@@ -26,7 +26,9 @@ def start_ray(address: str | None, dashboard: bool = True, num_cpus: int | None 
     for key, value in TRAIN_ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
     if address:
-        context = ray.init(address=address, logging_level="ERROR")
+        # A running cluster's processes have their own environment: the settings go with the job.
+        env_vars = {key: os.environ[key] for key in TRAIN_ENV_DEFAULTS}
+        context = ray.init(address=address, logging_level="ERROR", runtime_env={"env_vars": env_vars})
     else:
         # address="local": a new cluster, never one that `ray start` left on this machine.
         context = ray.init(

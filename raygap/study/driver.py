@@ -56,10 +56,12 @@ def drive_trial(params: dict, *, spec_path: str, spec_raw: dict, plan: ResourceP
         final = {**outcome["final"], "wall_seconds": time.perf_counter() - started, "seed_started_at": started_at, **held}
         finals.append(final)
         completed = {**seed_report, "status": "completed", "final": final, "history": outcome["history"]}
-        # The seed's report carries a checkpoint past it: a restart never runs (or records) it twice.
+        # A checkpoint past the seed when another follows, so a restart never runs it again. Not
+        # after the last: Tune saves its whole experiment state (O(study)) at every checkpoint, and
+        # a restart in the moment before "done" repeats a seed the recorder has kept once already.
         _report(
             {"event": "seed", "payload": json.dumps(completed), **{k: final[k] for k in objectives}},
-            {"repeat": repeat + 1, "finals": finals},
+            {"repeat": repeat + 1, "finals": finals} if repeat + 1 < repeats else None,
         )
     means = {k: sum(f[k] for f in finals) / len(finals) for k, v in finals[0].items() if isinstance(v, (int, float))}
     tune.report({"event": "done", **means})

@@ -1,24 +1,55 @@
-"""Early stopping as Tune schedulers (`search.early_stop`). Each reads the live evaluation points
-(`worker.live_result`) and records the trials it stopped, with the step, in `stopped`: the recorder
-writes them as pruned and the searcher tells Optuna PRUNED."""
+"""The study's Tune schedulers: FIFO over the trials that have not ended, and early stopping
+(`search.early_stop`). The early stoppers read the live evaluation points (`worker.live_result`) and
+record the trials they stopped, with the step, in `stopped`: the recorder writes them as pruned and
+the searcher tells Optuna PRUNED."""
 
 from __future__ import annotations
 
 import polars as pl
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from raygap.config.search import EarlyStopSpec
 from raygap.early_stop import ParetoRule, SeedCurves
 
 
-class ParetoStopper(FIFOScheduler):
+class LiveTrialsFIFO(FIFOScheduler):
+    """Tune's FIFO order, chosen among the trials that have not ended (kept from the scheduler's
+    hooks) instead of every trial of the study: Tune's own FIFO scans them all at every step, a
+    sixth of the head's time by 6,000 trials."""
+
+    def __init__(self):
+        super().__init__()
+        self.live: dict[Trial, None] = {}  # insertion order: Tune's
+        self.stopped: dict[str, int] = {}  # trial id → step, for the early stoppers; FIFO stops none
+
+    def on_trial_add(self, tune_controller, trial) -> None:
+        self.live[trial] = None
+
+    def on_trial_error(self, tune_controller, trial) -> None:  # a requeued trial is added again
+        self.live.pop(trial, None)
+
+    def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
+        self.live.pop(trial, None)
+
+    def on_trial_remove(self, tune_controller, trial) -> None:
+        self.live.pop(trial, None)
+
+    def choose_trial_to_run(self, tune_controller) -> Trial | None:
+        for status in (Trial.PENDING, Trial.PAUSED):
+            for trial in self.live:
+                if trial.status == status:
+                    return trial
+        return None
+
+
+class ParetoStopper(LiveTrialsFIFO):
     """Stops a trial whose objectives at an evaluation point are dominated by a finished trial's
     at that step (raygap.early_stop.ParetoRule); finished trials join the rule as they end."""
 
     def __init__(self, rule: ParetoRule, max_steps: int):
         super().__init__()
         self.rule, self.max_steps = rule, max_steps
-        self.stopped: dict[str, int] = {}
         self.curves: dict[str, dict[int, dict[str, tuple[list, list]]]] = {}
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
@@ -37,6 +68,7 @@ class ParetoStopper(FIFOScheduler):
         return TrialScheduler.CONTINUE
 
     def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
+        super().on_trial_complete(tune_controller, trial, result)
         seeds = self.curves.pop(trial.trial_id, None)
         if seeds and trial.trial_id not in self.stopped and result and result.get("event") == "done":
             self.rule.add_finished(seeds)
@@ -67,15 +99,15 @@ class EvalPointASHA(ASHAScheduler):
         return action
 
 
-def make_scheduler(early_stop: EarlyStopSpec, objectives: dict[str, str], max_steps: int) -> FIFOScheduler | None:
-    """The scheduler for `search.early_stop`; None (Tune's FIFO, nothing stopped) for kind none.
+def make_scheduler(early_stop: EarlyStopSpec, objectives: dict[str, str], max_steps: int) -> FIFOScheduler:
+    """The scheduler for `search.early_stop`; FIFO (nothing stopped) for kind none.
     Neither stops a trial at `max_steps` (train.steps), where its seed has finished training."""
     if early_stop.kind == "pareto":
         return ParetoStopper(ParetoRule(objectives, early_stop.grace_steps, early_stop.margin, early_stop.min_finished), max_steps)
     if early_stop.kind == "asha":
         first, direction = next(iter(objectives.items()))
         return EvalPointASHA(first, direction, early_stop.grace_steps, early_stop.reduction_factor, max_steps)
-    return None
+    return LiveTrialsFIFO()
 
 
 def finished_curves(history: pl.DataFrame, objectives: dict[str, str]) -> list[SeedCurves]:

@@ -94,7 +94,7 @@ def run_study(
             folder.write_text(results.RUN, yaml.safe_dump(_run_record(cluster, plan), sort_keys=False))
 
             scheduler = _early_stopper(settings, folder, resume)
-            stopped = scheduler.stopped if scheduler else {}
+            stopped = scheduler.stopped
             recorder = StudyRecorder(folder, settings.search.objectives, total, echo, finished=finished, stopped=stopped, held=plan.held())
             searcher = make_searcher(spec, optuna_file, rerun[:remaining], stopped)
             with tracking.quiet_tune():

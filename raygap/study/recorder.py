@@ -39,12 +39,14 @@ class StudyRecorder(tune.Callback):
         self.live_seed: dict[str, int] = {}
         self.completed, self.failed, self.pruned = finished, 0, 0  # a resumed study counts the trials it kept
         self.started = time.time()
+        self.running: set[str] = set()  # counted here: the progress line would scan every trial
 
     @property
     def finished(self) -> int:
         return self.completed + self.failed + self.pruned
 
     def on_trial_start(self, iteration, trials, trial, **info):
+        self.running.add(trial.trial_id)
         self.trial_started_at.setdefault(trial.trial_id, time.time())
         self.seed_started_at.setdefault(trial.trial_id, time.time())
 
@@ -64,12 +66,11 @@ class StudyRecorder(tune.Callback):
             self._record_seed(report)
             if report["status"] == "failed":
                 self.failed += 1
-                self._progress(trials, trial, f"trial {trial.trial_id} failed: {report['error']}")
+                self._progress(trial, f"trial {trial.trial_id} failed: {report['error']}")
         elif result.get("event") == "done":
             self.completed += 1
             front = self.ledger.finish_trial(trial.trial_id)
             self._progress(
-                trials,
                 trial,
                 f"trial {trial.trial_id} done: "
                 + ", ".join(f"{k} {result[k]:.3f}" for k in self.objectives)
@@ -77,6 +78,7 @@ class StudyRecorder(tune.Callback):
             )
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        self.running.discard(trial.trial_id)
         step = self.stopped.get(trial.trial_id)
         if step is None:
             return
@@ -93,14 +95,15 @@ class StudyRecorder(tune.Callback):
         self.ledger.record_seed(trial.trial_id, seed, recorded_params(trial.config), {}, "pruned", final, None, rows)
         self.recorded.add(trial.trial_id)
         self.pruned += 1
-        self._progress(trials, trial, f"trial {trial.trial_id} stopped early at step {step} (pruned)")
+        self._progress(trial, f"trial {trial.trial_id} stopped early at step {step} (pruned)")
 
     def on_trial_error(self, iteration, trials, trial, **info):
+        self.running.discard(trial.trial_id)
         self.failed += 1
         if trial.trial_id not in self.recorded:  # failed before any seed finished: record the error
             error = str(trial.get_error() or "unknown error").strip().splitlines()[-1]
             self.ledger.record_seed(trial.trial_id, -1, recorded_params(trial.config), {}, "failed", error=error)
-        self._progress(trials, trial, f"trial {trial.trial_id} failed")
+        self._progress(trial, f"trial {trial.trial_id} failed")
 
     def _record_seed(self, report: dict) -> None:
         self.recorded.add(report["trial_id"])
@@ -119,8 +122,8 @@ class StudyRecorder(tune.Callback):
             report.get("history"),
         )
 
-    def _progress(self, trials, finished, message: str) -> None:
-        running = sum(t.status == "RUNNING" and t is not finished for t in trials)
+    def _progress(self, finished, message: str) -> None:
+        running = len(self.running - {finished.trial_id})
         elapsed = time.time() - self.started
         self.echo(
             f"[{elapsed:6.0f}s] {message} · {self.finished}/{self.total} finished, {running} running, {self.failed} failed"
