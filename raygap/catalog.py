@@ -46,6 +46,32 @@ RECALL_MEASURED = (
     "(k at least the number of candidates)"
 )
 
+# MMVP-VLM's visual-pattern groups (Tong et al., CVPR 2024), in the benchmark's order; each has a
+# column mmvp_<group slug> beside their mean, mmvp_accuracy.
+MMVP_GROUPS = (
+    "Orientation and Direction",
+    "Presence of Specific Features",
+    "State and Condition",
+    "Quantity and Count",
+    "Positional and Relational Context",
+    "Color and Appearance",
+    "Structural Characteristics",
+    "Texts",
+    "Viewpoint and Perspective",
+)
+MMVP_MEASURED = (
+    "pairs of images that differ in one visual pattern, each with the statement that describes it; a statement picks the "
+    "image closer to its prompt 'a photo of <statement>' (cosine) and a pair counts when both pick their own image, as the "
+    "benchmark scores it; a tie between the two images is broken at random (the expected score: collapsed features score "
+    "the chance 0.25 where the benchmark's script would give the tie to the second image); a group's accuracy is over its pairs"
+)
+
+
+def mmvp_column(group: str) -> str:
+    """The trials.parquet column of one MMVP-VLM group: 'Color and Appearance' → mmvp_color_and_appearance."""
+    return "mmvp_" + "_".join(group.lower().split())
+
+
 _METRICS = [
     Metric("modality_gap", "min", "modality gap", "distance between the centroids of the normalized image and text embeddings",
            "centroid distance on gap_pairs random (image, first caption) pairs of the eval split, fixed by eval.seed; "
@@ -83,6 +109,10 @@ _METRICS = [
            worst=1.0, summarized=True),
     Metric("margin", "max", "margin (own − closest other)", "theory model: own-pair similarity minus the closest other pair's, the worst pair",
            worst=-2.0, summarized=True),
+    Metric("mmvp_accuracy", "max", "MMVP-VLM accuracy", "MMVP-VLM pair accuracy, the mean over its 9 visual-pattern groups",
+           f"mean of the 9 groups' accuracies; {MMVP_MEASURED}", worst=0.0, summarized=True),
+    *[Metric(mmvp_column(group), "max", f"MMVP-VLM: {group.lower()}", f"MMVP-VLM pair accuracy on its '{group}' pairs",
+             MMVP_MEASURED, worst=0.0) for group in MMVP_GROUPS],
     Metric("samples_per_s", "max", "samples/s", "training throughput over the trial's training steps"),
     Metric("train_seconds", "min", "training seconds", "time in training steps, without set-up and evaluation"),
     Metric("eval_seconds", "min", "evaluation seconds", "time spent evaluating"),

@@ -81,6 +81,21 @@ def test_same_seed_same_numbers():
     assert strip(first) == strip(second)
 
 
+def test_warmup_in_epochs_is_counted_in_steps_of_the_training_set():
+    from raygap.config import TrialConfig
+
+    raw = tiny_config().model_dump(mode="json")
+    raw["train"] = {"steps": 6, "batch_size": 128, "eval_interval": 1, "warmup_epochs": 2, "lr": 0.01, "seed": 0}
+    cfg = TrialConfig.model_validate(raw)
+    rows = []
+    train(cfg, report=rows.append)
+    # 512 pairs at batch 128: 4 steps an epoch, so 8 warmup steps; the lr logged after step s
+    # (s = 1..6) was set for step s − 1: 0.01 × s / 8, still warming up at the last step.
+    assert [round(r["lr"], 10) for r in rows if r["step"] > 0] == [round(0.01 * s / 8, 10) for s in range(1, 7)]
+    with pytest.raises(ValueError, match="either warmup_steps or warmup_epochs"):
+        TrialConfig.model_validate({**raw, "train": {**raw["train"], "warmup_steps": 3}})
+
+
 def test_batch_larger_than_the_data_is_refused():
     with pytest.raises(ValueError, match=r"data.train has 512 pairs, fewer than train.batch_size 1024"):
         train(tiny_config(train={"batch_size": 1024}))

@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 from raygap.clip.model import ClipForward, build_model
-from raygap.clip.schedule import param_groups, total_steps_for
+from raygap.clip.schedule import param_groups, total_steps_for, warmup_steps_for
 from raygap.clip.swap import build_swap
 from raygap.clip.temperature import Temperature, build_temperature
 from raygap.config import TrialConfig
@@ -36,7 +36,10 @@ class Trial:
     batches: Any
     eval_set: Any
     probe: tuple | None
+    mmvp: Any
+    """MMVP-VLM's images and prompts in pair order (data.mmvp), or None."""
     total_steps: int
+    warmup_steps: int
     steps_per_epoch: int
     autocast: Any
     channels_last: bool
@@ -60,6 +63,7 @@ def build_trial(cfg: TrialConfig, rank: int, world_size: int, device: torch.devi
     probe = None
     if cfg.data.probe is not None:
         probe = load_source(cfg.data.probe.train, bundle, train=False), load_source(cfg.data.probe.test, bundle, train=False)
+    mmvp = load_source(cfg.data.mmvp, bundle, train=False) if cfg.data.mmvp is not None else None
     if len(train_set) < tc.batch_size:
         raise ValueError(f"data.train has {len(train_set)} pairs, fewer than train.batch_size {tc.batch_size}")
 
@@ -81,4 +85,4 @@ def build_trial(cfg: TrialConfig, rank: int, world_size: int, device: torch.devi
     batches = training_batches(train_set, sampler, tc.batch_size // world_size, device, cfg.data.pipeline, cfg.data.loader_workers)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.precision == "bf16" and on_gpu)
     return Trial(cfg, device, rank, world_size, bundle, forward, temperature, swap, optimizer, sampler, batches,
-                 eval_set, probe, total_steps, len(batches), autocast, channels_last)  # fmt: skip
+                 eval_set, probe, mmvp, total_steps, warmup_steps_for(cfg, len(train_set)), len(batches), autocast, channels_last)  # fmt: skip

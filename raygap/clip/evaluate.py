@@ -9,6 +9,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from raygap import catalog
 from raygap.clip import metrics
 from raygap.data import ImageTextSet
 
@@ -160,5 +161,20 @@ def probe_evaluator(trial: Trial) -> dict[str, Any]:
         trial.model.train()
 
 
+def mmvp_evaluator(trial: Trial) -> dict[str, Any]:
+    """MMVP-VLM's accuracy and each group's (none without `data.mmvp`)."""
+    if trial.mmvp is None:
+        return {}
+    cfg = trial.cfg
+    trial.model.eval()
+    try:
+        image = encode_images(trial.model, trial.mmvp, trial.device, cfg.eval.batch_size, trial.rank, trial.world_size)
+        text = encode_texts(trial.model, trial.mmvp.tokens, trial.device, cfg.eval.batch_size, trial.rank, trial.world_size)
+    finally:
+        trial.model.train()
+    per_group, accuracy = metrics.mmvp_scores(image, text, trial.mmvp.labels, len(catalog.MMVP_GROUPS))
+    return {"mmvp_accuracy": accuracy, **{catalog.mmvp_column(g): value for g, value in zip(catalog.MMVP_GROUPS, per_group)}}
+
+
 EVALUATORS: list[Evaluator] = [embedding_evaluator]
-FINAL_EVALUATORS: list[Evaluator] = [probe_evaluator]
+FINAL_EVALUATORS: list[Evaluator] = [probe_evaluator, mmvp_evaluator]

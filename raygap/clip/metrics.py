@@ -231,3 +231,32 @@ def linear_probe_accuracy(
     with torch.enable_grad():
         optimizer.step(closure)
     return _expected_top1(x_test @ weight.detach() + bias.detach(), y_test)
+
+
+def mmvp_scores(image: torch.Tensor, text: torch.Tensor, groups: torch.Tensor, n_groups: int) -> tuple[list[float], float]:
+    """MMVP-VLM's pair accuracy per group and their mean.
+
+    Rows come in pairs (2p, 2p + 1): two images and the two statements' prompts, statement i
+    describing image i. A statement picks the image closer to it (cosine); a pair counts when both
+    statements pick their own image. A tie between the two images is broken uniformly at random and
+    the expected score is used (a statement scores 1/2), so collapsed features score the chance
+    0.25. `groups` gives each row's group (both rows of a pair share one). Each group's accuracy is
+    over its pairs (NaN without pairs); the mean is over groups, NaN when any group's is. Every
+    score is NaN for features with a NaN/inf entry or a zero-norm row.
+    """
+    _check_pairs(image, text)
+    if image.shape[0] % 2:
+        raise ValueError(f"expected rows in pairs, got {image.shape[0]}")
+    groups = _labels(groups, image.shape[0], n_groups, "groups")[0::2]
+    x, t = _unit(image), _unit(text)
+    if x is None or t is None:
+        return [NAN] * n_groups, NAN
+
+    def picks_own(own: torch.Tensor, other: torch.Tensor, statement: torch.Tensor) -> torch.Tensor:
+        a, b = (own * statement).sum(1), (other * statement).sum(1)
+        return (a > b).double() + 0.5 * (a == b).double()
+
+    first, second = x[0::2], x[1::2]
+    pair = picks_own(first, second, t[0::2]) * picks_own(second, first, t[1::2])
+    per_group = [float(pair[groups == g].mean()) if bool((groups == g).any()) else NAN for g in range(n_groups)]
+    return per_group, sum(per_group) / n_groups

@@ -49,3 +49,10 @@ def total_steps_for(cfg: TrialConfig, n_pairs: int) -> int:
     if cfg.train.steps is not None:
         return cfg.train.steps
     return max(1, math.ceil(cfg.train.epochs * (n_pairs // cfg.train.batch_size)))
+
+
+def warmup_steps_for(cfg: TrialConfig, n_pairs: int) -> int:
+    """train.warmup_steps, or train.warmup_epochs of a training set of `n_pairs` in steps."""
+    if cfg.train.warmup_epochs is None:
+        return cfg.train.warmup_steps
+    return math.ceil(cfg.train.warmup_epochs * (n_pairs // cfg.train.batch_size))

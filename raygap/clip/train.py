@@ -109,7 +109,7 @@ def epoch_batches(trial: Trial, state: TrainState, resume_from: dict | None = No
 # ------------------------------------------------------------------------------- one step
 def train_step(trial: Trial, images: torch.Tensor, tokens: torch.Tensor, step: int) -> torch.Tensor:
     """One optimizer step on one batch; returns the loss (detached, on the device)."""
-    set_lr(trial.optimizer, trial.cfg.train.lr, lr_multiplier(step, trial.cfg.train.warmup_steps, trial.total_steps))
+    set_lr(trial.optimizer, trial.cfg.train.lr, lr_multiplier(step, trial.warmup_steps, trial.total_steps))
     if trial.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     with trial.autocast:

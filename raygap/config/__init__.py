@@ -23,6 +23,7 @@ from raygap.config.data import (
     ImageFileOptions,
     ImageFolderSource,
     LabelledSource,
+    MmvpSource,
     ProbeSpec,
     SyntheticSource,
     WebDatasetSource,
@@ -46,7 +47,7 @@ from raygap.config.sections import (
 __all__ = [
     "BUILTIN_MODELS", "DISTRIBUTION_KINDS", "Cifar10Source", "CocoSource", "DataSource", "DataSpec", "DigitsSource",
     "Distribution", "EvalSpec", "FashionMnistSource", "FilesSource", "ImageFileOptions", "ImageFolderSource",
-    "LabelledSource", "ModelSpec", "ProbeSpec", "ResourcesSpec", "SearchSpec", "SoftSwapSpec", "SpecError",
+    "LabelledSource", "MmvpSource", "ModelSpec", "ProbeSpec", "ResourcesSpec", "SearchSpec", "SoftSwapSpec", "SpecError",
     "Strict", "StudySpec", "SwapSpec", "SyntheticSource", "TemperatureSpec", "TheorySpec", "TrainSpec",
     "TrialConfig", "WebDatasetSource", "find_distributions", "load_spec", "parse_override", "set_path",
 ]  # fmt: skip

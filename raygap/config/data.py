@@ -166,6 +166,18 @@ DataSource = Annotated[
 ]
 
 
+class MmvpSource(ImageFileOptions):
+    """MMVP-VLM from a local copy in its published layout: `root`/Questions.csv and
+    `root`/MLLM_VLM Images/<Type>/<Question ID>.jpg (raygap.data.mmvp)."""
+
+    kind: Literal["mmvp"] = "mmvp"
+    root: Path
+    bad_images: Literal["fail"] = "fail"
+    """Always fail: the benchmark scores pairs, and a pair cannot lose an image."""
+
+    _root_exists = must_exist("root", what="folder")
+
+
 class ProbeSpec(Strict):
     """A labelled set for zero-shot (on `test`) and the linear probe (`train` → `test`)."""
 
@@ -178,6 +190,8 @@ class DataSpec(Strict):
     eval: DataSource = SyntheticSource(size=512, seed=1)
     probe: ProbeSpec | None = ProbeSpec()
     """Set to null to skip zero-shot and linear probe."""
+    mmvp: MmvpSource | None = None
+    """MMVP-VLM, scored once a seed has trained (mmvp_accuracy and a column per group); none by default."""
     loader_workers: Annotated[int, Field(ge=0)] = 0
     """DataLoader processes for image files; in-memory synthetic data needs none."""
     pipeline: Literal["auto", "resident", "streamed", "loader"] = "auto"

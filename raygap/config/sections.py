@@ -57,6 +57,8 @@ class TrainSpec(Strict):
     batch_size: Annotated[int, Field(ge=2)] = 128
     lr: PositiveFloat = 1e-3
     warmup_steps: Annotated[int, Field(ge=0)] = 20
+    warmup_epochs: Annotated[float, Field(ge=0.0)] | None = None
+    """Warmup as epochs of the training set instead of steps (the paper's Appendix E: 20)."""
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.1
     eval_interval: Annotated[int, Field(ge=0)] = 100
     """Evaluate on the eval split every this many steps (0: only at the end)."""
@@ -78,6 +80,8 @@ class TrainSpec(Strict):
             raise ValueError("give either steps or epochs, not both")
         if self.steps is None and self.epochs is None:
             self.steps = 300
+        if self.warmup_epochs is not None and "warmup_steps" in self.model_fields_set:
+            raise ValueError("give either warmup_steps or warmup_epochs, not both")
         return self
 
 

@@ -16,6 +16,8 @@ def check_tables(cfg, file: str) -> None:
     sources = {"data.train": cfg.data.train, "data.eval": cfg.data.eval}
     if cfg.data.probe is not None:
         sources.update({"data.probe.train": cfg.data.probe.train, "data.probe.test": cfg.data.probe.test})
+    if cfg.data.mmvp is not None:
+        sources["data.mmvp"] = cfg.data.mmvp
     for key, source in sources.items():
         if is_file_backed(source):
             try:

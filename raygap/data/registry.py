@@ -12,7 +12,7 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from raygap.data import coco, files, labelled, webdataset
+from raygap.data import coco, files, labelled, mmvp, webdataset
 from raygap.data.bad_images import drop_unreadable
 from raygap.data.index import FileSet
 
@@ -54,6 +54,7 @@ SOURCES: dict[str, InMemory | FileBacked] = {
     "cifar10": InMemory("arrays:load_cifar10"),
     "fashion-mnist": InMemory("arrays:load_fashion_mnist"),
     "digits": InMemory("arrays:load_digits"),
+    "mmvp": FileBacked(mmvp.read_set, where="root"),
 }
 
 
