@@ -147,8 +147,12 @@ def test_report_command_writes_page_pngs_and_markdown(tmp_path, capsys):
     make_folder(tmp_path / "s")
     assert main(["report", str(tmp_path / "s")]) == 0
     out = tmp_path / "s" / "report"
-    assert {p.name for p in out.iterdir()} == {"index.html", "report.md", "pareto.png", "effects.png", "dynamics.png", "hypervolume.png"}
+    assert {p.name for p in out.iterdir()} == {"index.html", "report.md", "pareto.png", "effects.png", "dynamics.png", "hypervolume.png",
+                                               "gap_rate.png", "correlation.png"}  # fmt: skip
     markdown = (out / "report.md").read_text()
+    # Seed means: gaps (0.5, 0.2, 0.4), mean R@1 (0.275, 0.25, 0.1): r = −0.0017 / √(0.0467 · 0.0179)
+    # = −0.058 by hand; ranks (3, 1, 2) and (3, 2, 1) give ρ = 1/2.
+    assert re.search(r"\| modality gap \| mean recall@1 \| 3 \| -0\.06 \[[-+0-9.]+, [-+0-9.]+\] \| \+0\.50 \[", markdown), markdown
     assert "| hand | temperature.value=0.1 | 2 | **0.200 ± 0.000** |" in markdown
     assert re.search(r"hand b: gap ∝ \(log t\)\^−α, α = [0-9.]+ ± [0-9.e-]+ over t ∈ \[100, 1e\+04\] \(3 points", markdown)
     assert not list(out.glob(".*.tmp"))
@@ -183,7 +187,9 @@ def test_page_renders_in_headless_chromium(tmp_path):
     dom = subprocess.run([*browser, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
     figures = re.search(r'<body[^>]*data-figures="(\d+)/(\d+)"', dom.stdout)
     assert figures, "the page's load script did not run"
-    assert figures.group(1) == figures.group(2) == "4"  # every figure decoded, none broken
+    assert (
+        figures.group(1) == figures.group(2) == "6"
+    )  # every figure decoded (pareto, effects, dynamics, hypervolume, gap rate, correlation)
     assert 'data-explorer="drawn"' in dom.stdout and "data-errors" not in dom.stdout
     # Front: the three configurations of each study and t's pruned trial. Curves: trial b (the
     # first on the front with a history), 2 seeds × 5 steps × (gap, mean R@1).
@@ -287,3 +293,44 @@ def test_hypervolume_progress_equals_the_hypervolume_of_every_prefix(tmp_path):
     frame = pl.DataFrame({"modality_gap": gaps, "mean_r1": r1s})
     slow = [pareto.hypervolume_2d(frame.head(i + 1), objectives, (2.0, 0.0)) for i in range(80)]
     assert progress["hypervolume"].to_list() == pytest.approx(slow, abs=1e-12)
+
+
+def early_folder(path, changes):
+    """A Figure-4(b)-style study: one trial per initialization, the gap at steps 0, 5 and 10."""
+    folder = results.ResultsFolder(path)
+    rows, history = [], []
+    for i, (before, after) in enumerate(changes):
+        rows.append(results.trial_row(f"t{i}", i, {"train.seed": i}, {}, "completed", {"modality_gap": after, "mean_r1": 0.1}))
+        history += [{"trial_id": f"t{i}", "seed": i, "step": s, "modality_gap": g} for s, g in ((0, before), (5, before), (10, after))]
+    folder.append(results.TRIALS, rows)
+    folder.append(results.HISTORY, history)
+    folder.write_text(results.SPEC, yaml.safe_dump(SPEC))
+
+
+def test_early_gap_changes_count_the_initializations_that_grew(tmp_path):
+    from raygap.report.rates import early_gap_changes, early_gap_notes, early_gap_summary
+
+    early_folder(tmp_path / "e", [(0.5, 0.6), (0.5, 0.4), (0.5, math.nan), (0.2, 0.5)])
+    study = report.load_study(tmp_path / "e")
+    changes = early_gap_changes(study)
+    assert changes["step"].to_list() == [10] * 4
+    assert changes["change"].to_list()[:2] == pytest.approx([0.1, -0.1]) and math.isnan(changes["change"][2])
+    summary = early_gap_summary(changes)
+    assert {k: summary[k] for k in ("runs", "measured", "grew")} == {"runs": 4, "measured": 3, "grew": 2}
+    assert summary["fraction_grew"] == pytest.approx(2 / 3) and summary["median_change"] == pytest.approx(0.1)
+    assert early_gap_notes([study]) == ["hand: the gap grew over the first 10 steps in 2 of 3 initializations (67%); median change +0.1000"]
+    assert early_gap_changes(report.load_study(make_folder(tmp_path / "long").location)).is_empty()  # runs past step 20
+
+
+def test_gap_rates_fit_each_seed_and_the_seed_mean(tmp_path):
+    from raygap.report.rates import gap_rates
+
+    folder = results.ResultsFolder(tmp_path / "r")
+    folder.append(results.TRIALS, [results.trial_row("a", s, {}, {}, "completed", {"modality_gap": 0.1, "mean_r1": 0.5}) for s in (0, 1)])
+    steps = [10, 30, 100, 300, 1000, 3000, 10000]
+    folder.append(results.HISTORY, [{"trial_id": "a", "seed": seed, "step": t, "modality_gap": 2 * math.log(t) ** -alpha, "mean_r1": 0.5}
+                                    for seed, alpha in ((0, 1.5), (1, 0.5)) for t in steps])  # fmt: skip
+    folder.write_text(results.SPEC, yaml.safe_dump(SPEC))
+    (rate,) = gap_rates(report.load_study(tmp_path / "r"))
+    assert rate["trial_id"] == "a" and rate["alpha_per_seed"] == pytest.approx([1.5, 0.5])
+    assert 0.5 < rate["fit"]["alpha"] < 1.5 and rate["fit"]["points"] >= 3  # the seed mean is no exact power

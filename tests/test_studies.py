@@ -31,9 +31,21 @@ def test_paper_scale_studies_validate_without_their_data(study, capsys):
     assert "data.train.annotations: file not found: /data/coco/annotations/captions_train2017.json" in capsys.readouterr().err
 
 
+PAPER_SCALE = sorted((Path(__file__).resolve().parent.parent / "studies" / "paper").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("study", PAPER_SCALE, ids=[p.stem for p in PAPER_SCALE])
+def test_the_paper_figures_at_paper_scale_validate_for_a_gpu(study, capsys):
+    assert main(["study", "run", str(study), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "each trial needs 1 worker(s) on GPU" in printed and "cannot run it: a trial needs 1 GPUs" in printed
+
+
 def test_the_library_is_complete():
     names = {p.stem for p in STUDIES}
-    assert {"baseline", "flt", "ts", "ts-cos", "tr", "slrt", "hs", "hs-row", "ss", "no-norm", "all", "smoke"} <= names
+    assert {"baseline", "flt", "ts", "ts-cos", "tr", "slrt", "hs", "hs-row", "ss", "no-norm", "all", "smoke", "fig4a", "fig4b"} <= names
+    assert {p.stem for p in COCO} >= {"baseline", "flt", "ts", "ts-cos", "tr", "slrt", "hs", "hs-row", "ss", "no-norm"}
+    assert {p.stem for p in PAPER_SCALE} == {"fig4a", "fig4b"}
     assert {"theory-learned", "theory-fixed", "theory-mismatch"} <= names
 
 
@@ -73,7 +85,7 @@ def test_study_default_configuration_trains(study, tmp_path):
 import csv  # noqa: E402
 import re  # noqa: E402
 
-PAPER_TABLES = Path(__file__).resolve().parent.parent.parent / "shared" / "paper-tables.csv"
+PAPER_TABLES = Path(__file__).resolve().parent.parent / "raygap" / "paper" / "tables.csv"  # the package's copy
 COMMENTED = sorted((Path(__file__).resolve().parent.parent / "studies").glob("*.yaml")) + COCO
 METRICS = {
     "gap": "modality_gap",

@@ -13,7 +13,7 @@ def results_folder(cfg, args):
     return ResultsFolder(args.results or cfg.results or Path("results") / cfg.name)
 
 
-def write_report(folders: list[str], output: str | None) -> Path:
+def write_report(folders: list[str], output: str | None, paper: bool = False) -> Path:
     from raygap import results
     from raygap.report import write_report as write
 
@@ -22,4 +22,4 @@ def write_report(folders: list[str], output: str | None) -> Path:
         raise SpecError(f"not a raygap results folder (no trials.parquet or trials/ parts): {', '.join(missing)}")
     if len(folders) > 1 and not output:
         raise SpecError("several studies need -o DIR for the comparison page")
-    return write(folders, output)
+    return write(folders, output, paper)

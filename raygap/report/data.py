@@ -3,6 +3,7 @@ function. Nothing here draws (raygap.report.figures) or writes pages (raygap.rep
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -263,7 +264,20 @@ def header(study: Study) -> dict:
         "cluster": study.run.get("cluster", "not recorded"),
         "objectives": study.objectives,
         "searched": [p.removeprefix("param.") for p in study.params],
+        **_zero_shot_prompts(trials),
     }
+
+
+def _zero_shot_prompts(trials: pl.DataFrame) -> dict:
+    """Which zero-shot prompts the numbers used (eval.templates from the trials' configurations)."""
+    if "zero_shot_top1" not in trials.columns or "config" not in trials.columns:
+        return {}
+    found = {tuple(json.loads(c).get("eval", {}).get("templates", [])) for c in trials["config"].drop_nulls().unique()}
+    found.discard(())
+    if not found:
+        return {}
+    described = [f"'{t[0]}'" if len(t) == 1 else f"{len(t)} templates averaged ({t[0]!r}, …)" for t in sorted(found)]
+    return {"zero_shot_prompts": "; ".join(described)}
 
 
 def stopped_early(study: Study) -> pl.DataFrame:

@@ -14,19 +14,31 @@ import polars as pl  # noqa: E402
 from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 
 from raygap.catalog import label  # noqa: E402
+from raygap.report.correlation import study_correlations  # noqa: E402
 from raygap.report.data import Study, dynamics, front_panels, front_trial_ids, hypervolume_progress, parameter_effects  # noqa: E402
+from raygap.report.rates import early_gap_changes, early_gap_summary, gap_rates  # noqa: E402
 
 plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8, "figure.dpi": 100})
 WIDTH = 7.2  # inches: a two-column paper's full width
 
 
-def draw_all(studies: list[Study]) -> dict[str, tuple[plt.Figure, str]]:
-    """Every figure the studies support, by file name, with its caption."""
+def draw_all(studies: list[Study], correlations: pl.DataFrame | None = None) -> dict[str, tuple[plt.Figure, str]]:
+    """Every figure the studies support, by file name, with its caption (`correlations`: the
+    studies' `study_correlations`, when the caller has them)."""
     drawn = {
         "pareto": (pareto_figure(studies), "Pareto front: every configuration's seed mean (error bars: std over seeds); the front joined"),
         "effects": (effects_figure(studies), "Each searched parameter against each objective (seed means ± std)"),
         "dynamics": (dynamics_figure(studies), "Training dynamics of the front's configurations"),
         "hypervolume": (hypervolume_figure(studies), "Search progress: hypervolume of the front after each completed configuration"),
+        "gap_rate": (
+            gap_rate_figure(studies),
+            "Gap against training time, with the fitted gap ∝ (log t)^−α (late half of log t) and α per seed",
+        ),
+        "early_gap": (early_gap_figure(studies), "The gap's change over the first steps, one run per initialization"),
+        "correlation": (
+            correlation_figure(study_correlations(studies) if correlations is None else correlations),
+            "Gap and uniformity against each downstream metric across configurations: Pearson r and Spearman ρ, 95 % bootstrap intervals",
+        ),
     }
     return {name: pair for name, pair in drawn.items() if pair[0] is not None}
 
@@ -174,4 +186,74 @@ def hypervolume_figure(studies: list[Study]) -> plt.Figure | None:
     ax.set_ylabel(f"hypervolume ({label(objectives[0])} × {label(objectives[1])})")
     ax.grid(alpha=0.3)
     ax.legend()
+    return figure
+
+
+def correlation_figure(table: pl.DataFrame) -> plt.Figure | None:
+    """One panel per embedding metric: r and ρ against each downstream metric, with intervals."""
+    if table.is_empty() or table.filter(pl.col("pearson").is_not_nan()).is_empty():
+        return None
+    embeddings = table["embedding"].unique(maintain_order=True).to_list()
+    figure, axes = plt.subplots(1, len(embeddings), figsize=(5.5 * len(embeddings), 0.5 + 0.55 * table.height / len(embeddings) + 1.5),
+                                squeeze=False)  # fmt: skip
+    for ax, embedding in zip(axes[0], embeddings):
+        rows = table.filter(pl.col("embedding") == embedding)
+        y = np.arange(rows.height)
+        for name, offset, marker in (("pearson", -0.15, "s"), ("spearman", 0.15, "o")):
+            value, low, high = (rows[c].to_numpy() for c in (name, f"{name}_low", f"{name}_high"))
+            ax.errorbar(value, y + offset, xerr=np.abs(np.vstack([value - low, high - value])), fmt=marker, capsize=3,
+                        label="Pearson r" if name == "pearson" else "Spearman ρ")  # fmt: skip
+        ax.axvline(0, color="grey", linewidth=0.8)
+        ax.set_yticks(y, [f"{label(d)} (n={n})" for d, n in zip(rows["downstream"], rows["n"])])
+        ax.set_xlim(-1.05, 1.05)
+        ax.set_title(f"{label(embedding)} against …")
+        ax.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def gap_rate_figure(studies: list[Study]) -> plt.Figure | None:
+    """The paper's Figure 4(a): each front configuration's seed-mean gap against t (log axis) and
+    the fitted curve over its window, α ± its standard error and the spread of α over seeds."""
+    rates = [(study, rate) for study in studies for rate in gap_rates(study)]
+    if not rates:
+        return None
+    figure, ax = plt.subplots(figsize=(7, 4.5))
+    for study, rate in rates:
+        fit, keep = rate["fit"], rate["time"] > 0
+        seeds = rate["alpha_per_seed"]
+        spread = f"; per seed {np.mean(seeds):.2f} ± {np.std(seeds, ddof=1):.2f} (n={len(seeds)})" if len(seeds) > 1 else ""
+        line = ax.plot(
+            rate["time"][keep],
+            rate["gap"][keep],
+            ".",
+            label=f"{study.name} {rate['trial_id']}: α = {fit['alpha']:.2f} ± {fit['alpha_se']:.2f}{spread}",
+        )
+        t = np.geomspace(fit["t_min"], fit["t_max"], 100)
+        ax.plot(t, fit["prefactor"] * np.log(t) ** -fit["alpha"], "-", color=line[0].get_color())
+    ax.set_xscale("log")
+    ax.set_xlabel("training step t (simulated time for theory studies)")
+    ax.set_ylabel(label("modality_gap"))
+    ax.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def early_gap_figure(studies: list[Study]) -> plt.Figure | None:
+    """The paper's Figure 4(b): the distribution of the gap's change over the first steps across
+    initializations, and how many grew."""
+    changes = [(study, early_gap_changes(study)) for study in studies]
+    changes = [(study, c) for study, c in changes if c.height >= 2]
+    if not changes:
+        return None
+    figure, ax = plt.subplots(figsize=(7, 4))
+    for study, frame in changes:
+        summary = early_gap_summary(frame)
+        ax.hist(frame["change"].drop_nans().to_numpy(), bins=20, alpha=0.6,
+                label=f"{study.name}: {summary['grew']} of {summary['measured']} grew ({summary['fraction_grew']:.0%})")  # fmt: skip
+    ax.axvline(0, color="grey", linewidth=0.8)
+    ax.set_xlabel(f"gap after step {int(changes[0][1]['step'].max())} − gap at step 0")
+    ax.set_ylabel("initializations")
+    ax.legend(fontsize=8)
+    figure.tight_layout()
     return figure

@@ -12,18 +12,22 @@ import polars as pl
 
 from raygap import catalog, local_files
 from raygap.catalog import label
+from raygap.report.correlation import study_correlations
 from raygap.report.data import fit_notes, header, load_study, method_table, stopped_early
 from raygap.report.interactive import interactive_section
+from raygap.report.rates import early_gap_notes
 
 
-def write_report(locations: list[str | Path], output: str | Path | None = None) -> Path:
-    """Read the studies, draw every figure, write index.html, the PNGs and report.md; return the page."""
+def write_report(locations: list[str | Path], output: str | Path | None = None, paper: bool = False) -> Path:
+    """Read the studies, draw every figure, write index.html, the PNGs and report.md; return the
+    page. `paper`: a table of each configuration beside the paper's row for its method."""
     from raygap.report import figures
 
     studies = [load_study(location) for location in locations]
     out = Path(output) if output else _default_output(locations[0], studies[0].name)
     out.mkdir(parents=True, exist_ok=True)
-    drawn = figures.draw_all(studies)
+    correlations = study_correlations(studies)
+    drawn = figures.draw_all(studies, correlations)
     images = {}
     for name, (figure, caption) in drawn.items():
         path = out / f"{name}.png"
@@ -31,9 +35,14 @@ def write_report(locations: list[str | Path], output: str | Path | None = None) 
         images[name] = (path, caption)
     table = method_table(studies)
     headers = [header(s) for s in studies]
-    notes = fit_notes(studies) + _stopped_notes(studies)
-    local_files.write_local_text(out / "report.md", _markdown(headers, images, table, notes, studies))
-    local_files.write_local_text(out / "index.html", _html(headers, images, table, notes, studies))
+    notes = fit_notes(studies) + early_gap_notes(studies) + _stopped_notes(studies)
+    sections = [correlation_section(correlations)] if not correlations.is_empty() else []
+    if paper:
+        from raygap.report.beside_paper import paper_section
+
+        sections.append(paper_section(studies))
+    local_files.write_local_text(out / "report.md", _markdown(headers, images, table, notes, studies, sections))
+    local_files.write_local_text(out / "index.html", _html(headers, images, table, notes, studies, sections))
     return out / "index.html"
 
 
@@ -67,27 +76,49 @@ def table_cells(table: pl.DataFrame) -> tuple[list[str], list[list[tuple[str, bo
     return head, body
 
 
-def _markdown(headers, images, table, notes, studies) -> str:
+def correlation_section(table: pl.DataFrame) -> tuple[str, list[str], list[list[str]]]:
+    """The correlation table as (title, head, rows of cells)."""
+
+    def cell(row: dict, name: str) -> str:
+        value, low, high = row[name], row[f"{name}_low"], row[f"{name}_high"]
+        if math.isnan(value):
+            return "—"
+        return f"{value:+.2f}" + (f" [{low:+.2f}, {high:+.2f}]" if not math.isnan(low) else "")
+
+    head = ["metric", "against", "configurations", "Pearson r [95 % CI]", "Spearman ρ [95 % CI]"]
+    body = [
+        [label(r["embedding"]), label(r["downstream"]), str(r["n"]), cell(r, "pearson"), cell(r, "spearman")]
+        for r in table.iter_rows(named=True)
+    ]
+    title = "Correlations across configurations (seed means of every configuration of the studies above; bootstrap over configurations)"
+    return title, head, body
+
+
+def _markdown(headers, images, table, notes, studies, sections=()) -> str:
     lines = ["# raygap report: " + ", ".join(h["study"] for h in headers), ""]
     for h in headers:
         lines.append(f"- **{h['study']}** ({h['location']}): {h['completed']} configuration(s) completed, {h['failed']} failed, "
                      f"{h['pruned']} pruned, "
                      f"{h['seed_runs']} seed run(s); {h['started']} → {h['finished']}; "
                      + (f"{h['cpu_hours']:.2f} CPU-h, {h['gpu_hours']:.2f} GPU-h; " if "cpu_hours" in h else "")
-                     + f"cluster: {h['cluster']}; objectives {h['objectives']}")  # fmt: skip
+                     + f"cluster: {h['cluster']}; objectives {h['objectives']}"
+                     + (f"; zero-shot prompts: {h['zero_shot_prompts']}" if "zero_shot_prompts" in h else ""))  # fmt: skip
     if not table.is_empty():
         head, body = table_cells(table)
         lines += ["", "## Table (mean ± std over seeds; **best** per column)", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(f"**{t}**" if best else t for t, best in row) + " |" for row in body]
     if notes:
         lines += ["", "## Fits and early stops", "", *[f"- {n}" for n in notes]]
+    for title, head, body in sections:
+        lines += ["", f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(row) + " |" for row in body]
     lines += ["", "## Figures", ""]
     for name, (path, caption) in images.items():
         lines += [f"![{caption}]({path.name})", "", f"*{caption}*", ""]
     return "\n".join(lines) + "\n"
 
 
-def _html(headers, images, table, notes, studies) -> str:
+def _html(headers, images, table, notes, studies, sections=()) -> str:
     esc = html.escape
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
@@ -113,6 +144,10 @@ def _html(headers, images, table, notes, studies) -> str:
     parts.append(interactive_section(studies))
     if notes:
         parts.append("<h2>Fits and early stops</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
+    for title, head, body in sections:
+        parts.append(f"<h2>{esc(title)}</h2><table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in body]
+        parts.append("</table>")
     for name, (path, caption) in images.items():
         encoded = base64.b64encode(path.read_bytes()).decode()
         parts.append(f"<figure id='{name}'><img alt='{esc(caption)}' src='data:image/png;base64,{encoded}'><figcaption>{esc(caption)} "
@@ -127,7 +162,7 @@ def _html(headers, images, table, notes, studies) -> str:
 
 
 HEADER_KEYS = ("location", "configurations", "completed", "failed", "pruned", "seed_runs", "started", "finished",
-               "cpu_hours", "gpu_hours", "cluster", "objectives", "searched")  # fmt: skip
+               "cpu_hours", "gpu_hours", "cluster", "objectives", "searched", "zero_shot_prompts")  # fmt: skip
 
 
 def _header_html(h: dict, study) -> str:
