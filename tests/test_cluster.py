@@ -3,6 +3,7 @@ processes, each with its own resources. `raygap study run --address` places two-
 trials on both nodes; the second node's raylet is killed mid-trial, and the trial is retried from
 its checkpoint on what is left. Slow (a few minutes on 2 cores): `make test-all` runs it."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -29,6 +30,11 @@ search: {sampler: grid}
 """
 
 
+# `ray start --head` turns on Ray's token authentication (the token in ~/.ray/auth_token); every
+# other node and every driver must then ask for it, as on a real cluster.
+TOKEN_AUTH = {**os.environ, "RAY_AUTH_MODE": "token"}
+
+
 def ray_start(*args: str) -> subprocess.Popen:
     """One node: `ray start --block` owns its processes until it is stopped."""
     ray = Path(sys.executable).parent / "ray"
@@ -36,7 +42,7 @@ def ray_start(*args: str) -> subprocess.Popen:
     command = [str(ray), "start", "--block", "--node-ip-address", "127.0.0.1", *args]
     for option in ports:  # two nodes on one machine: each agent needs its own ports
         command += [option, str(free_port())]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=TOKEN_AUTH)
 
 
 def raylet(node: subprocess.Popen, timeout: float = 120) -> psutil.Process:
@@ -139,6 +145,7 @@ def test_spread_trials_on_two_nodes_survive_losing_one(tmp_path):
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            env=TOKEN_AUTH,
         )
         deadline, step, spread = time.time() + 300, None, False
         while not (spread and step is not None) and time.time() < deadline and run.poll() is None:
