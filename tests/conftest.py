@@ -62,6 +62,34 @@ BROKEN = [
 ]
 
 
+def stop_processes(processes, grace: float = 20) -> None:
+    """SIGTERM the given psutil processes, SIGKILL what is left after `grace` seconds, and wait."""
+    import psutil
+
+    for process in processes:
+        try:
+            process.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(processes, timeout=grace)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=10)
+
+
+def forget_ray_start(port: int) -> None:
+    """`ray start --head` names its cluster in /tmp/ray/ray_current_cluster for later `ray.init()`
+    calls; `ray stop` would remove it. Remove it when it names the cluster on `port`."""
+    from pathlib import Path
+
+    current = Path("/tmp/ray/ray_current_cluster")
+    if current.is_file() and current.read_text().strip().endswith(f":{port}"):
+        current.unlink()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now (for a server a test starts)."""
     import socket

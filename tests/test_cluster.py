@@ -4,7 +4,6 @@ trials on both nodes; the second node's raylet is killed mid-trial, and the tria
 its checkpoint on what is left. Slow (a few minutes on 2 cores): `make test-all` runs it."""
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import polars as pl
 import psutil
 import pytest
 
-from conftest import free_port
+from conftest import forget_ray_start, free_port, stop_processes
 from raygap import results
 
 STUDY = """
@@ -87,19 +86,7 @@ def stop_nodes(nodes: list[subprocess.Popen], raylets: set[int]) -> None:
             tree += [psutil.Process(node.pid), *psutil.Process(node.pid).children(recursive=True)]
         except psutil.Error:
             pass
-    tree += processes_of(raylets)
-    for process in tree:
-        try:
-            process.send_signal(signal.SIGTERM)
-        except psutil.Error:
-            pass
-    _, alive = psutil.wait_procs(tree, timeout=20)
-    for process in alive:
-        try:
-            process.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(alive, timeout=10)
+    stop_processes(tree + processes_of(raylets))
     for node in nodes:
         node.wait(timeout=10)
 
@@ -171,4 +158,5 @@ def test_spread_trials_on_two_nodes_survive_losing_one(tmp_path):
         print(f"second node lost after a checkpoint at step {step}; trials resumed from steps {resumed}")
     finally:
         stop_nodes(nodes, raylets)
+        forget_ray_start(port)
     assert not processes_of(raylets), "the cluster's workers are still running"

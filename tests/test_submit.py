@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 import psutil
 
-from conftest import free_port
+from conftest import forget_ray_start, free_port, stop_processes
 from raygap.cli import main
 
 STUDY = """
@@ -93,15 +93,6 @@ def test_a_study_submitted_as_a_ray_job_succeeds(tmp_path, capsys):
         assert trials.height == 2 and set(trials["status"]) == {"completed"}
         assert "submitted: 2 trial(s)" in logs
     finally:
-        processes = cluster_processes(gcs_port)
-        for process in processes:
-            try:
-                process.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(processes, timeout=30)
-        # `ray start` names its cluster here for later `ray.init()` calls; `ray stop` would remove it.
-        current = Path("/tmp/ray/ray_current_cluster")
-        if current.is_file() and current.read_text().strip().endswith(f":{gcs_port}"):
-            current.unlink()
+        stop_processes(cluster_processes(gcs_port), grace=0)
+        forget_ray_start(gcs_port)
     assert not cluster_processes(gcs_port), "the test's Ray cluster is still running"
