@@ -9,6 +9,7 @@ Pure: polars only.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import polars as pl
@@ -31,6 +32,7 @@ COLUMNS = {
 }
 
 
+@lru_cache(maxsize=1)
 def paper_tables() -> pl.DataFrame:
     """Every row of the paper's Tables 1–5: table, method, setting and the printed numbers."""
     return pl.read_csv(TABLES, schema_overrides={c: pl.Float64 for c in COLUMNS})
@@ -66,13 +68,18 @@ def paper_row(config: dict) -> dict | None:
     match = paper_method(config)
     if match is None:
         return None
-    method, setting = match
-    tables = paper_tables()
-    rows = tables.filter((pl.col("method") == method) & pl.col("setting").str.starts_with(setting))
-    full = [r for t in (3, 4, 5, 2) for r in rows.filter(pl.col("table") == t).iter_rows(named=True)]
+    return _row(*match)
+
+
+@lru_cache(maxsize=1)
+def _rows() -> tuple[dict, ...]:
+    return tuple(paper_tables().iter_rows(named=True))
+
+
+def _row(method: str, setting: str) -> dict | None:
+    rows = [r for r in _rows() if r["method"] == method and r["setting"].startswith(setting)]  # 39 rows: a scan is cheap
+    full = [r for t in (3, 4, 5, 2) for r in rows if r["table"] == t]
     if not full:
         return None
-    out = dict(full[0])
-    mmvp = rows.filter((pl.col("table") == 1) & pl.col("mmvp_vlm").is_not_null())
-    out["mmvp_vlm"] = mmvp["mmvp_vlm"][0] if mmvp.height else None
-    return out
+    mmvp = [r["mmvp_vlm"] for r in rows if r["table"] == 1 and r["mmvp_vlm"] is not None]
+    return {**full[0], "mmvp_vlm": mmvp[0] if mmvp else None}

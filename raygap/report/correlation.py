@@ -59,9 +59,17 @@ def correlation(x: np.ndarray, y: np.ndarray, resamples: int = 1000, level: floa
     return out
 
 
-def correlation_table(configurations: pl.DataFrame, resamples: int = 1000, seed: int = 0) -> pl.DataFrame:
+def bootstrap_resamples(n: int) -> int:
+    """1,000 resamples, fewer above 2,000 configurations (200 from 10,000): the work grows with
+    resamples × n, and the interval of a large set is narrow either way."""
+    return max(200, min(1000, 2_000_000 // max(n, 1)))
+
+
+def correlation_table(configurations: pl.DataFrame, resamples: int | None = None, seed: int = 0) -> pl.DataFrame:
     """One row per (embedding metric, downstream metric) both present: n, r and ρ with their
-    intervals, over the rows of `configurations` (seed means, one row per configuration)."""
+    intervals, over the rows of `configurations` (seed means, one row per configuration);
+    `resamples` defaults to bootstrap_resamples of the number of configurations."""
+    resamples = resamples or bootstrap_resamples(configurations.height)
     rows = []
     for embedding in EMBEDDING:
         for downstream in DOWNSTREAM:
@@ -71,7 +79,9 @@ def correlation_table(configurations: pl.DataFrame, resamples: int = 1000, seed:
             y = configurations[downstream].cast(pl.Float64).fill_null(NAN).to_numpy()
             if not (np.isfinite(x) & np.isfinite(y)).any():
                 continue
-            rows.append({"embedding": embedding, "downstream": downstream, **correlation(x, y, resamples, seed=seed)})
+            rows.append(
+                {"embedding": embedding, "downstream": downstream, "resamples": resamples, **correlation(x, y, resamples, seed=seed)}
+            )
     return pl.DataFrame(rows)
 
 

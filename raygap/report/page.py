@@ -32,6 +32,7 @@ def write_report(locations: list[str | Path], output: str | Path | None = None, 
     for name, (figure, caption) in drawn.items():
         path = out / f"{name}.png"
         local_files.write_figure(path, figure)
+        figures.plt.close(figure)  # pyplot keeps every figure open until closed
         images[name] = (path, caption)
     table = method_table(studies)
     headers = [header(s) for s in studies]
@@ -90,7 +91,10 @@ def correlation_section(table: pl.DataFrame) -> tuple[str, list[str], list[list[
         [label(r["embedding"]), label(r["downstream"]), str(r["n"]), cell(r, "pearson"), cell(r, "spearman")]
         for r in table.iter_rows(named=True)
     ]
-    title = "Correlations across configurations (seed means of every configuration of the studies above; bootstrap over configurations)"
+    title = (
+        "Correlations across configurations (seed means of every configuration of the studies above; "
+        f"bootstrap over configurations, {table['resamples'][0]} resamples)"
+    )
     return title, head, body
 
 
