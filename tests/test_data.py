@@ -288,11 +288,11 @@ def test_the_registry_reads_every_kind_the_spec_accepts():
     """One reader per spec kind; the file-backed ones are the sources with image-file options."""
     import typing
 
-    from raygap.config import DataSource, ImageFileOptions
+    from raygap.config import DataSource, ImageFileOptions, MmvpSource
     from raygap.data import SOURCES
     from raygap.data.registry import FileBacked
 
-    models = typing.get_args(typing.get_args(DataSource)[0])
+    models = (*typing.get_args(typing.get_args(DataSource)[0]), MmvpSource)  # data.mmvp has a kind of its own
     assert [model.model_fields["kind"].default for model in models] == list(SOURCES)
     for model in models:
         file_backed = isinstance(SOURCES[model.model_fields["kind"].default], FileBacked)

@@ -78,7 +78,8 @@ def rebuild_optuna_study(optuna_file: Path, spec: StudySpec, trials: pl.DataFram
     param_columns = [c for c in trials.columns if c.startswith("param.")]
     for trial_id in finished:
         rows = trials.filter(pl.col("trial_id") == trial_id)
-        params = {c.removeprefix("param."): v for c, v in rows.select(param_columns).row(0, named=True).items() if v is not None}
+        first = rows.row(0, named=True)  # a trial's seeds share its parameters
+        params = {c.removeprefix("param."): first[c] for c in param_columns if first[c] is not None}
         fixed = optuna.trial.FixedTrial(params)
         suggest_params(fixed, spec.raw, str(spec.path))  # records each parameter's distribution
         state, values = _outcome(rows, objectives)
