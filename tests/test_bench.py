@@ -18,7 +18,9 @@ def test_bench_ci_size_measures_every_section(tmp_path):
     assert saved == json.loads(json.dumps(results))
     loop, study = results["loop"], results["study"]
     assert loop["plain_samples_per_s"] > 0 and loop["raygap_samples_per_s"] > 0
-    assert math.isclose(loop["loop_efficiency"], loop["raygap_samples_per_s"] / loop["plain_samples_per_s"])
+    ratios = sorted(r["raygap_samples_per_s"] / r["plain_samples_per_s"] for r in loop["rounds"])
+    assert len(ratios) == 2 and math.isclose(loop["loop_efficiency"], (ratios[0] + ratios[1]) / 2)  # the median of two paired rounds
+    assert (loop["loop_efficiency_min"], loop["loop_efficiency_max"]) == (ratios[0], ratios[1])
     assert study["trials"] == 2 and study["workers_per_trial"] == 1
     # Stamps come in order: trial start ≤ train() entry ≤ first step ≤ last step ≤ result on the head.
     assert 0 <= study["median_ray_start_s"] <= study["median_start_overhead_s"]
