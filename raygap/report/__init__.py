@@ -1,7 +1,8 @@
 """`raygap report`: study folders → a static page (index.html), one PNG per figure and report.md.
 
-Reads nothing but results folders. The arrows run one way: `data` computes every figure's numbers
-(Parquet → polars frames, each tested on its own), `figures` draws them (matplotlib), `page`
+Reads nothing but results folders. The arrows run one way: `data` (and `explore`, `correlation`,
+`rates`, `beside_paper`) computes every figure's numbers (Parquet → polars frames, each tested on
+its own), `figures` draws them (matplotlib), `page`
 writes the files.
 """
 
@@ -9,7 +10,6 @@ from raygap.report.data import (
     Study,
     configurations,
     dynamics,
-    fit_notes,
     front_panels,
     front_trial_ids,
     header,
@@ -22,6 +22,7 @@ from raygap.report.data import (
     stopped_early,
 )
 from raygap.report.page import table_cells, write_report
+from raygap.report.rates import fit_notes
 
 __all__ = [
     "Study", "configurations", "dynamics", "fit_notes", "front_panels", "front_trial_ids", "header", "hypervolume_progress",

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from raygap.report.data import Study, configurations
+
 EMBEDDING = ("modality_gap", "uniformity")
 DOWNSTREAM = ("zero_shot_top1", "linear_probe_top1", "image_to_text_r1", "text_to_image_r1", "mean_r1", "mmvp_accuracy")
 NAN = float("nan")
@@ -85,10 +87,8 @@ def correlation_table(configurations: pl.DataFrame, resamples: int | None = None
     return pl.DataFrame(rows)
 
 
-def study_correlations(studies) -> pl.DataFrame:
-    """`correlation_table` over every configuration of the studies (report.data.Study) pooled."""
-    from raygap.report.data import configurations
-
+def study_correlations(studies: list[Study]) -> pl.DataFrame:
+    """`correlation_table` over every configuration of the studies pooled."""
     frames = [configurations(study) for study in studies]
     frames = [f for f in frames if not f.is_empty()]
     return correlation_table(pl.concat(frames, how="diagonal_relaxed")) if frames else pl.DataFrame()

@@ -294,16 +294,3 @@ def _date(stamp: float | None) -> str:
 
 def _short(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def fit_notes(studies: list[Study]) -> list[str]:
-    notes = []
-    for study in studies:
-        for trial_id in front_trial_ids(study, limit=3):
-            fit = log_power_fit(dynamics(study, [trial_id]))
-            if math.isfinite(fit["alpha"]):
-                notes.append(
-                    f"{study.name} {trial_id}: gap ∝ (log t)^−α, α = {fit['alpha']:.3g} ± {fit['alpha_se']:.2g} over t ∈ [{fit['t_min']:.3g}, {fit['t_max']:.3g}] "
-                    f"({fit['points']} points, least squares of log gap on log log t, ± the slope's standard error; R² = {fit['r2']:.4f})"
-                )
-    return notes

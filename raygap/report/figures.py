@@ -14,7 +14,6 @@ import polars as pl  # noqa: E402
 from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 
 from raygap.catalog import label  # noqa: E402
-from raygap.report.correlation import study_correlations  # noqa: E402
 from raygap.report.data import Study, dynamics, front_panels, front_trial_ids, hypervolume_progress, parameter_effects  # noqa: E402
 from raygap.report.rates import early_gap_changes, early_gap_summary, gap_rates  # noqa: E402
 
@@ -22,9 +21,9 @@ plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "
 WIDTH = 7.2  # inches: a two-column paper's full width
 
 
-def draw_all(studies: list[Study], correlations: pl.DataFrame | None = None) -> dict[str, tuple[plt.Figure, str]]:
-    """Every figure the studies support, by file name, with its caption (`correlations`: the
-    studies' `study_correlations`, when the caller has them)."""
+def draw_all(studies: list[Study], correlations: pl.DataFrame) -> dict[str, tuple[plt.Figure, str]]:
+    """Every figure the studies support, by file name, with its caption; `correlations` is the
+    studies' `study_correlations` (the page's table shows it too)."""
     drawn = {
         "pareto": (pareto_figure(studies), "Pareto front: every configuration's seed mean (error bars: std over seeds); the front joined"),
         "effects": (effects_figure(studies), "Each searched parameter against each objective (seed means ± std)"),
@@ -36,7 +35,7 @@ def draw_all(studies: list[Study], correlations: pl.DataFrame | None = None) -> 
         ),
         "early_gap": (early_gap_figure(studies), "The gap's change over the first steps, one run per initialization"),
         "correlation": (
-            correlation_figure(study_correlations(studies) if correlations is None else correlations),
+            correlation_figure(correlations),
             "Gap and uniformity against each downstream metric across configurations: Pearson r and Spearman ρ, 95 % bootstrap intervals",
         ),
     }

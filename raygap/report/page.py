@@ -13,9 +13,9 @@ import polars as pl
 from raygap import catalog, local_files
 from raygap.catalog import label
 from raygap.report.correlation import study_correlations
-from raygap.report.data import fit_notes, header, load_study, method_table, stopped_early
+from raygap.report.data import header, load_study, method_table, stopped_early
 from raygap.report.interactive import interactive_section
-from raygap.report.rates import early_gap_notes
+from raygap.report.rates import early_gap_notes, fit_notes
 
 
 def write_report(locations: list[str | Path], output: str | Path | None = None, paper: bool = False) -> Path:

@@ -32,6 +32,19 @@ def gap_rates(study: Study, limit: int = 3) -> list[dict]:
     return out
 
 
+def fit_notes(studies: list[Study]) -> list[str]:
+    """A line per fitted front configuration (`gap_rates`): α, its standard error, window and R²."""
+    notes = []
+    for study in studies:
+        for rate in gap_rates(study):
+            fit = rate["fit"]
+            notes.append(
+                f"{study.name} {rate['trial_id']}: gap ∝ (log t)^−α, α = {fit['alpha']:.3g} ± {fit['alpha_se']:.2g} over t ∈ [{fit['t_min']:.3g}, {fit['t_max']:.3g}] "
+                f"({fit['points']} points, least squares of log gap on log log t, ± the slope's standard error; R² = {fit['r2']:.4f})"
+            )
+    return notes
+
+
 def early_gap_changes(study: Study, until: int = 10) -> pl.DataFrame:
     """For a study whose seed runs all end by EARLY_STEPS (one run per initialization): per seed run,
     the gap at step 0, at the last evaluation point at or before `until`, and the change. Empty for
