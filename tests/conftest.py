@@ -1,6 +1,14 @@
+import os
+import shutil
+import tempfile
+
 import pytest
 
 from raygap.config import TrialConfig
+
+# Image files use a decoded copy in the per-user cache folder by default: the suite's copies go to
+# a folder of its own (inherited by the Ray processes it starts), removed when it ends.
+DECODED_COPIES = os.environ["RAYGAP_CACHE_DIR"] = tempfile.mkdtemp(prefix="raygap-test-decoded-")
 
 
 def tiny_config(**sections) -> TrialConfig:
@@ -40,8 +48,8 @@ BROKEN = [
     ("temperature: {kind: fixd, value: 1}", "temperature: Input tag 'fixd' found using 'kind' does not match any of the expected tags"),
     ("data: {train: {kind: files, table: /nowhere/pairs.csv}}", "data.train.table: data table not found: /nowhere/pairs.csv"),
     (
-        "data: {train: {kind: webdataset, shards: x.tar}, pipeline: resident}",
-        "data: pipeline resident needs the training images in memory; data.train is decoded from its files every epoch (set its decoded_cache)",
+        "data: {train: {kind: webdataset, shards: x.tar, decoded_cache: off}, pipeline: resident}",
+        "data: pipeline resident needs the training images in memory; data.train is decoded from its files every epoch (decoded_cache: off)",
     ),
     ("model: {name: ViT-B-3}", "model.name: unknown model 'ViT-B-3'; did you mean ViT-B-32"),
     ("train: {steps: 10, epochs: 1}", "train: give either steps or epochs, not both"),
@@ -111,6 +119,7 @@ def pytest_sessionfinish(session, exitstatus):
     import psutil
     import ray
 
+    shutil.rmtree(DECODED_COPIES, ignore_errors=True)
     leftovers = []
     if ray.is_initialized():
         ray.shutdown()

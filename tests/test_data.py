@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -154,7 +156,7 @@ def save_jpegs(folder, shapes, seed=0):
 def test_decoded_cache_gives_the_tensors_of_decoding_the_files_and_is_built_once(tmp_path, bundle, capsys):
     table = save_jpegs(tmp_path / "data", [(50, 70), (64, 40), (32, 32), (90, 45)])
     cache = tmp_path / "cache"
-    every_time = load_source(FilesSource(table=table), bundle, train=False)
+    every_time = load_source(FilesSource(table=table, decoded_cache=False), bundle, train=False)
     cached = load_source(FilesSource(table=table, decoded_cache=cache), bundle, train=False)
     assert isinstance(cached.images, TensorImages) and cached.images.pixels.shape == (4, 3, 32, 32)
     assert "decoding 4 images once at 32 px" in capsys.readouterr().err
@@ -182,6 +184,35 @@ def test_a_decoded_cache_that_fails_half_way_leaves_nothing(tmp_path, bundle):
     with pytest.raises(ValueError, match=r"1\.jpg: cannot be decoded"):
         load_source(FilesSource(table=table, decoded_cache=cache), bundle, train=False)
     assert [p.suffix for p in cache.iterdir()] == [".lock"]  # no .npy, no partial file
+
+
+def test_image_files_use_the_per_user_decoded_copy_unless_it_is_off(tmp_path, bundle, monkeypatch):
+    from raygap.data import cache
+
+    table = save_jpegs(tmp_path / "data", [(40, 56)] * 3)
+    monkeypatch.setenv("RAYGAP_CACHE_DIR", str(tmp_path / "mine"))
+    data = load_source(FilesSource(table=table), bundle, train=False)  # the default: true
+    assert isinstance(data.images, TensorImages) and len(list((tmp_path / "mine").glob("*.npy"))) == 1
+    monkeypatch.delenv("RAYGAP_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache.default_folder() == tmp_path / "xdg" / "raygap" / "decoded"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache.default_folder() == Path.home() / ".cache" / "raygap" / "decoded"
+    for off in (False, "off", "OFF", "false"):
+        source = FilesSource(table=table, decoded_cache=off)
+        assert source.decoded_cache is False and cache.folder_for(source.decoded_cache) is None
+    assert not isinstance(load_source(FilesSource(table=table, decoded_cache="off"), bundle, train=False).images, TensorImages)
+    assert FilesSource(table=table, decoded_cache=str(tmp_path / "c")).decoded_cache == tmp_path / "c"
+
+
+def test_a_decoded_copy_without_room_on_its_disk_is_an_error_before_decoding(tmp_path, bundle, monkeypatch):
+    from raygap.data import cache
+
+    table = save_jpegs(tmp_path / "data", [(40, 40)] * 2)
+    monkeypatch.setattr(cache, "SPARE_BYTES", 1 << 62)  # more than any disk has free
+    with pytest.raises(OSError, match=r"decoded_cache: the decoded copy needs 0.0 GB in .*/cache, which has .* GB free; .* or to off"):
+        load_source(FilesSource(table=table, decoded_cache=tmp_path / "cache"), bundle, train=False)
+    assert [p.suffix for p in (tmp_path / "cache").iterdir()] == [".lock"]
 
 
 def test_training_reads_random_crops_of_the_decoded_copy(tmp_path, bundle):
@@ -254,7 +285,7 @@ def test_the_pipeline_setting_picks_how_batches_arrive(tmp_path, bundle):
     assert isinstance(training_batches(data, sampler, 16, cpu, "resident", 0), ResidentPairs)
     for pipeline in ("auto", "streamed", "loader"):  # on a CPU these are the loader
         assert isinstance(training_batches(data, sampler, 16, cpu, pipeline, 0), LoadedPairs)
-    files = load_source(FilesSource(table=save_jpegs(tmp_path, [(40, 40)] * 4)), bundle, train=True)
+    files = load_source(FilesSource(table=save_jpegs(tmp_path, [(40, 40)] * 4), decoded_cache=False), bundle, train=True)
     with pytest.raises(ValueError, match="data.pipeline: resident needs images in memory"):
         training_batches(files, sampler, 2, cpu, "resident", 0)
 

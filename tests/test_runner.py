@@ -41,6 +41,21 @@ def test_plan_on_a_two_core_laptop_avoids_the_deadlock():
     assert grouped.trial_resources() == {"CPU": 0.1}
 
 
+def test_plan_counts_loader_processes_as_cores():
+    """A trial's DataLoader processes decode on cores of their own: two trials with a loader each
+    on two cores would fight over them, so one runs at a time and holds both."""
+    laptop = plan_resources(ResourcesSpec(), cluster_cpus=2, cluster_gpus=0, loader_workers=1)
+    assert (laptop.max_concurrent, laptop.cpus_per_worker, laptop.threads_per_worker) == (1, 2.0, 1)
+    assert "1 loader process(es)" in laptop.describe()
+    workstation = plan_resources(ResourcesSpec(), cluster_cpus=16, cluster_gpus=0, loader_workers=3)
+    assert (workstation.max_concurrent, workstation.cpus_per_worker, workstation.threads_per_worker) == (4, 4.0, 1)
+    grouped = plan_resources(ResourcesSpec(workers_per_trial=2), cluster_cpus=16, cluster_gpus=0, loader_workers=1)
+    assert (grouped.max_concurrent, grouped.cpus_per_worker) == (4, 1.95)  # 4 × (2 × 1.95 + 0.1) = 16
+    gpus = plan_resources(ResourcesSpec(), cluster_cpus=64, cluster_gpus=8, loader_workers=8)
+    assert (gpus.max_concurrent, gpus.cpus_per_worker, gpus.threads_per_worker) == (8, 7.9, 1)  # the cores there are
+    assert plan_resources(ResourcesSpec(), cluster_cpus=64, cluster_gpus=8, loader_workers=2).cpus_per_worker == 4.0
+
+
 def test_plan_on_gpus_and_overrides():
     plan = plan_resources(ResourcesSpec(workers_per_trial=2), cluster_cpus=64, cluster_gpus=8)
     assert plan.use_gpu and plan.max_concurrent == 4 and plan.worker_resources() == {"CPU": plan.cpus_per_worker, "GPU": 1.0}

@@ -33,10 +33,18 @@ class ImageFileOptions(Strict):
 
     bad_images: Literal["fail", "skip"] = "fail"
     """An image PIL cannot open: fail before any work starts, or leave it and its captions out (counted)."""
-    decoded_cache: Path | None = None
-    """A folder for a copy of the images decoded once at the model's resolution (uint8, memory-mapped):
-    every later epoch and trial reads it instead of decoding the files; training crops are then
-    drawn on the training device."""
+    decoded_cache: Path | bool = True
+    """A copy of the images decoded once at the model's resolution (uint8, memory-mapped) that every
+    later epoch and trial reads instead of decoding the files; training crops are then drawn on the
+    training device. true: in the per-user cache folder (raygap.data.cache.default_folder); a
+    folder: there; off: decode the files every epoch."""
+
+    @field_validator("decoded_cache", mode="before")
+    @classmethod
+    def _on_or_off(cls, value):
+        # YAML reads `off`/`on` as booleans; a string from JSON or code says the same.
+        words = {"off": False, "false": False, "no": False, "on": True, "true": True, "yes": True}
+        return words.get(value.lower(), value) if isinstance(value, str) else value
 
 
 class FilesSource(ImageFileOptions):
@@ -203,9 +211,9 @@ class DataSpec(Strict):
 
     @model_validator(mode="after")
     def _pipeline_needs_memory(self) -> DataSpec:
-        decoded_each_epoch = isinstance(self.train, ImageFileOptions) and self.train.decoded_cache is None
+        decoded_each_epoch = isinstance(self.train, ImageFileOptions) and self.train.decoded_cache is False
         if self.pipeline in ("resident", "streamed") and decoded_each_epoch:
             raise ValueError(
-                f"pipeline {self.pipeline} needs the training images in memory; data.train is decoded from its files every epoch (set its decoded_cache)"
+                f"pipeline {self.pipeline} needs the training images in memory; data.train is decoded from its files every epoch (decoded_cache: off)"
             )
         return self

@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,12 +29,30 @@ from raygap.data.index import FileImages
 VERSION = 1  # part of the hash: bump when the decoding changes
 
 
+SPARE_BYTES = 1 << 30  # left free on the cache's disk after a copy is built
+
+
+def default_folder() -> Path:
+    """Where `decoded_cache: true` (the default) keeps its copies: $RAYGAP_CACHE_DIR, else
+    $XDG_CACHE_HOME/raygap/decoded, else ~/.cache/raygap/decoded. On a cluster each node has its own."""
+    if os.environ.get("RAYGAP_CACHE_DIR"):
+        return Path(os.environ["RAYGAP_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "raygap", "decoded")
+
+
+def folder_for(setting: Path | bool) -> Path | None:
+    """A source's `decoded_cache` setting → the folder of its copy, or None to decode every epoch."""
+    if setting is False:
+        return None
+    return default_folder() if setting is True else Path(setting)
+
+
 def decoded_pixels(store: FileImages, preprocess, folder: Path, threads: int | None = None, echo=None) -> np.ndarray:
     """The store's images decoded as uint8 [n, 3, S, S], memory-mapped; built on first use.
 
     Processes that ask at once (trials starting together) wait on a lock while one builds it; the
     file appears under its final name only when complete, so a kill mid-build leaves nothing
-    that a later run would read.
+    that a later run would read. A disk without room for the copy is an error before decoding.
     """
     size = preprocess.size if isinstance(preprocess.size, int) else preprocess.size[0]
     folder = Path(folder)
@@ -42,6 +61,7 @@ def decoded_pixels(store: FileImages, preprocess, folder: Path, threads: int | N
     if not path.exists():
         with _locked(path.with_suffix(".lock")):
             if not path.exists():
+                _check_room(folder, len(store) * 3 * size * size)
                 _build(store, preprocess, size, path, threads or len(os.sched_getaffinity(0)), echo or _stderr)
     pixels = np.load(path, mmap_mode="c")  # copy-on-write: writable for torch, never written back
     if pixels.shape != (len(store), 3, size, size):
@@ -111,6 +131,15 @@ def _build(store: FileImages, preprocess, size: int, path: Path, threads: int, e
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+def _check_room(folder: Path, needed: int) -> None:
+    free = shutil.disk_usage(folder).free
+    if needed + SPARE_BYTES > free:
+        raise OSError(
+            f"decoded_cache: the decoded copy needs {needed / 1e9:.1f} GB in {folder}, which has {free / 1e9:.1f} GB free; "
+            "set the source's decoded_cache to a folder with room (or RAYGAP_CACHE_DIR), or to off to decode the files every epoch"
+        )
 
 
 @contextlib.contextmanager

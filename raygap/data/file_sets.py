@@ -14,12 +14,14 @@ from raygap.data.index import FileSet
 from raygap.data.sets import ImageTextSet, ModelInputs, tokenize_unique
 
 
-def decode(found: FileSet, decoded_cache: Path | None, bundle: ModelInputs, train: bool) -> ImageTextSet:
-    """The set's images as `bundle`'s model sees them (random crops when `train`), captions tokenized."""
-    if decoded_cache is not None:
+def decode(found: FileSet, decoded_cache: Path | bool, bundle: ModelInputs, train: bool) -> ImageTextSet:
+    """The set's images as `bundle`'s model sees them (random crops when `train`), captions tokenized;
+    `decoded_cache` is the source's setting (true: the per-user cache folder, off: every epoch)."""
+    folder = cache.folder_for(decoded_cache)
+    if folder is not None:
         from open_clip import AugmentationCfg
 
-        pixels = cache.decoded_pixels(found.images, bundle.preprocess, decoded_cache)
+        pixels = cache.decoded_pixels(found.images, bundle.preprocess, folder)
         # open_clip trains on random crops of 90–100 % of the area; here of the decoded copy, on the device.
         images = TensorImages(pixels, bundle.preprocess.mean, bundle.preprocess.std, crop_scale=AugmentationCfg().scale if train else None)
     else:

@@ -152,7 +152,7 @@ def training_batches(
     if pipeline == "auto":
         pipeline = "resident" if fits_on_device(data, device) else "streamed" if in_memory else "loader"
     if pipeline in ("resident", "streamed") and not in_memory:
-        raise ValueError(f"data.pipeline: {pipeline} needs images in memory (a decoded_cache for image files)")
+        raise ValueError(f"data.pipeline: {pipeline} needs images in memory (image files with decoded_cache on)")
     if pipeline == "resident":
         # No loader processes, pinning thread or per-step copy: each batch is gathered where it is used.
         return ResidentPairs(data, sampler, batch_size, device)

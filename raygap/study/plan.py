@@ -20,6 +20,8 @@ class ResourcePlan:
     placement: str = "PACK"
     in_trial: bool = False
     """Train inside the Tune trial process instead of starting a worker group."""
+    loader_workers: int = 0
+    """DataLoader processes each worker starts; counted in its CPUs."""
 
     def trial_resources(self) -> dict[str, float]:
         """What the Tune trial itself holds: a worker's share when it trains in-process."""
@@ -40,6 +42,8 @@ class ResourcePlan:
 
     def describe(self) -> str:
         device = f"{self.gpus_per_worker:g} GPU + " if self.use_gpu else ""
+        if self.loader_workers:
+            device += f"{self.loader_workers} loader process(es) in "
         if self.in_trial:
             return f"1 worker per trial, in the trial process ({device}{self.cpus_per_worker:.2f} CPU); up to {self.max_concurrent} trial(s) at once"
         return (
@@ -53,30 +57,34 @@ def study_plan(settings: TrialConfig, cluster_cpus: float, cluster_gpus: float) 
     (float64, no model): `resources` does not apply, and GPUs do not limit how many run at once."""
     if settings.theory is not None:
         return plan_resources(ResourcesSpec(use_gpu=False), cluster_cpus, cluster_gpus)
-    return plan_resources(settings.resources, cluster_cpus, cluster_gpus)
+    return plan_resources(settings.resources, cluster_cpus, cluster_gpus, settings.data.loader_workers)
 
 
-def plan_resources(spec: ResourcesSpec, cluster_cpus: float, cluster_gpus: float) -> ResourcePlan:
+def plan_resources(spec: ResourcesSpec, cluster_cpus: float, cluster_gpus: float, loader_workers: int = 0) -> ResourcePlan:
     """Fit trials to the cluster: on GPUs, GPUs // (workers × GPUs per worker) trials at once; on
     CPUs, whole cores per worker where possible and fractional shares otherwise, so that the
-    driver plus its workers always fit (the default 1 CPU each deadlocks a 2-core machine)."""
+    driver plus its workers always fit (the default 1 CPU each deadlocks a 2-core machine). A
+    worker's DataLoader processes each count as a core of its own: trials that decode images on
+    cores already taken by other trials slow each other down."""
     workers = spec.workers_per_trial
+    cores = 1.0 + loader_workers  # what one worker keeps busy: its trainer and its loader processes
     use_gpu = spec.use_gpu if spec.use_gpu is not None else cluster_gpus >= 1
     if use_gpu:
         gpus = spec.gpus_per_worker or 1.0
         if workers * gpus > cluster_gpus:
             raise SpecError(f"resources: a trial needs {workers * gpus:g} GPUs but the cluster has {cluster_gpus:g}")
         concurrent = max(1, int(cluster_gpus // (workers * gpus)))
-        cpus = spec.cpus_per_worker or max(0.5, min(4.0, (cluster_cpus - DRIVER_CPUS * concurrent) / (workers * concurrent)))
+        share = (cluster_cpus - DRIVER_CPUS * concurrent) / (workers * concurrent)
+        cpus = spec.cpus_per_worker or max(0.5, min(max(4.0, cores), share))
     else:
         gpus = 0.0
-        concurrent = max(1, int(cluster_cpus // workers))  # about a core per worker where there are enough
-        cpus = spec.cpus_per_worker or min(1.0, (cluster_cpus - DRIVER_CPUS * concurrent) / (workers * concurrent))
+        concurrent = max(1, int(cluster_cpus // (workers * cores)))  # about `cores` per worker where there are enough
+        cpus = spec.cpus_per_worker or min(cores, (cluster_cpus - DRIVER_CPUS * concurrent) / (workers * concurrent))
         if workers * cpus + DRIVER_CPUS > cluster_cpus:
             raise SpecError(f"resources: a trial needs {workers * cpus + DRIVER_CPUS:g} CPUs but the cluster has {cluster_cpus:g}")
         concurrent = max(1, min(concurrent, int(cluster_cpus // (workers * cpus + DRIVER_CPUS))))
-    threads = max(1, int(cpus + 0.5))
     in_trial = workers == 1 and spec.worker_group == "auto"
     if in_trial and not use_gpu and not spec.cpus_per_worker:
-        cpus = min(1.0, cluster_cpus / concurrent)  # no separate driver to leave room for
-    return ResourcePlan(workers, use_gpu, round(cpus, 3), gpus, concurrent, threads, spec.placement, in_trial)
+        cpus = min(cores, cluster_cpus / concurrent)  # no separate driver to leave room for
+    threads = max(1, int(cpus + 0.5) - loader_workers)  # the trainer's torch threads; the loaders take the rest
+    return ResourcePlan(workers, use_gpu, round(cpus, 3), gpus, concurrent, threads, spec.placement, in_trial, loader_workers)
