@@ -4,6 +4,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from raygap.bench import check_gpu_bench, run_bench
 from raygap.bench.common import to_config
@@ -89,3 +90,34 @@ def test_the_study_scale_bench_runs_a_real_study_and_times_its_two_ends(tmp_path
     assert scale["first_trials_per_s"] == pytest.approx(99 / (stamps[99] - stamps[0]))
     assert scale["last_trials_per_s"] == pytest.approx(99 / (stamps[-1] - stamps[-100]))
     assert scale["first_over_last"] == pytest.approx(scale["first_trials_per_s"] / scale["last_trials_per_s"])
+
+
+def test_the_files_study_bench_writes_the_digits_the_memory_study_holds(tmp_path):
+    """The PNG files hold exactly the pixels of the in-memory digits source, so the two studies of
+    part 11 train on the same images."""
+    from raygap.bench.files_study import write_digit_files
+    from raygap.clip.model import build_model
+    from raygap.config import DigitsSource, FilesSource
+    from raygap.data import load_source
+
+    bundle = build_model("tiny-vit")
+    table, count = write_digit_files(tmp_path / "digits", 32)
+    files = load_source(FilesSource(table=table, label_column="label", decoded_cache=False), bundle, train=False)
+    memory = load_source(DigitsSource(split="train"), bundle, train=False)
+    assert count == len(files.images) == len(memory.images) == 1437
+    assert files.class_names == memory.class_names and torch.equal(files.labels, memory.labels)
+    indices = [0, 1, 700, 1436]
+    assert torch.allclose(files.images.batch(indices), memory.images.batch(indices), atol=1e-5)
+    assert torch.equal(files.tokens, memory.tokens) and torch.equal(files.caption_image, memory.caption_image)
+
+
+def test_the_files_study_bench_runs_three_real_studies(tmp_path):
+    from raygap.bench import run_files_study_bench
+
+    results = run_files_study_bench("ci", tmp_path, echo=lambda line: None)
+    assert json.loads((tmp_path / "bench-ci-files-study.json").read_text()) == json.loads(json.dumps(results))
+    speed = results["files_study"]
+    (round_,) = speed["rounds"]
+    for run in (round_["memory"], round_["files"], speed["every_epoch"]):
+        assert run["trials"] == 2 and run["samples_per_s"] == pytest.approx(2 * 4 * 32 / run["window_s"])
+    assert speed["files_over_memory"] == pytest.approx(round_["files"]["samples_per_s"] / round_["memory"]["samples_per_s"])

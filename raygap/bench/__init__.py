@@ -19,6 +19,8 @@ module each:
                                        recorded (`--only bookkeeping`)
 10. study scale       (study_scale)    trials/s over the first and last 1,000 of a real 10,000-trial
                                        theory study through the engine (`--only study-scale`)
+11. files study       (files_study)    a study on image files (PNG digits) against the same study on
+                                       the same images in memory (`--only files-study`)
 On a GPU (gpu): throughput and MFU per model, batch and pipeline (throughput), and trials sharing
 the card (sharing). `common` holds the bench's trial config, the stopwatch and the JSON output.
 """
@@ -37,6 +39,7 @@ from raygap.bench.common import save_results, to_config, trial_raw
 from raygap.bench.decoded_cache import decoded_cache_speedup
 from raygap.bench.early_stop import early_stop_savings
 from raygap.bench.evaluation import evaluation_cost
+from raygap.bench.files_study import files_study_speed
 from raygap.bench.gpu import GPU_PARTS, check_gpu_bench, run_gpu_bench
 from raygap.bench.input_pipeline import input_pipeline
 from raygap.bench.live import live_tracking_cost
@@ -54,11 +57,12 @@ __all__ = [
     "run_bench",
     "run_bookkeeping_bench",
     "run_early_stop_bench",
+    "run_files_study_bench",
     "run_gpu_bench",
     "run_study_scale_bench",
 ]
 
-CPU_PARTS = ("early-stop", "bookkeeping", "study-scale")  # parts of a CPU size that run on their own (`--only`)
+CPU_PARTS = ("early-stop", "bookkeeping", "study-scale", "files-study")  # parts of a CPU size that run on their own (`--only`)
 
 # size → model, batch, loop steps, eval pairs, study trials, study steps, worker-group trials, JPEGs and their batch
 SIZES = {
@@ -78,6 +82,9 @@ SIZES = {
         "bookkeeping_trials": 300,
         "scale_trials": 200,
         "loop_rounds": 2,
+        "files_study_trials": 2,
+        "files_study_steps": 4,
+        "files_study_rounds": 1,
     },
     "full": {
         "model": "tiny-vit",
@@ -95,6 +102,9 @@ SIZES = {
         "bookkeeping_trials": 10000,
         "scale_trials": 10000,
         "loop_rounds": 5,
+        "files_study_trials": 4,
+        "files_study_steps": 100,
+        "files_study_rounds": 2,
     },
 }
 TARGETS = {
@@ -105,6 +115,7 @@ TARGETS = {
     "hypervolume_ratio": 0.98,
     "bookkeeping_ratio": 1.5,
     "study_scale_ratio": 1.5,
+    "files_over_memory": 0.9,
 }
 
 
@@ -205,6 +216,25 @@ def run_study_scale_bench(size_name: str = "ci", output: str | Path = "results/b
     )
     results = {"size": size_name, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "study_scale": scale}
     save_results(results, Path(output) / f"bench-{size_name}-study-scale.json", echo)
+    return results
+
+
+def run_files_study_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=print) -> dict:
+    """Part 11 alone: studies on image files and on the same images in memory, saved as JSON."""
+    size = SIZES[size_name]
+    echo(f"raygap bench ({size_name}) 11. a study on image files against the same images in memory: "
+         f"{size['files_study_trials']} trials × {size['files_study_steps']} steps, {size['model']}, batch {size['batch']}")  # fmt: skip
+    speed = files_study_speed(size, echo)
+    pace = [(r["files"]["samples_per_s"], r["memory"]["samples_per_s"]) for r in speed["rounds"]]
+    echo(
+        f"files / memory: {speed['files_over_memory']:.3f} (target ≥ {TARGETS['files_over_memory']:g}; median of {len(pace)} round(s), "
+        f"min {speed['files_over_memory_min']:.3f}, max {speed['files_over_memory_max']:.3f}); samples/s per round (files, memory): "
+        + ", ".join(f"{f:.0f}/{m:.0f}" for f, m in pace)
+    )
+    every = speed["every_epoch"]
+    echo(f"decoded every epoch (decoded_cache: off) / memory: {speed['every_epoch_over_memory']:.3f}; {every['samples_per_s']:.0f} samples/s")
+    results = {"size": size_name, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "files_study": speed}
+    save_results(results, Path(output) / f"bench-{size_name}-files-study.json", echo)
     return results
 
 
