@@ -6,9 +6,12 @@ import pytest
 
 from raygap.config import TrialConfig
 
-# Image files use a decoded copy in the per-user cache folder by default: the suite's copies go to
-# a folder of its own (inherited by the Ray processes it starts), removed when it ends.
-DECODED_COPIES = os.environ["RAYGAP_CACHE_DIR"] = tempfile.mkdtemp(prefix="raygap-test-decoded-")
+# Image files use a decoded copy in the per-user cache folder by default, and torch.compile keeps
+# its kernels in a cache folder too: the suite's go to a folder of its own (inherited by the Ray
+# processes it starts), removed when it ends.
+SUITE_CACHES = tempfile.mkdtemp(prefix="raygap-test-caches-")
+os.environ["RAYGAP_CACHE_DIR"] = os.path.join(SUITE_CACHES, "decoded")
+os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(SUITE_CACHES, "inductor")
 
 
 def tiny_config(**sections) -> TrialConfig:
@@ -119,7 +122,7 @@ def pytest_sessionfinish(session, exitstatus):
     import psutil
     import ray
 
-    shutil.rmtree(DECODED_COPIES, ignore_errors=True)
+    shutil.rmtree(SUITE_CACHES, ignore_errors=True)
     leftovers = []
     if ray.is_initialized():
         ray.shutdown()

@@ -121,3 +121,18 @@ def test_the_files_study_bench_runs_three_real_studies(tmp_path):
     for run in (round_["memory"], round_["files"], speed["every_epoch"]):
         assert run["trials"] == 2 and run["samples_per_s"] == pytest.approx(2 * 4 * 32 / run["window_s"])
     assert speed["files_over_memory"] == pytest.approx(round_["files"]["samples_per_s"] / round_["memory"]["samples_per_s"])
+
+
+def test_the_compile_bench_pairs_eager_and_compiled_trials_and_profiles_both(tmp_path):
+    from raygap.bench import run_compile_bench
+
+    results = run_compile_bench("ci", tmp_path, echo=lambda line: None)
+    assert json.loads((tmp_path / "bench-ci-compile.json").read_text()) == json.loads(json.dumps(results))
+    speed = results["compile"]
+    ratios = sorted(r["compiled"]["samples_per_s"] / r["eager"]["samples_per_s"] for r in speed["rounds"])
+    assert len(ratios) == 2 and speed["speedup"] == pytest.approx(sum(ratios) / 2)
+    # The first compile starts from an empty kernel cache; the second finds its kernels.
+    assert speed["cold_compile_s"] > speed["cached_compile_s"]
+    for mode in ("eager", "compiled"):
+        ops = speed["top_operators"][mode]
+        assert ops and all(0 < op["share"] <= 1 for op in ops) and sum(op["share"] for op in ops) <= 1 + 1e-9

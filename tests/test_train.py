@@ -136,3 +136,38 @@ def test_a_trial_on_image_files_trains_from_the_decoded_copy(tmp_path):
     stamp = copy.stat().st_mtime_ns
     assert train(cfg)["loss"] == final["loss"]  # same seed, same crops, same numbers
     assert copy.stat().st_mtime_ns == stamp
+
+
+def test_compiled_towers_train_as_the_eager_ones():
+    """train.compile: true compiles the towers' training forward (torch.compile, inductor): the
+    same losses and metrics as eager to float precision, and checkpoints keep the eager keys."""
+    from raygap.clip.build import build_trial
+
+    cfg = tiny_config(train={"steps": 3, "eval_interval": 1})
+    compiled_cfg = tiny_config(train={"steps": 3, "eval_interval": 1, "compile": True})
+    eager, compiled = [], []
+    train(cfg, report=eager.append)
+    train(compiled_cfg, report=compiled.append)
+    assert [row["step"] for row in compiled] == [0, 1, 2, 3]
+    for want, got in zip(eager[1:], compiled[1:], strict=True):  # step 0 is before any training step
+        for key in ("loss", "modality_gap", "uniformity", "pair_cosine", "temperature"):
+            assert got[key] == pytest.approx(want[key], rel=1e-3, abs=1e-5), (got["step"], key)
+    trial = build_trial(compiled_cfg, 0, 1, torch.device("cpu"))
+    assert trial.forward.encode_image is not trial.model.encode_image  # the compiled wrapper
+    assert trial.model.state_dict().keys() == build_trial(cfg, 0, 1, torch.device("cpu")).model.state_dict().keys()
+
+
+def test_open_clip_attention_runs_through_scaled_dot_product_attention():
+    """Both towers' attention goes through F.scaled_dot_product_attention (flash and memory-efficient
+    kernels on a GPU), one call per layer: open_clip's blocks ask nn.MultiheadAttention for no weights."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from raygap.clip.model import build_model
+
+    bundle = build_model("tiny-vit")  # 2 vision and 2 text layers
+    images, tokens = torch.randn(4, 3, 32, 32), bundle.tokenize(["a photo of a red circle"] * 4)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        bundle.model.encode_image(images)
+        bundle.model.encode_text(tokens)
+    calls = {event.key: event.count for event in prof.key_averages()}
+    assert calls.get("aten::scaled_dot_product_attention") == 4

@@ -21,8 +21,11 @@ module each:
                                        theory study through the engine (`--only study-scale`)
 11. files study       (files_study)    a study on image files (PNG digits) against the same study on
                                        the same images in memory (`--only files-study`)
-On a GPU (gpu): throughput and MFU per model, batch and pipeline (throughput), and trials sharing
-the card (sharing). `common` holds the bench's trial config, the stopwatch and the JSON output.
+12. compiled loop     (compiled)       train.compile: true against eager: warm samples/s, compile
+                                       time, the top operators by the profiler (`--only compile`)
+Parts 8–12 run on their own (`alone`). On a GPU (gpu): throughput and MFU per model, batch and
+pipeline (throughput), the compiled loop (compiled), and trials sharing the card (sharing).
+`common` holds the sizes, the targets, the bench's trial config, the stopwatch and the JSON output.
 """
 
 from __future__ import annotations
@@ -34,19 +37,22 @@ from pathlib import Path
 
 import torch
 
-from raygap.bench.bookkeeping import bookkeeping_cost
-from raygap.bench.common import save_results, to_config, trial_raw
+from raygap.bench.alone import (
+    CPU_PARTS,
+    run_bookkeeping_bench,
+    run_compile_bench,
+    run_early_stop_bench,
+    run_files_study_bench,
+    run_study_scale_bench,
+)
+from raygap.bench.common import SIZES, TARGETS, save_results, to_config, trial_raw
 from raygap.bench.decoded_cache import decoded_cache_speedup
-from raygap.bench.early_stop import early_stop_savings
 from raygap.bench.evaluation import evaluation_cost
-from raygap.bench.files_study import files_study_speed
 from raygap.bench.gpu import GPU_PARTS, check_gpu_bench, run_gpu_bench
 from raygap.bench.input_pipeline import input_pipeline
 from raygap.bench.live import live_tracking_cost
 from raygap.bench.loop import loop_efficiency
-from raygap.bench.optuna_scale import sampler_cost, storage_cost
 from raygap.bench.overhead import study_overheads
-from raygap.bench.study_scale import study_scale
 
 __all__ = [
     "CPU_PARTS",
@@ -56,67 +62,12 @@ __all__ = [
     "check_gpu_bench",
     "run_bench",
     "run_bookkeeping_bench",
+    "run_compile_bench",
     "run_early_stop_bench",
     "run_files_study_bench",
     "run_gpu_bench",
     "run_study_scale_bench",
 ]
-
-CPU_PARTS = ("early-stop", "bookkeeping", "study-scale", "files-study")  # parts of a CPU size that run on their own (`--only`)
-
-# size → model, batch, loop steps, eval pairs, study trials, study steps, worker-group trials, JPEGs and their batch
-SIZES = {
-    "ci": {
-        "model": "tiny-vit",
-        "batch": 32,
-        "steps": 6,
-        "eval_pairs": 256,
-        "trials": 2,
-        "study_steps": 4,
-        "group_trials": 0,
-        "photos": 32,
-        "photo_batch": 16,
-        "live_points": 20,
-        "early_stop_trials": 4,
-        "early_stop_steps": 6,
-        "bookkeeping_trials": 300,
-        "scale_trials": 200,
-        "loop_rounds": 2,
-        "files_study_trials": 2,
-        "files_study_steps": 4,
-        "files_study_rounds": 1,
-    },
-    "full": {
-        "model": "tiny-vit",
-        "batch": 128,
-        "steps": 60,
-        "eval_pairs": 5000,
-        "trials": 6,
-        "study_steps": 400,
-        "group_trials": 2,
-        "photos": 1024,
-        "photo_batch": 64,
-        "live_points": 200,
-        "early_stop_trials": 16,
-        "early_stop_steps": 120,
-        "bookkeeping_trials": 10000,
-        "scale_trials": 10000,
-        "loop_rounds": 5,
-        "files_study_trials": 4,
-        "files_study_steps": 100,
-        "files_study_rounds": 2,
-    },
-}
-TARGETS = {
-    "loop_efficiency": 0.95,
-    "overhead_s": 5.0,
-    "study_efficiency": 0.85,
-    "compute_saved": 0.30,
-    "hypervolume_ratio": 0.98,
-    "bookkeeping_ratio": 1.5,
-    "study_scale_ratio": 1.5,
-    "files_over_memory": 0.9,
-}
 
 
 def run_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=print) -> dict:
@@ -149,92 +100,6 @@ def run_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=
         results["study_two_workers"] = study_overheads(size, size["group_trials"], 20, 2, echo)
     echo(format_table(results))
     save_results(results, Path(output) / f"bench-{size_name}-{results['device']}.json", echo)
-    return results
-
-
-def run_early_stop_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=print) -> dict:
-    """Part 8 alone: the study with and without Pareto early stopping, saved as JSON under `output`."""
-    size = SIZES[size_name]
-    echo(f"raygap bench ({size_name}) 8. early stopping: {size['model']}, batch {size['batch']}, {os.cpu_count()} CPU(s)")
-    results = {"size": size_name, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "early_stop": early_stop_savings(size, echo)}
-    bench = results["early_stop"]
-    full, stopped = bench["full"], bench["early_stop"]
-    echo(
-        f"compute saved (Σ seed seconds): {bench['compute_saved']:.3f} (target ≥ {TARGETS['compute_saved']:g}); "
-        f"{stopped['seed_seconds']:.0f} s against {full['seed_seconds']:.0f} s, study {stopped['study_seconds']:.0f} s against {full['study_seconds']:.0f} s"
-    )
-    echo(
-        f"hypervolume with / without: {bench['hypervolume_ratio']:.3f} (target ≥ {TARGETS['hypervolume_ratio']:g}); "
-        f"{stopped['hypervolume']:.4f} against {full['hypervolume']:.4f}; fronts of {stopped['front_size']} and {full['front_size']}"
-    )
-    echo(f"pruned: {stopped['pruned_trials']} of {bench['trials']} trials ({stopped['pruned_seeds']} seed runs); "
-         f"same configurations in both: {bench['same_configurations']}")  # fmt: skip
-    save_results(results, Path(output) / f"bench-{size_name}-early-stop.json", echo)
-    return results
-
-
-def run_bookkeeping_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=print) -> dict:
-    """Part 9 alone: recording cost per trial early and late in a large study, saved as JSON."""
-    trials = SIZES[size_name]["bookkeeping_trials"]
-    echo(f"raygap bench ({size_name}) 9. bookkeeping: {trials} trials recorded by the head's writer")
-    cost = bookkeeping_cost(trials, echo=echo)
-    echo(
-        f"per trial, median: {cost['first_median_ms']:.2f} ms over the first {cost['window']}, {cost['last_median_ms']:.2f} ms over "
-        f"the last: ratio {cost['last_over_first_median']:.2f} (target ≤ {TARGETS['bookkeeping_ratio']:g}); means "
-        f"{cost['first_mean_ms']:.2f} / {cost['last_mean_ms']:.2f} ms (pareto.parquet on its cadence included)"
-    )
-    echo(f"rewriting the whole table at {trials} rows (before the parts): {cost['whole_table_rewrite_ms']:.1f} ms per seed; "
-         f"closing the study (final front, compaction): {cost['close_seconds']:.1f} s")  # fmt: skip
-    results = {
-        "size": size_name,
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "bookkeeping": cost,
-        "optuna_storage": [],
-        "optuna_samplers": [],
-    }
-    for kind in ("sqlite", "journal"):
-        results["optuna_storage"].append(storage_cost(kind, trials))
-        r = results["optuna_storage"][-1]
-        at_1000 = f", at 1,000: {r['at_1000_ms']:.2f} ms" if r["at_1000_ms"] is not None else ""
-        echo(f"Optuna ask + tell, {kind}: {r['first_ms']:.2f} ms over the first 100 trials{at_1000}, {r['last_ms']:.2f} ms at {trials:,}")
-    for sampler in ("tpe", "nsga2"):
-        for held in sorted({min(1000, trials), trials}):
-            results["optuna_samplers"].append(sampler_cost(sampler, held))
-            echo(f"{sampler} ask on a study of {held:,} trials: {results['optuna_samplers'][-1]['seconds_per_ask']:.3f} s")
-    save_results(results, Path(output) / f"bench-{size_name}-bookkeeping.json", echo)
-    return results
-
-
-def run_study_scale_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=print) -> dict:
-    """Part 10 alone: a real theory study of `scale_trials` trials, saved as JSON under `output`."""
-    trials = SIZES[size_name]["scale_trials"]
-    echo(f"raygap bench ({size_name}) 10. study scale: {trials:,} theory trials through Ray Tune, Optuna and the head's writer")
-    scale = study_scale(trials, Path(output) / "study-scale", echo)
-    echo(
-        f"trials/s: {scale['first_trials_per_s']:.1f} over the first {scale['window']:,}, {scale['last_trials_per_s']:.1f} over the last: "
-        f"ratio {scale['first_over_last']:.2f} (target ≤ {TARGETS['study_scale_ratio']:g}); {scale['trials']:,} trials in {scale['seconds']:.0f} s"
-    )
-    results = {"size": size_name, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "study_scale": scale}
-    save_results(results, Path(output) / f"bench-{size_name}-study-scale.json", echo)
-    return results
-
-
-def run_files_study_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=print) -> dict:
-    """Part 11 alone: studies on image files and on the same images in memory, saved as JSON."""
-    size = SIZES[size_name]
-    echo(f"raygap bench ({size_name}) 11. a study on image files against the same images in memory: "
-         f"{size['files_study_trials']} trials × {size['files_study_steps']} steps, {size['model']}, batch {size['batch']}")  # fmt: skip
-    speed = files_study_speed(size, echo)
-    pace = [(r["files"]["samples_per_s"], r["memory"]["samples_per_s"]) for r in speed["rounds"]]
-    echo(
-        f"files / memory: {speed['files_over_memory']:.3f} (target ≥ {TARGETS['files_over_memory']:g}; median of {len(pace)} round(s), "
-        f"min {speed['files_over_memory_min']:.3f}, max {speed['files_over_memory_max']:.3f}); samples/s per round (files, memory): "
-        + ", ".join(f"{f:.0f}/{m:.0f}" for f, m in pace)
-    )
-    every = speed["every_epoch"]
-    echo(f"decoded every epoch (decoded_cache: off) / memory: {speed['every_epoch_over_memory']:.3f}; {every['samples_per_s']:.0f} samples/s")
-    results = {"size": size_name, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "files_study": speed}
-    save_results(results, Path(output) / f"bench-{size_name}-files-study.json", echo)
     return results
 
 

@@ -1,4 +1,4 @@
-"""What the benchmarks share: the bench's trial configuration, a stopwatch that waits for the GPU, and the JSON output."""
+"""What the benchmarks share: their sizes and targets, the bench's trial configuration, a stopwatch that waits for the GPU, and the JSON output."""
 
 from __future__ import annotations
 
@@ -10,6 +10,62 @@ from typing import Self
 import torch
 
 from raygap.config import TrialConfig
+
+# size → what each part runs at: model, batch, loop steps and rounds, eval pairs, study trials and steps, JPEGs, …
+SIZES = {
+    "ci": {
+        "model": "tiny-vit",
+        "batch": 32,
+        "steps": 6,
+        "eval_pairs": 256,
+        "trials": 2,
+        "study_steps": 4,
+        "group_trials": 0,
+        "photos": 32,
+        "photo_batch": 16,
+        "live_points": 20,
+        "early_stop_trials": 4,
+        "early_stop_steps": 6,
+        "bookkeeping_trials": 300,
+        "scale_trials": 200,
+        "loop_rounds": 2,
+        "files_study_trials": 2,
+        "files_study_steps": 4,
+        "files_study_rounds": 1,
+        "compile_rounds": 2,
+    },
+    "full": {
+        "model": "tiny-vit",
+        "batch": 128,
+        "steps": 60,
+        "eval_pairs": 5000,
+        "trials": 6,
+        "study_steps": 400,
+        "group_trials": 2,
+        "photos": 1024,
+        "photo_batch": 64,
+        "live_points": 200,
+        "early_stop_trials": 16,
+        "early_stop_steps": 120,
+        "bookkeeping_trials": 10000,
+        "scale_trials": 10000,
+        "loop_rounds": 5,
+        "files_study_trials": 4,
+        "files_study_steps": 100,
+        "files_study_rounds": 2,
+        "compile_rounds": 3,
+    },
+}
+TARGETS = {
+    "loop_efficiency": 0.95,
+    "overhead_s": 5.0,
+    "study_efficiency": 0.85,
+    "compute_saved": 0.30,
+    "hypervolume_ratio": 0.98,
+    "bookkeeping_ratio": 1.5,
+    "study_scale_ratio": 1.5,
+    "files_over_memory": 0.9,
+}
 
 
 def trial_raw(size: dict, steps: int, eval_pairs: int) -> dict:

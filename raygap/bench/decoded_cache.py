@@ -64,7 +64,9 @@ def decoded_cache_speedup(count: int, batch: int, device: torch.device, echo, im
     with tempfile.TemporaryDirectory() as scratch:
         echo(f"  writing {count} 640×480 JPEGs")
         table = write_photos(Path(scratch, "photos"), count)
-        files_rate = epoch_samples_per_s(load_source(FilesSource(table=table, decoded_cache=False), bundle, train=True), batch, device, workers)
+        files_rate = epoch_samples_per_s(
+            load_source(FilesSource(table=table, decoded_cache=False), bundle, train=True), batch, device, workers
+        )
         started = time.perf_counter()
         cached = load_source(FilesSource(table=table, decoded_cache=Path(scratch, "cache")), bundle, train=True)
         build_seconds = time.perf_counter() - started

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from raygap.bench.common import save_results, to_config
+from raygap.bench.compiled import compile_speedup, top_kernels
 from raygap.bench.decoded_cache import decoded_cache_speedup
 from raygap.bench.evaluation import evaluation_cost
 from raygap.bench.input_pipeline import input_pipeline
@@ -20,12 +21,13 @@ from raygap.bench.throughput import (
     GPU_BATCHES,
     GPU_MODELS,
     GPU_STEPS,
+    flops_per_sample,
     gpu_throughput,
     gpu_trial_raw,
     matmul_tflops,
 )
 
-GPU_PARTS = ("throughput", "pipelines", "cache", "input", "evaluation", "sharing")
+GPU_PARTS = ("throughput", "pipelines", "cache", "input", "evaluation", "sharing", "compile")
 COCO_TRAIN_IMAGES = 118_287  # the epoch the evaluation cost is quoted against
 
 
@@ -71,6 +73,9 @@ def run_gpu_bench(output: str | Path = "results/bench", echo=print, parts: tuple
         raw = gpu_trial_raw("ViT-B-32", 256, GPU_STEPS, probe=True)
         raw["data"]["eval"]["size"] = 5000
         results["evaluation"] = evaluation_cost(to_config(raw), _vit_rate(results, 256), COCO_TRAIN_IMAGES)
+    if "compile" in parts:
+        echo("2. the compiled loop (train.compile: true) against eager, MFU of both; the compiled loop's top kernels at batch 512")
+        results["compile"] = [gpu_compile(m, b, peak, echo) for m in GPU_MODELS for b in (256, 512)]
     if "sharing" in parts:
         echo("6. several small trials sharing the GPU (small-vit, batch 256)")
         results["sharing"] = gpu_sharing(gpu_trial_raw("small-vit", 256, 300), (1, 2, 4), echo)
@@ -78,6 +83,23 @@ def run_gpu_bench(output: str | Path = "results/bench", echo=print, parts: tuple
     suffix = "" if tuple(parts) == GPU_PARTS else "-" + "-".join(parts)
     save_results(results, Path(output) / f"bench-gpu-{name.replace(' ', '-')}{suffix}.json", echo)
     return results
+
+
+def gpu_compile(model: str, batch: int, peak_tflops: float, echo) -> dict:
+    """Eager and compiled trial loops of `model` at `batch` (two paired rounds), with MFU."""
+    raw = gpu_trial_raw(model, batch, GPU_STEPS)
+    row = compile_speedup(raw, rounds=2, echo=echo)
+    flops = flops_per_sample(to_config(raw))
+    row.update(gflops_per_sample=flops / 1e9, mfu_eager=row["eager_samples_per_s"] * flops / (peak_tflops * 1e12),
+               mfu_compiled=row["compiled_samples_per_s"] * flops / (peak_tflops * 1e12))  # fmt: skip
+    if batch == 512:
+        row["top_kernels"] = top_kernels(raw, compile_=True)
+        echo("  top kernels: " + ", ".join(f"{k['name'][:60]} {k['share']:.0%}" for k in row["top_kernels"]))
+    echo(
+        f"  {model} batch {batch}: MFU eager {row['mfu_eager']:.3f}, compiled {row['mfu_compiled']:.3f}; compile {row['cold_compile_s']:.0f} s cold"
+    )
+    torch.cuda.empty_cache()
+    return row
 
 
 def _vit_rate(results: dict, batch: int) -> float:
@@ -108,6 +130,9 @@ def format_gpu_table(results: dict) -> str:
         lines.append(
             f"evaluation: {ev['eval_pairs']} pairs + probe in {ev['eval_seconds']:.1f} s = {ev['eval_per_epoch']:.3f} of a {ev['epoch_pairs']}-sample epoch"
         )
+    for r in results.get("compile", []):
+        lines.append(f"compiled {r['model']} batch {r['batch']}: {r['compiled_samples_per_s']:.0f} vs eager {r['eager_samples_per_s']:.0f} samples/s "
+                     f"({r['speedup']:.3f}), MFU {r['mfu_compiled']:.3f} vs {r['mfu_eager']:.3f}, compile {r['cold_compile_s']:.0f} s cold")  # fmt: skip
     if "sharing" in results:
         lines.append(
             "sharing: "

@@ -97,13 +97,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         run_gpu_bench(args.output, parts=parts)
         return 0
     if args.only:
-        from raygap.bench import CPU_PARTS, run_bookkeeping_bench, run_early_stop_bench, run_files_study_bench, run_study_scale_bench
+        from raygap.bench import CPU_PARTS
 
         if args.only not in CPU_PARTS:
             raise SpecError(f"--only with --size {args.size}: one of {', '.join(CPU_PARTS)} (the others run together, without --only)")
-        part = {"early-stop": run_early_stop_bench, "bookkeeping": run_bookkeeping_bench, "study-scale": run_study_scale_bench,
-                "files-study": run_files_study_bench}  # fmt: skip
-        part[args.only](args.size, args.output)
+        CPU_PARTS[args.only](args.size, args.output)
         return 0
     run_bench(args.size, args.output)
     return 0
@@ -151,10 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--only",
         metavar="PARTS",
-        help="with --size gpu, a comma-separated subset of: throughput, pipelines, cache, input, evaluation, sharing; "
+        help="with --size gpu, a comma-separated subset of: throughput, pipelines, cache, input, evaluation, sharing, compile; "
         "with ci or full: early-stop (the study with and without search.early_stop), bookkeeping (recording cost at scale), "
-        "study-scale (a real 10,000-trial theory study: trials/s early and late) "
-        "or files-study (a study on image files against the same images in memory)",
+        "study-scale (a real 10,000-trial theory study: trials/s early and late), "
+        "files-study (a study on image files against the same images in memory) "
+        "or compile (train.compile: true against eager)",
     )
     bench.add_argument("-o", "--output", default="results/bench", metavar="DIR", help="where the JSON goes (default: results/bench)")
     bench.set_defaults(handler=cmd_bench)

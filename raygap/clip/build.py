@@ -71,7 +71,7 @@ def build_trial(cfg: TrialConfig, rank: int, world_size: int, device: torch.devi
     temperature = build_temperature(cfg.temperature.model_dump(), total_steps)
     # Every rank draws the global batch's swap randomness from the same stream and keeps its rows.
     swap = build_swap(cfg.swap.model_dump(), seed=tc.seed + 1, rank=rank, world_size=world_size)
-    forward: nn.Module = ClipForward(bundle.model, temperature, cfg.model.normalize).to(device)
+    forward: nn.Module = ClipForward(bundle.model, temperature, cfg.model.normalize, compile=tc.compile).to(device)
     if world_size > 1:
         forward = nn.parallel.DistributedDataParallel(forward, device_ids=[device.index] if device.type == "cuda" else None)
     on_gpu = device.type == "cuda"

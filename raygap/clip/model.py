@@ -53,13 +53,18 @@ def build_model(name: str) -> ClipBundle:
 
 
 class ClipForward(nn.Module):
-    """Both towers and the temperature in one module, so a DDP wrapper syncs all their gradients."""
+    """Both towers and the temperature in one module, so a DDP wrapper syncs all their gradients.
+    With `compile`, the towers' encoders are compiled here only: evaluation calls the model's own
+    (eager) encoders on batches of other sizes, and the temperature stays eager (it reads the step)."""
 
-    def __init__(self, model: nn.Module, temperature: Temperature, normalize: bool):
+    def __init__(self, model: nn.Module, temperature: Temperature, normalize: bool, compile: bool = False):
         super().__init__()
         self.model, self.temperature, self.normalize = model, temperature, normalize
+        self.encode_image, self.encode_text = model.encode_image, model.encode_text
+        if compile:
+            self.encode_image, self.encode_text = torch.compile(model.encode_image), torch.compile(model.encode_text)
 
     def forward(self, images: torch.Tensor, tokens: torch.Tensor, step: int):
-        image = self.model.encode_image(images, normalize=self.normalize)
-        text = self.model.encode_text(tokens, normalize=self.normalize)
+        image = self.encode_image(images, normalize=self.normalize)
+        text = self.encode_text(tokens, normalize=self.normalize)
         return image, text, self.temperature.tau(step)

@@ -73,6 +73,9 @@ class TrainSpec(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     channels_last: bool = False
     """Images and weights in channels-last layout on CUDA: faster convolutions (ResNet towers)."""
+    compile: bool = False
+    """Compile both towers' training forward with torch.compile (evaluation stays eager). The first
+    steps pay the compile time; `raygap bench --only compile` measures whether it pays."""
 
     @model_validator(mode="after")
     def _length(self) -> TrainSpec:
