@@ -209,10 +209,20 @@ class DataSpec(Strict):
     when the images take under a quarter of the GPU's free memory, else streamed, files through
     the loader. On a CPU every choice but resident is the loader."""
 
+    @property
+    def decoded_each_epoch(self) -> bool:
+        """The training images are image files decoded every epoch (no decoded copy)."""
+        return isinstance(self.train, ImageFileOptions) and self.train.decoded_cache is False
+
+    @property
+    def loader_on_gpu(self) -> bool:
+        """A GPU trial's batches come through the DataLoader (its loader processes run): images
+        decoded every epoch, or `pipeline: loader`. On a CPU every pipeline but resident is the loader."""
+        return self.pipeline == "loader" or self.decoded_each_epoch
+
     @model_validator(mode="after")
     def _pipeline_needs_memory(self) -> DataSpec:
-        decoded_each_epoch = isinstance(self.train, ImageFileOptions) and self.train.decoded_cache is False
-        if self.pipeline in ("resident", "streamed") and decoded_each_epoch:
+        if self.pipeline in ("resident", "streamed") and self.decoded_each_epoch:
             raise ValueError(
                 f"pipeline {self.pipeline} needs the training images in memory; data.train is decoded from its files every epoch (decoded_cache: off)"
             )
