@@ -13,6 +13,8 @@ SUITE_CACHES = tempfile.mkdtemp(prefix="raygap-test-caches-")
 os.environ["RAYGAP_CACHE_DIR"] = os.path.join(SUITE_CACHES, "decoded")
 os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(SUITE_CACHES, "inductor")
 
+NO_CPP_COMPILER = not any(shutil.which(c) for c in ("g++", "c++", "clang++"))  # torch.compile on a CPU needs one
+
 
 def tiny_config(**sections) -> TrialConfig:
     """A trial small enough for unit tests: tiny ViT, small synthetic sets, a handful of steps."""

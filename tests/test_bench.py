@@ -10,6 +10,7 @@ from raygap.bench import check_gpu_bench, run_bench
 from raygap.bench.common import to_config
 from raygap.bench.overhead import bench_study
 from raygap.bench.throughput import gpu_trial_raw
+from tests.conftest import NO_CPP_COMPILER
 
 
 def test_bench_ci_size_measures_every_section(tmp_path):
@@ -123,6 +124,7 @@ def test_the_files_study_bench_runs_three_real_studies(tmp_path):
     assert speed["files_over_memory"] == pytest.approx(round_["files"]["samples_per_s"] / round_["memory"]["samples_per_s"])
 
 
+@pytest.mark.skipif(NO_CPP_COMPILER, reason="torch.compile (inductor) on a CPU needs a C++ compiler")
 def test_the_compile_bench_pairs_eager_and_compiled_trials_and_profiles_both(tmp_path):
     from raygap.bench import run_compile_bench
 
@@ -131,8 +133,8 @@ def test_the_compile_bench_pairs_eager_and_compiled_trials_and_profiles_both(tmp
     speed = results["compile"]
     ratios = sorted(r["compiled"]["samples_per_s"] / r["eager"]["samples_per_s"] for r in speed["rounds"])
     assert len(ratios) == 2 and speed["speedup"] == pytest.approx(sum(ratios) / 2)
-    # The first compile starts from an empty kernel cache; the second finds its kernels.
-    assert speed["cold_compile_s"] > speed["cached_compile_s"]
+    # The first compile starts from an empty kernel cache; the second trial, in the same process, finds its kernels.
+    assert speed["cold_compile_s"] > speed["same_process_compile_s"] and speed["graphs_compiled"][0] >= 2
     for mode in ("eager", "compiled"):
         ops = speed["top_operators"][mode]
         assert ops and all(0 < op["share"] <= 1 for op in ops) and sum(op["share"] for op in ops) <= 1 + 1e-9

@@ -203,6 +203,11 @@ def test_image_files_use_the_per_user_decoded_copy_unless_it_is_off(tmp_path, bu
         assert source.decoded_cache is False and cache.folder_for(source.decoded_cache) is None
     assert not isinstance(load_source(FilesSource(table=table, decoded_cache="off"), bundle, train=False).images, TensorImages)
     assert FilesSource(table=table, decoded_cache=str(tmp_path / "c")).decoded_cache == tmp_path / "c"
+    assert FilesSource(table=table, decoded_cache=None).decoded_cache is False  # null kept its meaning
+    assert FilesSource(table=table, decoded_cache="~/c").decoded_cache == Path.home() / "c"
+    for word in ("flase", "cache", "./cache"):  # a typo or a relative folder is never a folder
+        with pytest.raises(ValueError, match=f"decoded_cache\n.*expected true, off or an absolute folder, got '{word}'"):
+            FilesSource(table=table, decoded_cache=word)
 
 
 def test_a_decoded_copy_without_room_on_its_disk_is_an_error_before_decoding(tmp_path, bundle, monkeypatch):
@@ -210,9 +215,17 @@ def test_a_decoded_copy_without_room_on_its_disk_is_an_error_before_decoding(tmp
 
     table = save_jpegs(tmp_path / "data", [(40, 40)] * 2)
     monkeypatch.setattr(cache, "SPARE_BYTES", 1 << 62)  # more than any disk has free
-    with pytest.raises(OSError, match=r"decoded_cache: the decoded copy needs 0.0 GB in .*/cache, which has .* GB free; .* or to off"):
+    with pytest.raises(
+        OSError,
+        match=r"decoded_cache: the decoded copy needs 0.0 GB in .*/cache and .* GiB left free after it, but the disk has .* GB free; .* or to off",
+    ):
         load_source(FilesSource(table=table, decoded_cache=tmp_path / "cache"), bundle, train=False)
     assert [p.suffix for p in (tmp_path / "cache").iterdir()] == [".lock"]
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(
+        OSError, match=r"decoded_cache: cannot make the folder for the decoded copy \(.*a-file/copies.*\); set the source's"
+    ):
+        load_source(FilesSource(table=table, decoded_cache=tmp_path / "a-file" / "copies"), bundle, train=False)
 
 
 def test_training_reads_random_crops_of_the_decoded_copy(tmp_path, bundle):

@@ -54,9 +54,6 @@ def test_plan_counts_loader_processes_as_cores():
     gpus = plan_resources(ResourcesSpec(), cluster_cpus=64, cluster_gpus=8, loader_workers=8)
     assert (gpus.max_concurrent, gpus.cpus_per_worker, gpus.threads_per_worker) == (8, 7.9, 1)  # the cores there are
     assert plan_resources(ResourcesSpec(), cluster_cpus=64, cluster_gpus=8, loader_workers=2).cpus_per_worker == 4.0
-    # On a GPU, images in memory reach it without loader processes: none is counted.
-    resident = plan_resources(ResourcesSpec(), cluster_cpus=64, cluster_gpus=8, loader_workers=8, loader_on_gpu=False)
-    assert (resident.cpus_per_worker, resident.threads_per_worker, resident.loader_workers) == (4.0, 4, 0)
 
 
 def test_the_study_plan_counts_loaders_where_they_run():
@@ -64,11 +61,15 @@ def test_the_study_plan_counts_loaders_where_they_run():
 
     spec = load_spec("studies/coco/flt.yaml", check_paths=False)
     coco = spec.resolve(check_paths=False)  # a decoded copy, loader_workers: 8
-    assert coco.data.loader_workers == 8 and not coco.data.loader_on_gpu
+    # On a GPU, images in memory (the decoded copy) reach it without loader processes: none is counted.
     on_gpus = study_plan(coco, cluster_cpus=64, cluster_gpus=8)
-    assert (on_gpus.loader_workers, on_gpus.cpus_per_worker, on_gpus.threads_per_worker) == (0, 4.0, 4)
+    assert coco.data.loader_workers == 8 and (on_gpus.loader_workers, on_gpus.cpus_per_worker, on_gpus.threads_per_worker) == (0, 4.0, 4)
     every_epoch = spec.resolve({"data.train.decoded_cache": False}, check_paths=False)
-    assert every_epoch.data.loader_on_gpu and study_plan(every_epoch, cluster_cpus=64, cluster_gpus=8).loader_workers == 8
+    assert study_plan(every_epoch, cluster_cpus=64, cluster_gpus=8).loader_workers == 8
+    on_cpus = spec.resolve({"resources.use_gpu": False, "resources.workers_per_trial": 1}, check_paths=False)
+    assert study_plan(on_cpus, cluster_cpus=64, cluster_gpus=0).loader_workers == 8  # a CPU's pipeline is the loader
+    resident = spec.resolve({"resources.use_gpu": False, "resources.workers_per_trial": 1, "data.pipeline": "resident"}, check_paths=False)
+    assert study_plan(resident, cluster_cpus=64, cluster_gpus=0).loader_workers == 0
 
 
 def test_plan_on_gpus_and_overrides():

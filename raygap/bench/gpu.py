@@ -74,7 +74,7 @@ def run_gpu_bench(output: str | Path = "results/bench", echo=print, parts: tuple
         raw["data"]["eval"]["size"] = 5000
         results["evaluation"] = evaluation_cost(to_config(raw), _vit_rate(results, 256), COCO_TRAIN_IMAGES)
     if "compile" in parts:
-        echo("2. the compiled loop (train.compile: true) against eager, MFU of both; the compiled loop's top kernels at batch 512")
+        echo("1c. the compiled loop (train.compile: true) against eager, MFU of both; the compiled loop's top kernels at batch 512")
         results["compile"] = [gpu_compile(m, b, peak, echo) for m in GPU_MODELS for b in (256, 512)]
     if "sharing" in parts:
         echo("6. several small trials sharing the GPU (small-vit, batch 256)")

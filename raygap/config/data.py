@@ -36,15 +36,26 @@ class ImageFileOptions(Strict):
     decoded_cache: Path | bool = True
     """A copy of the images decoded once at the model's resolution (uint8, memory-mapped) that every
     later epoch and trial reads instead of decoding the files; training crops are then drawn on the
-    training device. true: in the per-user cache folder (raygap.data.cache.default_folder); a
-    folder: there; off: decode the files every epoch."""
+    training device. true: in the per-user cache folder (raygap.data.cache.default_folder); an
+    absolute folder: there; off (or null): decode the files every epoch."""
 
     @field_validator("decoded_cache", mode="before")
     @classmethod
-    def _on_or_off(cls, value):
-        # YAML reads `off`/`on` as booleans; a string from JSON or code says the same.
-        words = {"off": False, "false": False, "no": False, "on": True, "true": True, "yes": True}
-        return words.get(value.lower(), value) if isinstance(value, str) else value
+    def _on_off_or_folder(cls, value):
+        # YAML reads `off`/`on` as booleans; a string from JSON or code says the same. null kept
+        # its old meaning (no copy). Any other word must be an absolute folder: a typo never
+        # becomes a folder in whatever directory the trial runs in.
+        if value is None:
+            return False
+        if isinstance(value, (str, Path)):
+            words = {"off": False, "false": False, "no": False, "on": True, "true": True, "yes": True}
+            if str(value).lower() in words:
+                return words[str(value).lower()]
+            folder = Path(value).expanduser()
+            if not folder.is_absolute():
+                raise ValueError(f"expected true, off or an absolute folder, got {str(value)!r}")
+            return folder
+        return value
 
 
 class FilesSource(ImageFileOptions):
@@ -201,24 +212,27 @@ class DataSpec(Strict):
     mmvp: MmvpSource | None = None
     """MMVP-VLM, scored once a seed has trained (mmvp_accuracy and a column per group); none by default."""
     loader_workers: Annotated[int, Field(ge=0)] = 0
-    """DataLoader processes for image files; in-memory synthetic data needs none."""
+    """DataLoader processes per worker, where batches come through the DataLoader: on a GPU for
+    images decoded every epoch (`decoded_cache: off`) or `pipeline: loader`; on a CPU for every
+    pipeline but resident. The resource plan counts each as a core."""
     pipeline: Literal["auto", "resident", "streamed", "loader"] = "auto"
     """How training batches reach a GPU. resident: in-memory images copied to the GPU once, batches
     gathered there; streamed: batches gathered in pinned memory by a thread and copied while the
-    previous step runs; loader: a DataLoader (needed for images decoded from files). auto: resident
-    when the images take under a quarter of the GPU's free memory, else streamed, files through
-    the loader. On a CPU every choice but resident is the loader."""
+    previous step runs; loader: a DataLoader (needed for images decoded from files every epoch).
+    auto: resident when the images (image files: their decoded copy) take under a quarter of the
+    GPU's free memory, else streamed; files decoded every epoch through the loader. On a CPU every
+    choice but resident is the loader."""
 
     @property
     def decoded_each_epoch(self) -> bool:
         """The training images are image files decoded every epoch (no decoded copy)."""
         return isinstance(self.train, ImageFileOptions) and self.train.decoded_cache is False
 
-    @property
-    def loader_on_gpu(self) -> bool:
-        """A GPU trial's batches come through the DataLoader (its loader processes run): images
-        decoded every epoch, or `pipeline: loader`. On a CPU every pipeline but resident is the loader."""
-        return self.pipeline == "loader" or self.decoded_each_epoch
+    def loader_runs(self, on_gpu: bool) -> bool:
+        """Whether a trial's batches come through the DataLoader, so its loader processes start."""
+        if on_gpu:
+            return self.pipeline == "loader" or self.decoded_each_epoch
+        return self.pipeline != "resident"
 
     @model_validator(mode="after")
     def _pipeline_needs_memory(self) -> DataSpec:

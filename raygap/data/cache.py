@@ -56,7 +56,10 @@ def decoded_pixels(store: FileImages, preprocess, folder: Path, threads: int | N
     """
     size = preprocess.size if isinstance(preprocess.size, int) else preprocess.size[0]
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(f"decoded_cache: cannot make the folder for the decoded copy ({error}); {_OTHER_FOLDER}") from None
     path = folder / f"decoded-{fingerprint(store, preprocess)[:20]}-{len(store)}x{size}px.npy"
     if not path.exists():
         with _locked(path.with_suffix(".lock")):
@@ -133,12 +136,15 @@ def _build(store: FileImages, preprocess, size: int, path: Path, threads: int, e
         raise
 
 
+_OTHER_FOLDER = "set the source's decoded_cache to another folder (or RAYGAP_CACHE_DIR), or to off to decode the files every epoch"
+
+
 def _check_room(folder: Path, needed: int) -> None:
     free = shutil.disk_usage(folder).free
     if needed + SPARE_BYTES > free:
         raise OSError(
-            f"decoded_cache: the decoded copy needs {needed / 1e9:.1f} GB in {folder}, which has {free / 1e9:.1f} GB free; "
-            "set the source's decoded_cache to a folder with room (or RAYGAP_CACHE_DIR), or to off to decode the files every epoch"
+            f"decoded_cache: the decoded copy needs {needed / 1e9:.1f} GB in {folder} and {SPARE_BYTES / 2**30:.0f} GiB left free "
+            f"after it, but the disk has {free / 1e9:.1f} GB free; {_OTHER_FOLDER}"
         )
 
 

@@ -57,22 +57,23 @@ def study_plan(settings: TrialConfig, cluster_cpus: float, cluster_gpus: float) 
     (float64, no model): `resources` does not apply, and GPUs do not limit how many run at once."""
     if settings.theory is not None:
         return plan_resources(ResourcesSpec(use_gpu=False), cluster_cpus, cluster_gpus)
-    data = settings.data
-    return plan_resources(settings.resources, cluster_cpus, cluster_gpus, data.loader_workers, data.loader_on_gpu)
+    spec, data = settings.resources, settings.data
+    loaders = data.loader_workers if data.loader_runs(on_gpu=uses_gpu(spec, cluster_gpus)) else 0
+    return plan_resources(spec, cluster_cpus, cluster_gpus, loaders)
 
 
-def plan_resources(
-    spec: ResourcesSpec, cluster_cpus: float, cluster_gpus: float, loader_workers: int = 0, loader_on_gpu: bool = True
-) -> ResourcePlan:
+def uses_gpu(spec: ResourcesSpec, cluster_gpus: float) -> bool:
+    return spec.use_gpu if spec.use_gpu is not None else cluster_gpus >= 1
+
+
+def plan_resources(spec: ResourcesSpec, cluster_cpus: float, cluster_gpus: float, loader_workers: int = 0) -> ResourcePlan:
     """Fit trials to the cluster: on GPUs, GPUs // (workers × GPUs per worker) trials at once; on
     CPUs, whole cores per worker where possible and fractional shares otherwise, so that the
-    driver plus its workers always fit (the default 1 CPU each deadlocks a 2-core machine). A
-    worker's DataLoader processes each count as a core of its own where they run (on a GPU only
-    when `loader_on_gpu`): trials that decode images on cores taken by other trials slow each other down."""
+    driver plus its workers always fit (the default 1 CPU each deadlocks a 2-core machine). Each
+    of a worker's `loader_workers` DataLoader processes (those that start) counts as a core of its
+    own: trials that decode images on cores taken by other trials slow each other down."""
     workers = spec.workers_per_trial
-    use_gpu = spec.use_gpu if spec.use_gpu is not None else cluster_gpus >= 1
-    if use_gpu and not loader_on_gpu:
-        loader_workers = 0  # batches are gathered on the GPU or by a thread: no loader processes start
+    use_gpu = uses_gpu(spec, cluster_gpus)
     cores = 1.0 + loader_workers  # what one worker keeps busy: its trainer and its loader processes
     if use_gpu:
         gpus = spec.gpus_per_worker or 1.0
