@@ -17,12 +17,18 @@ from raygap.bench.optuna_scale import sampler_cost, storage_cost
 from raygap.bench.study_scale import study_scale
 
 
+def saved_part(size_name: str, output: str | Path, part: str, figures: dict, echo) -> dict:
+    """A part's figures with the size and the date, saved as bench-<size>-<part>.json under `output`."""
+    results = {"size": size_name, "date": time.strftime("%Y-%m-%d %H:%M:%S"), **figures}
+    save_results(results, Path(output) / f"bench-{size_name}-{part}.json", echo)
+    return results
+
+
 def run_early_stop_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=print) -> dict:
     """Part 8 alone: the study with and without Pareto early stopping, saved as JSON under `output`."""
     size = SIZES[size_name]
     echo(f"raygap bench ({size_name}) 8. early stopping: {size['model']}, batch {size['batch']}, {os.cpu_count()} CPU(s)")
-    results = {"size": size_name, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "early_stop": early_stop_savings(size, echo)}
-    bench = results["early_stop"]
+    bench = early_stop_savings(size, echo)
     full, stopped = bench["full"], bench["early_stop"]
     echo(
         f"compute saved (Σ seed seconds): {bench['compute_saved']:.3f} (target ≥ {TARGETS['compute_saved']:g}); "
@@ -34,8 +40,7 @@ def run_early_stop_bench(size_name: str = "ci", output: str | Path = "results/be
     )
     echo(f"pruned: {stopped['pruned_trials']} of {bench['trials']} trials ({stopped['pruned_seeds']} seed runs); "
          f"same configurations in both: {bench['same_configurations']}")  # fmt: skip
-    save_results(results, Path(output) / f"bench-{size_name}-early-stop.json", echo)
-    return results
+    return saved_part(size_name, output, "early-stop", {"early_stop": bench}, echo)
 
 
 def run_bookkeeping_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=print) -> dict:
@@ -50,13 +55,7 @@ def run_bookkeeping_bench(size_name: str = "ci", output: str | Path = "results/b
     )
     echo(f"rewriting the whole table at {trials} rows (before the parts): {cost['whole_table_rewrite_ms']:.1f} ms per seed; "
          f"closing the study (final front, compaction): {cost['close_seconds']:.1f} s")  # fmt: skip
-    results = {
-        "size": size_name,
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "bookkeeping": cost,
-        "optuna_storage": [],
-        "optuna_samplers": [],
-    }
+    results: dict = {"bookkeeping": cost, "optuna_storage": [], "optuna_samplers": []}
     for kind in ("sqlite", "journal"):
         results["optuna_storage"].append(storage_cost(kind, trials))
         r = results["optuna_storage"][-1]
@@ -66,8 +65,7 @@ def run_bookkeeping_bench(size_name: str = "ci", output: str | Path = "results/b
         for held in sorted({min(1000, trials), trials}):
             results["optuna_samplers"].append(sampler_cost(sampler, held))
             echo(f"{sampler} ask on a study of {held:,} trials: {results['optuna_samplers'][-1]['seconds_per_ask']:.3f} s")
-    save_results(results, Path(output) / f"bench-{size_name}-bookkeeping.json", echo)
-    return results
+    return saved_part(size_name, output, "bookkeeping", results, echo)
 
 
 def run_study_scale_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=print) -> dict:
@@ -79,9 +77,7 @@ def run_study_scale_bench(size_name: str = "ci", output: str | Path = "results/b
         f"trials/s: {scale['first_trials_per_s']:.1f} over the first {scale['window']:,}, {scale['last_trials_per_s']:.1f} over the last: "
         f"ratio {scale['first_over_last']:.2f} (target ≤ {TARGETS['study_scale_ratio']:g}); {scale['trials']:,} trials in {scale['seconds']:.0f} s"
     )
-    results = {"size": size_name, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "study_scale": scale}
-    save_results(results, Path(output) / f"bench-{size_name}-study-scale.json", echo)
-    return results
+    return saved_part(size_name, output, "study-scale", {"study_scale": scale}, echo)
 
 
 def run_files_study_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=print) -> dict:
@@ -100,9 +96,7 @@ def run_files_study_bench(size_name: str = "ci", output: str | Path = "results/b
     echo(
         f"decoded every epoch (decoded_cache: off) / memory: {speed['every_epoch_over_memory']:.3f}; {every['samples_per_s']:.0f} samples/s"
     )
-    results = {"size": size_name, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "files_study": speed}
-    save_results(results, Path(output) / f"bench-{size_name}-files-study.json", echo)
-    return results
+    return saved_part(size_name, output, "files-study", {"files_study": speed}, echo)
 
 
 def run_compile_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=print) -> dict:
@@ -120,9 +114,7 @@ def run_compile_bench(size_name: str = "ci", output: str | Path = "results/bench
     speed["top_operators"] = {mode: top_kernels(raw, mode == "compiled") for mode in ("eager", "compiled")}
     for mode, ops in speed["top_operators"].items():
         echo(f"top operators, {mode}: " + ", ".join(f"{op['name']} {op['share']:.0%}" for op in ops[:5]))
-    results = {"size": size_name, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "torch": torch.__version__, "compile": speed}
-    save_results(results, Path(output) / f"bench-{size_name}-compile.json", echo)
-    return results
+    return saved_part(size_name, output, "compile", {"torch": torch.__version__, "compile": speed}, echo)
 
 
 CPU_PARTS = {
