@@ -9,7 +9,7 @@ import math
 import polars as pl
 
 from raygap import paper
-from raygap.report.data import Study, configurations
+from raygap.report.data import Study, configurations, setting_label
 
 
 def paper_comparison(studies: list[Study]) -> pl.DataFrame:
@@ -26,7 +26,7 @@ def paper_comparison(studies: list[Study]) -> pl.DataFrame:
             match = paper.paper_row(json.loads(config_of.get(row["trial_id"]) or "{}"))
             if match is None:
                 continue
-            out = {"study": study.name, "trial_id": row["trial_id"], "setting": _setting(row, study.params), "seeds": row.get("seeds")}
+            out = {"study": study.name, "trial_id": row["trial_id"], "setting": setting_label(row, study.params), "seeds": row.get("seeds")}
             out.update({"table": match["table"], "method": match["method"], "paper_setting": match["setting"]})
             for column, (ours, factor) in paper.COLUMNS.items():
                 value = row.get(ours)
@@ -54,9 +54,3 @@ def paper_section(studies: list[Study]) -> tuple[str, list[str], list[list[str]]
     title = (f"Beside the paper: {frame.height} of {total} configuration(s) match a row of its tables "
              f"(ours / paper (difference); accuracies and recalls in %) — {paper.CITATION}")  # fmt: skip
     return title, head, body
-
-
-def _setting(row: dict, params: list[str]) -> str:
-    shown = [f"{p.removeprefix('param.')}={row[p]:.4g}" if isinstance(row.get(p), float) else f"{p.removeprefix('param.')}={row.get(p)}"
-             for p in params if row.get(p) is not None]  # fmt: skip
-    return ", ".join(shown) or "(the study's settings)"

@@ -180,8 +180,7 @@ def method_table(studies: list[Study]) -> pl.DataFrame:
             key = "mean_r1" if "mean_r1" in summary.columns else next(iter(study.objectives))
             summary = summary.sort(key, descending=study.objectives.get(key, "max") == "max").head(1)
         for row in summary.iter_rows(named=True):
-            setting = ", ".join(f"{p.removeprefix('param.')}={_short(row[p])}" for p in study.params) or "defaults"
-            out = {"study": study.name, "trial_id": row["trial_id"], "setting": setting, "seeds": row["seeds"]}
+            out = {"study": study.name, "trial_id": row["trial_id"], "setting": setting_label(row, study.params), "seeds": row["seeds"]}
             for column in catalog.TABLE_COLUMNS:
                 out[column] = row.get(column)
                 out[f"{column}_std"] = row.get(f"{column}_std")
@@ -292,5 +291,9 @@ def _date(stamp: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else "not recorded"
 
 
-def _short(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+def setting_label(row: dict, params: list[str]) -> str:
+    """A configuration's searched values as "name=value, …" (a parameter it does not use left out)."""
+    values = {p.removeprefix("param."): row[p] for p in params if row.get(p) is not None}
+    return (
+        ", ".join(f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}" for name, value in values.items()) or "defaults"
+    )
