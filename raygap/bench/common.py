@@ -9,7 +9,7 @@ from typing import Self
 
 import torch
 
-from raygap.config import TrialConfig
+from raygap.config import StudySpec, TrialConfig, find_distributions
 
 # size → what each part runs at: model, batch, loop steps and rounds, eval pairs, study trials and steps, JPEGs, …
 SIZES = {
@@ -88,6 +88,12 @@ def timed_raw(raw: dict, steps: int) -> dict:
     """Twice `steps` steps with one evaluation half-way: the second window is `steps` warm steps."""
     raw["train"].update(steps=2 * steps, eval_interval=steps)
     return raw
+
+
+def study_spec(raw: dict) -> StudySpec:
+    """A bench study from its tree, never written to a file: the study reads `spec.path` only to name errors."""
+    path = Path(f"{raw['name']}.yaml")
+    return StudySpec(path=path, raw=raw, space=find_distributions(raw, str(path)))
 
 
 def to_config(raw: dict) -> TrialConfig:

@@ -24,14 +24,18 @@ def window_seconds(row: dict, steps: int, batch: int) -> float:
     return steps * batch / row["samples_per_s"]
 
 
+def with_compile(raw: dict, compile_: bool) -> TrialConfig:
+    return TrialConfig.model_validate({**raw, "train": {**raw["train"], "compile": compile_}})
+
+
 def timed_trial(raw: dict, compile_: bool) -> dict:
     """One trial of `raw` (built by `timed_raw`): its warm samples/s and its first window's extra seconds."""
-    steps, batch = raw["train"]["steps"] // 2, raw["train"]["batch_size"]
     from torch._dynamo.utils import counters
 
+    steps, batch = raw["train"]["steps"] // 2, raw["train"]["batch_size"]
     history: list[dict] = []
     graphs_before = counters["stats"]["unique_graphs"]
-    final = train(TrialConfig.model_validate({**raw, "train": {**raw["train"], "compile": compile_}}), history.append)
+    final = train(with_compile(raw, compile_), history.append)
     first, second = (row for row in history if row["step"] > 0)
     return {
         "samples_per_s": second["samples_per_s"],
@@ -95,7 +99,7 @@ def top_kernels(raw: dict, compile_: bool, steps: int = 5, count: int = 8) -> li
     from raygap.clip.build import build_trial
     from raygap.clip.train import TrainState, epoch_batches, resolve_device, train_step
 
-    cfg = TrialConfig.model_validate({**raw, "train": {**raw["train"], "compile": compile_}})
+    cfg = with_compile(raw, compile_)
     device = resolve_device(cfg.train.device)
     trial = build_trial(cfg, 0, 1, device)
     batches = epoch_batches(trial, TrainState())

@@ -8,8 +8,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from raygap.bench.common import trial_raw
-from raygap.config import StudySpec, find_distributions
+from raygap.bench.common import study_spec, trial_raw
+from raygap.config import StudySpec
 
 OBJECTIVES = {"modality_gap": "min", "mean_r1": "max"}
 REFERENCE = (2.0, 0.0)  # the catalogue's worst gap and R@1: the same box for both fronts
@@ -32,8 +32,7 @@ def early_stop_study(size: dict, early_stop: dict) -> StudySpec:
             "early_stop": early_stop,
         },
     )
-    path = Path(f"{raw['name']}.yaml")
-    return StudySpec(path=path, raw=raw, space=find_distributions(raw, str(path)))
+    return study_spec(raw)
 
 
 def early_stop_savings(size: dict, echo) -> dict:

@@ -13,16 +13,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from raygap.bench.common import trial_raw
-from raygap.config import BUILTIN_MODELS, StudySpec, find_distributions
+from raygap.bench.common import study_spec, trial_raw
+from raygap.config import BUILTIN_MODELS, DigitsSource, StudySpec
 
-TEMPLATE = "a photo of the number {label}."  # the digits source's captions
+TEMPLATE = DigitsSource().template  # the digits source's captions
 
 
 def write_digit_files(folder: Path, image_size: int) -> tuple[Path, int]:
     """The digits training split at `image_size` px as PNGs (lossless: the same pixels the digits
     source holds) and a files table of path, caption and label; the table and the image count."""
-    import torch
     from PIL import Image
 
     from raygap.data.arrays import resized
@@ -32,7 +31,7 @@ def write_digit_files(folder: Path, image_size: int) -> tuple[Path, int]:
     pixels = resized(pixels, image_size)
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
-    for i, (image, label) in enumerate(zip(torch.as_tensor(pixels).numpy(), labels)):
+    for i, (image, label) in enumerate(zip(pixels, labels)):
         Image.fromarray(image.transpose(1, 2, 0)).save(folder / f"{i:05d}.png")
         rows.append(f"{i:05d}.png,{TEMPLATE.format(label=label)},{label}\n")
     table = folder / "pairs.csv"
@@ -50,8 +49,7 @@ def files_study_spec(size: dict, train_source: dict, name: str) -> StudySpec:
         temperature={"kind": "fixed", "value": {"grid": [round(0.02 * 1.5**i, 4) for i in range(trials)]}},
         search={"sampler": "grid", "trials": trials, "objectives": {"modality_gap": "min", "mean_r1": "max"}},
     )
-    path = Path(f"{name}.yaml")
-    return StudySpec(path=path, raw=raw, space=find_distributions(raw, str(path)))
+    return study_spec(raw)
 
 
 def run_one(spec: StudySpec, scratch: Path, echo) -> dict:

@@ -7,14 +7,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from raygap.bench.common import trial_raw
+from raygap.bench.common import study_spec, trial_raw
 from raygap.bench.memory import PeakMemory
-from raygap.config import StudySpec, find_distributions
+from raygap.config import StudySpec
 
 
 def bench_study(size: dict, trials: int, steps: int, workers: int, worker_group: str) -> StudySpec:
-    """A study of `trials` bench trials, each drawing its fixed temperature at random. It is never
-    written to a file: the study reads `spec.path` only to name errors."""
+    """A study of `trials` bench trials, each drawing its fixed temperature at random."""
     raw = trial_raw(size, steps, 256)
     raw.update(
         name=f"bench-{workers}w-{worker_group}",
@@ -22,8 +21,7 @@ def bench_study(size: dict, trials: int, steps: int, workers: int, worker_group:
         search={"sampler": "random", "trials": trials, "objectives": {"modality_gap": "min", "mean_r1": "max"}},
         resources={"workers_per_trial": workers, "worker_group": worker_group},
     )
-    path = Path(f"{raw['name']}.yaml")
-    return StudySpec(path=path, raw=raw, space=find_distributions(raw, str(path)))
+    return study_spec(raw)
 
 
 def study_overheads(size: dict, trials: int, steps: int, workers: int, echo, worker_group: str = "auto") -> dict:
