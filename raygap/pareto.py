@@ -2,7 +2,9 @@
 
 Objectives are a mapping {column: "min" | "max"}. Internally every objective is turned into one to
 minimise (max columns are negated). Rows with a NaN or null objective never enter a front (rank
-null); ±inf are ordinary, extreme values.
+null); ±inf are ordinary, extreme values. Values of one objective that agree within
+raygap.tolerance.RELATIVE of their magnitude are equal (`tolerance.snap`), so two configurations
+whose seed means differ only in how a machine rounded them never dominate one another.
 """
 
 from __future__ import annotations
@@ -10,15 +12,17 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from raygap import tolerance
+
 
 def _costs(frame: pl.DataFrame, objectives: dict[str, str]) -> np.ndarray:
-    """(n, k) float array to minimise; NaN where an objective is missing."""
+    """(n, k) float array to minimise, each column snapped (`tolerance.snap`); NaN where an objective is missing."""
     for column, direction in objectives.items():
         if column not in frame.columns:
             raise KeyError(f"objective {column!r} is not a column; columns: {frame.columns}")
         if direction not in ("min", "max"):
             raise ValueError(f"objective {column!r}: direction must be 'min' or 'max', got {direction!r}")
-    columns = [frame[c].cast(pl.Float64).fill_null(np.nan).to_numpy() for c in objectives]
+    columns = [tolerance.snap(frame[c].cast(pl.Float64).fill_null(np.nan).to_numpy()) for c in objectives]
     signs = np.array([1.0 if d == "min" else -1.0 for d in objectives.values()])
     return np.stack(columns, axis=1) * signs if columns else np.empty((frame.height, 0))
 
@@ -100,7 +104,7 @@ def pareto_front(frame: pl.DataFrame, objectives: dict[str, str]) -> pl.DataFram
 def hypervolume_2d(frame: pl.DataFrame, objectives: dict[str, str], reference: tuple[float, float]) -> float:
     """Area dominated by the rows and bounded by `reference` (given in the objectives' own units).
 
-    Points that do not strictly improve on the reference in both objectives add nothing.
+    Points that do not improve on the reference in both objectives add nothing.
     """
     if len(objectives) != 2:
         raise ValueError(f"hypervolume_2d needs exactly two objectives, got {list(objectives)}")
@@ -146,7 +150,7 @@ def summarize_trials(trials: pl.DataFrame, objectives: dict[str, str], metrics: 
 class RunningFront:
     """The front of configurations added one at a time: each `add` compares with the current front
     only (O(front)), not with every configuration so far. Same rule as `pareto_ranks`: a point with
-    a NaN objective never enters; equal points are all on the front."""
+    a NaN objective never enters; equal points (within `tolerance.equal`) are all on the front."""
 
     def __init__(self, objectives: dict[str, str]):
         self.signs = {column: 1.0 if direction == "min" else -1.0 for column, direction in objectives.items()}
@@ -175,4 +179,6 @@ class RunningFront:
 
 
 def _dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
-    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+    """a is no worse than b in every objective and better in one; values that are `tolerance.equal` tie."""
+    no_worse = all(x <= y or tolerance.equal(x, y) for x, y in zip(a, b))
+    return no_worse and any(x < y and not tolerance.equal(x, y) for x, y in zip(a, b))

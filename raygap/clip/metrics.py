@@ -10,6 +10,12 @@ trivial whatever the model (one class, k at least the number of candidates, a si
 rows). Ties are never resolved in favour of the correct item: ranks and argmaxes are taken under
 uniformly random tie-breaking and the expected value is returned, so collapsed embeddings score
 chance.
+
+What ties is decided from the data, never by exact float equality: two scores tie when they differ
+by at most raygap.tolerance.score_tolerance of the features' dtype and dimension (float32 features
+at m = 512: 4.8e-7), the most a one-ulp change of the features or the float64 dot product's
+rounding can move a score. So a result does not depend on which BLAS kernel ran or how rows were
+chunked, and features perturbed by one ulp give the same answer.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from raygap import tolerance
 from raygap.clip import ranks
 
 NAN = float("nan")
@@ -37,6 +44,12 @@ def _unit(features: torch.Tensor) -> torch.Tensor | None:
     return z / norm
 
 
+def _score_tolerance(*features: torch.Tensor, scale: float = 1.0) -> float:
+    """The tie tolerance of scores computed from `features` (the coarsest dtype among them decides)."""
+    eps = max(torch.finfo(f.dtype).eps if f.is_floating_point() else tolerance.FLOAT64_EPS for f in features)
+    return tolerance.score_tolerance(eps, features[0].shape[-1], scale)
+
+
 def _check_pairs(image: torch.Tensor, text: torch.Tensor) -> None:
     if image.ndim != 2 or image.shape != text.shape:
         raise ValueError(f"expected paired features of equal shape (n, m), got {tuple(image.shape)} and {tuple(text.shape)}")
@@ -51,10 +64,10 @@ def _labels(labels: torch.Tensor, n: int, n_classes: int, what: str) -> torch.Te
     return out
 
 
-def _expected_top1(scores: torch.Tensor, labels: torch.Tensor) -> float:
-    """Expected top-1 accuracy when ties for the highest score are broken uniformly at random:
-    a row scores 1/|argmax set| when its label is in the argmax set, else 0."""
-    is_best = scores == scores.max(1, keepdim=True).values
+def _expected_top1(scores: torch.Tensor, labels: torch.Tensor, tol: float) -> float:
+    """Expected top-1 accuracy when ties for the highest score (within `tol` of it) are broken
+    uniformly at random: a row scores 1/|tied set| when its label is in the tied set, else 0."""
+    is_best = scores >= scores.max(1, keepdim=True).values - tol
     hit = is_best.gather(1, labels[:, None]).squeeze(1).double() / is_best.sum(1).double()
     return float(hit.mean()) if len(hit) else NAN
 
@@ -102,10 +115,10 @@ def recall_at_k(
     """Expected retrieval recall@k in both directions under uniformly random tie-breaking.
 
     `image` is (n_images, m), `text` is (n_texts, m) and `text_to_image[j]` is the index of caption
-    j's image; every image needs at least one caption. Scores are cosines compared exactly (no
-    tolerance).
+    j's image; every image needs at least one caption.
 
-    Ties: candidates scoring exactly the same are put in a uniformly random order and the expected
+    Ties: candidates whose cosines differ by at most the features' score tolerance (module
+    docstring) are put in a uniformly random order and the expected
     recall over that order is returned, so ties never favour the correct item and a collapsed model
     scores chance (k/n), never 1.
     - text→image: with g other images strictly above the own image and t other images tied with it,
@@ -124,8 +137,9 @@ def recall_at_k(
     x, y = _unit(image), _unit(text)
     if x is None or y is None or n_images == 0:
         return nan
-    i2t = ranks.image_to_text_counts(x, y, ranks.captions_of(owner, captions_per_image), chunk_size)
-    t2i = ranks.text_to_image_counts(x, y, owner, chunk_size)
+    tol = _score_tolerance(image, text)
+    i2t = ranks.image_to_text_counts(x, y, ranks.captions_of(owner, captions_per_image), chunk_size, tol)
+    t2i = ranks.text_to_image_counts(x, y, owner, chunk_size, tol)
 
     max_i2t_rank = n_texts - int(captions_per_image.min())  # the worst rank an image's best own caption can have
     out = {}
@@ -157,13 +171,13 @@ def pair_margins(image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
 def mismatch_fraction(image: torch.Tensor, text: torch.Tensor) -> float:
     """Fraction of pairs i with some text y_j (j ≠ i) at least as close to x_i as its own y_i.
 
-    A tie counts as a mismatch (margin ≤ 0), so collapsed features give 1, never 0. NaN for fewer
-    than two pairs or features with a NaN/inf entry or a zero-norm row.
+    A tie (a margin within the score tolerance of 0) counts as a mismatch, so collapsed features
+    give 1, never 0. NaN for fewer than two pairs or features with a NaN/inf entry or a zero-norm row.
     """
     margins = pair_margins(image, text)
     if len(margins) < 2 or bool(margins.isnan().any()):
         return NAN
-    return float((margins <= 0).double().mean())
+    return float((margins <= _score_tolerance(image, text)).double().mean())
 
 
 def pair_cosine(image: torch.Tensor, text: torch.Tensor) -> float:
@@ -183,7 +197,7 @@ def zero_shot_accuracy(image: torch.Tensor, class_text: torch.Tensor, labels: to
     """Expected top-1 accuracy of classifying each image as its most similar class embedding.
 
     `class_text` is (n_classes, m): one (template-averaged) text embedding per class; `labels` index
-    its rows. Ties for the highest similarity are broken uniformly at random and the expected
+    its rows. Ties for the highest similarity (within the score tolerance) are broken uniformly at random and the expected
     accuracy is returned (identical class embeddings give 1/n_classes). NaN for fewer than two
     classes (trivially 1), no images, or features with a NaN/inf entry or a zero-norm row.
     """
@@ -191,7 +205,7 @@ def zero_shot_accuracy(image: torch.Tensor, class_text: torch.Tensor, labels: to
     x, c = _unit(image), _unit(class_text)
     if x is None or c is None or c.shape[0] < 2:
         return NAN
-    return _expected_top1(x @ c.T, labels)
+    return _expected_top1(x @ c.T, labels, _score_tolerance(image, class_text))
 
 
 def linear_probe_accuracy(
@@ -205,7 +219,8 @@ def linear_probe_accuracy(
     """Expected top-1 test accuracy of a multinomial logistic regression on frozen, normalized features.
 
     Full-batch L-BFGS in float64 from zero weights: deterministic for given inputs. Ties between
-    class logits are broken uniformly at random (expected accuracy). Constant features leave only
+    class logits (within the score tolerance scaled by the logits' size) are broken uniformly at
+    random (expected accuracy). Constant features leave only
     the class biases, so the probe scores the majority-class rate: that is the chance level here.
     NaN when the training labels hold fewer than two classes (nothing to learn), there are no test
     rows, or the features contain a NaN/inf entry or a zero-norm row.
@@ -230,7 +245,10 @@ def linear_probe_accuracy(
 
     with torch.enable_grad():
         optimizer.step(closure)
-    return _expected_top1(x_test @ weight.detach() + bias.detach(), y_test)
+    weight, bias = weight.detach(), bias.detach()
+    # Logits are not cosines: the tolerance scales with the largest |x|·|w| + |b| among them.
+    scale = float((x_test.abs() @ weight.abs() + bias.abs()).max()) if len(x_test) else 1.0
+    return _expected_top1(x_test @ weight + bias, y_test, _score_tolerance(train_feats, test_feats, scale=max(scale, 1.0)))
 
 
 def mmvp_scores(image: torch.Tensor, text: torch.Tensor, groups: torch.Tensor, n_groups: int) -> tuple[list[float], float]:
@@ -238,7 +256,8 @@ def mmvp_scores(image: torch.Tensor, text: torch.Tensor, groups: torch.Tensor, n
 
     Rows come in pairs (2p, 2p + 1): two images and the two statements' prompts, statement i
     describing image i. A statement picks the image closer to it (cosine); a pair counts when both
-    statements pick their own image. A tie between the two images is broken uniformly at random and
+    statements pick their own image. A tie between the two images (cosines within the score
+    tolerance) is broken uniformly at random and
     the expected score is used (a statement scores 1/2), so collapsed features score the chance
     0.25. `groups` gives each row's group (both rows of a pair share one). Each group's accuracy is
     over its pairs (NaN without pairs); the mean is over groups, NaN when any group's is. Every
@@ -252,9 +271,11 @@ def mmvp_scores(image: torch.Tensor, text: torch.Tensor, groups: torch.Tensor, n
     if x is None or t is None:
         return [NAN] * n_groups, NAN
 
+    tol = _score_tolerance(image, text)
+
     def picks_own(own: torch.Tensor, other: torch.Tensor, statement: torch.Tensor) -> torch.Tensor:
         a, b = (own * statement).sum(1), (other * statement).sum(1)
-        return (a > b).double() + 0.5 * (a == b).double()
+        return (a > b + tol).double() + 0.5 * ((a - b).abs() <= tol).double()
 
     first, second = x[0::2], x[1::2]
     pair = picks_own(first, second, t[0::2]) * picks_own(second, first, t[1::2])

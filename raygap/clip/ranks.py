@@ -1,6 +1,10 @@
 """Counting ranks under ties, the parts of raygap.clip.metrics.recall_at_k: which candidates score
 above or tie with each query's own item, chunked so a similarity matrix never has to fit whole, and
-the probability of a hit when ties are broken uniformly at random."""
+the probability of a hit when ties are broken uniformly at random.
+
+Two scores tie when they differ by at most `tol` (raygap.tolerance.score_tolerance): the same
+features give cosines that differ in the last bit depending on the BLAS kernel and the block a row
+falls in, and an exact comparison would turn that into rank."""
 
 from __future__ import annotations
 
@@ -61,9 +65,10 @@ def captions_of(owner: torch.Tensor, captions_per_image: torch.Tensor) -> torch.
     return captions_of
 
 
-def image_to_text_counts(x: torch.Tensor, y: torch.Tensor, captions_of: torch.Tensor, chunk_size: int) -> torch.Tensor:
-    """(3, n_images): captions strictly above, non-own tied with and own tied at each image's
-    best-scoring own caption; chunked so the similarity matrix never needs to fit whole."""
+def image_to_text_counts(x: torch.Tensor, y: torch.Tensor, captions_of: torch.Tensor, chunk_size: int, tol: float) -> torch.Tensor:
+    """(3, n_images): captions above (by more than `tol`), non-own tied with (within `tol`) and own
+    tied at each image's best-scoring own caption; chunked so the similarity matrix never needs to
+    fit whole."""
     n_images = x.shape[0]
     counts = torch.empty(3, n_images, dtype=torch.long)
     for start in range(0, n_images, chunk_size):
@@ -72,23 +77,25 @@ def image_to_text_counts(x: torch.Tensor, y: torch.Tensor, captions_of: torch.Te
         own_index = captions_of[rows]
         own_sim = sim.gather(1, own_index.clamp_min(0)).masked_fill(own_index < 0, -math.inf)
         best_own = own_sim.max(1, keepdim=True).values
-        tied_own = (own_sim == best_own).sum(1)
+        tied_own = (own_sim >= best_own - tol).sum(1)
         # Own captions are never above their best; int32 sums are markedly faster than int64 ones.
-        counts[0, rows] = (sim > best_own).sum(1, dtype=torch.int32)
-        counts[1, rows] = (sim == best_own).sum(1, dtype=torch.int32) - tied_own
+        above = (sim > best_own + tol).sum(1, dtype=torch.int32)
+        counts[0, rows] = above
+        counts[1, rows] = (sim >= best_own - tol).sum(1, dtype=torch.int32) - above - tied_own
         counts[2, rows] = tied_own
     return counts
 
 
-def text_to_image_counts(x: torch.Tensor, y: torch.Tensor, owner: torch.Tensor, chunk_size: int) -> torch.Tensor:
-    """(2, n_texts): other images strictly above and tied with each caption's own image; chunked so
-    the similarity matrix never needs to fit whole."""
+def text_to_image_counts(x: torch.Tensor, y: torch.Tensor, owner: torch.Tensor, chunk_size: int, tol: float) -> torch.Tensor:
+    """(2, n_texts): other images above (by more than `tol`) and tied with (within `tol`) each
+    caption's own image; chunked so the similarity matrix never needs to fit whole."""
     n_texts = y.shape[0]
     counts = torch.empty(2, n_texts, dtype=torch.long)
     for start in range(0, n_texts, chunk_size):
         sim = y[start : start + chunk_size] @ x.T
         rows = slice(start, start + sim.shape[0])
         own = sim.gather(1, owner[rows, None])
-        counts[0, rows] = (sim > own).sum(1, dtype=torch.int32)
-        counts[1, rows] = (sim == own).sum(1, dtype=torch.int32) - 1
+        above = (sim > own + tol).sum(1, dtype=torch.int32)
+        counts[0, rows] = above
+        counts[1, rows] = (sim >= own - tol).sum(1, dtype=torch.int32) - above - 1
     return counts

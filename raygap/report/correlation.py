@@ -1,13 +1,18 @@
 """The correlation analysis (the paper's Figures 6–7): across every configuration of one or several
 studies, the modality gap and the uniformity against each downstream metric, as Pearson's r and
 Spearman's ρ with percentile bootstrap confidence intervals (configurations resampled with
-replacement). Pure numbers: the figure and the table read them."""
+replacement). Pure numbers: the figure and the table read them.
+
+Values that agree within raygap.tolerance.RELATIVE of their magnitude are equal (`tolerance.snap`):
+they tie in Spearman's ranks, and a side whose values all agree is constant, so its r and ρ are NaN
+rather than a rounding error's correlation."""
 
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
 
+from raygap import tolerance
 from raygap.report.data import Study, configurations
 
 EMBEDDING = ("modality_gap", "uniformity")
@@ -16,12 +21,14 @@ NAN = float("nan")
 
 
 def pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Pearson's r of each row pair of two (B, n) arrays; NaN where a row is constant."""
+    """Pearson's r of each row pair of two (B, n) arrays; NaN where a row is constant
+    (`tolerance.constant_rows`: its mean's rounding would otherwise make a correlation of ±1)."""
     dx, dy = x - x.mean(1, keepdims=True), y - y.mean(1, keepdims=True)
     denominator = np.sqrt((dx * dx).sum(1) * (dy * dy).sum(1))
     with np.errstate(invalid="ignore", divide="ignore"):
         r = (dx * dy).sum(1) / denominator
-    return np.where(denominator > 0, np.clip(r, -1.0, 1.0), NAN)
+    defined = ~tolerance.constant_rows(x) & ~tolerance.constant_rows(y) & (denominator > 0)
+    return np.where(defined, np.clip(r, -1.0, 1.0), NAN)
 
 
 def average_ranks(values: np.ndarray, samples: np.ndarray) -> np.ndarray:
@@ -39,9 +46,9 @@ def average_ranks(values: np.ndarray, samples: np.ndarray) -> np.ndarray:
 def correlation(x: np.ndarray, y: np.ndarray, resamples: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
     """r and ρ of paired values (rows with a NaN dropped) and their bootstrap intervals. NaN with
     fewer than 3 pairs or a constant side (no correlation is defined); resamples that come out
-    constant are left out of the interval."""
+    constant are left out of the interval. Values are snapped first (`tolerance.snap`)."""
     keep = np.isfinite(x) & np.isfinite(y)
-    x, y = np.asarray(x, float)[keep], np.asarray(y, float)[keep]
+    x, y = tolerance.snap(np.asarray(x, float)[keep]), tolerance.snap(np.asarray(y, float)[keep])
     n = len(x)
     out = {"n": n, "pearson": NAN, "pearson_low": NAN, "pearson_high": NAN, "spearman": NAN, "spearman_low": NAN, "spearman_high": NAN}
     if n < 3:
