@@ -20,23 +20,25 @@ from raygap.data import mmvp
 GROUPS = catalog.MMVP_GROUPS
 
 
-def write_mmvp(root, pairs_per_group: int = 2, rows=None) -> None:
+def write_mmvp(root, pairs_per_group: int = 2, rows=None, names=GROUPS, folder=None, images="MLLM_VLM Images") -> None:
     """A copy of MMVP-VLM's layout: Questions.csv and 'MLLM_VLM Images/<Type>/<id>.jpg' (each
-    pair's two images differ in colour, and so do their statements)."""
+    pair's two images differ in colour, and so do their statements). `names` spells the 9 groups
+    in the Type column; `folder` maps a Type to its image folder's name (the Type itself unless
+    given)."""
     if rows is None:
         rows, qid = [], 1
-        for group in GROUPS:
+        for name in names:
             for _ in range(pairs_per_group):
-                rows += [[str(qid), group, "a red square"], [str(qid + 1), group, "a blue square"]]
+                rows += [[str(qid), name, "a red square"], [str(qid + 1), name, "a blue square"]]
                 qid += 2
     root.mkdir(parents=True, exist_ok=True)
     with (root / "Questions.csv").open("w", newline="") as handle:
         csv.writer(handle).writerows([["Question ID", "Type", "Statement"], *rows])
-    for qid, group, statement in rows:
-        path = root / "MLLM_VLM Images" / group / f"{qid}.jpg"
+    for qid, name, statement in rows:
+        path = root / images / (folder(name) if folder else name) / f"{qid}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
         colour = (200, 30, 30) if "red" in statement else (30, 30, 200)
-        Image.fromarray(np.full((32, 32, 3), colour, np.uint8)).save(path)
+        Image.fromarray(np.full((8, 8, 3), colour, np.uint8)).save(path)
 
 
 def benchmark_script_scores(image: np.ndarray, text: np.ndarray, groups: list[int], n_groups: int, scale: float = 100.0) -> list[float]:
@@ -112,6 +114,61 @@ def test_the_reader_takes_the_published_layout(tmp_path):
     assert found.caption_image.tolist() == list(range(36))
 
 
+SHORT = ("Orientation", "Presence", "State", "Quantity", "Spatial", "Color", "Structural Character", "Text", "Camera Perspective")
+
+
+@pytest.mark.parametrize(
+    "names, folder, images",
+    [
+        # The long names of the benchmark's script, as Type and folder.
+        (GROUPS, None, "MLLM_VLM Images"),
+        # The public copy's short names, as Type and folder (the script opens '<images>/<Type>/').
+        (SHORT, None, "MLLM_VLM Images"),
+        # Short names with spaces in Type, '_' in the folders, as the benchmark's README lays them out.
+        (SHORT, lambda name: name.replace(" ", "_"), "MMVP_VLM_Images"),
+        # '_' for spaces in Type and folder, in another case.
+        (tuple(n.replace(" ", "_").upper() for n in SHORT), None, "MLLM_VLM Images"),
+        # Long names in Type, short folder names.
+        (GROUPS, lambda name: SHORT[GROUPS.index(name)].replace(" ", "_"), "MLLM_VLM Images"),
+    ],
+    ids=["long", "short", "short-readme-folders", "upper-underscores", "long-types-short-folders"],
+)
+def test_the_reader_takes_both_spellings_of_the_groups(tmp_path, names, folder, images):
+    write_mmvp(tmp_path / "MMVP_VLM", names=names, folder=folder, images=images)
+    found = mmvp.read_set(MmvpSource(root=tmp_path / "MMVP_VLM"))
+    assert found.class_names == list(GROUPS)  # the groups keep their long names (and columns)
+    assert found.labels.tolist() == [g for g in range(9) for _ in range(4)]
+    last = folder(names[-1]) if folder else names[-1]
+    assert found.images.paths[-1].endswith(f"{images}/{last}/36.jpg")
+    assert found.captions[-2:] == ["a photo of a red square", "a photo of a blue square"]
+
+
+def test_a_full_copy_is_grouped_as_the_benchmarks_script_groups_it(tmp_path):
+    # 15 pairs per group in the benchmark's order: Type and row order (categories[pair // 15]) agree.
+    write_mmvp(tmp_path / "MMVP_VLM", pairs_per_group=15, names=SHORT, folder=lambda name: name.replace(" ", "_"))
+    found = mmvp.read_set(MmvpSource(root=tmp_path / "MMVP_VLM"))
+    assert found.labels.tolist() == [row // 2 // 15 for row in range(270)]
+    # Two groups' Types swapped: the script would score those pairs under the other group.
+    swapped = tmp_path / "swapped"
+    write_mmvp(swapped, pairs_per_group=15, names=(SHORT[1], SHORT[0], *SHORT[2:]))
+    with pytest.raises(ValueError) as error:
+        mmvp.read_set(MmvpSource(root=swapped))
+    assert f"{swapped / 'Questions.csv'}, data row 1: Type 'Presence' is the group 'Presence of Specific Features'" in str(error.value)
+    assert "puts pair 1 in 'Orientation and Direction' by row order" in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["Shapes", "", "Orientation and"])
+def test_a_type_that_names_no_group_is_an_error_naming_the_file_row_and_groups(tmp_path, name):
+    root = tmp_path / "MMVP_VLM"
+    write_mmvp(root, names=SHORT)
+    _rewrite(root, lambda rows: [[r[0], name, r[2]] if i == 2 else r for i, r in enumerate(rows)])
+    with pytest.raises(ValueError) as error:
+        mmvp.read_set(MmvpSource(root=root))
+    message = str(error.value)
+    assert message.startswith(f"{root / 'Questions.csv'}, data row 3: Type {name!r} is not one of MMVP-VLM's 9 groups")
+    assert all(group in message for group in (*GROUPS, *SHORT)) and "'_' for spaces" in message
+
+
 @pytest.mark.parametrize(
     "damage, message",
     [
@@ -132,6 +189,7 @@ def test_the_reader_takes_the_published_layout(tmp_path):
             "not one of MMVP-VLM's 9 groups",
         ),
         (lambda root: (root / "MLLM_VLM Images" / "Texts" / "29.jpg").unlink(), "image not found"),
+        (lambda root: (root / "MLLM_VLM Images").rename(root / "images"), "no image folder; expected 'MLLM_VLM Images'"),
         (lambda root: _rewrite(root, lambda rows: rows[:4]), "no pairs of group(s)"),
     ],
 )
