@@ -77,6 +77,18 @@ _METRICS = [
            "centroid distance on gap_pairs random (image, first caption) pairs of the eval split, fixed by eval.seed; "
            "biased upwards by finite-sample noise, so compare at equal gap_pairs",
            worst=2.0, table=True, summarized=True, default_objective=True, at_eval=True),
+    Metric("modality_gap_corrected", "min", "modality gap (bias-corrected)",
+           "the centroid distance without its finite-sample bias: about 0 for a model with no true gap, negative when none is detectable",
+           "signed root of ‖d̄‖² − tr(S_d)/n over the gap pairs' differences d_i = x_i − y_i (unbiased for the squared gap)",
+           worst=2.0, summarized=True, at_eval=True),
+    Metric("modality_gap_low", None, "gap interval, low", "lower end of the 95 % interval of the bias-corrected gap",
+           "signed root of G − 1.96σ, G the squared corrected gap and Var G ≈ 4 d̄ᵀS_d d̄/n + 2 tr(S_d²)/n²", at_eval=True),
+    Metric("modality_gap_high", None, "gap interval, high", "upper end of the 95 % interval of the bias-corrected gap",
+           "signed root of G + 1.96σ (see modality_gap_low)", at_eval=True),
+    Metric("degenerate", "min", "degenerate", "1 when the model collapsed or retrieves at chance; its seed mean is the share of such seeds",
+           "1 when uniformity is within 0.01 of −√2 or mean R@1 is within 3 standard errors of a random ranking's; "
+           "a configuration with any degenerate seed is flagged on the front, in the report and in study status",
+           worst=1.0, summarized=True, at_eval=True),
     Metric("uniformity", "max", "uniformity (−W₂, higher = more uniform)",
            "minus the Wasserstein-2 distance of the embeddings to N(0, I/m); 0 is perfectly uniform, −√2 fully collapsed",
            "-W2 to N(0, I/m) of the stacked image and first-caption features of the whole eval split",

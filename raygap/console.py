@@ -4,7 +4,9 @@ from __future__ import annotations
 
 
 def format_front(summary, objectives: dict[str, str]) -> str:
-    """The Pareto front (rank 1) as a plain table: searched values, objectives as mean ± std."""
+    """The Pareto front (rank 1) as a plain table: searched values, objectives as mean ± std, and a
+    flag on configurations with a degenerate seed (collapsed or retrieving at chance), so that no
+    reader takes a collapsed model's zero gap for the best."""
     if summary.is_empty():
         return "no completed trial: no front"
     front = summary.filter(summary["rank"] == 1).sort(next(iter(objectives)))
@@ -18,10 +20,16 @@ def format_front(summary, objectives: dict[str, str]) -> str:
             value, std = row[c], row.get(f"{c}_std")
             text = f"{value:.4g}" if isinstance(value, float) else str(value)
             cells.append(text + (f" ± {std:.2g}" if isinstance(std, float) else ""))
-        rows.append([*cells, str(row["seeds"])])
+        share = row.get("degenerate")
+        flag = f"DEGENERATE ({share:.0%} of seeds collapsed or at chance)" if isinstance(share, float) and share > 0 else ""
+        rows.append([*cells, str(row["seeds"]), flag])
+    header.append("")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [f"Pareto front: {front.height} of {summary.height} configuration(s)"]
-    lines += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) for r in [header, *rows]]
+    flagged = sum(1 for r in rows if r[-1])
+    if flagged:
+        lines[0] += f"; {flagged} flagged DEGENERATE: their gap and recall say nothing of a working model"
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in [header, *rows]]
     return "\n".join(lines)
 
 

@@ -59,13 +59,15 @@ def gap_subset(n_pairs: int, gap_pairs: int | None, seed: int) -> torch.Tensor:
 def embedding_metrics(
     image: torch.Tensor, text: torch.Tensor, data: ImageTextSet, gap_pairs: int | None = None, seed: int = 0
 ) -> dict[str, float]:
-    """Gap (on `gap_pairs` pairs), uniformity, mismatch and pair cosine on one matched pair per
-    image; recalls on all captions."""
+    """Gap (on `gap_pairs` pairs; plain, bias-corrected and its interval), uniformity, mismatch and
+    pair cosine on one matched pair per image; recalls on all captions; whether the model is
+    degenerate (collapsed or at chance)."""
     first = data.first_captions()
     x, y = image, text[first]
     subset = gap_subset(len(x), gap_pairs, seed)
     out = {
         "modality_gap": metrics.modality_gap(x[subset], y[subset]),
+        **metrics.corrected_gap(x[subset], y[subset]),
         "gap_pairs": len(subset),
         "uniformity": metrics.uniformity(x, y),
         "mismatch_fraction": metrics.mismatch_fraction(x, y),
@@ -73,6 +75,8 @@ def embedding_metrics(
     }
     out.update(metrics.recall_at_k(image, text, data.caption_image))
     out["mean_r1"] = (out["image_to_text_r1"] + out["text_to_image_r1"]) / 2
+    chance = metrics.chance_r1(torch.bincount(torch.as_tensor(data.caption_image), minlength=len(image)))
+    out["degenerate"] = metrics.degenerate(out["uniformity"], out["mean_r1"], chance, len(image))
     return out
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import yaml
 
-from raygap import catalog, pareto, results
+from raygap import catalog, pareto, results, tolerance
 
 # Retrieval has one number per direction; the front is drawn once per direction.
 DIRECTIONS = {"mean_r1": ["image_to_text_r1", "text_to_image_r1"], "mean_r5": ["image_to_text_r5", "text_to_image_r5"]}
@@ -107,12 +107,15 @@ def parameter_effects(study: Study) -> pl.DataFrame:
 
 
 def front_trial_ids(study: Study, limit: int = 6) -> list[str]:
-    """The front's configurations that have a history, smallest gap first, at most `limit`."""
+    """The front's configurations that have a history, smallest gap first, at most `limit`; degenerate
+    ones (collapsed or at chance) last, so a collapsed model's zero gap is not the one shown first."""
     summary = configurations(study).filter(pl.col("rank") == 1)
+    flagged = (pl.col("degenerate").fill_null(0.0) > 0) if "degenerate" in summary.columns else pl.lit(False)
     if not study.history.is_empty():
         summary = summary.filter(pl.col("trial_id").is_in(study.history["trial_id"].unique().implode()))
     first, direction = _gap_first(study.objectives)[0]
-    return summary.sort(first, descending=direction == "max")["trial_id"].head(limit).to_list()
+    ordered = summary.with_columns(flagged.alias("_flagged")).sort(["_flagged", first], descending=[False, direction == "max"])
+    return ordered["trial_id"].head(limit).to_list()
 
 
 def dynamics(study: Study, trial_ids: list[str]) -> pl.DataFrame:
@@ -181,6 +184,7 @@ def method_table(studies: list[Study]) -> pl.DataFrame:
             summary = summary.sort(key, descending=study.objectives.get(key, "max") == "max").head(1)
         for row in summary.iter_rows(named=True):
             out = {"study": study.name, "trial_id": row["trial_id"], "setting": setting_label(row, study.params), "seeds": row["seeds"]}
+            out["degenerate"] = bool((row.get("degenerate") or 0.0) > 0)
             for column in catalog.TABLE_COLUMNS:
                 out[column] = row.get(column)
                 out[f"{column}_std"] = row.get(f"{column}_std")
@@ -191,8 +195,13 @@ def method_table(studies: list[Study]) -> pl.DataFrame:
     for column in catalog.TABLE_COLUMNS:
         if column not in table.columns:
             continue
-        best = catalog.best(table[column].to_list(), column)
-        marked = pl.lit(False) if best is None else (pl.col(column) == best).fill_null(False)
+        # A degenerate configuration (collapsed or at chance) is never marked best, e.g. for its zero gap.
+        best = catalog.best(table.filter(~pl.col("degenerate"))[column].to_list(), column)
+        marked = pl.lit(False)
+        if best is not None:
+            marked = (
+                pl.col(column).is_close(best, abs_tol=tolerance.RELATIVE, rel_tol=tolerance.RELATIVE) & ~pl.col("degenerate")
+            ).fill_null(False)
         table = table.with_columns(marked.alias(f"best_{column}"))
     return table
 

@@ -68,7 +68,8 @@ def table_cells(table: pl.DataFrame) -> tuple[list[str], list[list[tuple[str, bo
     head = ["study", "setting", "seeds", *[label(c) for c in columns]]
     body = []
     for row in table.iter_rows(named=True):
-        cells = [(row["study"], False), (row["setting"], False), (str(row["seeds"]), False)]
+        setting = row["setting"] + (" — DEGENERATE (collapsed or at chance)" if row.get("degenerate") else "")
+        cells = [(row["study"], False), (setting, False), (str(row["seeds"]), False)]
         for c in columns:
             value, std = row[c], row[f"{c}_std"]
             text = "—" if value is None else f"{value:.3f}" + (f" ± {std:.3f}" if std is not None and not math.isnan(std) else "")
