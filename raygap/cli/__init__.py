@@ -136,7 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where to write (default: DIR/report, for a URI results/<name>/report; required for several studies)",
     )
-    report.add_argument("--paper", action="store_true", help="add a table of each configuration beside the paper's row for its method")
+    report.add_argument(
+        "--paper",
+        action="store_true",
+        help="add a table of each configuration beside the paper's row for its exact setting (a difference only where the paper states that setting)",
+    )
     report.set_defaults(handler=cmd_report)
 
     bench = commands.add_parser("bench", help="measure loop efficiency, per-trial overhead, study efficiency, input, evaluation, memory")

@@ -20,7 +20,7 @@ from raygap.report.rates import early_gap_notes, fit_notes
 
 def write_report(locations: list[str | Path], output: str | Path | None = None, paper: bool = False) -> Path:
     """Read the studies, draw every figure, write index.html, the PNGs and report.md; return the
-    page. `paper`: a table of each configuration beside the paper's row for its method."""
+    page. `paper`: a table of each configuration beside the paper's row for its exact setting."""
     from raygap.report import figures
 
     studies = [load_study(location) for location in locations]
