@@ -15,7 +15,7 @@ from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 
 from raygap.catalog import label  # noqa: E402
 from raygap.report.data import Study, dynamics, front_panels, front_trial_ids, hypervolume_progress, parameter_effects  # noqa: E402
-from raygap.report.rates import early_gap_changes, early_gap_summary, gap_rates  # noqa: E402
+from raygap.report.rates import MIN_POINTS, early_gap_changes, early_gap_summary, gap_rates  # noqa: E402
 
 plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8, "figure.dpi": 100})
 WIDTH = 7.2  # inches: a two-column paper's full width
@@ -31,7 +31,9 @@ def draw_all(studies: list[Study], correlations: pl.DataFrame) -> dict[str, tupl
         "hypervolume": (hypervolume_figure(studies), "Search progress: hypervolume of the front after each completed configuration"),
         "gap_rate": (
             gap_rate_figure(studies),
-            "Gap against training time, with the fitted gap ∝ (log t)^−α (late half of log t) and α per seed",
+            "Gap against flow time t (cumulative learning rate in steps at the peak rate; simulated time for theory studies), "
+            f"with gap ∝ (log t)^−α fitted per seed over the late half of log t: α is the mean ± standard error over seeds. Only "
+            f"learned-temperature configurations with ≥ {MIN_POINTS} points per seed in the window get an α",
         ),
         "early_gap": (early_gap_figure(studies), "The gap's change over the first steps, one run per initialization"),
         "correlation": (
@@ -212,27 +214,23 @@ def correlation_figure(table: pl.DataFrame) -> plt.Figure | None:
 
 
 def gap_rate_figure(studies: list[Study]) -> plt.Figure | None:
-    """The paper's Figure 4(a): each front configuration's seed-mean gap against t (log axis) and
-    the fitted curve over its window, α ± its standard error and the spread of α over seeds."""
+    """The paper's Figure 4(a): each fitted front configuration's seed-mean gap against flow time
+    (log axis) and the seeds' mean fitted line over the window, labelled α ± its standard error
+    over seeds (`rates.rate_fit`)."""
     rates = [(study, rate) for study in studies for rate in gap_rates(study)]
     if not rates:
         return None
     figure, ax = plt.subplots(figsize=(7, 4.5))
     for study, rate in rates:
-        fit, keep = rate["fit"], rate["time"] > 0
-        seeds = rate["alpha_per_seed"]
-        spread = f"; per seed {np.mean(seeds):.2f} ± {np.std(seeds, ddof=1):.2f} (n={len(seeds)})" if len(seeds) > 1 else ""
-        line = ax.plot(
-            rate["time"][keep],
-            rate["gap"][keep],
-            ".",
-            label=f"{study.name} {rate['trial_id']}: α = {fit['alpha']:.2f} ± {fit['alpha_se']:.2f}{spread}",
-        )
-        t = np.geomspace(fit["t_min"], fit["t_max"], 100)
-        ax.plot(t, fit["prefactor"] * np.log(t) ** -fit["alpha"], "-", color=line[0].get_color())
+        keep = rate["time"] > 0
+        seeds = len(rate["alpha_per_seed"])
+        alpha = f"α = {rate['alpha']:.2f} ± {rate['alpha_se']:.2f} (n={seeds} seeds)" if seeds > 1 else f"α = {rate['alpha']:.2f} (1 seed)"
+        line = ax.plot(rate["time"][keep], rate["gap"][keep], ".", label=f"{study.name} {rate['trial_id']}: {alpha}")
+        t = np.geomspace(rate["t_min"], rate["t_max"], 100)
+        ax.plot(t, rate["prefactor"] * np.log(t) ** -rate["alpha"], "-", color=line[0].get_color())
     ax.set_xscale("log")
-    ax.set_xlabel("training step t (simulated time for theory studies)")
-    ax.set_ylabel(label("modality_gap"))
+    ax.set_xlabel("flow time t: cumulative learning rate ÷ peak rate (simulated time for theory studies)")
+    ax.set_ylabel(" / ".join(sorted({label(rate["gap_column"]) for _, rate in rates})))
     ax.legend(fontsize=8)
     figure.tight_layout()
     return figure
