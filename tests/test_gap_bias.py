@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from raygap import catalog, pareto
-from raygap.clip import metrics
+from raygap.clip import finite_sample, metrics
 from raygap.console import format_front
 from raygap.report.data import Study, front_trial_ids, method_table
 
@@ -19,12 +19,12 @@ def unit(v: torch.Tensor) -> torch.Tensor:
 def test_corrected_gap_hand_values():
     e = torch.eye(2, dtype=torch.float64)
     # Every pair offset by the same e1 − e2: no spread, so nothing to correct: √2 and a point interval.
-    got = metrics.corrected_gap(e[[0, 0, 0]], e[[1, 1, 1]])
+    got = finite_sample.corrected_gap(e[[0, 0, 0]], e[[1, 1, 1]])
     assert got == pytest.approx(
         {"modality_gap_corrected": math.sqrt(2), "modality_gap_low": math.sqrt(2), "modality_gap_high": math.sqrt(2)}
     )
     # d = (1, −1) and (−1, 1): mean 0, tr(S_d) = (2 + 2)/1 = 4, so 0 − 4/2 = −2 → −√2 (no gap detectable).
-    got = metrics.corrected_gap(e[[0, 1]], e[[1, 0]])
+    got = finite_sample.corrected_gap(e[[0, 1]], e[[1, 0]])
     assert metrics.modality_gap(e[[0, 1]], e[[1, 0]]) == 0.0
     assert got["modality_gap_corrected"] == pytest.approx(-math.sqrt(2))
 
@@ -45,7 +45,7 @@ def test_a_healthy_model_without_a_gap_measures_a_floor_that_the_correction_remo
     for _ in range(40):
         x, y = noisy_pairs(512, 64, 0.0, generator)
         plain.append(metrics.modality_gap(x, y))
-        estimate = metrics.corrected_gap(x, y)
+        estimate = finite_sample.corrected_gap(x, y)
         corrected.append(estimate["modality_gap_corrected"])
         assert estimate["modality_gap_low"] <= estimate["modality_gap_corrected"] <= estimate["modality_gap_high"]
     # The plain gap sits at √(tr Σ_d / n) ≈ 0.02, never near the true 0; the corrected squares average 0.
@@ -61,7 +61,7 @@ def test_the_corrected_square_is_unbiased_against_a_large_sample_reference():
     draws, covered = [], 0
     for _ in range(60):
         xs, ys = noisy_pairs(128, 16, 0.05, generator)
-        estimate = metrics.corrected_gap(xs, ys)
+        estimate = finite_sample.corrected_gap(xs, ys)
         value = estimate["modality_gap_corrected"]
         draws.append(math.copysign(value * value, value))
         covered += estimate["modality_gap_low"] <= math.sqrt(truth) <= estimate["modality_gap_high"]
@@ -75,31 +75,31 @@ def test_the_corrected_square_is_unbiased_against_a_large_sample_reference():
 
 def test_corrected_gap_of_undefined_features_is_nan():
     x = torch.randn(5, 4, dtype=torch.float64)
-    assert all(math.isnan(v) for v in metrics.corrected_gap(x[:1], x[1:2]).values())
+    assert all(math.isnan(v) for v in finite_sample.corrected_gap(x[:1], x[1:2]).values())
     broken = x.clone()
     broken[2, 0] = math.nan
-    assert all(math.isnan(v) for v in metrics.corrected_gap(broken, x).values())
+    assert all(math.isnan(v) for v in finite_sample.corrected_gap(broken, x).values())
 
 
 def test_degenerate_models():
-    assert metrics.chance_r1(torch.tensor([1, 1, 1, 1])) == pytest.approx(0.25)
-    assert metrics.chance_r1(torch.tensor([2, 2])) == pytest.approx((2 / 4 + 1 / 2) / 2)
+    assert finite_sample.chance_r1(torch.tensor([1, 1, 1, 1])) == pytest.approx(0.25)
+    assert finite_sample.chance_r1(torch.tensor([2, 2])) == pytest.approx((2 / 4 + 1 / 2) / 2)
     chance = 1 / 100
     # Collapsed embeddings, whatever the recall.
-    assert metrics.degenerate(-math.sqrt(2) + 1e-4, 0.9, chance, 100) == 1.0
-    assert metrics.degenerate(math.nan, 0.9, chance, 100) == 1.0
+    assert finite_sample.degenerate(-math.sqrt(2) + 1e-4, 0.9, chance, 100) == 1.0
+    assert finite_sample.degenerate(math.nan, 0.9, chance, 100) == 1.0
     # Retrieval at chance: within 3 standard errors (0.03 here) of 0.01.
-    assert metrics.degenerate(-1.1, 0.03, chance, 100) == 1.0
-    assert metrics.degenerate(-1.1, 0.2, chance, 100) == 0.0
+    assert finite_sample.degenerate(-1.1, 0.03, chance, 100) == 1.0
+    assert finite_sample.degenerate(-1.1, 0.2, chance, 100) == 0.0
     # Through the evaluator's numbers: collapsed features are degenerate, healthy ones are not.
     collapsed = torch.ones(100, 8)
     recall = metrics.recall_at_k(collapsed, collapsed, torch.arange(100))
     mean_r1 = (recall["image_to_text_r1"] + recall["text_to_image_r1"]) / 2
-    assert metrics.degenerate(metrics.uniformity(collapsed, collapsed), mean_r1, chance, 100) == 1.0
+    assert finite_sample.degenerate(metrics.uniformity(collapsed, collapsed), mean_r1, chance, 100) == 1.0
     x, y = noisy_pairs(100, 32, 0.0, torch.Generator().manual_seed(2))
     recall = metrics.recall_at_k(x, y, torch.arange(100))
     mean_r1 = (recall["image_to_text_r1"] + recall["text_to_image_r1"]) / 2
-    assert metrics.degenerate(metrics.uniformity(x, y), mean_r1, chance, 100) == 0.0
+    assert finite_sample.degenerate(metrics.uniformity(x, y), mean_r1, chance, 100) == 0.0
 
 
 def seeds_frame() -> pl.DataFrame:

@@ -10,7 +10,7 @@ import torch.distributed as dist
 from torch import nn
 
 from raygap import catalog
-from raygap.clip import metrics
+from raygap.clip import finite_sample, metrics
 from raygap.data import ImageTextSet
 
 if TYPE_CHECKING:  # the loop calls the evaluators with its Trial
@@ -67,7 +67,7 @@ def embedding_metrics(
     subset = gap_subset(len(x), gap_pairs, seed)
     out = {
         "modality_gap": metrics.modality_gap(x[subset], y[subset]),
-        **metrics.corrected_gap(x[subset], y[subset]),
+        **finite_sample.corrected_gap(x[subset], y[subset]),
         "gap_pairs": len(subset),
         "uniformity": metrics.uniformity(x, y),
         "mismatch_fraction": metrics.mismatch_fraction(x, y),
@@ -75,8 +75,8 @@ def embedding_metrics(
     }
     out.update(metrics.recall_at_k(image, text, data.caption_image))
     out["mean_r1"] = (out["image_to_text_r1"] + out["text_to_image_r1"]) / 2
-    chance = metrics.chance_r1(torch.bincount(torch.as_tensor(data.caption_image), minlength=len(image)))
-    out["degenerate"] = metrics.degenerate(out["uniformity"], out["mean_r1"], chance, len(image))
+    chance = finite_sample.chance_r1(torch.bincount(torch.as_tensor(data.caption_image), minlength=len(image)))
+    out["degenerate"] = finite_sample.degenerate(out["uniformity"], out["mean_r1"], chance, len(image))
     return out
 
 

@@ -21,7 +21,6 @@ chunked, and features perturbed by one ulp give the same answer.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 
 import torch
@@ -33,7 +32,7 @@ from raygap.clip import ranks
 NAN = float("nan")
 
 
-def _unit(features: torch.Tensor) -> torch.Tensor | None:
+def unit_rows(features: torch.Tensor) -> torch.Tensor | None:
     """Rows scaled to unit L2 norm, in float64; None when any entry is non-finite or any row has zero
     (or non-finite) norm, so that no metric silently runs on an undefined direction."""
     z = features.detach().to(torch.float64)
@@ -51,7 +50,7 @@ def _score_tolerance(*features: torch.Tensor, scale: float = 1.0) -> float:
     return tolerance.score_tolerance(eps, features[0].shape[-1], scale)
 
 
-def _check_pairs(image: torch.Tensor, text: torch.Tensor) -> None:
+def check_pairs(image: torch.Tensor, text: torch.Tensor) -> None:
     if image.ndim != 2 or image.shape != text.shape:
         raise ValueError(f"expected paired features of equal shape (n, m), got {tuple(image.shape)} and {tuple(text.shape)}")
 
@@ -79,73 +78,10 @@ def modality_gap(image: torch.Tensor, text: torch.Tensor) -> float:
     NaN when either side is empty or has a NaN/inf entry or a zero-norm row. Collapsed towers give
     their true centroid distance (0 when both collapsed onto the same point).
     """
-    x, y = _unit(image), _unit(text)
+    x, y = unit_rows(image), unit_rows(text)
     if x is None or y is None or len(x) == 0 or len(y) == 0:
         return NAN
     return float(torch.linalg.vector_norm(x.mean(0) - y.mean(0)))
-
-
-def corrected_gap(image: torch.Tensor, text: torch.Tensor, level: float = 0.95) -> dict[str, float]:
-    """The centroid gap without its finite-sample bias, and an interval for it.
-
-    With d_i = x_i − y_i over n matched pairs and S_d their sample covariance, E‖d̄‖² = ‖μ_d‖² +
-    tr(Σ_d)/n, so G = ‖d̄‖² − tr(S_d)/n is unbiased for the true squared gap ‖μ_d‖². It is reported
-    as a root with its sign kept (`modality_gap_corrected`: negative when the pairs' spread exceeds
-    their mean offset, i.e. no gap is detectable), so a healthy model with no true gap scores about
-    0 where the plain gap shows √(tr Σ_d / n). The interval (`modality_gap_low`/`_high`) is G ±
-    z·σ with Var G ≈ 4 μᵀΣμ/n + 2 tr(Σ²)/n² (plug-in: d̄ and S_d), mapped through the same signed
-    root. (A percentile bootstrap would be centred on G + tr(S_d)/n: resampling re-adds the bias.)
-    NaN for fewer than two pairs or features with a NaN/inf entry or a zero-norm row.
-    """
-    _check_pairs(image, text)
-    nan = {"modality_gap_corrected": NAN, "modality_gap_low": NAN, "modality_gap_high": NAN}
-    x, y = _unit(image), _unit(text)
-    if x is None or y is None or len(x) < 2:
-        return nan
-    d = x - y
-    n = len(d)
-    mean = d.mean(0)
-    centred = d - mean
-    trace = float((centred * centred).sum()) / (n - 1)  # tr(S_d)
-    squared = float(mean @ mean) - trace / n
-    gram = centred @ centred.T  # tr(S²) = ‖D Dᵀ‖²_F / (n − 1)²: an n × n product, whatever m is
-    variance = 4 * float((centred @ mean).square().sum()) / (n - 1) / n + 2 * float(gram.square().sum()) / (n - 1) ** 2 / n**2
-    z = statistics.NormalDist().inv_cdf((1 + level) / 2)
-
-    def signed_root(value: float) -> float:
-        return math.copysign(math.sqrt(abs(value)), value)
-
-    spread = z * math.sqrt(variance)
-    return {
-        "modality_gap_corrected": signed_root(squared),
-        "modality_gap_low": signed_root(squared - spread),
-        "modality_gap_high": signed_root(squared + spread),
-    }
-
-
-def chance_r1(captions_per_image: torch.Tensor) -> float:
-    """Mean recall@1 of a random ranking: text→image 1/n_images; image→text, an image with c of the
-    n_texts captions, c/n_texts."""
-    counts = torch.as_tensor(captions_per_image, dtype=torch.float64)
-    return float((counts.mean() / counts.sum() + 1 / len(counts)) / 2)
-
-
-# A degenerate model: collapsed (W₂ uniformity within this of its worst, −√2), or retrieval within
-# this many standard errors of a random ranking's mean recall@1.
-COLLAPSED_UNIFORMITY = 0.01
-CHANCE_STANDARD_ERRORS = 3.0
-
-
-def degenerate(uniformity_value: float, mean_r1: float, chance: float, n_images: int) -> float:
-    """1.0 when a model's embeddings collapsed or its retrieval is indistinguishable from chance
-    (mean R@1 ≤ chance + 3 standard errors of a random ranking over n_images queries), else 0.0;
-    undefined features (NaN uniformity) count as degenerate, so they are never taken for the best."""
-    if math.isnan(uniformity_value) or uniformity_value <= -math.sqrt(2) + COLLAPSED_UNIFORMITY:
-        return 1.0
-    if math.isnan(mean_r1):
-        return 0.0  # too few items to ask (recall NaN); the embeddings themselves are not collapsed
-    standard_error = math.sqrt(chance * (1 - chance) / max(n_images, 1))
-    return float(mean_r1 <= chance + CHANCE_STANDARD_ERRORS * standard_error)
 
 
 def uniformity(image: torch.Tensor, text: torch.Tensor) -> float:
@@ -155,7 +91,7 @@ def uniformity(image: torch.Tensor, text: torch.Tensor) -> float:
     collapsed features (every row the same point) give μ unit and Σ = 0, so −√2, the worst value.
     NaN when there are no rows or a NaN/inf entry or a zero-norm row.
     """
-    x, y = _unit(image), _unit(text)
+    x, y = unit_rows(image), unit_rows(text)
     if x is None or y is None or len(x) + len(y) == 0:
         return NAN
     z = torch.cat([x, y])
@@ -198,7 +134,7 @@ def recall_at_k(
     owner, captions_per_image = ranks.retrieval_owner(image, text, text_to_image, ks)
     n_images, n_texts = image.shape[0], text.shape[0]
     nan = {f"{d}_r{k}": NAN for k in ks for d in ("image_to_text", "text_to_image")}
-    x, y = _unit(image), _unit(text)
+    x, y = unit_rows(image), unit_rows(text)
     if x is None or y is None or n_images == 0:
         return nan
     tol = _score_tolerance(image, text)
@@ -221,8 +157,8 @@ def pair_margins(image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
     All NaN when the features contain a NaN/inf entry or a zero-norm row; +inf for a single pair
     (no other text).
     """
-    _check_pairs(image, text)
-    x, y = _unit(image), _unit(text)
+    check_pairs(image, text)
+    x, y = unit_rows(image), unit_rows(text)
     if x is None or y is None:
         return torch.full((image.shape[0],), NAN, dtype=torch.float64)
     sim = x @ y.T
@@ -250,8 +186,8 @@ def pair_cosine(image: torch.Tensor, text: torch.Tensor) -> float:
     NaN for no pairs or features with a NaN/inf entry or a zero-norm row; collapsed features give 1
     (a descriptive number, not a score).
     """
-    _check_pairs(image, text)
-    x, y = _unit(image), _unit(text)
+    check_pairs(image, text)
+    x, y = unit_rows(image), unit_rows(text)
     if x is None or y is None or len(x) == 0:
         return NAN
     return float((x * y).sum(1).mean())
@@ -266,7 +202,7 @@ def zero_shot_accuracy(image: torch.Tensor, class_text: torch.Tensor, labels: to
     classes (trivially 1), no images, or features with a NaN/inf entry or a zero-norm row.
     """
     labels = _labels(labels, image.shape[0], class_text.shape[0], "labels")
-    x, c = _unit(image), _unit(class_text)
+    x, c = unit_rows(image), unit_rows(class_text)
     if x is None or c is None or c.shape[0] < 2:
         return NAN
     return _expected_top1(x @ c.T, labels, _score_tolerance(image, class_text))
@@ -294,7 +230,7 @@ def linear_probe_accuracy(
     n_classes = int(max(y_train.max() if len(y_train) else -1, y_test.max() if len(y_test) else -1)) + 1
     y_train = _labels(y_train, train_feats.shape[0], n_classes, "train_labels")
     y_test = _labels(y_test, test_feats.shape[0], n_classes, "test_labels")
-    x_train, x_test = _unit(train_feats), _unit(test_feats)
+    x_train, x_test = unit_rows(train_feats), unit_rows(test_feats)
     if x_train is None or x_test is None or len(y_train.unique()) < 2 or len(y_test) == 0:
         return NAN
     weight = torch.zeros(x_train.shape[1], n_classes, dtype=torch.float64, requires_grad=True)
@@ -327,11 +263,11 @@ def mmvp_scores(image: torch.Tensor, text: torch.Tensor, groups: torch.Tensor, n
     over its pairs (NaN without pairs); the mean is over groups, NaN when any group's is. Every
     score is NaN for features with a NaN/inf entry or a zero-norm row.
     """
-    _check_pairs(image, text)
+    check_pairs(image, text)
     if image.shape[0] % 2:
         raise ValueError(f"expected rows in pairs, got {image.shape[0]}")
     groups = _labels(groups, image.shape[0], n_groups, "groups")[0::2]
-    x, t = _unit(image), _unit(text)
+    x, t = unit_rows(image), unit_rows(text)
     if x is None or t is None:
         return [NAN] * n_groups, NAN
 
