@@ -137,6 +137,8 @@ def summarize_trials(trials: pl.DataFrame, objectives: dict[str, str], metrics: 
     ended = trials.filter(pl.col("status") != "completed")["trial_id"]
     done = trials.filter((pl.col("status") == "completed") & ~pl.col("trial_id").is_in(ended.to_list()))
     params = [c for c in trials.columns if c.startswith("param.") and c != "param.train.seed"]
+    if done.is_empty():  # every seed failed or was pruned: no configuration, no front
+        return pl.DataFrame()
     present = [m for m in dict.fromkeys([*objectives, *metrics]) if m in done.columns]
     summary = done.group_by("trial_id", maintain_order=True).agg(
         pl.len().alias("seeds"),

@@ -308,3 +308,36 @@ def test_early_gap_changes_count_the_initializations_that_grew(tmp_path):
     assert summary["fraction_grew"] == pytest.approx(2 / 3) and summary["median_change"] == pytest.approx(0.1)
     assert early_gap_notes([study]) == ["hand: the gap grew over the first 10 steps in 2 of 3 initializations (67%); median change +0.1000"]
     assert early_gap_changes(report.load_study(make_folder(tmp_path / "long").location)).is_empty()  # runs past step 20
+
+
+def test_report_of_a_study_without_a_completed_trial_is_a_clear_error(tmp_path, capsys):
+    folder = results.ResultsFolder(tmp_path / "failed")
+    folder.append(
+        results.TRIALS,
+        [results.trial_row(t, 0, {"temperature.value": 0.5}, {}, "failed", error="TrainingDiverged: loss became nan") for t in "de"],
+    )
+    folder.write_text(results.SPEC, yaml.safe_dump(SPEC))
+    assert main(["report", str(folder.path)]) == 2
+    assert f"{folder.path}: no completed trial (2 failed): nothing to report" in capsys.readouterr().err
+    assert not (tmp_path / "failed" / "report").exists()
+
+
+def test_an_interrupted_report_leaves_the_previous_one_whole(tmp_path, monkeypatch):
+    from raygap import local_files
+
+    make_folder(tmp_path / "s")
+    page = report.write_report([tmp_path / "s"])
+    before = {p.name: p.read_bytes() for p in page.parent.iterdir()}
+    written = []
+
+    def interrupt_after_two(path, figure):
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        written.append(path)
+        local_files.write_local_bytes(path, b"partial")
+
+    monkeypatch.setattr(local_files, "write_figure", interrupt_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        report.write_report([tmp_path / "s"])
+    assert {p.name: p.read_bytes() for p in page.parent.iterdir()} == before  # the old report, untouched
+    assert sorted(p.name for p in (tmp_path / "s").iterdir() if p.name.startswith(".")) == []  # no staging left

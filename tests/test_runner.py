@@ -184,15 +184,19 @@ def test_conditional_study_through_the_engine(tmp_path):
         assert row["param.swap"].split("(")[0] == config["swap"]["kind"]
 
 
-def test_failed_trials_are_recorded_and_never_on_the_front(tmp_path):
+def test_failed_trials_are_recorded_and_never_on_the_front(tmp_path, capsys):
 
-    from raygap.study import run_study
+    from raygap.cli import main
+    from raygap.pareto import summarize_trials
 
     spec = write_study(tmp_path, "broken", "search: {sampler: random, trials: 2}")
-    spec = load_spec(spec.path, ["train.lr=1.0e+30"])  # the loss becomes NaN
     folder = tmp_path / "results"
-    summary = run_study(spec, folder, dashboard=False)
+    # The loss becomes NaN: the command says no trial completed (exit 1) and writes no report.
+    command = ["study", "run", str(spec.path), "--results", str(folder), "--set", "train.lr=1.0e+30", "--no-dashboard", "--report"]
+    assert main(command) == 1
+    assert "no trial completed" in capsys.readouterr().err and not (folder / "report").exists()
     trials = pl.read_parquet(folder / "trials.parquet")
+    summary = summarize_trials(trials, {"modality_gap": "min", "mean_r1": "max"}, [])
     assert trials["status"].to_list() == ["failed", "failed"]
     assert all(e.startswith("TrainingDiverged: loss became nan") for e in trials["error"].to_list())
     assert summary.is_empty() and not (folder / "pareto.parquet").exists()

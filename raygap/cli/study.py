@@ -41,6 +41,9 @@ def cmd_study_run(args: argparse.Namespace) -> int:
     print(f"\n{cfg.name}: finished in {time.time() - started:.0f} s")
     print(format_front(summary, cfg.search.objectives))
     print(f"results: {folder}/ (trials.parquet, history.parquet, pareto.parquet); Optuna study: {study.optuna_path(folder, cfg.name)}")
+    if summary.is_empty():  # every trial failed or was pruned: the run did not do its job
+        print(f"error: {cfg.name}: no trial completed; `raygap study status {folder}` lists the errors", file=sys.stderr)
+        return 1
     if args.report:
         print(f"report: {write_report([str(folder)], None)}")
     return 0

@@ -40,6 +40,17 @@ class Study:
         return self.params[0] if self.params else None
 
 
+class NothingToReport(ValueError):
+    """A study with no completed configuration: no front, no table, no figure to draw."""
+
+
+def no_completed_trial(study: Study) -> str:
+    """'no completed trial (2 failed, 1 pruned)': what a study without results holds."""
+    counts = study.trials["status"].value_counts() if "status" in study.trials.columns else pl.DataFrame({"status": [], "count": []})
+    held = ", ".join(f"{n} {status}" for status, n in sorted(counts.iter_rows()) if status != "completed")
+    return f"no completed trial ({held or 'none recorded'})"
+
+
 def load_study(location: str | Path) -> Study:
     found = results.read_study(location)
     spec = found.spec

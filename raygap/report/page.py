@@ -13,19 +13,30 @@ import polars as pl
 from raygap import catalog, local_files
 from raygap.catalog import label
 from raygap.report.correlation import study_correlations
-from raygap.report.data import header, load_study, method_table, stopped_early
+from raygap.report.data import NothingToReport, Study, configurations, header, load_study, method_table, no_completed_trial, stopped_early
 from raygap.report.interactive import interactive_section
 from raygap.report.rates import early_gap_notes, fit_notes
 
 
 def write_report(locations: list[str | Path], output: str | Path | None = None, paper: bool = False) -> Path:
     """Read the studies, draw every figure, write index.html, the PNGs and report.md; return the
-    page. `paper`: a table of each configuration beside the paper's row for its exact setting."""
+    page. `paper`: a table of each configuration beside the paper's row for its exact setting.
+    NothingToReport when a study has no completed configuration."""
+    studies = [load_study(location) for location in locations]
+    for study in studies:
+        if configurations(study).is_empty():
+            raise NothingToReport(
+                f"{study.location}: {no_completed_trial(study)}: nothing to report; `raygap study status` lists the errors"
+            )
+    out = Path(output) if output else _default_output(locations[0], studies[0].name)
+    with local_files.staged_folder(out) as staging:  # an interrupted report leaves the old one whole
+        _write_page(studies, staging, paper)
+    return out / "index.html"
+
+
+def _write_page(studies: list[Study], out: Path, paper: bool) -> None:
     from raygap.report import figures
 
-    studies = [load_study(location) for location in locations]
-    out = Path(output) if output else _default_output(locations[0], studies[0].name)
-    out.mkdir(parents=True, exist_ok=True)
     correlations = study_correlations(studies)
     drawn = figures.draw_all(studies, correlations)
     images = {}
@@ -44,7 +55,6 @@ def write_report(locations: list[str | Path], output: str | Path | None = None, 
         sections.append(paper_section(studies))
     local_files.write_local_text(out / "report.md", _markdown(headers, images, table, notes, studies, sections))
     local_files.write_local_text(out / "index.html", _html(headers, images, table, notes, studies, sections))
-    return out / "index.html"
 
 
 def _default_output(location: str | Path, name: str) -> Path:
