@@ -9,6 +9,8 @@ option are suggested next, so each trial only has the parameters of its own bran
 from __future__ import annotations
 
 import itertools
+import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -84,25 +86,38 @@ def grid_space(spec: StudySpec) -> dict[str, list]:
     return space
 
 
-def grid_points(spec: StudySpec) -> list[dict[str, Any]]:
-    """Every configuration of a grid study, as params for StudySpec.resolve."""
+# Optuna's GridSampler lists every combination in memory, and a dry run walks them.
+MAX_GRID_POINTS = 1_000_000
+
+
+def grid_size(spec: StudySpec) -> int:
+    """How many configurations a grid study has: the product of its value counts, not enumerated."""
+    return math.prod(len(labels) for labels in grid_space(spec).values())
+
+
+def grid_points(spec: StudySpec, limit: int | None = None) -> Iterator[dict[str, Any]]:
+    """The configurations of a grid study (the first `limit`), as params for StudySpec.resolve."""
     space = grid_space(spec)
-    points = []
-    for combo in itertools.product(*space.values()):
-        point = {}
-        for (path, labels), label in zip(space.items(), combo):
-            point[path] = spec.space[path].args[labels.index(label)]
-        points.append(point)
-    return points
+    options = {path: dict(zip(labels, spec.space[path].args)) for path, labels in space.items()}
+    for combo in itertools.islice(itertools.product(*space.values()), limit):
+        yield {path: options[path][label] for path, label in zip(space, combo)}
 
 
 def number_of_trials(spec: StudySpec) -> int:
-    """search.trials; for the grid sampler the number of grid configurations (each runs once);
-    1 when nothing is searched (search.repeats still gives several seeds)."""
+    """search.trials; for the grid sampler the number of grid configurations (each runs once; at
+    most MAX_GRID_POINTS); 1 when nothing is searched (search.repeats still gives several seeds)."""
     search = spec.resolve(check_paths=False).search
     if not spec.space:
         return 1
-    return len(grid_points(spec)) if search.sampler == "grid" else search.trials
+    if search.sampler != "grid":
+        return search.trials
+    size = grid_size(spec)
+    if size > MAX_GRID_POINTS:
+        raise SpecError(
+            f"{spec.path}: search.sampler 'grid': {size:,} configurations, more than the {MAX_GRID_POINTS:,} a study can hold; "
+            "give fewer grid values, or search the space with tpe, nsga2 or random and search.trials"
+        )
+    return size
 
 
 class TellableGridSampler(optuna.samplers.GridSampler):

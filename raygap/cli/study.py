@@ -69,14 +69,19 @@ def cmd_study_resume(args: argparse.Namespace) -> int:
         return cmd_study_run(args)
 
 
+DRY_RUN_LISTED = 100  # grid configurations a dry run lists; the rest are counted
+
+
 def _print_dry_run(spec, cfg, total: int, folder) -> int:
     from raygap import search
     from raygap.study.cluster import plan_for_this_machine
 
     print(f"{cfg.name}: {total} trial(s) × {cfg.search.repeats} seed(s), sampler {cfg.search.sampler}, objectives {cfg.search.objectives}")
     if cfg.search.sampler == "grid" and spec.space:
-        for i, point in enumerate(search.grid_points(spec)):
+        for i, point in enumerate(search.grid_points(spec, limit=DRY_RUN_LISTED)):
             print(f"  {i:3d}  " + ", ".join(f"{k}={v}" for k, v in search.recorded_params(point).items()))
+        if total > DRY_RUN_LISTED:
+            print(f"  … and {total - DRY_RUN_LISTED:,} more")
     elif not spec.space:
         print("  nothing is searched: one configuration" + (f", {cfg.search.repeats} seeds" if cfg.search.repeats > 1 else ""))
     else:

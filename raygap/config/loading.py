@@ -144,11 +144,38 @@ def _safe_load(text: str) -> Any:
     would be one objective)."""
     node = yaml.compose(text, Loader=yaml.SafeLoader)
     if node is not None:
-        _check_unique_keys(node, [])
+        size = _expanded_size(node, {})
+        if size > MAX_VALUES:
+            raise SpecError(f"YAML aliases expand the file to {size:,} values, more than the {MAX_VALUES:,} a study file may hold")
+        _check_unique_keys(node, [], set())
     return yaml.safe_load(text)
 
 
-def _check_unique_keys(node: yaml.Node, path: list[str]) -> None:
+# A study file is a few hundred values; aliases (&a / *a) could make a tiny file expand without
+# bound, and validation walks the expanded tree.
+MAX_VALUES = 100_000
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many nodes the tree holds once every alias is expanded; each node counted once (memoized,
+    an alias is the same node object), so the walk is linear in the file, whatever it expands to."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    sizes[id(node)] = 1  # a cycle counts once; PyYAML refuses recursive safe-loaded structures later
+    if isinstance(node, yaml.MappingNode):
+        total = 1 + sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        total = 1 + sum(_expanded_size(item, sizes) for item in node.value)
+    else:
+        total = 1
+    sizes[id(node)] = total
+    return total
+
+
+def _check_unique_keys(node: yaml.Node, path: list[str], seen: set[int]) -> None:
+    if id(node) in seen:  # an alias of a node already checked
+        return
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         first_line: dict[str, int] = {}
         for key_node, value_node in node.value:
@@ -157,10 +184,10 @@ def _check_unique_keys(node: yaml.Node, path: list[str]) -> None:
                 where = ".".join([*path, key])
                 raise SpecError(f"{where}: key given twice, on line {first_line[key]} and on line {line}")
             first_line.setdefault(key, line)
-            _check_unique_keys(value_node, [*path, key])
+            _check_unique_keys(value_node, [*path, key], seen)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _check_unique_keys(item, [*path, str(index)])
+            _check_unique_keys(item, [*path, str(index)], seen)
 
 
 def _merge(base: dict, override: dict) -> dict:
