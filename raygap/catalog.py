@@ -77,6 +77,10 @@ _METRICS = [
            "centroid distance on gap_pairs random (image, first caption) pairs of the eval split, fixed by eval.seed; "
            "biased upwards by finite-sample noise, so compare at equal gap_pairs",
            worst=2.0, table=True, summarized=True, default_objective=True, at_eval=True),
+    Metric("uniformity", "max", "uniformity (−W₂, higher = more uniform)",
+           "minus the Wasserstein-2 distance of the embeddings to N(0, I/m); 0 is perfectly uniform, −√2 fully collapsed",
+           "-W2 to N(0, I/m) of the stacked image and first-caption features of the whole eval split",
+           worst=-math.sqrt(2), table=True, summarized=True, at_eval=True),
     Metric("modality_gap_corrected", "min", "modality gap (bias-corrected)",
            "the centroid distance without its finite-sample bias: about 0 for a model with no true gap, negative when none is detectable",
            "signed root of ‖d̄‖² − tr(S_d)/n over the gap pairs' differences d_i = x_i − y_i (unbiased for the squared gap)",
@@ -89,10 +93,6 @@ _METRICS = [
            "1 when uniformity is within 0.01 of −√2 or mean R@1 is within 3 standard errors of a random ranking's; "
            "a configuration with any degenerate seed is flagged on the front, in the report and in study status",
            worst=1.0, summarized=True, at_eval=True),
-    Metric("uniformity", "max", "uniformity (−W₂, higher = more uniform)",
-           "minus the Wasserstein-2 distance of the embeddings to N(0, I/m); 0 is perfectly uniform, −√2 fully collapsed",
-           "-W2 to N(0, I/m) of the stacked image and first-caption features of the whole eval split",
-           worst=-math.sqrt(2), table=True, summarized=True, at_eval=True),
     Metric("zero_shot_top1", "max", "zero-shot top-1", "top-1 accuracy of classifying probe test images by their most similar class prompt",
            "class embedding = mean of the normalized prompt embeddings over eval.templates; ties broken at random (expected accuracy)",
            worst=0.0, table=True, summarized=True),
@@ -173,6 +173,27 @@ def objectives_from(value: dict[str, str] | list[str]) -> dict[str, str]:
             raise ValueError(f"{name} has no better direction; give objectives as a mapping metric: min|max")
         objectives[name] = better
     return objectives
+
+
+# What measures each metric: the CLIP evaluators need the probe split (zero-shot, linear probe) or
+# an MMVP-VLM copy; a theory simulation measures only its own curve.
+NEEDS_PROBE = {"zero_shot_top1", "linear_probe_top1"}
+NEEDS_MMVP = {"mmvp_accuracy", *(mmvp_column(group) for group in MMVP_GROUPS)}
+THEORY_MEASURES = {"modality_gap", "delta", "tau", "temperature", "margin", "loss", "train_seconds", "wall_seconds"}
+CLIP_ONLY = {"delta", "margin"}
+
+
+def unmeasured(name: str, *, theory: bool, probe: bool, mmvp: bool) -> str | None:
+    """Why a trial of this configuration never measures metric `name`, or None when it does."""
+    if theory:
+        return None if name in THEORY_MEASURES else f"theory trials measure only {', '.join(sorted(THEORY_MEASURES))}"
+    if name in CLIP_ONLY:
+        return f"{name} is measured by theory trials (a theory: section) only"
+    if name in NEEDS_PROBE and not probe:
+        return f"{name} needs the probe split, and data.probe is null"
+    if name in NEEDS_MMVP and not mmvp:
+        return f"{name} needs an MMVP-VLM copy (data.mmvp), and none is given"
+    return None
 
 
 def check_objectives(objectives: dict[str, str]) -> None:

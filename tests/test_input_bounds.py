@@ -61,3 +61,34 @@ def test_a_large_grid_dry_run_lists_the_first_hundred_and_counts_the_rest(tmp_pa
     out = capsys.readouterr().out
     assert "grid: 50000 trial(s)" in out and "  … and 49,900 more" in out
     assert sum(1 for line in out.splitlines() if "train.lr=" in line) == 100
+
+
+def test_an_objective_the_configuration_never_measures_is_refused(tmp_path, capsys):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: s\ntrain: {steps: 3}\n")
+    out = tmp_path / "out"
+    cases = [
+        (
+            ["search.objectives={zero_shot_top1: max}", "data.probe=null"],
+            "search.objectives: zero_shot_top1 is never measured in this study: zero_shot_top1 needs the probe split, and data.probe is null",
+        ),
+        (
+            ["search.objectives={mmvp_accuracy: max}"],
+            "search.objectives: mmvp_accuracy is never measured in this study: mmvp_accuracy needs an MMVP-VLM copy (data.mmvp)",
+        ),
+        (
+            ["search.objectives={delta: min}"],
+            "search.objectives: delta is never measured in this study: delta is measured by theory trials",
+        ),
+        (
+            ["theory={}", "search.objectives={mean_r1: max}"],
+            "search.objectives: mean_r1 is never measured in this study: theory trials measure only",
+        ),
+    ]
+    for overrides, message in cases:
+        command = ["study", "run", str(spec), "--dry-run", "--results", str(out)]
+        assert main(command + [arg for o in overrides for arg in ("--set", o)]) == 2
+        assert f"error: {spec}: {message}" in capsys.readouterr().err
+    assert not out.exists()
+    # With the probe kept, the same objective is fine.
+    assert main(["study", "run", str(spec), "--dry-run", "--set", "search.objectives={zero_shot_top1: max}", "--results", str(out)]) == 0

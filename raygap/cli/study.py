@@ -41,7 +41,7 @@ def cmd_study_run(args: argparse.Namespace) -> int:
     print(f"\n{cfg.name}: finished in {time.time() - started:.0f} s")
     print(format_front(summary, cfg.search.objectives))
     print(f"results: {folder}/ (trials.parquet, history.parquet, pareto.parquet); Optuna study: {study.optuna_path(folder, cfg.name)}")
-    if summary.is_empty():  # every trial failed or was pruned: the run did not do its job
+    if summary.is_empty() and not _any_completed(folder):  # every trial failed or was pruned: the run did not do its job
         print(f"error: {cfg.name}: no trial completed; `raygap study status {folder}` lists the errors", file=sys.stderr)
         return 1
     if args.report:
@@ -67,6 +67,13 @@ def cmd_study_resume(args: argparse.Namespace) -> int:
         args.spec = str(Path(scratch, "spec.yaml"))
         Path(args.spec).write_text(read_stored_spec(folder))
         return cmd_study_run(args)
+
+
+def _any_completed(folder) -> bool:
+    from raygap import results
+
+    trials = folder.read(results.TRIALS) if folder.exists(results.TRIALS) else None
+    return trials is not None and "status" in trials.columns and bool((trials["status"] == "completed").any())
 
 
 DRY_RUN_LISTED = 100  # grid configurations a dry run lists; the rest are counted

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from typing import Annotated, Any, Union
@@ -27,7 +28,11 @@ def format_errors(error: ValidationError, tree: dict, file: str) -> str:
             message = "required key is missing"
         elif not isinstance(item.get("input"), (dict, list)) and item["type"] not in ("union_tag_invalid", "value_error"):
             message += f" (got {item['input']!r})"
-        lines.append(f"{file}: {'.'.join(map(str, path)) or '<top level>'}: {message}")
+        where = ".".join(map(str, path))
+        if not where and re.match(r"[a-z_]+(\.[a-z_]+)*: ", message):  # a check across sections names its own key
+            lines.append(f"{file}: {message}")
+        else:
+            lines.append(f"{file}: {where or '<top level>'}: {message}")
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
+from raygap import catalog
 from raygap.config.base import PositiveFloat, PositiveInt, Probability, Strict
 from raygap.config.data import DataSpec
 from raygap.config.search import SearchSpec
@@ -269,6 +270,16 @@ class TrialConfig(Strict):
     tracking: TrackingSpec = TrackingSpec()
     theory: TheorySpec | None = None
     """Set to simulate the theory model instead of training CLIP."""
+
+    @model_validator(mode="after")
+    def _objectives_are_measured(self) -> TrialConfig:
+        for name in self.search.objectives:
+            why = catalog.unmeasured(
+                name, theory=self.theory is not None, probe=self.data.probe is not None, mmvp=self.data.mmvp is not None
+            )
+            if why:
+                raise ValueError(f"search.objectives: {name} is never measured in this study: {why}")
+        return self
 
     @model_validator(mode="after")
     def _early_stop_needs_live_points(self) -> TrialConfig:
