@@ -7,7 +7,7 @@ from PIL import Image
 
 from raygap.clip.model import build_model
 from raygap.config import FilesSource, SyntheticSource
-from raygap.data import ImageTextSet, PairDataset, TensorImages, keep_batch, load_source, synthetic
+from raygap.data import ImageTextSet, PairDataset, TensorImages, keep_batch, load_source, read_file_source, synthetic
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +105,35 @@ def test_files_source_errors_name_table_and_column(tmp_path, bundle):
     source = FilesSource(table=table, image_column="path", caption_column="caption")
     with pytest.raises(ValueError, match=r"pairs.csv: 1 image file\(s\) not found"):
         load_source(source, bundle, train=False)
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        (
+            "latin.csv",
+            b"filepath,title\na.png,caf\xe9\n",
+            r"latin.csv: cannot read the table \(invalid utf-8 sequence\); expected UTF-8 text",
+        ),
+        (
+            "quote.csv",
+            b'filepath,title\na.png,"unterminated\n',
+            r"quote.csv: cannot read the table \(.*\); expected UTF-8 text with a header row",
+        ),
+        ("garbage.parquet", b"not parquet", r"garbage.parquet: cannot read the table \(.*\); expected a Parquet file"),
+        (
+            "caption.csv",
+            b"filepath,title\na.png,\na.png,x\na.png,  \n",
+            r"caption.csv: column 'title' is empty in 2 data row\(s\) \(1, 3\)",
+        ),
+        ("path.csv", b"filepath,title\n,hello\n", r"path.csv: column 'filepath' is empty in 1 data row\(s\) \(1\)"),
+    ],
+)
+def test_a_table_polars_cannot_read_or_with_empty_cells_names_the_file_and_rows(tmp_path, name, content, message):
+    make_table(tmp_path, ["a.png,x,y"])  # writes a.png
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        read_file_source(FilesSource(table=tmp_path / name))
 
 
 def test_resident_pairs_give_the_loaders_batches_in_its_order(bundle):
