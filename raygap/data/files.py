@@ -28,17 +28,7 @@ def read_table(source) -> Table:
     import polars as pl
 
     path = Path(source.table)
-    parquet = path.suffix.lower() == ".parquet"
-    try:
-        if parquet:
-            frame = pl.read_parquet(path)
-        else:
-            separator = source.separator or ("\t" if path.suffix.lower() == ".tsv" else ",")
-            frame = pl.read_csv(path, separator=separator, infer_schema=False)
-    except (pl.exceptions.PolarsError, OSError) as error:  # polars' own message names no file
-        expected = "a Parquet file" if parquet else 'UTF-8 text with a header row, cells quoted with " where they hold the separator'
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"{path}: cannot read the table ({reason}); expected {expected}") from None
+    frame = _read_frame(path, source.separator)
     if source.limit is not None:
         frame = frame.head(source.limit)
     # A labelled table (a probe split) needs no caption column: its captions are the template.
@@ -50,13 +40,7 @@ def read_table(source) -> Table:
     if frame.height == 0:
         raise ValueError(f"{path}: the table has no rows")
 
-    for column in wanted:  # an empty cell would fail later with no file or row named
-        empty = frame.with_row_index("row").filter(pl.col(column).cast(pl.Utf8).str.strip_chars().fill_null("") == "")
-        if empty.height:
-            rows = ", ".join(str(r + 1) for r in empty["row"].head(5).to_list())
-            raise ValueError(
-                f"{path}: column {column!r} is empty in {empty.height} data row(s) ({rows}{', …' if empty.height > 5 else ''})"
-            )
+    _refuse_empty_cells(frame, wanted, path)
     root = Path(source.root) if source.root is not None else path.parent
     names = frame[source.image_column].cast(pl.Utf8)
     resolved = {
@@ -92,6 +76,34 @@ def read_table(source) -> Table:
         labels=labels,
         class_names=class_names,
     )
+
+
+def _read_frame(path: Path, separator: str | None):
+    """The table as strings; a file polars cannot read is a ValueError naming it and what was expected."""
+    import polars as pl
+
+    parquet = path.suffix.lower() == ".parquet"
+    try:
+        if parquet:
+            return pl.read_parquet(path)
+        return pl.read_csv(path, separator=separator or ("\t" if path.suffix.lower() == ".tsv" else ","), infer_schema=False)
+    except (pl.exceptions.PolarsError, OSError) as error:  # polars' own message names no file
+        expected = "a Parquet file" if parquet else 'UTF-8 text with a header row, cells quoted with " where they hold the separator'
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path}: cannot read the table ({reason}); expected {expected}") from None
+
+
+def _refuse_empty_cells(frame, columns: list[str], path: Path) -> None:
+    """An empty image or caption cell would fail later with no file or row named."""
+    import polars as pl
+
+    for column in columns:
+        empty = frame.with_row_index("row").filter(pl.col(column).cast(pl.Utf8).str.strip_chars().fill_null("") == "")
+        if empty.height:
+            rows = ", ".join(str(r + 1) for r in empty["row"].head(5).to_list())
+            raise ValueError(
+                f"{path}: column {column!r} is empty in {empty.height} data row(s) ({rows}{', …' if empty.height > 5 else ''})"
+            )
 
 
 def read_set(source) -> FileSet:
