@@ -1,3 +1,4 @@
+import glob
 import os
 import shutil
 import tempfile
@@ -8,8 +9,11 @@ from raygap.config import TrialConfig
 
 # Image files use a decoded copy in the per-user cache folder by default, and torch.compile keeps
 # its kernels in a cache folder too: the suite's go to a folder of its own (inherited by the Ray
-# processes it starts), removed when it ends.
-SUITE_CACHES = tempfile.mkdtemp(prefix="raygap-test-caches-")
+# processes it starts), removed when it ends. Its name carries this process's id, so that the end
+# of the session finds the folder of a second copy of this file (one imported as a module).
+# Tests take the helpers below as fixtures and never import this file.
+CACHES_PREFIX = f"raygap-test-caches-{os.getpid()}-"
+SUITE_CACHES = tempfile.mkdtemp(prefix=CACHES_PREFIX)
 os.environ["RAYGAP_CACHE_DIR"] = os.path.join(SUITE_CACHES, "decoded")
 os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(SUITE_CACHES, "inductor")
 
@@ -33,7 +37,7 @@ def tiny_config(**sections) -> TrialConfig:
 
 
 # Broken study files and the message each must give after "<file>: " (the spec tests and the
-# bad-input tests through the command line both walk them).
+# bad-input tests through the command line both walk them: a test that takes `broken`).
 BROKEN = [
     ("temperature: {kind: fixed, valu: 0.04}", "temperature.valu: unknown key; expected one of kind, value (did you mean 'value'?)"),
     (
@@ -112,9 +116,42 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny():
     return tiny_config
+
+
+@pytest.fixture
+def cpp_compiler():
+    """Skips the test where torch.compile (inductor) cannot build kernels on a CPU."""
+    if NO_CPP_COMPILER:
+        pytest.skip("torch.compile (inductor) on a CPU needs a C++ compiler")
+
+
+def pytest_generate_tests(metafunc):
+    """A test that takes `broken` runs once per broken study file: (text, expected message)."""
+    if "broken" in metafunc.fixturenames:
+        metafunc.parametrize("broken", BROKEN, ids=[e.split(":")[0] for _, e in BROKEN])
+
+
+@pytest.fixture(name="stop_processes")
+def _stop_processes():
+    return stop_processes
+
+
+@pytest.fixture(name="forget_ray_start")
+def _forget_ray_start():
+    return forget_ray_start
+
+
+@pytest.fixture(name="free_port")
+def _free_port():
+    return free_port
+
+
+@pytest.fixture(name="optuna_study")
+def _optuna_study():
+    return optuna_study
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -138,8 +175,11 @@ def pytest_sessionfinish(session, exitstatus):
         except psutil.Error:
             pass
     psutil.wait_procs(children, timeout=10)
+    for folder in glob.glob(os.path.join(tempfile.gettempdir(), CACHES_PREFIX + "*")):
+        shutil.rmtree(folder, ignore_errors=True)
+        leftovers.append(f"{folder}: the caches folder of a second copy of conftest.py (a test imported it; take its fixtures)")
     if leftovers:
-        print("\nleft running by the tests (now stopped):\n  " + "\n  ".join(leftovers))
+        print("\nleft behind by the tests (now stopped or removed):\n  " + "\n  ".join(leftovers))
         if session.exitstatus == 0:
             session.exitstatus = 1
 

@@ -9,7 +9,6 @@ import pytest
 import ray
 from PIL import Image
 
-from conftest import BROKEN
 from raygap.cli import main
 
 BASE = "data: {train: {kind: files, table: TABLE}}\nsearch: {trials: 1}\n"
@@ -89,8 +88,8 @@ def run_cli(tmp_path, study_text: str, capsys) -> tuple[int, str, str]:
     return code, capsys.readouterr().err, str(spec)
 
 
-@pytest.mark.parametrize("text,expected", BROKEN, ids=[e.split(":")[0] for _, e in BROKEN])
-def test_broken_study_files(tmp_path, capsys, text, expected):
+def test_broken_study_files(tmp_path, capsys, broken):
+    text, expected = broken  # conftest's BROKEN, one run each
     code, err, spec = run_cli(tmp_path, text, capsys)
     assert code == 2 and f"{spec}: {expected}" in err
 
@@ -114,6 +113,29 @@ def test_existing_results_folder_is_refused(tmp_path, capsys):
     assert "already holds a study; pass --resume to continue it, --overwrite to replace it" in capsys.readouterr().err
     assert (out / "trials.parquet").read_bytes() == b"PAR1 previous study" and [p.name for p in out.iterdir()] == ["trials.parquet"]
     assert not ray.is_initialized()
+
+
+@pytest.mark.parametrize("uri", ["file:/tmp/mlruns", "./mlruns", "/tmp/mlruns"])
+def test_mlflow_file_store_is_refused_before_ray(tmp_path, capsys, monkeypatch, uri):
+    """MLflow 3 refuses its file store once Tune sets up its logger; raygap says so first."""
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    code, err, spec = run_cli(tmp_path, f"search: {{trials: 1}}\ntracking: {{mlflow: {{tracking_uri: '{uri}'}}}}", capsys)
+    assert code == 2
+    assert (
+        f"{spec}: tracking.mlflow.tracking_uri: {uri!r} is MLflow's file store, which MLflow refuses unless MLFLOW_ALLOW_FILE_STORE=true"
+        in err
+    )
+
+
+def test_mlflow_file_store_passes_where_mlflow_allows_it(monkeypatch):
+    from raygap.config.tracking import TrackingSpec
+    from raygap.study.tracking import check_settings
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    check_settings(TrackingSpec(mlflow={"tracking_uri": "file:/tmp/mlruns"}), "study.yaml")
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE")
+    for uri in ("sqlite:///mlflow.db", "http://127.0.0.1:5000", "databricks"):
+        check_settings(TrackingSpec(mlflow={"tracking_uri": uri}), "study.yaml")
 
 
 def test_a_study_file_that_is_not_utf8(tmp_path, capsys):

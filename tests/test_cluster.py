@@ -13,7 +13,6 @@ import polars as pl
 import psutil
 import pytest
 
-from conftest import forget_ray_start, free_port, stop_processes
 from raygap import results
 
 STUDY = """
@@ -34,7 +33,7 @@ search: {sampler: grid}
 TOKEN_AUTH = {**os.environ, "RAY_AUTH_MODE": "token"}
 
 
-def ray_start(*args: str) -> subprocess.Popen:
+def ray_start(free_port, *args: str) -> subprocess.Popen:
     """One node: `ray start --block` owns its processes until it is stopped."""
     ray = Path(sys.executable).parent / "ray"
     ports = ["--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--metrics-export-port", "--runtime-env-agent-port"]
@@ -78,7 +77,7 @@ def train_workers(raylet_pid: int) -> list[psutil.Process]:
     return found
 
 
-def stop_nodes(nodes: list[subprocess.Popen], raylets: set[int]) -> None:
+def stop_nodes(nodes: list[subprocess.Popen], raylets: set[int], stop_processes) -> None:
     """Stop what the test started, by pid: each node's process tree and the workers of its raylet."""
     tree = []
     for node in nodes:
@@ -103,13 +102,15 @@ def checkpointed_step(out: Path) -> int | None:
 
 
 @pytest.mark.slow
-def test_spread_trials_on_two_nodes_survive_losing_one(tmp_path):
+def test_spread_trials_on_two_nodes_survive_losing_one(tmp_path, free_port, stop_processes, forget_ray_start):
     port = free_port()
-    head = ray_start("--head", "--port", str(port), "--num-cpus", "3", "--resources", '{"head_node": 1}', "--include-dashboard", "false")
+    head = ray_start(
+        free_port, "--head", "--port", str(port), "--num-cpus", "3", "--resources", '{"head_node": 1}', "--include-dashboard", "false"
+    )
     nodes, raylets = [head], set()
     try:
         raylets.add(raylet(head).pid)
-        second = ray_start("--address", f"127.0.0.1:{port}", "--num-cpus", "2", "--resources", '{"second_node": 1}')
+        second = ray_start(free_port, "--address", f"127.0.0.1:{port}", "--num-cpus", "2", "--resources", '{"second_node": 1}')
         nodes.append(second)
         lost = raylet(second)
         raylets.add(lost.pid)
@@ -157,6 +158,6 @@ def test_spread_trials_on_two_nodes_survive_losing_one(tmp_path):
         assert second.wait(timeout=60) != 0  # the lost node's `ray start` gave up on it
         print(f"second node lost after a checkpoint at step {step}; trials resumed from steps {resumed}")
     finally:
-        stop_nodes(nodes, raylets)
+        stop_nodes(nodes, raylets, stop_processes)
         forget_ray_start(port)
     assert not processes_of(raylets), "the cluster's workers are still running"

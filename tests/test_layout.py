@@ -1,6 +1,7 @@
 """The house rules README's layout section states, checked on the source (run with -s to see sizes):
 ray is imported only under raygap/study, raygap's modules import one another without cycles,
-no module is much over 300 lines and no function over 60 lines of code."""
+no module is much over 300 lines and no function over 60 lines of code; and no test imports
+conftest.py, whose helpers are fixtures."""
 
 import ast
 from pathlib import Path
@@ -87,3 +88,15 @@ def test_modules_and_functions_stay_short():
     assert not long_modules and not long_functions, (
         f"modules over {MODULE_LINES} lines: {long_modules}; functions over {FUNCTION_LINES}: {long_functions}"
     )
+
+
+def test_no_test_imports_conftest():
+    """pytest loads tests/conftest.py itself. A test that imports it as a module can load a second
+    copy (`tests.conftest`), whose caches folder nothing removes; conftest's helpers are fixtures."""
+    tests = Path(__file__).resolve().parent
+    importers = sorted(
+        path.name
+        for path in tests.glob("*.py")
+        if {"conftest", "tests.conftest"} & imported(ast.parse(path.read_text()), {"tests.conftest": None})
+    )
+    assert not importers, f"these test files import conftest; take its fixtures instead: {importers}"

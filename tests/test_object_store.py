@@ -15,7 +15,6 @@ import polars as pl
 import pyarrow.fs as pafs
 import pytest
 
-from conftest import free_port
 from raygap import results
 from raygap.study.folder import optuna_storage
 
@@ -29,7 +28,7 @@ search: {sampler: tpe, trials: 6, seed: 0, objectives: {modality_gap: min}}
 
 
 @pytest.fixture
-def s3(monkeypatch):
+def s3(monkeypatch, free_port):
     """An S3 server on 127.0.0.1 with one bucket; raygap, pyarrow and Ray reach it through
     AWS_ENDPOINT_URL, which the study's subprocesses inherit. Stopped by its pid."""
     port = free_port()

@@ -13,7 +13,6 @@ import polars as pl
 import psutil
 import pytest
 
-from conftest import optuna_study
 from raygap import results
 from raygap.study.folder import optuna_storage
 
@@ -72,7 +71,7 @@ def start_and_wait_for_two_rows(tmp_path) -> tuple[subprocess.Popen, object]:
     return run, out
 
 
-def test_sigkill_then_resume_keeps_finished_trials_once(tmp_path):
+def test_sigkill_then_resume_keeps_finished_trials_once(tmp_path, optuna_study):
     run, out = start_and_wait_for_two_rows(tmp_path)
     os.kill(run.pid, signal.SIGKILL)
     run.wait()
@@ -100,7 +99,7 @@ def test_sigkill_then_resume_keeps_finished_trials_once(tmp_path):
     assert not (out / "ray-cluster.json").exists()
 
 
-def test_ctrl_c_stops_cleanly_then_resume_finishes_the_study(tmp_path):
+def test_ctrl_c_stops_cleanly_then_resume_finishes_the_study(tmp_path, optuna_study):
     run, out = start_and_wait_for_two_rows(tmp_path)
     record = json.loads((out / "ray-cluster.json").read_text())
     run.send_signal(signal.SIGINT)

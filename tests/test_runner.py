@@ -1,12 +1,12 @@
 """The study engine for real: Ray Tune + Optuna + Ray Train workers on this machine."""
 
+import builtins
 from pathlib import Path
 from types import SimpleNamespace
 
 import polars as pl
 import pytest
 
-from conftest import optuna_study
 from raygap.config import ResourcesSpec, SpecError, load_spec
 from raygap.study.plan import plan_resources
 
@@ -91,7 +91,24 @@ def test_theory_trials_take_a_cpu_each_even_on_a_gpu_cluster():
     assert study_plan(training, cluster_cpus=64, cluster_gpus=8).max_concurrent == 8  # a GPU per one-worker trial
 
 
-def test_study_end_to_end(tmp_path, capsys):
+def test_the_recorder_pickles_whatever_it_echoes_with(tmp_path, monkeypatch, capsys):
+    """Tune pickles its callbacks when the Tuner is built. Ray replaces builtins.print in the head
+    once a worker's log line reaches it (tqdm_ray): print, the echo of `raygap bench`, can then no
+    longer be pickled, and a later study failed to start."""
+    from ray import cloudpickle
+
+    from raygap.results import ResultsFolder
+    from raygap.study.recorder import StudyRecorder
+
+    recorder = StudyRecorder(ResultsFolder(tmp_path), {"modality_gap": "min"}, 1, print)
+    original = builtins.print
+    monkeypatch.setattr(builtins, "print", lambda *args, **kwargs: original(*args, **kwargs))
+    copy = cloudpickle.loads(cloudpickle.dumps(recorder))
+    copy.echo("a copy prints")
+    assert capsys.readouterr().out == "a copy prints\n"
+
+
+def test_study_end_to_end(tmp_path, capsys, optuna_study):
     """Optuna multi-objective (TPE) in Ray Tune, 3 trials, each a TorchTrainer with 2 CPU workers."""
     from raygap.study import run_study
 
@@ -184,7 +201,7 @@ def test_conditional_study_through_the_engine(tmp_path):
         assert row["param.swap"].split("(")[0] == config["swap"]["kind"]
 
 
-def test_failed_trials_are_recorded_and_never_on_the_front(tmp_path, capsys):
+def test_failed_trials_are_recorded_and_never_on_the_front(tmp_path, capsys, optuna_study):
 
     from raygap.cli import main
     from raygap.pareto import summarize_trials
@@ -204,7 +221,7 @@ def test_failed_trials_are_recorded_and_never_on_the_front(tmp_path, capsys):
     assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]
 
 
-def test_a_diverged_trial_fails_with_its_reason_and_the_study_goes_on(tmp_path):
+def test_a_diverged_trial_fails_with_its_reason_and_the_study_goes_on(tmp_path, optuna_study):
 
     from raygap.study import run_study
 

@@ -3,7 +3,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BROKEN
 from raygap.config import SpecError, load_spec
 
 STUDIES = Path(__file__).resolve().parent.parent / "studies"
@@ -27,11 +26,8 @@ def test_empty_file_gets_defaults_and_the_file_name(tmp_path):
     assert cfg.name == "quick" and cfg.train.steps == 300 and cfg.swap.kind == "none"
 
 
-# (file text, expected message after "<file>: ")
-
-
-@pytest.mark.parametrize("text,expected", BROKEN, ids=[e.split(":")[0] for _, e in BROKEN])
-def test_broken_specs_name_file_key_and_expectation(tmp_path, text, expected):
+def test_broken_specs_name_file_key_and_expectation(tmp_path, broken):
+    text, expected = broken  # conftest's BROKEN, one run each
     path = write(tmp_path, text)
     with pytest.raises(SpecError) as error:
         load_spec(path)

@@ -13,7 +13,6 @@ from pathlib import Path
 import polars as pl
 import psutil
 
-from conftest import forget_ray_start, free_port, stop_processes
 from raygap.cli import main
 
 STUDY = """
@@ -63,7 +62,7 @@ def get(url: str) -> dict:
     return json.load(urllib.request.urlopen(urllib.request.Request(url, headers=token_headers(url)), timeout=30))
 
 
-def test_a_study_submitted_as_a_ray_job_succeeds(tmp_path, capsys):
+def test_a_study_submitted_as_a_ray_job_succeeds(tmp_path, capsys, free_port, stop_processes, forget_ray_start):
     gcs_port, dashboard_port = free_port(), free_port()
     ray_cli = Path(sys.executable).with_name("ray")
     # The cluster runs in this virtual environment, as if it were activated: its `python` runs the job.

@@ -14,7 +14,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from conftest import free_port
 from raygap.cli import main
 from raygap.config import load_spec
 
@@ -82,7 +81,26 @@ def run(tmp_path, name: str, extra: str) -> Path:
     return folder
 
 
-def test_every_evaluation_point_reaches_tensorboard_mlflow_and_wandb(tmp_path):
+def test_a_start_that_fails_inside_tune_leaves_no_folder(tmp_path, monkeypatch):
+    """MLflow refusing its file store when Tune sets up its logger (raygap's own check turned off):
+    the study raises after Ray and the Optuna study have started, and leaves neither its results
+    folder nor the folders made for it, so a rerun is not refused."""
+    from mlflow.exceptions import MlflowException
+
+    from raygap.study import run_study, tracking
+
+    monkeypatch.setattr(tracking, "check_settings", lambda settings, file: None)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    path = tmp_path / "refused.yaml"
+    path.write_text(
+        STUDY.format(name="refused", extra=f"search: {{trials: 1}}\ntracking: {{mlflow: {{tracking_uri: 'file:{tmp_path}/mlruns'}}}}")
+    )
+    with pytest.raises(MlflowException, match="MLFLOW_ALLOW_FILE_STORE"):
+        run_study(load_spec(path), tmp_path / "new" / "results", dashboard=False)
+    assert not (tmp_path / "new").exists()
+
+
+def test_every_evaluation_point_reaches_tensorboard_mlflow_and_wandb(tmp_path, free_port):
     """One-worker trials in the Tune trial's process, two seeds each: 4 points per seed, as its own series."""
     from mlflow.tracking import MlflowClient
 
@@ -124,12 +142,11 @@ def test_every_evaluation_point_reaches_tensorboard_mlflow_and_wandb(tmp_path):
             recorded = history.filter((pl.col("trial_id") == trial_id) & (pl.col("seed") == seed))["modality_gap"]
             assert run_["series"][f"seed{seed}/modality_gap"] == pytest.approx(recorded.to_list(), rel=1e-6)
 
-    dashboard_shows_the_study(folder, trials)
+    dashboard_shows_the_study(folder, trials, free_port())
 
 
-def dashboard_shows_the_study(folder: Path, trials: pl.DataFrame) -> None:
-    """`raygap dashboard` serves the study on 127.0.0.1: objectives named, final metrics as user attributes."""
-    port = free_port()
+def dashboard_shows_the_study(folder: Path, trials: pl.DataFrame, port: int) -> None:
+    """`raygap dashboard` serves the study on 127.0.0.1 at `port`: objectives named, final metrics as user attributes."""
     server = subprocess.Popen(
         [sys.executable, "-m", "raygap", "dashboard", str(folder), "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
@@ -203,7 +220,7 @@ def test_a_missing_tracker_is_an_error_before_ray_starts(tmp_path, capsys, monke
     assert not ray.is_initialized() and not (tmp_path / "out").exists()
 
 
-def test_running_trials_export_their_gap_as_ray_metrics(tmp_path):
+def test_running_trials_export_their_gap_as_ray_metrics(tmp_path, free_port):
     """While the study runs, the node's Prometheus export (Ray's metrics agent) holds raygap_modality_gap
     for the running trial, tagged with the study and the trial."""
     import threading

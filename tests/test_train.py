@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from raygap.clip.train import train
-from tests.conftest import NO_CPP_COMPILER, tiny_config
 
 SHORT_RUN = dict(
     data={"train": {"kind": "synthetic", "size": 4096, "seed": 0}, "eval": {"kind": "synthetic", "size": 256, "seed": 1}, "probe": None},
@@ -13,12 +12,12 @@ SHORT_RUN = dict(
 
 
 @pytest.fixture(scope="module")
-def short_runs():
+def short_runs(tiny):
     """150 real training steps of the tiny model, once with a learned and once with a fixed T."""
     runs = {}
     for name, temperature in [("learned", {"kind": "learned"}), ("fixed", {"kind": "fixed", "value": 0.04})]:
         history = []
-        final = train(tiny_config(temperature=temperature, **SHORT_RUN), report=history.append)
+        final = train(tiny(temperature=temperature, **SHORT_RUN), report=history.append)
         runs[name] = final, history
     return runs
 
@@ -62,9 +61,9 @@ def test_history_has_one_row_per_evaluation_point(short_runs):
     ],
     ids=["softplus", "exp_k", "slrt", "schedule", "cosine", "hard", "hard_row", "soft", "no_norm"],
 )
-def test_every_method_trains_in_the_loop(sections):
+def test_every_method_trains_in_the_loop(sections, tiny):
     history = []
-    final = train(tiny_config(**sections), report=history.append)
+    final = train(tiny(**sections), report=history.append)
     assert [row["step"] for row in history] == [0, 2, 4]
     assert all(math.isfinite(row["loss"]) for row in history[1:])
     assert 0 <= final["zero_shot_top1"] <= 1 and 0 <= final["linear_probe_top1"] <= 1
@@ -73,18 +72,18 @@ def test_every_method_trains_in_the_loop(sections):
         assert history[-1]["temperature"] == pytest.approx(0.05)
 
 
-def test_same_seed_same_numbers():
+def test_same_seed_same_numbers(tiny):
     first, second = [], []
-    train(tiny_config(), report=first.append)
-    train(tiny_config(), report=second.append)
+    train(tiny(), report=first.append)
+    train(tiny(), report=second.append)
     strip = lambda rows: [{k: v for k, v in r.items() if k != "samples_per_s"} for r in rows]  # noqa: E731
     assert strip(first) == strip(second)
 
 
-def test_warmup_in_epochs_is_counted_in_steps_of_the_training_set():
+def test_warmup_in_epochs_is_counted_in_steps_of_the_training_set(tiny):
     from raygap.config import TrialConfig
 
-    raw = tiny_config().model_dump(mode="json")
+    raw = tiny().model_dump(mode="json")
     raw["train"] = {"steps": 6, "batch_size": 128, "eval_interval": 1, "warmup_epochs": 2, "lr": 0.01, "seed": 0}
     cfg = TrialConfig.model_validate(raw)
     rows = []
@@ -96,16 +95,16 @@ def test_warmup_in_epochs_is_counted_in_steps_of_the_training_set():
         TrialConfig.model_validate({**raw, "train": {**raw["train"], "warmup_steps": 3}})
 
 
-def test_batch_larger_than_the_data_is_refused():
+def test_batch_larger_than_the_data_is_refused(tiny):
     with pytest.raises(ValueError, match=r"data.train has 512 pairs, fewer than train.batch_size 1024"):
-        train(tiny_config(train={"batch_size": 1024}))
+        train(tiny(train={"batch_size": 1024}))
 
 
 @pytest.mark.parametrize("sections", [{}, {"swap": {"kind": "hard", "p": 0.5}}], ids=["learned", "hard-swap"])
-def test_resume_from_a_checkpoint_matches_an_uninterrupted_run(tmp_path, sections):
+def test_resume_from_a_checkpoint_matches_an_uninterrupted_run(tmp_path, sections, tiny):
     """Steps 1–20 over 16 batches per epoch: a checkpoint inside the second epoch, written with
     torch.save and read back with weights_only=True, continues exactly as if never stopped."""
-    cfg = tiny_config(train={"steps": 20, "eval_interval": 10, "checkpoint_interval": 6}, **sections)
+    cfg = tiny(train={"steps": 20, "eval_interval": 10, "checkpoint_interval": 6}, **sections)
     saved = []
 
     def save(state):  # at once, as a study does: the state holds the live tensors
@@ -121,14 +120,14 @@ def test_resume_from_a_checkpoint_matches_an_uninterrupted_run(tmp_path, section
             assert resumed[key] == uninterrupted[key], key
 
 
-def test_a_trial_on_image_files_trains_from_the_decoded_copy(tmp_path):
+def test_a_trial_on_image_files_trains_from_the_decoded_copy(tmp_path, tiny):
     """Files decoded once into decoded_cache feed training (random crops) and evaluation, and a
     second trial on the same files reads the same copy without decoding again."""
     from tests.test_data import save_jpegs
 
     table = save_jpegs(tmp_path / "data", [(48, 64), (64, 48), (40, 40), (70, 50)] * 16)
     source = {"kind": "files", "table": str(table), "decoded_cache": str(tmp_path / "cache")}
-    cfg = tiny_config(data={"train": source, "eval": source, "probe": None}, train={"batch_size": 16, "steps": 4, "eval_interval": 2})
+    cfg = tiny(data={"train": source, "eval": source, "probe": None}, train={"batch_size": 16, "steps": 4, "eval_interval": 2})
     history = []
     final = train(cfg, report=history.append)
     assert [row["step"] for row in history] == [0, 2, 4] and math.isfinite(final["loss"]) and 0 <= final["modality_gap"] <= 2
@@ -138,14 +137,14 @@ def test_a_trial_on_image_files_trains_from_the_decoded_copy(tmp_path):
     assert copy.stat().st_mtime_ns == stamp
 
 
-@pytest.mark.skipif(NO_CPP_COMPILER, reason="torch.compile (inductor) on a CPU needs a C++ compiler")
-def test_compiled_towers_train_as_the_eager_ones():
+@pytest.mark.usefixtures("cpp_compiler")
+def test_compiled_towers_train_as_the_eager_ones(tiny):
     """train.compile: true compiles the towers' training forward (torch.compile, inductor): the
     same losses and metrics as eager to float precision, and checkpoints keep the eager keys."""
     from raygap.clip.build import build_trial
 
-    cfg = tiny_config(train={"steps": 3, "eval_interval": 1})
-    compiled_cfg = tiny_config(train={"steps": 3, "eval_interval": 1, "compile": True})
+    cfg = tiny(train={"steps": 3, "eval_interval": 1})
+    compiled_cfg = tiny(train={"steps": 3, "eval_interval": 1, "compile": True})
     eager, compiled = [], []
     train(cfg, report=eager.append)
     train(compiled_cfg, report=compiled.append)

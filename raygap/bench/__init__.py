@@ -96,8 +96,8 @@ def run_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=
         # one-worker trials moved into the Tune trial process (the baseline for 2 and 3).
         echo(f"2b. baseline: {size['group_trials']} one-worker trials × {size['study_steps']} steps, each in a Ray Train worker group")
         results["study_worker_group"] = study_overheads(size, size["group_trials"], size["study_steps"], 1, echo, worker_group="always")
-        echo(f"2c. {size['group_trials']} two-worker trials × 20 steps (a worker group is needed)")
-        results["study_two_workers"] = study_overheads(size, size["group_trials"], 20, 2, echo)
+        echo(f"2c. {size['group_trials']} two-worker trials × {size['group_steps']} steps (a worker group is needed)")
+        results["study_two_workers"] = study_overheads(size, size["group_trials"], size["group_steps"], 2, echo)
     echo(format_table(results))
     save_results(results, Path(output) / f"bench-{size_name}-{results['device']}.json", echo)
     return results

@@ -32,7 +32,8 @@ def run_early_stop_bench(size_name: str = "ci", output: str | Path = "results/be
     full, stopped = bench["full"], bench["early_stop"]
     echo(
         f"compute saved (Σ seed seconds): {bench['compute_saved']:.3f} (target ≥ {TARGETS['compute_saved']:g}); "
-        f"{stopped['seed_seconds']:.0f} s against {full['seed_seconds']:.0f} s, study {stopped['study_seconds']:.0f} s against {full['study_seconds']:.0f} s"
+        f"{stopped['seed_seconds']:.0f} s against {full['seed_seconds']:.0f} s, study {stopped['study_seconds']:.0f} s against {full['study_seconds']:.0f} s; "
+        f"training steps saved {bench['steps_saved']:.3f} ({stopped['trained_steps']} against {full['trained_steps']})"
     )
     echo(
         f"hypervolume with / without: {bench['hypervolume_ratio']:.3f} (target ≥ {TARGETS['hypervolume_ratio']:g}); "

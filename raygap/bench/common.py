@@ -20,7 +20,8 @@ SIZES = {
         "eval_pairs": 256,
         "trials": 2,
         "study_steps": 4,
-        "group_trials": 0,
+        "group_trials": 1,  # ci runs every part of the default run, 2b and 2c included
+        "group_steps": 4,
         "photos": 32,
         "photo_batch": 16,
         "live_points": 20,
@@ -42,6 +43,7 @@ SIZES = {
         "trials": 6,
         "study_steps": 400,
         "group_trials": 2,
+        "group_steps": 20,
         "photos": 1024,
         "photo_batch": 64,
         "live_points": 200,

@@ -1,6 +1,7 @@
 """8. Early stopping: the same study (same sampled configurations, same seeds) with and without
-`search.early_stop: pareto`, one after the other in one run: the compute each spent and the
-hypervolume of each final front."""
+`search.early_stop: pareto`, one after the other in one run: the compute each spent (wall seconds,
+and training steps, which a shared machine's load does not change) and the hypervolume of each
+final front."""
 
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ def early_stop_savings(size: dict, echo) -> dict:
         "full": {k: v for k, v in full.items() if k != "configurations"},
         "early_stop": {k: v for k, v in stopped.items() if k != "configurations"},
         "compute_saved": 1 - stopped["seed_seconds"] / full["seed_seconds"],
+        "steps_saved": 1 - stopped["trained_steps"] / full["trained_steps"],
         "hypervolume_ratio": stopped["hypervolume"] / full["hypervolume"],
     }
 
@@ -72,9 +74,18 @@ def _run(spec: StudySpec, echo) -> dict:
     return {
         "configurations": configurations,
         "seed_seconds": float(trials["wall_seconds"].sum()),
+        "trained_steps": _trained_steps(trials),
         "study_seconds": wall,
         "pruned_seeds": trials.filter(pl.col("status") == "pruned").height,
         "pruned_trials": trials.filter(pl.col("status") == "pruned")["trial_id"].n_unique(),
         "front_size": front.filter(pl.col("rank") == 1).height,
         "hypervolume": pareto.hypervolume_2d(front, OBJECTIVES, REFERENCE),
     }
+
+
+def _trained_steps(trials) -> int:
+    """Σ training steps of every seed run: a pruned seed's up to its stop, a completed one's all."""
+    import polars as pl
+
+    stops = pl.col("stopped_at_step") if "stopped_at_step" in trials.columns else pl.lit(None)
+    return int(trials.select(pl.coalesce(stops, "steps")).to_series().sum())

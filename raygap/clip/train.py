@@ -173,6 +173,7 @@ def _evaluation_point(
     row = {
         "step": state.step,
         "epoch": state.step / trial.steps_per_epoch,
+        "steps": trial.total_steps,  # the seed's length: an early stopper never judges its last point
         "loss": loss,
         **_temperature_state(trial.temperature, state.step),
     }

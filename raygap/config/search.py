@@ -16,13 +16,15 @@ class EarlyStopSpec(Strict):
     the probe, which are measured at a seed's end)."""
 
     kind: Literal["none", "pareto", "asha"] = "none"
-    """pareto: stop a trial whose objectives at a step are dominated, by at least `margin` in every
-    objective, by a finished trial's at that step (raygap.early_stop); asha: Tune's ASHA on the
-    first objective of the first seed's curve; none: every trial runs to its last step."""
+    """pareto: stop a trial when, at a step, a finished trial on the same seeds is better in every
+    objective by more than `margin` plus the seed noise (raygap.early_stop); asha: Tune's ASHA on
+    the first objective of the first seed's curve; none: every trial runs to its last step. Neither
+    judges step 0 (the untrained model) or a seed's last step."""
     grace_steps: NonNegativeInt = 0
     """No trial stops before this training step."""
     margin: NonNegativeFloat = 0.0
-    """pareto: how much better, in every objective (its own units), a finished trial must be."""
+    """pareto: how much better, in every objective (its own units), a finished trial must be on
+    top of the seed noise; with one seed per configuration (repeats 1) the only guard against it."""
     min_finished: PositiveInt = 3
     """pareto: finished trials needed before any trial is stopped."""
     reduction_factor: Annotated[float, Field(gt=1.0)] = 3.0
@@ -60,5 +62,10 @@ class SearchSpec(Strict):
             raise ValueError(
                 f"early_stop.kind {self.early_stop.kind!r} compares objectives at evaluation points, but "
                 f"{', '.join(late)} is measured only at a seed's end; measured at every point: {', '.join(catalog.AT_EVAL)}"
+            )
+        if self.early_stop.kind == "pareto" and self.repeats < 2 and self.early_stop.margin <= 0:
+            raise ValueError(
+                "early_stop.kind 'pareto' with one seed per configuration cannot measure the seed spread, so it would stop "
+                "trials on seed noise: set repeats to 2 or more, or early_stop.margin (in the objectives' units)"
             )
         return self

@@ -15,7 +15,7 @@ class MlflowTracking(Strict):
     tracking_uri: str = "sqlite:///mlflow.db"
     """Where runs go: a database (sqlite:///mlflow.db, relative to where the study runs) or a
     tracking server's URL. MLflow 3 refuses its file store (file:./mlruns) unless
-    MLFLOW_ALLOW_FILE_STORE=true is set."""
+    MLFLOW_ALLOW_FILE_STORE=true is set: a study says so before Ray starts."""
     experiment: str | None = None
     """The MLflow experiment; default: the study's name."""
 

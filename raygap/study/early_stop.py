@@ -12,6 +12,9 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from raygap.config.search import EarlyStopSpec
 from raygap.early_stop import ParetoRule, SeedCurves
 
+ASHA_UNBOUNDED = 2**62
+"""ASHA's max_t for a trial that trains by epochs: its length is known only to its seeds."""
+
 
 class LiveTrialsFIFO(FIFOScheduler):
     """Tune's FIFO order, chosen among the trials that have not ended (kept from the scheduler's
@@ -43,11 +46,18 @@ class LiveTrialsFIFO(FIFOScheduler):
         return None
 
 
-class ParetoStopper(LiveTrialsFIFO):
-    """Stops a trial whose objectives at an evaluation point are dominated by a finished trial's
-    at that step (raygap.early_stop.ParetoRule); finished trials join the rule as they end."""
+def last_step(result: dict, max_steps: int | None) -> int | None:
+    """The running seed's last step: the length its evaluation point reports (`steps`, what an
+    epoch-based trial works out from its training set), else train.steps; None when neither."""
+    return result.get("steps") or max_steps
 
-    def __init__(self, rule: ParetoRule, max_steps: int):
+
+class ParetoStopper(LiveTrialsFIFO):
+    """Stops a trial whose objectives at an evaluation point are beaten beyond seed noise by a
+    finished trial's on the same seeds (raygap.early_stop.ParetoRule); finished trials join the
+    rule as they end."""
+
+    def __init__(self, rule: ParetoRule, max_steps: int | None):
         super().__init__()
         self.rule, self.max_steps = rule, max_steps
         self.curves: dict[str, dict[int, dict[str, tuple[list, list]]]] = {}
@@ -62,7 +72,7 @@ class ParetoStopper(LiveTrialsFIFO):
             while steps and steps[-1] >= step:  # a restarted trial repeats points after its checkpoint
                 steps.pop(), values.pop()
             steps.append(step), values.append(result[name])
-        if step < self.max_steps and self.rule.should_stop(seeds, step):  # at the last point the seed is trained already
+        if self.rule.should_stop(seeds, step, last_step(result, self.max_steps)):
             self.stopped[trial.trial_id] = step
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
@@ -78,20 +88,21 @@ class EvalPointASHA(ASHAScheduler):
     """Tune's ASHA on the first objective over training steps, fed evaluation points only. Its
     rungs remember a trial's first pass, so a repeated trial is judged on its first seed's curve."""
 
-    def __init__(self, objective: str, direction: str, grace_steps: int, reduction_factor: float, max_steps: int):
+    def __init__(self, objective: str, direction: str, grace_steps: int, reduction_factor: float, max_steps: int | None):
         super().__init__(
             time_attr="step",
             metric=objective,
             mode=direction,
             grace_period=max(grace_steps, 1),
             reduction_factor=reduction_factor,
-            max_t=max_steps,
+            max_t=max_steps or ASHA_UNBOUNDED,  # only caps the rungs; each seed's own last step is read off its points
             stop_last_trials=False,
         )
         self.stopped: dict[str, int] = {}
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-        if result.get("event") != "eval" or result["step"] >= self._max_t:  # the last point: the seed is trained already
+        last = last_step(result, self._max_t)
+        if result.get("event") != "eval" or result["step"] >= last:  # the last point: the seed is trained already
             return TrialScheduler.CONTINUE
         action = super().on_trial_result(tune_controller, trial, result)
         if action == TrialScheduler.STOP:
@@ -99,9 +110,10 @@ class EvalPointASHA(ASHAScheduler):
         return action
 
 
-def make_scheduler(early_stop: EarlyStopSpec, objectives: dict[str, str], max_steps: int) -> FIFOScheduler:
-    """The scheduler for `search.early_stop`; FIFO (nothing stopped) for kind none.
-    Neither stops a trial at `max_steps` (train.steps), where its seed has finished training."""
+def make_scheduler(early_stop: EarlyStopSpec, objectives: dict[str, str], max_steps: int | None) -> FIFOScheduler:
+    """The scheduler for `search.early_stop`; FIFO (nothing stopped) for kind none. `max_steps` is
+    train.steps (None for a trial that trains by epochs); neither stops a seed at its last step,
+    the length its evaluation points report (or `max_steps`), where it has finished training."""
     if early_stop.kind == "pareto":
         return ParetoStopper(ParetoRule(objectives, early_stop.grace_steps, early_stop.margin, early_stop.min_finished), max_steps)
     if early_stop.kind == "asha":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -63,6 +64,7 @@ def run_study(
     _check_before_ray(spec, settings, folder, address, resume, overwrite)
     total = number_of_trials(spec)
     optuna_file = optuna_path(folder, spec.name)
+    made = _missing_folders(optuna_file.parent) + ([] if optuna_file.exists() else [optuna_file])
     optuna_file.parent.mkdir(parents=True, exist_ok=True)
     cluster_record = optuna_file.parent / CLUSTER_RECORD
     stop_stale_cluster(cluster_record, echo)
@@ -77,7 +79,10 @@ def run_study(
         echo(f"{spec.name}: all {total} trial(s) already finished; nothing to resume")
         return folder.read(results.PARETO) if folder.exists(results.PARETO) else pl.DataFrame()
     # Local Ray processes inherit the trackers' variables.
-    with tracking.environment(tracking.tracker_environment(settings.tracking)):
+    with (
+        tracking.environment(tracking.tracker_environment(settings.tracking)),
+        _no_trace_of_a_failed_start(folder, made, resume),
+    ):
         started_here = not ray.is_initialized()
         if started_here:
             url = start_ray(address, dashboard=dashboard, num_cpus=num_cpus)
@@ -121,6 +126,7 @@ def _check_before_ray(spec: StudySpec, settings, folder: results.ResultsFolder, 
     study_folder.check_folder(folder, spec, resume, overwrite)
     check_tables(settings, str(spec.path))
     tracking.check_extras(settings.tracking, str(spec.path))
+    tracking.check_settings(settings.tracking, str(spec.path))
     if not address and not ray.is_initialized():  # a local cluster is this machine
         try:
             plan_for_this_machine(spec)
@@ -128,11 +134,42 @@ def _check_before_ray(spec: StudySpec, settings, folder: results.ResultsFolder, 
             raise SpecError(f"{spec.path}: {error}") from None
 
 
+def _missing_folders(path: Path) -> list[Path]:
+    """`path` and those of its parents that do not exist yet, deepest first (what a run makes)."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+@contextmanager
+def _no_trace_of_a_failed_start(folder: results.ResultsFolder, made: list[Path], resume: bool):
+    """A study that fails before it recorded a trial (a tracker refusing its settings once Tune
+    starts, say) removes what it wrote, and the Optuna file and folders it made, so that a rerun
+    needs no --overwrite. A resumed study's folder holds an earlier study: it is kept."""
+    try:
+        yield
+    except Exception:
+        if not resume and not folder.exists(results.TRIALS):
+            folder.remove(*study_folder.STUDY_FILES)
+            for path in sorted(made, key=lambda p: len(p.parts), reverse=True):  # the file, then its folders
+                if path.is_file():
+                    path.unlink()
+                elif path.is_dir():
+                    try:
+                        path.rmdir()
+                    except OSError:  # not empty: something else lives there
+                        break
+        raise
+
+
 def _early_stopper(settings, folder: results.ResultsFolder, resume: bool):
     """The scheduler of `search.early_stop` (None: none); a resumed Pareto rule starts from the
     curves of the trials the folder finished."""
     objectives = settings.search.objectives
-    scheduler = make_scheduler(settings.search.early_stop, objectives, settings.train.steps or 10**6)
+    # train.steps is None for a trial by epochs: its evaluation points report each seed's length.
+    scheduler = make_scheduler(settings.search.early_stop, objectives, settings.train.steps)
     if resume and isinstance(scheduler, ParetoStopper) and folder.exists(results.HISTORY):
         trials = folder.read(results.TRIALS)
         whole = trials.group_by("trial_id").agg((pl.col("status") == "completed").all().alias("whole")).filter("whole")["trial_id"]

@@ -41,6 +41,12 @@ class StudyRecorder(tune.Callback):
         self.started = time.time()
         self.running: set[str] = set()  # counted here: the progress line would scan every trial
 
+    def __getstate__(self) -> dict:
+        # Tune pickles its callbacks into tuner.pkl when the Tuner is built. `echo` may be any
+        # callable, e.g. print once Ray's tqdm_ray has replaced builtins.print in the head (it does
+        # when a worker's first log line arrives): pickling it fails. A copy prints plainly.
+        return {**self.__dict__, "echo": _print_line}
+
     @property
     def finished(self) -> int:
         return self.completed + self.failed + self.pruned
@@ -129,3 +135,7 @@ class StudyRecorder(tune.Callback):
             f"[{elapsed:6.0f}s] {message} · {self.finished}/{self.total} finished, {running} running, {self.failed} failed"
             + (f", {self.pruned} pruned" if self.pruned else "")
         )
+
+
+def _print_line(line: str) -> None:
+    print(line, flush=True)

@@ -18,12 +18,16 @@ from raygap.study.plan import ResourcePlan
 
 def live_result(row: dict, cfg: TrialConfig) -> dict:
     """An evaluation point as a Tune result: the objectives at the top (what a scheduler or Tune's
-    metric check reads; NaN where the point does not measure one) and every number of the row under
-    `seed<n>/`, so a repeated trial's seeds are series of their own in TensorBoard and MLflow."""
+    metric check reads; NaN where the point does not measure one), the seed's length in steps (an
+    early stopper never judges its last point) and every number of the row under `seed<n>/`, so a
+    repeated trial's seeds are series of their own in TensorBoard and MLflow."""
     seed = cfg.train.seed
-    numbers = {k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    # The length goes at the top only: under seed<n>/ it would become a pruned seed's `steps`, which
+    # for a completed seed counts the steps it trained.
+    numbers = {k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "steps"}
     objectives = {k: numbers.get(k, math.nan) for k in cfg.search.objectives}
-    return {"event": "eval", "seed": seed, "step": row["step"], **objectives, f"seed{seed}": numbers}
+    length = {"steps": int(row["steps"])} if row.get("steps") is not None else {}
+    return {"event": "eval", "seed": seed, "step": row["step"], **length, **objectives, f"seed{seed}": numbers}
 
 
 _GAUGES: dict = {}
