@@ -16,6 +16,7 @@ import pyarrow.fs as pafs
 import pytest
 
 from raygap import results
+from raygap.study import folder as study_folder
 from raygap.study.folder import optuna_storage
 
 BUCKET = "raygap-test"
@@ -95,7 +96,10 @@ def test_a_study_in_a_bucket_stops_and_resumes_on_a_fresh_head(tmp_path, s3):
     assert f"Continue with: raygap study resume {uri}" in log
     before = results.ResultsFolder(uri).read(results.TRIALS)
     assert 2 <= before.height < 6
-    assert (first / "results" / "bucketed" / "optuna.log").exists()  # the head keeps the Optuna file, not the bucket
+    # The head keeps the Optuna file, not the bucket, in a folder of its own for this URI.
+    assert [p.relative_to(first) for p in (first / "results").rglob("optuna.log")] == [
+        study_folder.optuna_path(results.ResultsFolder(uri), "bucketed")
+    ]
     assert not any(name.endswith(".tmp") for name in objects(s3)), objects(s3)
 
     resume = raygap(fresh, "study", "resume", uri, "--no-dashboard")  # a new head: only the bucket is shared
@@ -107,7 +111,8 @@ def test_a_study_in_a_bucket_stops_and_resumes_on_a_fresh_head(tmp_path, s3):
     kept = after.filter(pl.col("trial_id").is_in(before["trial_id"].implode()))
     assert kept.select(before.columns).drop("config").equals(before.drop("config"))  # kept exactly once, unchanged
     assert after.select("param.temperature.value").n_unique() == 6
-    study = optuna.load_study(study_name="bucketed", storage=optuna_storage(fresh / "results" / "bucketed" / "optuna.log"))
+    journal = fresh / study_folder.optuna_path(results.ResultsFolder(uri), "bucketed")
+    study = optuna.load_study(study_name="bucketed", storage=optuna_storage(journal))
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 6
     assert [name for name in objects(s3) if "/" not in name] == [
         "history.parquet",

@@ -61,11 +61,29 @@ def run_study(
     """
     settings = spec.resolve(check_paths=True)
     folder = folder if isinstance(folder, results.ResultsFolder) else results.ResultsFolder(folder)
-    _check_before_ray(spec, settings, folder, address, resume, overwrite)
-    total = number_of_trials(spec)
     optuna_file = optuna_path(folder, spec.name)
     made = _missing_folders(optuna_file.parent) + ([] if optuna_file.exists() else [optuna_file])
-    optuna_file.parent.mkdir(parents=True, exist_ok=True)
+    # Claimed before any check: of two commands started on one new folder, only one runs.
+    with study_folder.claimed(optuna_file.parent):
+        _check_before_ray(spec, settings, folder, address, resume, overwrite)
+        return _run_claimed(spec, settings, folder, optuna_file, made, address, echo, dashboard, num_cpus, resume, overwrite)
+
+
+def _run_claimed(
+    spec: StudySpec,
+    settings,
+    folder: results.ResultsFolder,
+    optuna_file: Path,
+    made: list[Path],
+    address: str | None,
+    echo: Callable[[str], None],
+    dashboard: bool,
+    num_cpus: int | None,
+    resume: bool,
+    overwrite: bool,
+) -> pl.DataFrame:
+    """run_study once the folder is claimed and checked."""
+    total = number_of_trials(spec)
     cluster_record = optuna_file.parent / CLUSTER_RECORD
     stop_stale_cluster(cluster_record, echo)
     if overwrite:
@@ -96,7 +114,8 @@ def run_study(
             for line in tracking.where_to_look(settings.tracking, spec.name, folder):
                 echo(line)
             folder.write_text(results.SPEC, yaml.safe_dump(spec.raw, sort_keys=False))
-            folder.write_text(results.RUN, yaml.safe_dump(_run_record(cluster, plan), sort_keys=False))
+            run_record = {**_run_record(cluster, plan), **study_folder.spec_record(spec.raw)}
+            folder.write_text(results.RUN, yaml.safe_dump(run_record, sort_keys=False))
 
             scheduler = _early_stopper(settings, folder, resume)
             stopped = scheduler.stopped

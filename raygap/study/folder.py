@@ -4,6 +4,12 @@ with, replaced only when asked (overwrite), and never appended to by another stu
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -38,16 +44,91 @@ def check_no_study_running(record: Path) -> None:
         raise StudyInProgress(f"{record.parent}: a study is still running on this folder (pid {driver['pid']})")
 
 
+CLAIM = "study.claim"  # beside the Optuna file: the one process that runs the folder's study
+
+
+@contextlib.contextmanager
+def claimed(place: Path) -> Iterator[None]:
+    """Hold the folder `place` (where the Optuna file lives) for this process while the block runs:
+    the claim is an exclusive create, so of two commands started on one new folder only one runs;
+    the other gets StudyInProgress. A claim whose process is gone (killed) is taken over. A folder
+    this made and left empty is removed again."""
+    made = not place.exists()
+    place.mkdir(parents=True, exist_ok=True)
+    claim = place / CLAIM
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "created": _created(os.getpid())}
+    try:
+        for _ in range(2):
+            try:
+                with os.fdopen(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644), "w") as handle:
+                    json.dump(me, handle)
+                break
+            except FileExistsError:
+                owner = _claim_owner(claim)
+                if owner is not None:
+                    raise StudyInProgress(
+                        f"{place}: another raygap process ({owner}) is running a study on this folder; wait for it, stop it, "
+                        f"or remove {claim} if that process is gone"
+                    ) from None
+                claim.unlink(missing_ok=True)  # its process is gone
+        else:
+            raise StudyInProgress(f"{place}: could not claim the folder ({claim} keeps reappearing)")
+        try:
+            yield
+        finally:
+            claim.unlink(missing_ok=True)
+    finally:
+        if made:
+            with contextlib.suppress(OSError):
+                place.rmdir()  # only when empty: nothing was written
+
+
+def _created(pid: int) -> float:
+    import psutil
+
+    return psutil.Process(pid).create_time()
+
+
+def _claim_owner(claim: Path) -> str | None:
+    """'pid 123 on host' for a claim whose process may still run; None when it is surely gone."""
+    import psutil
+
+    try:
+        owner = json.loads(claim.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):  # being written this instant, or half-written by a process killed while claiming
+        import time
+
+        try:
+            fresh = time.time() - claim.stat().st_mtime < 10
+        except OSError:
+            return None
+        return "a process claiming it this moment" if fresh else None
+    if owner.get("host") != socket.gethostname():
+        return f"pid {owner.get('pid')} on {owner.get('host')}"  # another machine: cannot tell, so assume it runs
+    try:
+        alive = abs(_created(int(owner["pid"])) - float(owner["created"])) < 1e-3
+    except (psutil.Error, KeyError, TypeError, ValueError):
+        alive = False
+    return f"pid {owner['pid']} on {owner['host']}" if alive else None
+
+
 # Everything a study writes into its folder (the Optuna study file may live elsewhere: optuna_path).
 STUDY_FILES = (results.TRIALS, results.HISTORY, results.PARETO, results.SPEC, results.RUN, "ray", "report")
 
 
 def optuna_path(folder: results.ResultsFolder, name: str) -> Path:
-    """The Optuna study's file, in the results folder or locally when that is a URI: Optuna's
-    journal file `optuna.log`, or `optuna.db` (SQLite) for a study that began with one. The journal
-    takes 1.0–2.0 ms per ask + tell up to 10,000 trials against SQLite's 15 (`raygap bench --only
-    bookkeeping`)."""
-    base = Path(folder.path if folder.is_local else Path("results") / name)
+    """The Optuna study's file, in the results folder or, when that is a URI, in a local folder of
+    its own keyed by the URI (results/.uri-studies/<name>-<hash>/), so that two URI folders or a URI
+    and a local folder of one study name never share an Optuna study: Optuna's journal file
+    `optuna.log`, or `optuna.db` (SQLite) for a study that began with one. The journal takes 1.0–2.0
+    ms per ask + tell up to 10,000 trials against SQLite's 15 (`raygap bench --only bookkeeping`)."""
+    if folder.is_local:
+        base = Path(folder.path)
+    else:
+        key = hashlib.sha256(folder.location.encode()).hexdigest()[:12]
+        base = Path("results") / ".uri-studies" / f"{name}-{key}"
     return base / "optuna.db" if (base / "optuna.db").exists() else base / "optuna.log"
 
 
@@ -70,12 +151,38 @@ def check_folder(folder: results.ResultsFolder, spec: StudySpec, resume: bool, o
     if holds_a_study and not (resume or overwrite):
         raise SpecError(f"{folder} already holds a study; pass --resume to continue it, --overwrite to replace it (or --results DIR)")
     if resume and folder.exists(results.SPEC):
-        differences = sorted(_differences(yaml.safe_load(read_stored_spec(folder)) or {}, spec.raw))
+        stored = yaml.safe_load(read_stored_spec(folder)) or {}
+        _check_unedited(folder, stored)
+        differences = sorted(_differences(stored, spec.raw))
         if differences:
             raise SpecError(
                 f"{folder}: holds a study run with a different spec (differs at {', '.join(differences)}); "
                 "resume it with its own spec.yaml or use --overwrite"
             )
+
+
+def spec_record(raw: dict) -> dict:
+    """What run.yaml keeps of the spec as run: the tree and its fingerprint, so a spec.yaml edited
+    after the run is caught on resume (and what changed named)."""
+    return {"spec_sha256": _fingerprint(raw), "spec_as_run": raw}
+
+
+def _fingerprint(raw: dict) -> str:
+    return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _check_unedited(folder: results.ResultsFolder, stored: dict) -> None:
+    """SpecError when the folder's spec.yaml no longer is the spec its study ran with (run.yaml)."""
+    if not folder.exists(results.RUN):
+        return
+    run = yaml.safe_load(folder.read_text(results.RUN)) or {}
+    if "spec_sha256" not in run or run["spec_sha256"] == _fingerprint(stored):
+        return  # a study from before fingerprints, or unedited
+    changed = sorted(_differences(run.get("spec_as_run") or {}, stored)) or ["(unknown)"]
+    raise SpecError(
+        f"{folder}: {results.SPEC} was edited after the study ran (differs at {', '.join(changed)}); its trials ran with the "
+        f"spec kept in {results.RUN} (spec_as_run): restore that, or run the edited spec in a new folder"
+    )
 
 
 def read_stored_spec(folder: results.ResultsFolder) -> str:
