@@ -19,6 +19,8 @@ def cmd_study_run(args: argparse.Namespace) -> int:
     from raygap import search  # optuna, no ray: a dry run never starts a cluster
 
     cfg = spec.resolve(check_paths=not args.dry_run)
+    if unmeasured := cfg.unmeasured_objective():
+        raise SpecError(f"{spec.path}: {unmeasured}")
     folder = results_folder(cfg, args)
     total = search.number_of_trials(spec)
     if args.dry_run:

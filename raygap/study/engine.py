@@ -142,6 +142,8 @@ def _check_before_ray(spec: StudySpec, settings, folder: results.ResultsFolder, 
     machine: each a SpecError before Ray starts."""
     from raygap.data import check_tables
 
+    if unmeasured := settings.unmeasured_objective():
+        raise SpecError(f"{spec.path}: {unmeasured}")
     study_folder.check_folder(folder, spec, resume, overwrite)
     check_tables(settings, str(spec.path))
     tracking.check_extras(settings.tracking, str(spec.path))

@@ -53,7 +53,11 @@ def claimed(place: Path) -> Iterator[None]:
     the claim is an exclusive create, so of two commands started on one new folder only one runs;
     the other gets StudyInProgress. A claim whose process is gone (killed) is taken over. A folder
     this made and left empty is removed again."""
-    made = not place.exists()
+    made = []  # the folders this makes, deepest first: removed again if left empty
+    missing = place
+    while not missing.exists() and missing != missing.parent:
+        made.append(missing)
+        missing = missing.parent
     place.mkdir(parents=True, exist_ok=True)
     claim = place / CLAIM
     me = {"pid": os.getpid(), "host": socket.gethostname(), "created": _created(os.getpid())}
@@ -78,9 +82,11 @@ def claimed(place: Path) -> Iterator[None]:
         finally:
             claim.unlink(missing_ok=True)
     finally:
-        if made:
-            with contextlib.suppress(OSError):
-                place.rmdir()  # only when empty: nothing was written
+        for folder in made:
+            try:
+                folder.rmdir()  # only when empty: nothing was written
+            except OSError:
+                break
 
 
 def _created(pid: int) -> float:
