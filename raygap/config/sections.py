@@ -281,7 +281,9 @@ class TrialConfig(Strict):
         """Why one of the study's objectives is never measured by this configuration's trials
         (zero-shot without a probe split, say), or None. A study checks it; one trial needs none."""
         for name in self.search.objectives:
-            why = catalog.unmeasured(name, theory=self.theory is not None, probe=self.data.probe is not None, mmvp=self.data.mmvp is not None)
+            why = catalog.unmeasured(
+                name, theory=self.theory is not None, probe=self.data.probe is not None, mmvp=self.data.mmvp is not None
+            )
             if why:
                 return f"search.objectives: {name} is never measured in this study: {why}"
         return None
