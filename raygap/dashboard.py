@@ -26,9 +26,26 @@ def serve(location: str, port: int = 8080, host: str = "127.0.0.1") -> int:
     import optuna_dashboard
 
     database = study_database(location)
+    _check_port(host, port)
     print(f"optuna-dashboard: http://{host}:{port}/dashboard ({database}); Ctrl-C stops it", flush=True)
     try:
         optuna_dashboard.run_server(optuna_storage(database), host=host, port=port)
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _check_port(host: str, port: int) -> None:
+    """SpecError unless `port` is a port number free on `host` (checked by binding it)."""
+    import os
+    import socket
+
+    if not 1 <= port <= 65535:
+        raise SpecError(f"--port: {port} is not a port number; expected 1 to 65535")
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as error:
+        raise SpecError(
+            f"--port: cannot listen on {host}:{port} ({os.strerror(error.errno or 0)}); pick another port with --port"
+        ) from None

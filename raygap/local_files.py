@@ -8,9 +8,27 @@ import contextlib
 import io
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+
+def unwritable(folder: str | Path) -> str | None:
+    """Why files could not be written in `folder` (it, or the first existing folder above it where
+    it would be made, is a file or not writable), or None. Tried, not read from permissions (root
+    passes every permission check, not /proc or a read-only mount); leaves nothing behind."""
+    folder = Path(folder).expanduser().absolute()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".raygap-probe-", dir=existing))
+    except OSError as error:
+        return f"cannot write in {existing} ({error.strerror})" + (f" to make {folder}" if existing != folder else "")
+    return None
 
 
 def write_local_bytes(path: str | Path, data: bytes) -> None:

@@ -38,13 +38,22 @@ COMPACTED_PARTS = "raygap.compacted_parts"  # footer key: the part files a compa
 OBJECT_STORES = ("s3", "gcs")  # no rename, but an object appears whole when its upload completes
 
 
+class UnusableFolder(ValueError):
+    """A results folder that cannot be opened, written or read (its location and why)."""
+
+
 class ResultsFolder:
     """A results folder on a local disk or behind a URI."""
 
     def __init__(self, location: str | Path):
         text = str(location)
         if "://" in text:
-            self.filesystem, self.path = pafs.FileSystem.from_uri(text)
+            try:
+                self.filesystem, self.path = pafs.FileSystem.from_uri(text)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+                raise UnusableFolder(
+                    f"{text}: {error}; expected a local folder or a URI pyarrow opens (s3://, gs://, hdfs://, file://)"
+                ) from None
             self.location = text.rstrip("/")
         else:
             self.filesystem, self.path = pafs.LocalFileSystem(), str(Path(text).resolve())
@@ -144,7 +153,7 @@ class ResultsFolder:
 
     def _read_file(self, name: str) -> pl.DataFrame:
         with self.filesystem.open_input_file(self._file(name)) as handle:
-            frame = pl.from_arrow(pq.read_table(handle))
+            frame = pl.from_arrow(_read_table(handle, self.uri(name)))
         assert isinstance(frame, pl.DataFrame)  # a table, never a single column
         return frame
 
@@ -171,7 +180,7 @@ class ResultsFolder:
         footer: dict[str, str] = {}
         if self.filesystem.get_file_info(self._file(name)).type == pafs.FileType.File:
             with self.filesystem.open_input_file(self._file(name)) as handle:
-                table = pq.read_table(handle)
+                table = _read_table(handle, self.uri(name))
             footer = _footer(table.schema)
             held = set(json.loads(footer.get(COMPACTED_PARTS, "[]")))
             compacted = pl.from_arrow(table)
@@ -206,6 +215,16 @@ class ResultsFolder:
     def uri(self, name: str) -> str:
         """Where `name` lives, as something Ray or a person can use."""
         return f"{self.location}/{name}"
+
+
+def _read_table(handle, where: str) -> pa.Table:
+    try:
+        return pq.read_table(handle)
+    except pa.ArrowInvalid as error:  # cut short by a full disk or a copy, or not Parquet at all
+        raise UnusableFolder(
+            f"{where}: not a readable Parquet file ({error}); move it out of the folder, then run "
+            "`raygap study status` to see what the study lost"
+        ) from None
 
 
 @dataclass

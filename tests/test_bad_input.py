@@ -129,13 +129,13 @@ def test_mlflow_file_store_is_refused_before_ray(tmp_path, capsys, monkeypatch, 
 
 def test_mlflow_file_store_passes_where_mlflow_allows_it(monkeypatch):
     from raygap.config.tracking import TrackingSpec
-    from raygap.study.tracking import check_settings
+    from raygap.study.preflight import check_tracking
 
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
-    check_settings(TrackingSpec(mlflow={"tracking_uri": "file:/tmp/mlruns"}), "study.yaml")
+    check_tracking(TrackingSpec(mlflow={"tracking_uri": "file:/tmp/mlruns"}), "study.yaml")
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE")
     for uri in ("sqlite:///mlflow.db", "http://127.0.0.1:5000", "databricks"):
-        check_settings(TrackingSpec(mlflow={"tracking_uri": uri}), "study.yaml")
+        check_tracking(TrackingSpec(mlflow={"tracking_uri": uri}), "study.yaml")
 
 
 def test_a_study_file_that_is_not_utf8(tmp_path, capsys):
@@ -261,7 +261,7 @@ def test_a_folder_a_live_study_runs_on_is_refused(tmp_path, capsys):
     spec, out = tmp_path / "study.yaml", tmp_path / "results"
     spec.write_text("search: {trials: 1}\n")
     out.mkdir()
-    record_cluster(out / CLUSTER_RECORD)  # names this (live) process as the study's driver
+    record_cluster(out / CLUSTER_RECORD, None)  # names this (live) process as the study's driver
     assert main(["study", "run", str(spec), "--results", str(out), "--no-dashboard"]) == 1
     assert f"error: {out}: a study is still running on this folder (pid {os.getpid()})" in capsys.readouterr().err
     assert not ray.is_initialized()

@@ -132,3 +132,20 @@ def test_a_study_in_a_bucket_stops_and_resumes_on_a_fresh_head(tmp_path, s3):
     assert f"report: {Path('results/bucketed/report/index.html')}" in log and page.stat().st_size > 0
     summary = (page.parent / "report.md").read_text()
     assert f"**bucketed** ({uri}): 6 configuration(s) completed, 0 failed" in summary, summary
+
+
+def test_a_missing_bucket_or_an_unreachable_endpoint_is_refused_before_ray(tmp_path, s3, capsys, monkeypatch, free_port):
+    import ray
+
+    from raygap.cli import main
+
+    monkeypatch.chdir(tmp_path)  # where a URI study's Optuna file would go (results/.uri-studies)
+    spec = tmp_path / "bucketed.yaml"
+    spec.write_text(STUDY)
+    assert main(["study", "run", str(spec), "--results", "s3://no-such-bucket/flt", "--no-dashboard"]) == 2
+    assert "error: s3://no-such-bucket/flt: cannot write here (" in capsys.readouterr().err
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    assert main(["study", "run", str(spec), "--results", f"s3://{BUCKET}/flt", "--no-dashboard"]) == 2
+    assert f"error: s3://{BUCKET}/flt: cannot write here (" in capsys.readouterr().err
+    assert not ray.is_initialized() and not (tmp_path / "results").exists()

@@ -41,12 +41,16 @@ def rows(folder) -> int:
 
 
 def leftovers(record: dict) -> list[int]:
-    """Processes of the recorded cluster still alive (heads, or anything its raylet started)."""
+    """Processes of the recorded cluster still alive: heads, anything its raylet started, and
+    anything with a file open in its session folder (read from /proc: Ray's agents retitle themselves
+    over their environment)."""
     pids = {str(p["pid"]) for p in record["processes"]}
     alive = []
     for process in psutil.process_iter():
         try:
-            if process.environ().get("RAY_RAYLET_PID") in pids and process.create_time() >= record["recorded"] - 60:
+            if process.create_time() < record["recorded"] - 60:
+                continue
+            if process.environ().get("RAY_RAYLET_PID") in pids or writes_in(process.pid, record["session"]):
                 alive.append(process.pid)
         except psutil.Error:
             continue
@@ -57,6 +61,20 @@ def leftovers(record: dict) -> list[int]:
         except psutil.Error:
             continue
     return alive
+
+
+def writes_in(pid: int, folder: str) -> bool:
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(folder + "/"):
+                return True
+        except OSError:  # closed meanwhile
+            continue
+    return False
 
 
 def start_and_wait_for_two_rows(tmp_path) -> tuple[subprocess.Popen, object]:

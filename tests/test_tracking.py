@@ -87,9 +87,9 @@ def test_a_start_that_fails_inside_tune_leaves_no_folder(tmp_path, monkeypatch):
     folder nor the folders made for it, so a rerun is not refused."""
     from mlflow.exceptions import MlflowException
 
-    from raygap.study import run_study, tracking
+    from raygap.study import preflight, run_study
 
-    monkeypatch.setattr(tracking, "check_settings", lambda settings, file: None)
+    monkeypatch.setattr(preflight, "check_tracking", lambda settings, file: None)
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
     path = tmp_path / "refused.yaml"
     path.write_text(
@@ -209,9 +209,9 @@ def test_a_two_worker_trial_reports_every_evaluation_point(tmp_path):
 def test_a_missing_tracker_is_an_error_before_ray_starts(tmp_path, capsys, monkeypatch, tracker, setting):
     import ray
 
-    from raygap.study import tracking
+    from raygap.study import preflight
 
-    monkeypatch.setitem(tracking.EXTRAS, tracker, ("raygap_tracker_that_is_not_installed", f"pip install 'raygap[{tracker}]'"))
+    monkeypatch.setitem(preflight.EXTRAS, tracker, ("raygap_tracker_that_is_not_installed", f"pip install 'raygap[{tracker}]'"))
     spec = tmp_path / "study.yaml"
     spec.write_text("search: {trials: 1}\n")
     command = ["study", "run", str(spec), "--results", str(tmp_path / "out"), "--no-dashboard", "--set", f"tracking.{tracker}.{setting}"]

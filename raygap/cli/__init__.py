@@ -23,6 +23,7 @@ from raygap.cli.common import results_folder, write_report
 from raygap.cli.study import add_study_commands
 from raygap.config import SpecError, load_spec, parse_override
 from raygap.console import format_table
+from raygap.results import UnusableFolder
 from raygap.study.folder import StudyInProgress
 
 
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except SpecError as error:
+    except (SpecError, UnusableFolder) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except StudyInProgress as error:

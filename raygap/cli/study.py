@@ -13,17 +13,19 @@ from raygap.console import format_front
 
 
 def cmd_study_run(args: argparse.Namespace) -> int:
-    spec = load_spec(args.spec, args.set, check_paths=not args.dry_run)
+    read_data = not (args.dry_run and args.no_data_check)
+    spec = load_spec(args.spec, args.set, check_paths=read_data)
     if args.name:
         spec.raw["name"] = args.name
     from raygap import search  # optuna, no ray: a dry run never starts a cluster
 
-    cfg = spec.resolve(check_paths=not args.dry_run)
-    if unmeasured := cfg.unmeasured_objective():
-        raise SpecError(f"{spec.path}: {unmeasured}")
+    cfg = spec.resolve(check_paths=read_data)
     folder = results_folder(cfg, args)
     total = search.number_of_trials(spec)
     if args.dry_run:
+        from raygap.study.preflight import check_study
+
+        check_study(spec, cfg, data=read_data)  # what a run checks before Ray, bar the results folder
         return _print_dry_run(spec, cfg, total, folder)
     from raygap import study
 
@@ -40,6 +42,14 @@ def cmd_study_run(args: argparse.Namespace) -> int:
         )
         print(f"\n{cfg.name}: interrupted; {kept}. Continue with: raygap study resume {folder}", file=sys.stderr)
         return 130
+    except Exception as error:
+        if not _disk_full(error):
+            raise
+        print(
+            f"\n{cfg.name}: the disk is full ({error}); finished trials are kept. Free space, then: raygap study resume {folder}",
+            file=sys.stderr,
+        )
+        return 1
     print(f"\n{cfg.name}: finished in {time.time() - started:.0f} s")
     print(format_front(summary, cfg.search.objectives))
     print(f"results: {folder}/ (trials.parquet, history.parquet, pareto.parquet); Optuna study: {study.optuna_path(folder, cfg.name)}")
@@ -60,7 +70,7 @@ def cmd_study_resume(args: argparse.Namespace) -> int:
 
     folder = ResultsFolder(args.folder)
     args.results, args.resume, args.overwrite = args.folder, True, False
-    args.set, args.name, args.dry_run = [], None, False
+    args.set, args.name, args.dry_run, args.no_data_check = [], None, False, False
     if folder.is_local:
         read_stored_spec(folder)  # raises unless this is a study folder
         args.spec = str(Path(folder.path, "spec.yaml"))
@@ -69,6 +79,17 @@ def cmd_study_resume(args: argparse.Namespace) -> int:
         args.spec = str(Path(scratch, "spec.yaml"))
         Path(args.spec).write_text(read_stored_spec(folder))
         return cmd_study_run(args)
+
+
+def _disk_full(error: BaseException | None) -> bool:
+    """Whether `error`, or an error that led to it (Tune wraps its callbacks'), is a full disk."""
+    import errno
+
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _any_completed(folder) -> bool:
@@ -134,7 +155,24 @@ def cmd_study_status(args: argparse.Namespace) -> int:
     if folder.exists(results.PARETO):
         objectives = json.loads(folder.schema(results.PARETO).metadata[b"objectives"])
         print(format_front(folder.read(results.PARETO), objectives))
-    return 0
+    return _report_disagreements(folder)
+
+
+def _report_disagreements(folder) -> int:
+    """1 and one line per disagreement between the folder's files (integrity), else 0."""
+    import yaml
+
+    from raygap import results
+    from raygap.study import integrity
+    from raygap.study.folder import optuna_path, read_stored_spec
+
+    name = (yaml.safe_load(read_stored_spec(folder)) or {}).get("name", "") if folder.exists(results.SPEC) else ""
+    found = integrity.disagreements(folder, optuna_path(folder, name), name)
+    for line in found:
+        print(f"warning: {line}", file=sys.stderr)
+    if found:
+        print("a resume refuses these files: restore or remove the part named, or start again with --overwrite", file=sys.stderr)
+    return 1 if found else 0
 
 
 def cmd_study_compact(args: argparse.Namespace) -> int:
@@ -181,6 +219,9 @@ def add_study_commands(commands) -> None:
     run.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a spec value (repeatable)")
     run.add_argument("--name", help="study name (default: the spec's name)")
     run.add_argument("--dry-run", action="store_true", help="validate, print the trials and resources, start nothing")
+    run.add_argument(
+        "--no-data-check", action="store_true", help="with --dry-run: do not read the data tables and images (paper-scale sets)"
+    )
     run.add_argument("--overwrite", action="store_true", help="replace an existing study in the results folder")
     run.add_argument("--resume", action="store_true", help="continue the study already in the results folder")
     run.add_argument("--no-dashboard", action="store_true", help="start the local Ray cluster without its dashboard")

@@ -52,6 +52,19 @@ def build_model(name: str) -> ClipBundle:
     return ClipBundle(model=model, tokenize=tokenizer, preprocess=preprocess)
 
 
+def parameter_count(name: str) -> int:
+    """Parameters of an open_clip model, counted on the meta device: no memory, no weights."""
+    import logging
+
+    logging.getLogger().disabled, was = True, logging.getLogger().disabled  # open_clip's "no pretrained weights" line
+    try:
+        with torch.device("meta"):
+            model = open_clip.create_model(name, pretrained=None, pretrained_image=False, pretrained_text=False, device="meta")
+    finally:
+        logging.getLogger().disabled = was
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
 class ClipForward(nn.Module):
     """Both towers and the temperature in one module, so a DDP wrapper syncs all their gradients.
     With `compile`, the towers' encoders are compiled here only: evaluation calls the model's own

@@ -37,6 +37,18 @@ class StudySpec:
     def defaults(self) -> TrialConfig:
         return self.resolve({})
 
+    def data_variants(self) -> list[TrialConfig]:
+        """The defaults, and one configuration per other value of each search leaf under `data`
+        (a `choice` of tables, say): what the data checks before a study must read."""
+        variants: dict[str, TrialConfig] = {}
+        for path, dist in [("", None), *find_distributions(self.raw, str(self.path)).items()]:
+            if dist is not None and path != "data" and not path.startswith("data."):
+                continue
+            for value in dist.candidates() if dist is not None else [None]:
+                cfg = self.resolve({path: value} if dist is not None else {}, check_paths=False)
+                variants.setdefault(cfg.data.model_dump_json(), cfg)
+        return list(variants.values())
+
 
 def _resolve(raw: dict, params: dict[str, Any], file: str, check_paths: bool) -> TrialConfig:
     tree = copy.deepcopy(raw)

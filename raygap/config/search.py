@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, NonNegativeFloat, NonNegativeInt, field_validator, model_validator
+from pydantic import Field, NonNegativeInt, field_validator, model_validator
 
 from raygap import catalog
 from raygap.config.base import PositiveInt, Strict
@@ -22,7 +22,7 @@ class EarlyStopSpec(Strict):
     judges step 0 (the untrained model) or a seed's last step."""
     grace_steps: NonNegativeInt = 0
     """No trial stops before this training step."""
-    margin: NonNegativeFloat = 0.0
+    margin: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 0.0
     """pareto: how much better, in every objective (its own units), a finished trial must be on
     top of the seed noise; with one seed per configuration (repeats 1) the only guard against it."""
     min_finished: PositiveInt = 3
@@ -62,6 +62,11 @@ class SearchSpec(Strict):
             raise ValueError(
                 f"early_stop.kind {self.early_stop.kind!r} compares objectives at evaluation points, but "
                 f"{', '.join(late)} is measured only at a seed's end; measured at every point: {', '.join(catalog.AT_EVAL)}"
+            )
+        if self.early_stop.kind == "asha" and len(self.objectives) > 1:
+            raise ValueError(
+                f"early_stop.kind 'asha' ranks trials on one objective, but the study has {len(self.objectives)} "
+                f"({', '.join(self.objectives)}): it would stop trials on the first alone; use kind 'pareto', or one objective"
             )
         if self.early_stop.kind == "pareto" and self.repeats < 2 and self.early_stop.margin <= 0:
             raise ValueError(

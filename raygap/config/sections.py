@@ -275,6 +275,12 @@ class TrialConfig(Strict):
     def _early_stop_needs_live_points(self) -> TrialConfig:
         if self.theory is not None and self.search.early_stop.kind != "none":
             raise ValueError("search.early_stop: theory trials report their curve when a seed ends, so nothing could stop them early")
+        grace, steps = self.search.early_stop.grace_steps, self.train.steps
+        if self.search.early_stop.kind != "none" and steps is not None and grace >= steps:
+            raise ValueError(
+                f"search.early_stop.grace_steps: {grace} is not below train.steps ({steps}), so no trial could ever be "
+                f"stopped; expected fewer than {steps} steps, or early_stop.kind none"
+            )
         return self
 
     def unmeasured_objective(self) -> str | None:

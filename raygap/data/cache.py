@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from raygap import local_files
 from raygap.data.index import FileImages
 
 VERSION = 1  # part of the hash: bump when the decoding changes
@@ -45,6 +46,13 @@ def folder_for(setting: Path | bool) -> Path | None:
     if setting is False:
         return None
     return default_folder() if setting is True else Path(setting)
+
+
+def unusable(setting: Path | bool) -> str | None:
+    """Why the folder of a `decoded_cache` setting could not hold a copy, or None; creates nothing."""
+    folder = folder_for(setting)
+    why = local_files.unwritable(folder) if folder is not None else None
+    return f"{why} (the decoded copy's folder is {folder}); {_OTHER_FOLDER}" if why else None
 
 
 def decoded_pixels(store: FileImages, preprocess, folder: Path, threads: int | None = None, echo=None) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from raygap.data import cache
 from raygap.data.registry import is_file_backed, read_file_source
 
 
@@ -19,6 +20,8 @@ def check_tables(cfg, file: str) -> None:
     if cfg.data.mmvp is not None:
         sources["data.mmvp"] = cfg.data.mmvp
     for key, source in sources.items():
+        if is_file_backed(source) and (why := cache.unusable(source.decoded_cache)):
+            raise SpecError(f"{file}: {key}.decoded_cache: {why}")
         if is_file_backed(source):
             try:
                 found = read_file_source(source)

@@ -14,15 +14,16 @@ import ray
 from raygap import local_files
 from raygap.config import StudySpec
 from raygap.study.folder import CLUSTER_RECORD, check_no_study_running  # noqa: F401  (CLUSTER_RECORD: re-exported)
-from raygap.study.plan import ResourcePlan, study_plan
+from raygap.study.plan import ResourcePlan, check_fits_one_node, study_plan
 
 # Ray Train's controller polls its workers every 2 s by default, so a finished trainer waits up to
 # 2 s to notice; polling a few workers is cheap. Set before Ray starts, so every process inherits it.
 TRAIN_ENV_DEFAULTS = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2"}
 
 
-def start_ray(address: str | None, dashboard: bool = True, num_cpus: int | None = None) -> str | None:
-    """Join `address`, or start a local cluster whose dashboard listens on 127.0.0.1 only."""
+def start_ray(address: str | None, dashboard: bool = True, num_cpus: int | None = None) -> tuple[str | None, str | None]:
+    """Join `address`, or start a local cluster whose dashboard listens on 127.0.0.1 only; return
+    the dashboard's address and the cluster's session folder."""
     for key, value in TRAIN_ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
     if address:
@@ -39,7 +40,7 @@ def start_ray(address: str | None, dashboard: bool = True, num_cpus: int | None 
             logging_level="ERROR",
             log_to_driver=False,
         )
-    return context.dashboard_url or None
+    return context.dashboard_url or None, context.address_info.get("session_dir")
 
 
 def dashboard_line(url: str | None) -> str:
@@ -57,12 +58,16 @@ def dashboard_line(url: str | None) -> str:
 # (Ray leaves its dashboard and agents running after a SIGKILL of the driver) can be stopped later.
 
 
-def record_cluster(path: Path) -> None:
+def record_cluster(path: Path, session: str | None) -> None:
+    """Record this driver, the cluster processes it started and their session folder (`session`,
+    ray.init's address_info), so that a later run can stop what a killed driver left."""
     import psutil
 
     me = psutil.Process()
     processes = [{"pid": p.pid, "created": p.create_time()} for p in me.children()]
     record = {"driver": {"pid": me.pid, "created": me.create_time()}, "processes": processes, "recorded": time.time()}
+    if session:
+        record["session"] = str(Path(session).resolve())
     local_files.write_local_text(path, json.dumps(record))
 
 
@@ -85,11 +90,9 @@ def stop_stale_cluster(path: Path, echo: Callable[[str], None]) -> int:
     check_no_study_running(path)
     heads = [process for process in map(alive, record["processes"]) if process is not None]
     doomed = {p.pid: p for head in heads for p in [head, *head.children(recursive=True)]}
-    # Processes the raylet started carry its pid in RAY_RAYLET_PID, and outlive it when orphaned.
-    head_pids = {str(entry["pid"]) for entry in record["processes"]}
     for process in psutil.process_iter():
         try:
-            if process.create_time() >= record["recorded"] - 60 and process.environ().get("RAY_RAYLET_PID") in head_pids:
+            if process.create_time() >= record["recorded"] - 60 and _of_the_cluster(process, record):
                 doomed.setdefault(process.pid, process)
         except psutil.Error:
             continue
@@ -107,9 +110,33 @@ def stop_stale_cluster(path: Path, echo: Callable[[str], None]) -> int:
     return len(stopped)
 
 
+def _of_the_cluster(process, record: dict) -> bool:
+    """Whether `process` belongs to the recorded cluster though its parent died: processes the
+    raylet started carry its pid in RAY_RAYLET_PID, except where Ray's process title overwrote the
+    start of their environment (its dashboard and runtime-env agents); those write their logs in
+    the cluster's session folder."""
+    if process.environ().get("RAY_RAYLET_PID") in {str(entry["pid"]) for entry in record["processes"]}:
+        return True
+    session = record.get("session")
+    return bool(session) and any(file.path.startswith(session + os.sep) for file in process.open_files())
+
+
 def plan_for_this_machine(spec: StudySpec) -> ResourcePlan:
-    """The plan a local run would use, without starting Ray (for --dry-run and the check before it starts)."""
-    return study_plan(spec.resolve(check_paths=False), float(os.cpu_count() or 1), float(local_gpus()))
+    """The plan a local run would use, without starting Ray (for --dry-run and the check before it
+    starts); a trial this machine cannot start or hold is a SpecError."""
+    import psutil
+
+    settings = spec.resolve(check_paths=False)
+    plan = study_plan(settings, float(os.cpu_count() or 1), float(local_gpus()))
+    check_fits_one_node(settings, plan, nodes=1, memory_bytes=psutil.virtual_memory().available)
+    return plan
+
+
+def check_cluster_fits(settings, plan: ResourcePlan) -> None:
+    """check_fits_one_node on a running cluster: its live nodes, the least memory one offers."""
+    nodes = [node for node in ray.nodes() if node.get("Alive")]
+    memory = min((node["Resources"].get("memory", 0.0) for node in nodes), default=0.0)
+    check_fits_one_node(settings, plan, nodes=len(nodes), memory_bytes=memory)
 
 
 def local_gpus() -> int:

@@ -27,8 +27,16 @@ from raygap import results
 from raygap.config import SpecError, StudySpec
 from raygap.search import make_sampler, number_of_trials, recorded_params, suggest_params
 from raygap.study import folder as study_folder
-from raygap.study import tracking
-from raygap.study.cluster import CLUSTER_RECORD, dashboard_line, plan_for_this_machine, record_cluster, start_ray, stop_stale_cluster
+from raygap.study import integrity, preflight, tracking
+from raygap.study.cluster import (
+    CLUSTER_RECORD,
+    check_cluster_fits,
+    dashboard_line,
+    plan_for_this_machine,
+    record_cluster,
+    start_ray,
+    stop_stale_cluster,
+)
 from raygap.study.driver import drive_trial
 from raygap.study.early_stop import ParetoStopper, finished_curves, make_scheduler
 from raygap.study.folder import optuna_path, optuna_storage
@@ -61,6 +69,7 @@ def run_study(
     """
     settings = spec.resolve(check_paths=True)
     folder = folder if isinstance(folder, results.ResultsFolder) else results.ResultsFolder(folder)
+    study_folder.check_writable(folder)  # before the claim, which is the first write
     optuna_file = optuna_path(folder, spec.name)
     made = _missing_folders(optuna_file.parent) + ([] if optuna_file.exists() else [optuna_file])
     # Claimed before any check: of two commands started on one new folder, only one runs.
@@ -103,13 +112,15 @@ def _run_claimed(
     ):
         started_here = not ray.is_initialized()
         if started_here:
-            url = start_ray(address, dashboard=dashboard, num_cpus=num_cpus)
+            url, session = start_ray(address, dashboard=dashboard, num_cpus=num_cpus)
             if not address:
-                record_cluster(cluster_record)
+                record_cluster(cluster_record, session)
             echo(dashboard_line(url))
         try:
             cluster = ray.cluster_resources()
             plan = study_plan(settings, cluster.get("CPU", 0), cluster.get("GPU", 0))
+            if address:  # a local cluster was checked before it started
+                check_cluster_fits(settings, plan)
             echo(f"{spec.name}: {remaining} trial(s) × {settings.search.repeats} seed(s); {plan.describe()}")
             for line in tracking.where_to_look(settings.tracking, spec.name, folder):
                 echo(line)
@@ -138,16 +149,14 @@ def _run_claimed(
 
 
 def _check_before_ray(spec: StudySpec, settings, folder: results.ResultsFolder, address: str | None, resume: bool, overwrite: bool) -> None:
-    """The folder rules, the data tables and, for a local cluster, whether a trial fits this
-    machine: each a SpecError before Ray starts."""
-    from raygap.data import check_tables
-
-    if unmeasured := settings.unmeasured_objective():
-        raise SpecError(f"{spec.path}: {unmeasured}")
+    """The folder rules, the study's settings (preflight) and, for a local cluster, whether a
+    trial fits this machine: each a SpecError before Ray starts."""
     study_folder.check_folder(folder, spec, resume, overwrite)
-    check_tables(settings, str(spec.path))
-    tracking.check_extras(settings.tracking, str(spec.path))
-    tracking.check_settings(settings.tracking, str(spec.path))
+    if resume:
+        optuna_file = optuna_path(folder, spec.name)
+        if found := integrity.disagreements(folder, optuna_file, spec.name, history=False):
+            raise SpecError(f"{folder}: cannot resume, the study's files disagree: " + "; ".join(found))
+    preflight.check_study(spec, settings)
     if not address and not ray.is_initialized():  # a local cluster is this machine
         try:
             plan_for_this_machine(spec)

@@ -44,6 +44,7 @@ def check_no_study_running(record: Path) -> None:
         raise StudyInProgress(f"{record.parent}: a study is still running on this folder (pid {driver['pid']})")
 
 
+TUNE_TRIAL_ID = "tune_trial_id"  # the Optuna user attribute that names a trial's Tune id
 CLAIM = "study.claim"  # beside the Optuna file: the one process that runs the folder's study
 
 
@@ -147,6 +148,30 @@ def optuna_storage(path: Path):
     from optuna.storages.journal import JournalFileBackend
 
     return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+def check_writable(folder: results.ResultsFolder) -> None:
+    """UnusableFolder unless files can be written in `folder`: a probe is written and deleted (a
+    missing bucket, an unreachable endpoint, a read-only disk show here, not mid-study)."""
+    import uuid
+
+    import pyarrow as pa
+
+    from raygap import local_files
+
+    if folder.is_local:
+        if why := local_files.unwritable(folder.path):
+            raise results.UnusableFolder(f"{folder}: {why}; expected a folder results can be written in")
+        return
+    probe = f"{folder.path}/.raygap-probe-{uuid.uuid4().hex}"
+    try:
+        if not folder.is_object_store:
+            folder.filesystem.create_dir(folder.path, recursive=True)
+        with folder.filesystem.open_output_stream(probe) as stream:
+            stream.write(b"")
+        folder.filesystem.delete_file(probe)
+    except (OSError, pa.ArrowException) as error:
+        raise results.UnusableFolder(f"{folder}: cannot write here ({error}); expected a folder results can be written in") from None
 
 
 def check_folder(folder: results.ResultsFolder, spec: StudySpec, resume: bool, overwrite: bool) -> None:

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from raygap.config import ResourcesSpec, SpecError, TrialConfig
 
 DRIVER_CPUS = 0.1  # the driver only waits on its trainer; a whole CPU would deadlock a 2-core laptop
+MIN_CPUS_PER_WORKER = 0.25  # below this a worker's process waits more than it trains
+WORKER_BASE_BYTES = 0.5e9  # a Train worker with torch and Ray imported, before its model (measured: 0.45-0.5 GB)
+TRAINING_BYTES_PER_PARAMETER = 16  # fp32 weights, gradients and AdamW's two moments, before activations
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,12 @@ def plan_resources(spec: ResourcesSpec, cluster_cpus: float, cluster_gpus: float
         gpus = 0.0
         concurrent = max(1, int(cluster_cpus // (workers * cores)))  # about `cores` per worker where there are enough
         cpus = spec.cpus_per_worker or min(cores, (cluster_cpus - DRIVER_CPUS * concurrent) / (workers * concurrent))
+        if cpus < MIN_CPUS_PER_WORKER:
+            fit = max(1, int((cluster_cpus - DRIVER_CPUS) // MIN_CPUS_PER_WORKER))
+            raise SpecError(
+                f"resources.workers_per_trial: {workers} workers would get {cpus:.2f} CPU each, under the "
+                f"{MIN_CPUS_PER_WORKER} a worker needs; the cluster's {cluster_cpus:g} CPU fit at most {fit} worker(s) per trial"
+            )
         if workers * cpus + DRIVER_CPUS > cluster_cpus:
             raise SpecError(f"resources: a trial needs {workers * cpus + DRIVER_CPUS:g} CPUs but the cluster has {cluster_cpus:g}")
         concurrent = max(1, min(concurrent, int(cluster_cpus // (workers * cpus + DRIVER_CPUS))))
@@ -94,3 +103,40 @@ def plan_resources(spec: ResourcesSpec, cluster_cpus: float, cluster_gpus: float
         cpus = min(cores, cluster_cpus / concurrent)  # no separate driver to leave room for
     threads = max(1, int(cpus + 0.5) - loader_workers)  # the trainer's torch threads; the loaders take the rest
     return ResourcePlan(workers, use_gpu, round(cpus, 3), gpus, concurrent, threads, spec.placement, in_trial, loader_workers)
+
+
+def check_fits_one_node(settings: TrialConfig, plan: ResourcePlan, nodes: int, memory_bytes: float) -> None:
+    """A trial that could never start on a cluster of `nodes` alike nodes with `memory_bytes` free
+    each: STRICT_SPREAD with more workers than nodes waits forever; workers whose model, gradients
+    and optimizer state exceed the memory are killed. Each a SpecError that says what would fit."""
+    if plan.placement == "STRICT_SPREAD" and not plan.in_trial and plan.workers > nodes:
+        raise SpecError(
+            f"resources.placement: STRICT_SPREAD puts each of the {plan.workers} workers on a node of its own, but the "
+            f"cluster has {nodes} node(s); expected workers_per_trial ≤ {nodes}, or placement PACK or SPREAD"
+        )
+    per_worker = worker_bytes(settings, plan)
+    together = plan.workers if plan.placement in ("PACK", "STRICT_PACK") or nodes == 1 else -(-plan.workers // nodes)
+    if together * per_worker > memory_bytes:
+        fit = int(memory_bytes // per_worker)
+        raise SpecError(
+            f"model.name: a {settings.model.name} worker needs at least {per_worker / 1e9:.1f} GB (its process, and "
+            f"{TRAINING_BYTES_PER_PARAMETER} bytes per parameter for weights, gradients and AdamW)"
+            + (f", {together} workers on one node {together * per_worker / 1e9:.1f} GB" if together > 1 else "")
+            + f", but a node has {memory_bytes / 1e9:.1f} GB free; "
+            + (f"at most {fit} worker(s) fit" if fit else "a smaller model fits")
+        )
+
+
+def worker_bytes(settings: TrialConfig, plan: ResourcePlan) -> float:
+    """What one worker of `settings` holds in host memory at least: its process, and its model's
+    training state (only the weights where a GPU holds the rest)."""
+    if settings.theory is not None:
+        return WORKER_BASE_BYTES
+    from raygap.config import BUILTIN_MODELS
+
+    if settings.model.name in BUILTIN_MODELS:  # a few million parameters at most
+        return WORKER_BASE_BYTES
+    from raygap.clip.model import parameter_count  # torch: open_clip is imported to check the name anyway
+
+    per_parameter = 4 if plan.use_gpu else TRAINING_BYTES_PER_PARAMETER
+    return WORKER_BASE_BYTES + per_parameter * parameter_count(settings.model.name)

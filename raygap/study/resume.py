@@ -39,8 +39,9 @@ def prepare_resume(
         kept = trials.filter(pl.col("trial_id").is_in(finished))
         if kept.height < trials.height:
             folder.write_parquet(results.TRIALS, kept, footer, parts)
-            if folder.exists(results.HISTORY):
-                history, footer, parts = folder.read_parts(results.HISTORY)
+        if folder.exists(results.HISTORY):  # also rows left by a resume killed between the two writes
+            history, footer, parts = folder.read_parts(results.HISTORY)
+            if not history["trial_id"].is_in(finished).all():
                 folder.write_parquet(results.HISTORY, history.filter(pl.col("trial_id").is_in(finished)), footer, parts)
     rerun, told = [], 0
     if not optuna_file.exists() and finished:

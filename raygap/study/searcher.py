@@ -10,8 +10,7 @@ import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from raygap import catalog
-
-TUNE_TRIAL_ID = "tune_trial_id"  # Optuna user attribute
+from raygap.study.folder import TUNE_TRIAL_ID
 
 
 class FailureAwareOptunaSearch(OptunaSearch):

@@ -4,7 +4,6 @@ so each of these sees every point of every seed; the Parquet results stay the co
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from contextlib import contextmanager
@@ -14,44 +13,7 @@ from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
 
 from raygap import results
-from raygap.config import SpecError
 from raygap.study.worker import live_result
-
-EXTRAS = {"mlflow": ("mlflow", "pip install 'raygap[mlflow]'"), "wandb": ("wandb", "pip install 'raygap[wandb]'")}
-
-
-def check_extras(tracking, file: str) -> None:
-    """A tracker whose library is missing fails here, before Ray starts."""
-    for name, (module, install) in EXTRAS.items():
-        if getattr(tracking, name) is not None and importlib.util.find_spec(module) is None:
-            raise SpecError(f"{file}: tracking.{name} needs: {install}")
-
-
-def check_settings(tracking, file: str) -> None:
-    """A setting a tracker refuses when Tune starts it fails here, before Ray starts: MLflow 3
-    refuses its file store (a path or file: URI) unless MLFLOW_ALLOW_FILE_STORE is true."""
-    from urllib.parse import urlparse
-
-    if tracking.mlflow is None:
-        return
-    uri = tracking.mlflow.tracking_uri
-    scheme = urlparse(uri).scheme  # as MLflow reads it: none or a drive letter is a path; bare "databricks" is not
-    file_store = uri not in ("databricks", "databricks-uc", "uc") and (scheme == "file" or len(scheme) <= 1)
-    if not file_store or _mlflow_allows_file_store():
-        return
-    raise SpecError(
-        f"{file}: tracking.mlflow.tracking_uri: {uri!r} is MLflow's file store, which MLflow refuses unless "
-        "MLFLOW_ALLOW_FILE_STORE=true is set; expected a database (sqlite:///mlflow.db) or a tracking server's URL (http://…)"
-    )
-
-
-def _mlflow_allows_file_store() -> bool:
-    """MLflow's own reading of MLFLOW_ALLOW_FILE_STORE; MLflow before 3 has no such switch and allows it."""
-    try:
-        from mlflow.environment_variables import MLFLOW_ALLOW_FILE_STORE
-    except ImportError:
-        return True
-    return bool(MLFLOW_ALLOW_FILE_STORE.get())
 
 
 def logger_callbacks(tracking, study: str) -> list[tune.Callback]:
