@@ -9,7 +9,7 @@ gs://) shows an object only once its upload completes, so there it is written in
 - history.parquet — one row per (trial, seed, evaluation point)
   Both grow by parts while a study runs (trials/, history/: one per seed, written once under a
   unique name) that compaction folds in; the compacted file's footer names the parts it holds, so
-  a crash between writing it and deleting them never counts a row twice (README, Results).
+  a crash between writing it and deleting them never counts a row twice (docs/results.md).
 - pareto.parquet  — one row per configuration: seed means/stds and its Pareto rank (1 = the front)
 - spec.yaml / run.yaml — the study file as run; when and where it ran
 """
@@ -287,25 +287,35 @@ def trial_row(
     return row
 
 
-def record_seed(
-    folder: ResultsFolder,
-    trial_id: str,
-    seed: int,
-    params: dict,
-    config: dict,
-    status: str,
-    final: dict | None = None,
-    error: str | None = None,
-    history: list[dict] | None = None,
-) -> dict:
-    """One seed's row as a new part of trials, its evaluation points as one of history, with the
+@dataclass(frozen=True)
+class SeedRecord:
+    """One seed's outcome as a trial reports it (raygap.study.messages) and the results keep it:
+    its row of trials.parquet and its evaluation points in history.parquet."""
+
+    trial_id: str
+    seed: int
+    params: dict
+    """The searched values, by dotted path."""
+    config: dict
+    """The seed's whole configuration (JSON)."""
+    status: str
+    """completed, failed or pruned."""
+    final: dict | None = None
+    """Final metrics and bookkeeping (wall seconds, CPUs held, …)."""
+    error: str | None = None
+    history: list[dict] | None = None
+    """The evaluation points, in step order."""
+
+
+def record_seed(folder: ResultsFolder, record: SeedRecord) -> dict:
+    """The seed's row as a new part of trials, its evaluation points as one of history, with the
     catalogue's notes on how each metric was measured in the footers; returns the row."""
     from raygap.catalog import MEASURED
 
-    row = trial_row(trial_id, seed, params, config, status, final, error)
+    row = trial_row(record.trial_id, record.seed, record.params, record.config, record.status, record.final, record.error)
     folder.append(TRIALS, [row], MEASURED)
-    if history:
-        folder.append(HISTORY, history_rows(trial_id, seed, history), MEASURED)
+    if record.history:
+        folder.append(HISTORY, history_rows(record.trial_id, record.seed, record.history), MEASURED)
     return row
 
 

@@ -42,7 +42,8 @@ BROKEN = [
     ("temperature: {kind: fixed, valu: 0.04}", "temperature.valu: unknown key; expected one of kind, value (did you mean 'value'?)"),
     (
         "trian: {steps: 3}",
-        "trian: unknown key; expected one of data, eval, model, name, resources, results, search, swap, temperature, theory, tracking, train (did you mean 'train'?)",
+        "trian: unknown key; expected one of data, eval, model, name, resources, results, search, swap, temperature, theory, "
+        "tracking, train (did you mean 'train'?)",
     ),
     ("train: {batch_size: lots}", "train.batch_size: Input should be a valid integer, unable to parse string as an integer (got 'lots')"),
     ("temperature: {kind: fixed, value: 0}", "temperature.value: Input should be greater than 0 (got 0)"),
@@ -58,7 +59,8 @@ BROKEN = [
     ("data: {train: {kind: files, table: /nowhere/pairs.csv}}", "data.train.table: data table not found: /nowhere/pairs.csv"),
     (
         "data: {train: {kind: webdataset, shards: x.tar, decoded_cache: off}, pipeline: resident}",
-        "data: pipeline resident needs the training images in memory; data.train is decoded from its files every epoch (decoded_cache: off)",
+        "data: pipeline resident needs the training images in memory; "
+        "data.train is decoded from its files every epoch (decoded_cache: off)",
     ),
     ("model: {name: ViT-B-3}", "model.name: unknown model 'ViT-B-3'; did you mean ViT-B-32"),
     ("train: {steps: 10, epochs: 1}", "train: give either steps or epochs, not both"),

@@ -123,7 +123,8 @@ def test_the_dashboard_line_says_where_the_token_is_never_the_token(monkeypatch)
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
     assert dashboard_line("127.0.0.1:8265") == (
-        "Ray dashboard: http://127.0.0.1:8265 (it asks for the cluster's token: `ray get-auth-token` prints it; it is kept in ~/.ray/auth_token)"
+        "Ray dashboard: http://127.0.0.1:8265 (it asks for the cluster's token: `ray get-auth-token` prints it; "
+        "it is kept in ~/.ray/auth_token)"
     )
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     assert dashboard_line("127.0.0.1:8265") == "Ray dashboard: http://127.0.0.1:8265"
@@ -135,7 +136,8 @@ def test_study_compact_folds_the_parts_a_killed_study_left(tmp_path, capsys):
 
     folder = results.ResultsFolder(tmp_path / "killed")
     for i in range(3):
-        results.record_seed(folder, f"t{i}", 0, {"x": float(i)}, {}, "completed", {"modality_gap": 0.1}, None, [{"step": 0}, {"step": 5}])
+        seed = results.SeedRecord(f"t{i}", 0, {"x": float(i)}, {}, "completed", {"modality_gap": 0.1}, None, [{"step": 0}, {"step": 5}])
+        results.record_seed(folder, seed)
     assert main(["study", "compact", str(tmp_path / "killed")]) == 0
     out = capsys.readouterr().out
     assert "trials.parquet: 3 part(s) folded in" in out and "history.parquet: 3 part(s) folded in" in out

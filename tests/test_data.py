@@ -246,7 +246,8 @@ def test_a_decoded_copy_without_room_on_its_disk_is_an_error_before_decoding(tmp
     monkeypatch.setattr(cache, "SPARE_BYTES", 1 << 62)  # more than any disk has free
     with pytest.raises(
         OSError,
-        match=r"decoded_cache: the decoded copy needs 0.0 GB in .*/cache and .* GiB left free after it, but the disk has .* GB free; .* or to off",
+        match=r"decoded_cache: the decoded copy needs 0.0 GB in .*/cache and .* GiB left free after it, "
+        r"but the disk has .* GB free; .* or to off",
     ):
         load_source(FilesSource(table=table, decoded_cache=tmp_path / "cache"), bundle, train=False)
     assert [p.suffix for p in (tmp_path / "cache").iterdir()] == [".lock"]
@@ -305,8 +306,12 @@ def test_resized_crop_matches_bilinear_sampling_by_hand():
         y, x = min(max(y, 0.0), 7.0), min(max(x, 0.0), 7.0)
         y0, x0 = min(int(y), 6), min(int(x), 6)
         dy, dx = y - y0, x - x0
-        return (image[:, y0, x0] * (1 - dy) * (1 - dx) + image[:, y0, x0 + 1] * (1 - dy) * dx
-                + image[:, y0 + 1, x0] * dy * (1 - dx) + image[:, y0 + 1, x0 + 1] * dy * dx)  # fmt: skip
+        return (
+            image[:, y0, x0] * (1 - dy) * (1 - dx)
+            + image[:, y0, x0 + 1] * (1 - dy) * dx
+            + image[:, y0 + 1, x0] * dy * (1 - dx)
+            + image[:, y0 + 1, x0 + 1] * dy * dx
+        )
 
     left, top, width, height = boxes[0].tolist()
     for i in range(8):

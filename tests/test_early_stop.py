@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from raygap.config import load_spec
-from raygap.early_stop import ParetoRule, seed_spread, seed_values, t_quantile, value_at
+from raygap.study.pareto_rule import ParetoRule, seed_spread, seed_values, t_quantile, value_at
 
 SET_TRIAL_STATE_VALUES = 6  # optuna.storages.journal's operation code
 OBJECTIVES = {"modality_gap": "min", "mean_r1": "max"}

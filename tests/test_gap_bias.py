@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from raygap import catalog, pareto
+from raygap.cli.console import format_front
 from raygap.clip import finite_sample, metrics
-from raygap.console import format_front
-from raygap.report.data import Study, front_trial_ids, method_table
+from raygap.report.studies import Study, front_trial_ids, method_table
 
 
 def unit(v: torch.Tensor) -> torch.Tensor:
@@ -108,9 +108,17 @@ def seeds_frame() -> pl.DataFrame:
     for trial, gap, r1, uniformity, degenerate in (("a", 0.3, 0.6, -1.1, 0.0), ("b", 0.1, 0.4, -1.0, 0.0), ("c", 0.0, 0.01, -1.414, 1.0)):
         for seed in (0, 1):
             rows.append(
-                {"trial_id": trial, "seed": seed, "status": "completed", "param.temperature.value": 0.01, "modality_gap": gap + seed * 1e-3,
-                 "mean_r1": r1, "uniformity": uniformity, "degenerate": degenerate}
-            )  # fmt: skip
+                {
+                    "trial_id": trial,
+                    "seed": seed,
+                    "status": "completed",
+                    "param.temperature.value": 0.01,
+                    "modality_gap": gap + seed * 1e-3,
+                    "mean_r1": r1,
+                    "uniformity": uniformity,
+                    "degenerate": degenerate,
+                }
+            )
     return pl.DataFrame(rows)
 
 

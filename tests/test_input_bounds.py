@@ -70,7 +70,8 @@ def test_an_objective_the_configuration_never_measures_is_refused(tmp_path, caps
     cases = [
         (
             ["search.objectives={zero_shot_top1: max}", "data.probe=null"],
-            "search.objectives: zero_shot_top1 is never measured in this study: zero_shot_top1 needs the probe split, and data.probe is null",
+            "search.objectives: zero_shot_top1 is never measured in this study: "
+            "zero_shot_top1 needs the probe split, and data.probe is null",
         ),
         (
             ["search.objectives={mmvp_accuracy: max}"],

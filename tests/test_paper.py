@@ -173,8 +173,16 @@ def _study(tmp_path, name, configs: dict[str, tuple[dict, dict, float]]):
     rows = []
     for trial, (params, config, gap) in configs.items():
         for seed in (0, 1):
-            metrics = {"modality_gap": gap, "uniformity": -1.2, "image_to_text_r1": 0.8, "text_to_image_r1": 0.7, "mean_r1": 0.75,
-                       "zero_shot_top1": 0.15, "linear_probe_top1": 0.6, "recorded_at": 1.0}  # fmt: skip
+            metrics = {
+                "modality_gap": gap,
+                "uniformity": -1.2,
+                "image_to_text_r1": 0.8,
+                "text_to_image_r1": 0.7,
+                "mean_r1": 0.75,
+                "zero_shot_top1": 0.15,
+                "linear_probe_top1": 0.6,
+                "recorded_at": 1.0,
+            }
             rows.append(results.trial_row(trial, seed, params, config, "completed", metrics))
     folder.append(results.TRIALS, rows)
     folder.write_text(results.SPEC, yaml.safe_dump({"name": name, "search": {"objectives": {"modality_gap": "min", "mean_r1": "max"}}}))
@@ -195,9 +203,19 @@ def test_report_paper_lays_each_matching_configuration_beside_its_row(tmp_path):
     assert "; 1 more, of its methods at a setting it does not state or states illegibly, without a difference" in title
     matched, other = rows  # matched first
     assert matched[:4] == ["flt", "temperature.value=0.04", "2", "Table 3: FLT T=0.04"]
-    assert matched[4] == "model tiny-vit (paper: RN50); train data synthetic (paper: MSCOCO); eval data synthetic (paper: MSCOCO); probe data synthetic (paper: CIFAR-10)"  # fmt: skip
-    assert matched[5:] == ["0.1 / 0.122 (-0.022)", "-1.2 / -1.183 (-0.017)", "15 / 14.4 (+0.6)", "60 / 61.98 (-1.98)",
-                           "70 / 73.44 (-3.44)", "80 / 82.66 (-2.66)", "— / 11.852"]  # fmt: skip
+    assert (
+        matched[4] == "model tiny-vit (paper: RN50); train data synthetic (paper: MSCOCO); eval data synthetic (paper: MSCOCO); "
+        "probe data synthetic (paper: CIFAR-10)"
+    )
+    assert matched[5:] == [
+        "0.1 / 0.122 (-0.022)",
+        "-1.2 / -1.183 (-0.017)",
+        "15 / 14.4 (+0.6)",
+        "60 / 61.98 (-1.98)",
+        "70 / 73.44 (-3.44)",
+        "80 / 82.66 (-2.66)",
+        "— / 11.852",
+    ]
     # T = 0.05 is not a T of the paper: our numbers alone, and why
     assert other[:4] == ["flt", "temperature.value=0.05", "2", "—"] and other[4].startswith(
         "not compared: no row of the paper at temperature.value=0.05"

@@ -133,8 +133,7 @@ def test_ranks_match_a_slow_peeling_reference_with_ties_and_missing_values():
         costs, ranks, rank = _costs(frame, objectives), {}, 1
         remaining = [i for i in range(frame.height) if not np.isnan(costs[i]).any()]
         while remaining:
-            front = [i for i in remaining
-                     if not any((costs[j] <= costs[i]).all() and (costs[j] < costs[i]).any() for j in remaining)]  # fmt: skip
+            front = [i for i in remaining if not any((costs[j] <= costs[i]).all() and (costs[j] < costs[i]).any() for j in remaining)]
             ranks.update({i: rank for i in front})
             remaining = [i for i in remaining if i not in front]
             rank += 1
@@ -166,8 +165,8 @@ def test_the_running_front_matches_the_front_of_all_points(seed):
 
 
 def test_the_ledger_keeps_the_front_pareto_file_and_parts_in_step(tmp_path):
-    from raygap.ledger import StudyLedger
-    from raygap.results import HISTORY, PARETO, TRIALS, ResultsFolder
+    from raygap.results import HISTORY, PARETO, TRIALS, ResultsFolder, SeedRecord
+    from raygap.study.ledger import StudyLedger
 
     folder = ResultsFolder(tmp_path / "study")
     ledger = StudyLedger(folder, {"modality_gap": "min", "mean_r1": "max"}, pareto_every=0.0)
@@ -175,9 +174,10 @@ def test_the_ledger_keeps_the_front_pareto_file_and_parts_in_step(tmp_path):
     sizes = []
     for trial_id, seeds in points.items():
         for seed, (gap, r1) in enumerate(seeds):
-            ledger.record_seed(trial_id, seed, {"x": 1.0}, {}, "completed", {"modality_gap": gap, "mean_r1": r1}, None, [{"step": 0}])
+            final = {"modality_gap": gap, "mean_r1": r1}
+            ledger.record_seed(SeedRecord(trial_id, seed, {"x": 1.0}, {}, "completed", final, None, [{"step": 0}]))
         sizes.append(ledger.finish_trial(trial_id))
-    ledger.record_seed("d", 0, {"x": 2.0}, {}, "failed", error="boom")
+    ledger.record_seed(SeedRecord("d", 0, {"x": 2.0}, {}, "failed", error="boom"))
     assert sizes == [1, 2, 2]  # a (0.4, 0.3); b (0.2, 0.2) trades off with it; c is dominated by both
     assert len(list((tmp_path / "study" / "trials").iterdir())) == 7  # a part per seed, nothing rewritten
     ranks = dict(folder.read(PARETO).select("trial_id", "rank").iter_rows())

@@ -54,8 +54,10 @@ def write_study(path, schedule=FIG4A, kind="learned", seeds=(0, 1, 2), gap=None,
     gap = gap or (lambda seed, t: inverse_log(t))
     rate, times = multipliers(steps, warmup), flow(steps, warmup)
     at = np.array(sorted(set(range(0, steps + 1, every)) | {steps}))
-    config = {"train": {"steps": steps, "epochs": None, "lr": lr, "warmup_steps": warmup, "warmup_epochs": None, "eval_interval": every},
-              "temperature": {"kind": kind}}  # fmt: skip
+    config = {
+        "train": {"steps": steps, "epochs": None, "lr": lr, "warmup_steps": warmup, "warmup_epochs": None, "eval_interval": every},
+        "temperature": {"kind": kind},
+    }
     folder = results.ResultsFolder(path)
     rows, history = [], []
     for seed in seeds:
@@ -158,12 +160,15 @@ def test_a_temperature_without_a_predicted_rate_gets_no_alpha(tmp_path, kind):
 def test_a_trial_without_a_recorded_temperature_gets_no_alpha(tmp_path):
     folder = results.ResultsFolder(tmp_path / "r")
     folder.append(results.TRIALS, [results.trial_row("a", 0, {}, {}, "completed", {"modality_gap": 0.1, "mean_r1": 0.5})])
-    folder.append(results.HISTORY, [{"trial_id": "a", "seed": 0, "step": s, "modality_gap": 1 / math.log(s), "mean_r1": 0.5}
-                                    for s in range(10, 10001, 10)])  # fmt: skip
+    folder.append(
+        results.HISTORY,
+        [{"trial_id": "a", "seed": 0, "step": s, "modality_gap": 1 / math.log(s), "mean_r1": 0.5} for s in range(10, 10001, 10)],
+    )
     folder.write_text(results.SPEC, yaml.safe_dump(SPEC))
     study = report.load_study(tmp_path / "r")
-    assert rates.gap_rates(study) == [] and rates.fit_notes([study]) == ["rate: no gap rate for a: temperature not recorded: "
-                                                                         "the theory predicts the rate only for a learned τ = exp(θ)"]  # fmt: skip
+    assert rates.gap_rates(study) == [] and rates.fit_notes([study]) == [
+        "rate: no gap rate for a: temperature not recorded: the theory predicts the rate only for a learned τ = exp(θ)"
+    ]
 
 
 def test_too_few_points_in_the_window_give_no_alpha(tmp_path):
@@ -201,12 +206,20 @@ def test_the_uncertainty_is_the_standard_error_over_seeds(tmp_path):
 
 def test_a_theory_trial_is_fitted_against_its_simulated_time(tmp_path):
     folder = results.ResultsFolder(tmp_path / "r")
-    config = {"theory": {"n": 8, "d": 16, "time": 1000.0}, "train": {"steps": 300, "lr": 0.001, "warmup_steps": 20},
-              "temperature": {"kind": "learned"}}  # fmt: skip
+    config = {
+        "theory": {"n": 8, "d": 16, "time": 1000.0},
+        "train": {"steps": 300, "lr": 0.001, "warmup_steps": 20},
+        "temperature": {"kind": "learned"},
+    }
     folder.append(results.TRIALS, [results.trial_row("a", 0, {}, config, "completed", {"modality_gap": 0.1, "mean_r1": 0.5})])
     t = np.geomspace(1, 1000, 40)
-    folder.append(results.HISTORY, [{"trial_id": "a", "seed": 0, "step": i, "time": float(v), "modality_gap": float(g), "mean_r1": 0.5}
-                                    for i, (v, g) in enumerate(zip(t, inverse_log(t, 1.1, 0.5)))])  # fmt: skip
+    folder.append(
+        results.HISTORY,
+        [
+            {"trial_id": "a", "seed": 0, "step": i, "time": float(v), "modality_gap": float(g), "mean_r1": 0.5}
+            for i, (v, g) in enumerate(zip(t, inverse_log(t, 1.1, 0.5)))
+        ],
+    )
     folder.write_text(results.SPEC, yaml.safe_dump(SPEC))
     study = report.load_study(tmp_path / "r")
     (rate,) = rates.gap_rates(study)

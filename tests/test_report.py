@@ -148,8 +148,15 @@ def test_report_command_writes_page_pngs_and_markdown(tmp_path, capsys):
     assert main(["report", str(tmp_path / "s")]) == 0
     out = tmp_path / "s" / "report"
     # No gap_rate.png: the hand trials record no temperature, so no rate is fitted (tests/test_rates.py draws one).
-    assert {p.name for p in out.iterdir()} == {"index.html", "report.md", "pareto.png", "effects.png", "dynamics.png", "hypervolume.png",
-                                               "correlation.png"}  # fmt: skip
+    assert {p.name for p in out.iterdir()} == {
+        "index.html",
+        "report.md",
+        "pareto.png",
+        "effects.png",
+        "dynamics.png",
+        "hypervolume.png",
+        "correlation.png",
+    }
     markdown = (out / "report.md").read_text()
     # Seed means: gaps (0.5, 0.2, 0.4), mean R@1 (0.275, 0.25, 0.1): r = −0.0017 / √(0.0467 · 0.0179)
     # = −0.058 by hand; ranks (3, 1, 2) and (3, 2, 1) give ρ = 1/2.

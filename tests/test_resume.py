@@ -171,10 +171,10 @@ def test_a_resumed_searcher_never_runs_a_configuration_twice(tmp_path, sampler, 
     trials to run again first). Every configuration finishes exactly once."""
     from raygap.config import load_spec
     from raygap.results import ResultsFolder
-    from raygap.search import grid_points, number_of_trials
     from raygap.study.engine import make_searcher
+    from raygap.study.optuna_search import FailureAwareOptunaSearch
     from raygap.study.resume import prepare_resume
-    from raygap.study.searcher import FailureAwareOptunaSearch
+    from raygap.study.space import grid_points, number_of_trials
 
     path = tmp_path / "searched.yaml"
     if sampler == "grid":
@@ -221,10 +221,10 @@ def test_a_fresh_head_rebuilds_the_optuna_study_from_trials_parquet(tmp_path, sa
     and the resumed search runs each remaining configuration once (grid: exactly the rest)."""
     from raygap.config import load_spec
     from raygap.results import ResultsFolder, trial_row
-    from raygap.search import grid_points, number_of_trials
     from raygap.study.engine import make_searcher
+    from raygap.study.optuna_search import TUNE_TRIAL_ID
     from raygap.study.resume import prepare_resume
-    from raygap.study.searcher import TUNE_TRIAL_ID
+    from raygap.study.space import grid_points, number_of_trials
 
     path = tmp_path / "searched.yaml"
     values = (
@@ -344,7 +344,8 @@ def test_a_killed_trial_process_continues_from_its_checkpoint(tmp_path):
     for key in ("modality_gap", "uniformity", "mean_r1", "temperature", "loss", "linear_probe_top1"):
         assert abs(row[key] - uninterrupted[key]) <= 1e-6 * max(1.0, abs(uninterrupted[key])), (key, row[key], uninterrupted[key])
     print(
-        f"killed at a checkpoint of step {step_at_kill}; resumed gap {row['modality_gap']:.6f} vs uninterrupted {uninterrupted['modality_gap']:.6f}"
+        f"killed at a checkpoint of step {step_at_kill}; "
+        f"resumed gap {row['modality_gap']:.6f} vs uninterrupted {uninterrupted['modality_gap']:.6f}"
     )
 
 
@@ -373,5 +374,6 @@ def test_a_killed_worker_of_a_two_worker_trial_continues_from_the_groups_checkpo
     for key in ("modality_gap", "uniformity", "mean_r1", "temperature", "loss", "linear_probe_top1"):
         assert abs(row[key] - want[key]) <= 1e-6 * max(1.0, abs(want[key])), (key, row[key], want[key])
     print(
-        f"worker killed at a checkpoint of step {step_at_kill}; resumed gap {row['modality_gap']:.6f} vs uninterrupted {want['modality_gap']:.6f}"
+        f"worker killed at a checkpoint of step {step_at_kill}; "
+        f"resumed gap {row['modality_gap']:.6f} vs uninterrupted {want['modality_gap']:.6f}"
     )

@@ -243,8 +243,8 @@ def test_resume_tells_optuna_about_trials_finished_before_the_stop(tmp_path):
     import optuna
 
     from raygap.results import ResultsFolder, trial_row
+    from raygap.study.optuna_search import TUNE_TRIAL_ID
     from raygap.study.resume import prepare_resume
-    from raygap.study.searcher import TUNE_TRIAL_ID
 
     folder = ResultsFolder(tmp_path)
     rows = [

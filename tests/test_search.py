@@ -4,7 +4,7 @@ import optuna
 import pytest
 
 from raygap.config import SpecError, load_spec
-from raygap.search import grid_points, make_sampler, number_of_trials, recorded_params, suggest_params
+from raygap.study.space import grid_points, make_sampler, number_of_trials, recorded_params, suggest_params
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -62,7 +62,7 @@ def test_conditional_space_suggests_only_the_chosen_branch(tmp_path):
 
 def test_section_labels_tell_options_apart():
     from raygap.config import Distribution
-    from raygap.search import option_labels
+    from raygap.study.space import option_labels
 
     dist = Distribution("grid", ({"kind": "softplus"}, {"kind": "exp_k", "k": 2}, {"kind": "exp_k", "k": 10}, {"kind": "exp_k", "k": 10}))
     assert option_labels(dist) == ["softplus", "exp_k(k=2)", "exp_k(k=10)", "exp_k(k=10)#3"]

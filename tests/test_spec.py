@@ -95,7 +95,8 @@ def test_extends_merges_a_base_file(tmp_path):
     write(tmp_path, "train: {steps: 50, lr: 0.003}\ntemperature: {kind: learned, init: 0.05}\nswap: {kind: hard, p: 0.5}\n", "base.yaml")
     path = write(
         tmp_path,
-        "extends: base.yaml\nname: child\ntrain: {steps: 7}\ntemperature: {kind: fixed, value: 0.1}\nswap: {kind: hard, p: {grid: [0.1, 1.0]}}\n",
+        "extends: base.yaml\nname: child\ntrain: {steps: 7}\ntemperature: {kind: fixed, value: 0.1}\n"
+        "swap: {kind: hard, p: {grid: [0.1, 1.0]}}\n",
     )
     spec = load_spec(path)
     cfg = spec.defaults()

@@ -155,7 +155,8 @@ def paper_figure_problems(text: str, rows: list[dict]) -> list[str]:
             column = METRICS[f["metric"]]
             if not _matches(f["value"], row[column], column):
                 problems.append(
-                    f"{m[0]!r}: {f['metric']} {f['value']} is not Table {table} {method} {row['setting']!r}'s {column} ({row[column] or 'empty'})"
+                    f"{m[0]!r}: {f['metric']} {f['value']} is not Table {table} {method} {row['setting']!r}'s "
+                    f"{column} ({row[column] or 'empty'})"
                 )
     for m in re.finditer(r"paper Table", comment):
         if not any(a <= m.start() < b for a, b in cited):

@@ -68,10 +68,22 @@ def test_a_study_submitted_as_a_ray_job_succeeds(tmp_path, capsys, free_port, st
     # The cluster runs in this virtual environment, as if it were activated: its `python` runs the job.
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PATH": f"{ray_cli.parent}{os.pathsep}{os.environ['PATH']}"}
     started = subprocess.run(
-        [str(ray_cli), "start", "--head", f"--port={gcs_port}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
-         "--num-cpus=2", "--include-dashboard=true", "--disable-usage-stats"],
-        capture_output=True, text=True, env=env, timeout=180,
-    )  # fmt: skip
+        [
+            str(ray_cli),
+            "start",
+            "--head",
+            f"--port={gcs_port}",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={dashboard_port}",
+            "--num-cpus=2",
+            "--include-dashboard=true",
+            "--disable-usage-stats",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
     try:
         assert started.returncode == 0, started.stderr[-3000:]
         address = f"http://127.0.0.1:{dashboard_port}"

@@ -1,4 +1,4 @@
-"""The paper's gradient-flow claims, reproduced by raygap.clip.theory (run with -s to see the fits)."""
+"""The paper's gradient-flow claims, reproduced by raygap.theory.simulation (run with -s to see the fits)."""
 
 import itertools
 import math
@@ -13,10 +13,10 @@ import yaml
 from raygap.clip.loss import contrastive_loss
 from raygap.clip.metrics import modality_gap, pair_margins
 from raygap.clip.temperature import build_temperature
-from raygap.clip.theory import _Flow, _initial_state, _row, embed, simulate
 from raygap.config import TheorySpec
 from raygap.config.distributions import parse_distribution
 from raygap.report import log_power_fit
+from raygap.theory.simulation import _Flow, _initial_state, _row, embed, simulate
 
 BASE = dict(n=8, d=16, delta=0.5)
 
@@ -123,13 +123,16 @@ def test_claim1_learned_temperature_gap_falls_like_a_power_of_log_t():
         return float(np.abs(gap / (np.exp(np.mean(np.log(gap / shape))) * shape) - 1).max())
 
     tau_per_log_t = window["tau"].to_numpy() / np.log(t)
-    print(f"\nclaim 1: δ·exp(−δ²/2)·τ² over t ∈ [{late_half['time'][0]:.3g}, 1000]: {conserved[0]:.9f}, relative drift {drift:.1e}\n"
-          f"  gap ∝ (log t)^−α over t ∈ [{fit['t_min']:.4g}, {fit['t_max']:.4g}] ({fit['points']} points): α = {fit['alpha']:.4f} ± {fit['alpha_se']:.4f} "
-          f"(slope's standard error), R² {fit['r2']:.6f}; 3-SE interval [{low:.3f}, {high:.3f}]\n"
-          f"  halves: α = {halves[0]['alpha']:.4f} ± {halves[0]['alpha_se']:.4f} over [{halves[0]['t_min']:.4g}, {halves[0]['t_max']:.4g}], "
-          f"{halves[1]['alpha']:.4f} ± {halves[1]['alpha_se']:.4f} over [{halves[1]['t_min']:.4g}, {halves[1]['t_max']:.4g}]\n"
-          f"  largest relative misfit: fitted α {misfit(fit['alpha']):.2%}, α = 1 {misfit(1):.2%}, α = 2 {misfit(2):.2%}; "
-          f"τ/log t {tau_per_log_t[0]:.3f} → {tau_per_log_t[-1]:.3f}")  # fmt: skip
+    print(
+        f"\nclaim 1: δ·exp(−δ²/2)·τ² over t ∈ [{late_half['time'][0]:.3g}, 1000]: {conserved[0]:.9f}, relative drift {drift:.1e}\n"
+        f"  gap ∝ (log t)^−α over t ∈ [{fit['t_min']:.4g}, {fit['t_max']:.4g}] ({fit['points']} points): "
+        f"α = {fit['alpha']:.4f} ± {fit['alpha_se']:.4f} "
+        f"(slope's standard error), R² {fit['r2']:.6f}; 3-SE interval [{low:.3f}, {high:.3f}]\n"
+        f"  halves: α = {halves[0]['alpha']:.4f} ± {halves[0]['alpha_se']:.4f} over [{halves[0]['t_min']:.4g}, {halves[0]['t_max']:.4g}], "
+        f"{halves[1]['alpha']:.4f} ± {halves[1]['alpha_se']:.4f} over [{halves[1]['t_min']:.4g}, {halves[1]['t_max']:.4g}]\n"
+        f"  largest relative misfit: fitted α {misfit(fit['alpha']):.2%}, α = 1 {misfit(1):.2%}, α = 2 {misfit(2):.2%}; "
+        f"τ/log t {tau_per_log_t[0]:.3f} → {tau_per_log_t[-1]:.3f}"
+    )
     assert drift < 1e-9
     assert 1.0 < fit["alpha"] < 1.2 and fit["alpha_se"] < 0.01 and fit["r2"] > 0.999
     assert not low <= 2 <= high and misfit(2) > 0.1  # 1/log² t is rejected, by far
@@ -199,7 +202,8 @@ def test_random_pairs_match_and_the_gap_shrinks_later():
     history = simulate(TheorySpec(init="random", n=8, d=16, delta=0.3, time=40, dt=0.05, records=40), {"kind": "learned", "init": 0.1})
     peak = max(history, key=lambda r: r["modality_gap"])
     print(
-        f"\nrandom init: gap {history[0]['modality_gap']:.3f} → peak {peak['modality_gap']:.3f} at t={peak['time']:.2f} → {history[-1]['modality_gap']:.3f}; "
+        f"\nrandom init: gap {history[0]['modality_gap']:.3f} → peak {peak['modality_gap']:.3f} at t={peak['time']:.2f} "
+        f"→ {history[-1]['modality_gap']:.3f}; "
         f"margin {history[0]['margin']:.3f} → {history[-1]['margin']:.3f}"
     )
     assert history[0]["margin"] < 0 < history[-1]["margin"]  # pairs become matched
@@ -270,6 +274,8 @@ def test_study_step_sizes_are_small_enough(study):
             abs(a["modality_gap"] / b["modality_gap"] - 1) if a["modality_gap"] != b["modality_gap"] else 0.0 for a, b in zip(*runs)
         )
         worst.append((deviation, temperature, runs[0][-1]["solver_steps"]))
-    print(f"\n{study.stem} (t ≤ {theory['time']}, dt {theory['dt']}): largest relative deviation from steps 8× smaller "
-          + ", ".join(f"{d:.1e} ({'/'.join(str(v) for v in temp.values())}, {n} steps)" for d, temp, n in worst))  # fmt: skip
+    print(
+        f"\n{study.stem} (t ≤ {theory['time']}, dt {theory['dt']}): largest relative deviation from steps 8× smaller "
+        + ", ".join(f"{d:.1e} ({'/'.join(str(v) for v in temp.values())}, {n} steps)" for d, temp, n in worst)
+    )
     assert worst and max(d for d, _, _ in worst) < 0.02

@@ -12,7 +12,7 @@ module each:
 6. memory             (memory)         peak resident memory of the study's processes, and per trial
 7. live tracking      (live)           one evaluation point sent to Tune and its loggers, against
                                        the evaluation that measured it
-8. early stopping     (early_stop)     compute and final-front hypervolume of one study with and
+8. early stopping     (stop_savings)   compute and final-front hypervolume of one study with and
                                        without search.early_stop (`--only early-stop`; not in the
                                        default run: two studies of 32 seeds)
 9. bookkeeping        (bookkeeping)    the head's cost of recording a trial at 100 and at 10,000
@@ -75,8 +75,12 @@ def run_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=
     size = SIZES[size_name]
     torch.set_num_threads(max(1, (os.cpu_count() or 1)))
     echo(f"raygap bench ({size_name}): {size['model']}, batch {size['batch']}, {os.cpu_count()} CPU(s), torch {torch.__version__}")
-    results: dict = {"size": size_name, "machine": f"{platform.node()} · {os.cpu_count()} CPU · {platform.processor() or platform.machine()}",
-                     "device": "cpu", "date": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
+    results: dict = {
+        "size": size_name,
+        "machine": f"{platform.node()} · {os.cpu_count()} CPU · {platform.processor() or platform.machine()}",
+        "device": "cpu",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     echo("1. loop efficiency")
     results["loop"] = loop_efficiency(size, echo)
     consumed = results["loop"]["raygap_samples_per_s"]
@@ -107,32 +111,86 @@ def format_table(results: dict) -> str:
     """One line per measurement: value, target and what it was measured from."""
     loop, study, cache, evaluation = results["loop"], results["study"], results["decoded_cache"], results["evaluation"]
     rows = [
-        ("loop efficiency (raygap / plain open_clip loop)", f"{loop['loop_efficiency']:.3f}", f"≥ {TARGETS['loop_efficiency']}",
-         f"median of {len(loop['rounds'])} paired rounds (min {loop['loop_efficiency_min']:.3f}, max {loop['loop_efficiency_max']:.3f}); "
-         f"{loop['raygap_samples_per_s']:.0f} vs {loop['plain_samples_per_s']:.0f} samples/s"),
-        ("per-trial overhead, 1 worker (start + end, s)", f"{study['median_ray_start_s'] + study['median_ray_end_s']:.2f}", f"≤ {TARGETS['overhead_s']:g}",
-         f"incl. data/model setup and evaluation: {study['median_start_overhead_s']:.2f} + {study['median_end_overhead_s']:.2f} s"),
-        ("study efficiency (training steps / worker wall)", f"{study['study_efficiency']:.3f}", f"≥ {TARGETS['study_efficiency']}",
-         (f"{study['study_efficiency_with_cluster_start']:.3f} counting the {study['cluster_start_s']:.1f} s cluster start; "
-          f"{study['median_train_seconds']:.1f} s of steps per trial")),
-        ("input pipeline (delivered / consumed)", f"{results['input']['loader_headroom']:.1f}×", "> 1", f"{results['input']['loader_samples_per_s']:.0f} samples/s"),
-        ("image files: decoded copy / JPEG decoding", f"{cache['cache_speedup']:.2f}×", "",
-         (f"{cache['cached_samples_per_s']:.0f} vs {cache['jpeg_samples_per_s']:.0f} samples/s at 224 px; "
-          f"built once in {cache['cache_build_seconds']:.1f} s, repaid after {cache['cache_pays_back_after_epochs']:.2f} epochs")),
-        ("evaluation / one epoch", f"{evaluation['eval_per_epoch']:.3f}", "",
-         (f"{evaluation['eval_pairs']} pairs in {evaluation['eval_seconds']:.1f} s; "
-          f"epoch of {evaluation['epoch_pairs']} pairs {evaluation['epoch_seconds']:.1f} s")),
-        ("live tracking: one Tune result / its evaluation", f"{results['live']['live_per_eval_point']:.3f}", "",
-         (f"{1000 * results['live']['live_result_seconds']:.1f} ms per result ({results['live']['points']} through CSV/JSON/TensorBoard) "
-          f"vs {1000 * results['live']['eval_point_seconds']:.0f} ms for the gap, uniformity and recalls of {results['live']['eval_pairs']} pairs")),
-        ("peak memory of the study (GiB)", f"{study['peak_rss_gb']:.2f}", "", "Ray's processes included" + (f"; one trial process {study['peak_trial_rss_gb']:.2f} GiB" if study["peak_trial_rss_gb"] else "")),
-    ]  # fmt: skip
+        (
+            "loop efficiency (raygap / plain open_clip loop)",
+            f"{loop['loop_efficiency']:.3f}",
+            f"≥ {TARGETS['loop_efficiency']}",
+            f"median of {len(loop['rounds'])} paired rounds (min {loop['loop_efficiency_min']:.3f}, "
+            f"max {loop['loop_efficiency_max']:.3f}); "
+            f"{loop['raygap_samples_per_s']:.0f} vs {loop['plain_samples_per_s']:.0f} samples/s",
+        ),
+        (
+            "per-trial overhead, 1 worker (start + end, s)",
+            f"{study['median_ray_start_s'] + study['median_ray_end_s']:.2f}",
+            f"≤ {TARGETS['overhead_s']:g}",
+            f"incl. data/model setup and evaluation: {study['median_start_overhead_s']:.2f} + {study['median_end_overhead_s']:.2f} s",
+        ),
+        (
+            "study efficiency (training steps / worker wall)",
+            f"{study['study_efficiency']:.3f}",
+            f"≥ {TARGETS['study_efficiency']}",
+            (
+                f"{study['study_efficiency_with_cluster_start']:.3f} counting the {study['cluster_start_s']:.1f} s cluster start; "
+                f"{study['median_train_seconds']:.1f} s of steps per trial"
+            ),
+        ),
+        (
+            "input pipeline (delivered / consumed)",
+            f"{results['input']['loader_headroom']:.1f}×",
+            "> 1",
+            f"{results['input']['loader_samples_per_s']:.0f} samples/s",
+        ),
+        (
+            "image files: decoded copy / JPEG decoding",
+            f"{cache['cache_speedup']:.2f}×",
+            "",
+            (
+                f"{cache['cached_samples_per_s']:.0f} vs {cache['jpeg_samples_per_s']:.0f} samples/s at 224 px; "
+                f"built once in {cache['cache_build_seconds']:.1f} s, repaid after {cache['cache_pays_back_after_epochs']:.2f} epochs"
+            ),
+        ),
+        (
+            "evaluation / one epoch",
+            f"{evaluation['eval_per_epoch']:.3f}",
+            "",
+            (
+                f"{evaluation['eval_pairs']} pairs in {evaluation['eval_seconds']:.1f} s; "
+                f"epoch of {evaluation['epoch_pairs']} pairs {evaluation['epoch_seconds']:.1f} s"
+            ),
+        ),
+        (
+            "live tracking: one Tune result / its evaluation",
+            f"{results['live']['live_per_eval_point']:.3f}",
+            "",
+            (
+                f"{1000 * results['live']['live_result_seconds']:.1f} ms per result "
+                f"({results['live']['points']} through CSV/JSON/TensorBoard) "
+                f"vs {1000 * results['live']['eval_point_seconds']:.0f} ms for the gap, uniformity and recalls "
+                f"of {results['live']['eval_pairs']} pairs"
+            ),
+        ),
+        (
+            "peak memory of the study (GiB)",
+            f"{study['peak_rss_gb']:.2f}",
+            "",
+            "Ray's processes included"
+            + (f"; one trial process {study['peak_trial_rss_gb']:.2f} GiB" if study["peak_trial_rss_gb"] else ""),
+        ),
+    ]
     for key, name in (("study_worker_group", "1 worker in a worker group (baseline)"), ("study_two_workers", "2-worker group")):
         if key in results:
             group = results[key]
-            rows.append((f"per-trial overhead, {name} (s)", f"{group['median_ray_start_s'] + group['median_ray_end_s']:.2f}", "",
-                         (f"group start {group['median_ray_start_s']:.1f} s, end {group['median_ray_end_s']:.1f} s; "
-                          f"study efficiency {group['study_efficiency']:.3f}")))  # fmt: skip
+            rows.append(
+                (
+                    f"per-trial overhead, {name} (s)",
+                    f"{group['median_ray_start_s'] + group['median_ray_end_s']:.2f}",
+                    "",
+                    (
+                        f"group start {group['median_ray_start_s']:.1f} s, end {group['median_ray_end_s']:.1f} s; "
+                        f"study efficiency {group['study_efficiency']:.3f}"
+                    ),
+                )
+            )
     width = max(len(r[0]) for r in rows)
     lines = [f"{'measurement':<{width}}  {'value':>8}  {'target':>7}  detail"]
     lines += [f"{name:<{width}}  {value:>8}  {target:>7}  {detail}" for name, value, target, detail in rows]

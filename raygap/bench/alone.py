@@ -11,9 +11,9 @@ import torch
 from raygap.bench.bookkeeping import bookkeeping_cost
 from raygap.bench.common import SIZES, TARGETS, save_results, timed_raw, trial_raw
 from raygap.bench.compiled import compile_speedup, top_kernels
-from raygap.bench.early_stop import early_stop_savings
 from raygap.bench.files_study import files_study_speed
 from raygap.bench.optuna_scale import sampler_cost, storage_cost
+from raygap.bench.stop_savings import early_stop_savings
 from raygap.bench.study_scale import study_scale
 
 
@@ -32,15 +32,18 @@ def run_early_stop_bench(size_name: str = "ci", output: str | Path = "results/be
     full, stopped = bench["full"], bench["early_stop"]
     echo(
         f"compute saved (Σ seed seconds): {bench['compute_saved']:.3f} (target ≥ {TARGETS['compute_saved']:g}); "
-        f"{stopped['seed_seconds']:.0f} s against {full['seed_seconds']:.0f} s, study {stopped['study_seconds']:.0f} s against {full['study_seconds']:.0f} s; "
+        f"{stopped['seed_seconds']:.0f} s against {full['seed_seconds']:.0f} s, "
+        f"study {stopped['study_seconds']:.0f} s against {full['study_seconds']:.0f} s; "
         f"training steps saved {bench['steps_saved']:.3f} ({stopped['trained_steps']} against {full['trained_steps']})"
     )
     echo(
         f"hypervolume with / without: {bench['hypervolume_ratio']:.3f} (target ≥ {TARGETS['hypervolume_ratio']:g}); "
         f"{stopped['hypervolume']:.4f} against {full['hypervolume']:.4f}; fronts of {stopped['front_size']} and {full['front_size']}"
     )
-    echo(f"pruned: {stopped['pruned_trials']} of {bench['trials']} trials ({stopped['pruned_seeds']} seed runs); "
-         f"same configurations in both: {bench['same_configurations']}")  # fmt: skip
+    echo(
+        f"pruned: {stopped['pruned_trials']} of {bench['trials']} trials ({stopped['pruned_seeds']} seed runs); "
+        f"same configurations in both: {bench['same_configurations']}"
+    )
     return saved_part(size_name, output, "early-stop", {"early_stop": bench}, echo)
 
 
@@ -54,8 +57,10 @@ def run_bookkeeping_bench(size_name: str = "ci", output: str | Path = "results/b
         f"the last: ratio {cost['last_over_first_median']:.2f} (target ≤ {TARGETS['bookkeeping_ratio']:g}); means "
         f"{cost['first_mean_ms']:.2f} / {cost['last_mean_ms']:.2f} ms (pareto.parquet on its cadence included)"
     )
-    echo(f"rewriting the whole table at {trials} rows (before the parts): {cost['whole_table_rewrite_ms']:.1f} ms per seed; "
-         f"closing the study (final front, compaction): {cost['close_seconds']:.1f} s")  # fmt: skip
+    echo(
+        f"rewriting the whole table at {trials} rows (before the parts): {cost['whole_table_rewrite_ms']:.1f} ms per seed; "
+        f"closing the study (final front, compaction): {cost['close_seconds']:.1f} s"
+    )
     results: dict = {"bookkeeping": cost, "optuna_storage": [], "optuna_samplers": []}
     for kind in ("sqlite", "journal"):
         results["optuna_storage"].append(storage_cost(kind, trials))
@@ -76,7 +81,8 @@ def run_study_scale_bench(size_name: str = "ci", output: str | Path = "results/b
     scale = study_scale(trials, Path(output) / "study-scale", echo)
     echo(
         f"trials/s: {scale['first_trials_per_s']:.1f} over the first {scale['window']:,}, {scale['last_trials_per_s']:.1f} over the last: "
-        f"ratio {scale['first_over_last']:.2f} (target ≤ {TARGETS['study_scale_ratio']:g}); {scale['trials']:,} trials in {scale['seconds']:.0f} s"
+        f"ratio {scale['first_over_last']:.2f} (target ≤ {TARGETS['study_scale_ratio']:g}); "
+        f"{scale['trials']:,} trials in {scale['seconds']:.0f} s"
     )
     return saved_part(size_name, output, "study-scale", {"study_scale": scale}, echo)
 
@@ -84,8 +90,10 @@ def run_study_scale_bench(size_name: str = "ci", output: str | Path = "results/b
 def run_files_study_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=print) -> dict:
     """Part 11 alone: studies on image files and on the same images in memory, saved as JSON."""
     size = SIZES[size_name]
-    echo(f"raygap bench ({size_name}) 11. a study on image files against the same images in memory: "
-         f"{size['files_study_trials']} trials × {size['files_study_steps']} steps, {size['model']}, batch {size['batch']}")  # fmt: skip
+    echo(
+        f"raygap bench ({size_name}) 11. a study on image files against the same images in memory: "
+        f"{size['files_study_trials']} trials × {size['files_study_steps']} steps, {size['model']}, batch {size['batch']}"
+    )
     speed = files_study_speed(size, echo)
     pace = [(r["files"]["samples_per_s"], r["memory"]["samples_per_s"]) for r in speed["rounds"]]
     echo(
@@ -103,15 +111,20 @@ def run_files_study_bench(size_name: str = "ci", output: str | Path = "results/b
 def run_compile_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=print) -> dict:
     """Part 12 alone: the bench's trial eager and compiled, paired rounds, and both profiles, saved as JSON."""
     size = SIZES[size_name]
-    echo(f"raygap bench ({size_name}) 12. compiled loop: {size['model']}, batch {size['batch']}, {size['steps']} steps after as many, "
-         f"{size['compile_rounds']} rounds, torch {torch.__version__}")  # fmt: skip
+    echo(
+        f"raygap bench ({size_name}) 12. compiled loop: {size['model']}, batch {size['batch']}, {size['steps']} steps after as many, "
+        f"{size['compile_rounds']} rounds, torch {torch.__version__}"
+    )
     raw = timed_raw(trial_raw(size, size["steps"], 256), size["steps"])
     speed = compile_speedup(raw, size["compile_rounds"], echo)
     later = speed["same_process_compile_s"]
     cached = f"{later:.1f} s for a later trial in the same process" if later is not None else "no later trial"
-    echo(f"compiled / eager: {speed['speedup']:.3f} (min {speed['speedup_min']:.3f}, max {speed['speedup_max']:.3f}); "
-         f"{speed['compiled_samples_per_s']:.0f} vs {speed['eager_samples_per_s']:.0f} samples/s; "
-         f"compile {speed['cold_compile_s']:.1f} s cold, {cached}; repaid after {speed['repaid_after_steps_cold'] or float('inf'):.0f} steps cold")  # fmt: skip
+    echo(
+        f"compiled / eager: {speed['speedup']:.3f} (min {speed['speedup_min']:.3f}, max {speed['speedup_max']:.3f}); "
+        f"{speed['compiled_samples_per_s']:.0f} vs {speed['eager_samples_per_s']:.0f} samples/s; "
+        f"compile {speed['cold_compile_s']:.1f} s cold, {cached}; "
+        f"repaid after {speed['repaid_after_steps_cold'] or float('inf'):.0f} steps cold"
+    )
     speed["top_operators"] = {mode: top_kernels(raw, mode == "compiled") for mode in ("eager", "compiled")}
     for mode, ops in speed["top_operators"].items():
         echo(f"top operators, {mode}: " + ", ".join(f"{op['name']} {op['share']:.0%}" for op in ops[:5]))

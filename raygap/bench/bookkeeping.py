@@ -1,4 +1,4 @@
-"""9. Bookkeeping at scale: what the head's single writer (raygap.ledger) spends per finished trial
+"""9. Bookkeeping at scale: what the head's single writer (raygap.study.ledger) spends per finished trial
 when a study already holds 100 and when it holds 10,000, against rewriting the whole table per
 seed (how results were recorded before the per-seed parts), measured in the same run."""
 
@@ -25,8 +25,8 @@ def _trial(i: int) -> tuple[dict, list[dict]]:
 def bookkeeping_cost(trials: int, window: int = 100, echo=print) -> dict:
     """Record `trials` one-seed trials through the ledger, timing each (row, history, front);
     compare the first and last `window`; then time one whole-table rewrite at that size."""
-    from raygap.ledger import StudyLedger
-    from raygap.results import TRIALS, ResultsFolder, trial_row
+    from raygap.results import TRIALS, ResultsFolder, SeedRecord, trial_row
+    from raygap.study.ledger import StudyLedger
 
     seconds = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -35,7 +35,8 @@ def bookkeeping_cost(trials: int, window: int = 100, echo=print) -> dict:
         for i in range(trials):
             final, history = _trial(i)
             started = time.perf_counter()
-            ledger.record_seed(f"t{i:05d}", 0, {"temperature.value": 0.01 + i / trials}, {"n": 8}, "completed", final, None, history)
+            params = {"temperature.value": 0.01 + i / trials}
+            ledger.record_seed(SeedRecord(f"t{i:05d}", 0, params, {"n": 8}, "completed", final, None, history))
             ledger.finish_trial(f"t{i:05d}")
             seconds.append(time.perf_counter() - started)
             if (i + 1) % max(trials // 5, 1) == 0:

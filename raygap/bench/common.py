@@ -1,4 +1,5 @@
-"""What the benchmarks share: their sizes and targets, the bench's trial configuration, a stopwatch that waits for the GPU, and the JSON output."""
+"""What the benchmarks share: their sizes and targets, the bench's trial configuration, a stopwatch that waits for the GPU,
+and the JSON output."""
 
 from __future__ import annotations
 

@@ -57,8 +57,10 @@ def compile_speedup(raw: dict, rounds: int, echo) -> dict:
             for round_ in range(rounds):
                 eager.append(timed_trial(raw, False))
                 compiled.append(timed_trial(raw, True))
-                echo(f"  round {round_ + 1}: eager {eager[-1]['samples_per_s']:.0f} samples/s, compiled {compiled[-1]['samples_per_s']:.0f} "
-                     f"(compile {compiled[-1]['first_window_extra_s'] - eager[-1]['first_window_extra_s']:.1f} s)")  # fmt: skip
+                echo(
+                    f"  round {round_ + 1}: eager {eager[-1]['samples_per_s']:.0f} samples/s, compiled {compiled[-1]['samples_per_s']:.0f} "
+                    f"(compile {compiled[-1]['first_window_extra_s'] - eager[-1]['first_window_extra_s']:.1f} s)"
+                )
         finally:
             if before is None:
                 del os.environ["TORCHINDUCTOR_CACHE_DIR"]

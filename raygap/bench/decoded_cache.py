@@ -72,8 +72,18 @@ def decoded_cache_speedup(count: int, batch: int, device: torch.device, echo, im
         build_seconds = time.perf_counter() - started
         cached_rate = epoch_samples_per_s(cached, batch, device, workers)
     epoch_saving = count / files_rate - count / cached_rate
-    row = {"images": count, "image_size": image_size, "loader_workers": workers, "jpeg_samples_per_s": files_rate, "cached_samples_per_s": cached_rate,
-           "cache_speedup": cached_rate / files_rate, "cache_build_seconds": build_seconds, "cache_pays_back_after_epochs": build_seconds / epoch_saving}  # fmt: skip
-    echo(f"  JPEG files {files_rate:.0f} samples/s, decoded copy {cached_rate:.0f} samples/s ({row['cache_speedup']:.1f}×); "
-         f"built once in {build_seconds:.1f} s, repaid after {row['cache_pays_back_after_epochs']:.2f} epochs")  # fmt: skip
+    row = {
+        "images": count,
+        "image_size": image_size,
+        "loader_workers": workers,
+        "jpeg_samples_per_s": files_rate,
+        "cached_samples_per_s": cached_rate,
+        "cache_speedup": cached_rate / files_rate,
+        "cache_build_seconds": build_seconds,
+        "cache_pays_back_after_epochs": build_seconds / epoch_saving,
+    }
+    echo(
+        f"  JPEG files {files_rate:.0f} samples/s, decoded copy {cached_rate:.0f} samples/s ({row['cache_speedup']:.1f}×); "
+        f"built once in {build_seconds:.1f} s, repaid after {row['cache_pays_back_after_epochs']:.2f} epochs"
+    )
     return row

@@ -68,8 +68,13 @@ def run_one(spec: StudySpec, scratch: Path, echo) -> dict:
     rows = folder.read(TRIALS).filter(pl.col("status") == "completed")
     window = float(rows["recorded_at"].max() - rows["trial_started_at"].min())
     samples = int(rows["steps"].sum()) * spec.raw["train"]["batch_size"]
-    return {"trials": rows.height, "study_wall_s": wall, "window_s": window, "samples_per_s": samples / window,
-            "median_trial_samples_per_s": float(rows["samples_per_s"].median())}  # fmt: skip
+    return {
+        "trials": rows.height,
+        "study_wall_s": wall,
+        "window_s": window,
+        "samples_per_s": samples / window,
+        "median_trial_samples_per_s": float(rows["samples_per_s"].median()),
+    }
 
 
 def files_study_speed(size: dict, echo) -> dict:

@@ -90,13 +90,17 @@ def gpu_compile(model: str, batch: int, peak_tflops: float, echo) -> dict:
     raw = gpu_trial_raw(model, batch, GPU_STEPS)
     row = compile_speedup(raw, rounds=2, echo=echo)
     flops = flops_per_sample(to_config(raw))
-    row.update(gflops_per_sample=flops / 1e9, mfu_eager=row["eager_samples_per_s"] * flops / (peak_tflops * 1e12),
-               mfu_compiled=row["compiled_samples_per_s"] * flops / (peak_tflops * 1e12))  # fmt: skip
+    row.update(
+        gflops_per_sample=flops / 1e9,
+        mfu_eager=row["eager_samples_per_s"] * flops / (peak_tflops * 1e12),
+        mfu_compiled=row["compiled_samples_per_s"] * flops / (peak_tflops * 1e12),
+    )
     if batch == 512:
         row["top_kernels"] = top_kernels(raw, compile_=True)
         echo("  top kernels: " + ", ".join(f"{k['name'][:60]} {k['share']:.0%}" for k in row["top_kernels"]))
     echo(
-        f"  {model} batch {batch}: MFU eager {row['mfu_eager']:.3f}, compiled {row['mfu_compiled']:.3f}; compile {row['cold_compile_s']:.0f} s cold"
+        f"  {model} batch {batch}: MFU eager {row['mfu_eager']:.3f}, compiled {row['mfu_compiled']:.3f}; "
+        f"compile {row['cold_compile_s']:.0f} s cold"
     )
     torch.cuda.empty_cache()
     return row
@@ -113,26 +117,35 @@ def _vit_rate(results: dict, batch: int) -> float:
 def format_gpu_table(results: dict) -> str:
     lines = [f"{'model':<9} {'batch':>5} {'data':>8} {'raygap/s':>9} {'plain/s':>9} {'ratio':>6} {'GFLOP':>6} {'MFU':>6} {'GiB':>5}"]
     for r in results["throughput"]:
-        lines.append(f"{r['model']:<9} {r['batch']:>5} {r['data']:>8} {r['raygap_samples_per_s']:>9.0f} {r['plain_samples_per_s']:>9.0f} "
-                     f"{r['loop_efficiency']:>6.3f} {r['gflops_per_sample']:>6.1f} {r['mfu']:>6.3f} {r['gpu_peak_gb']:>5.1f}")  # fmt: skip
+        lines.append(
+            f"{r['model']:<9} {r['batch']:>5} {r['data']:>8} {r['raygap_samples_per_s']:>9.0f} {r['plain_samples_per_s']:>9.0f} "
+            f"{r['loop_efficiency']:>6.3f} {r['gflops_per_sample']:>6.1f} {r['mfu']:>6.3f} {r['gpu_peak_gb']:>5.1f}"
+        )
     if "decoded_cache" in results:
         c = results["decoded_cache"]
-        lines.append(f"image files ({c['images']} JPEGs, {c['image_size']} px, {c['loader_workers']} loader workers): decoding every epoch "
-                     f"{c['jpeg_samples_per_s']:.0f} samples/s, decoded copy {c['cached_samples_per_s']:.0f} ({c['cache_speedup']:.1f}×), "
-                     f"built in {c['cache_build_seconds']:.1f} s, repaid after {c['cache_pays_back_after_epochs']:.2f} epochs")  # fmt: skip
+        lines.append(
+            f"image files ({c['images']} JPEGs, {c['image_size']} px, {c['loader_workers']} loader workers): decoding every epoch "
+            f"{c['jpeg_samples_per_s']:.0f} samples/s, decoded copy {c['cached_samples_per_s']:.0f} ({c['cache_speedup']:.1f}×), "
+            f"built in {c['cache_build_seconds']:.1f} s, repaid after {c['cache_pays_back_after_epochs']:.2f} epochs"
+        )
     if "input" in results:
         inp = results["input"]
         lines.append(
-            f"input: loader delivers {inp['loader_samples_per_s']:.0f} samples/s = {inp['loader_headroom']:.2f}× what ViT-B-32 at batch 512 consumes"
+            f"input: loader delivers {inp['loader_samples_per_s']:.0f} samples/s = "
+            f"{inp['loader_headroom']:.2f}× what ViT-B-32 at batch 512 consumes"
         )
     if "evaluation" in results:
         ev = results["evaluation"]
         lines.append(
-            f"evaluation: {ev['eval_pairs']} pairs + probe in {ev['eval_seconds']:.1f} s = {ev['eval_per_epoch']:.3f} of a {ev['epoch_pairs']}-sample epoch"
+            f"evaluation: {ev['eval_pairs']} pairs + probe in {ev['eval_seconds']:.1f} s = "
+            f"{ev['eval_per_epoch']:.3f} of a {ev['epoch_pairs']}-sample epoch"
         )
     for r in results.get("compile", []):
-        lines.append(f"compiled {r['model']} batch {r['batch']}: {r['compiled_samples_per_s']:.0f} vs eager {r['eager_samples_per_s']:.0f} samples/s "
-                     f"({r['speedup']:.3f}), MFU {r['mfu_compiled']:.3f} vs {r['mfu_eager']:.3f}, compile {r['cold_compile_s']:.0f} s cold")  # fmt: skip
+        lines.append(
+            f"compiled {r['model']} batch {r['batch']}: "
+            f"{r['compiled_samples_per_s']:.0f} vs eager {r['eager_samples_per_s']:.0f} samples/s "
+            f"({r['speedup']:.3f}), MFU {r['mfu_compiled']:.3f} vs {r['mfu_eager']:.3f}, compile {r['cold_compile_s']:.0f} s cold"
+        )
     if "sharing" in results:
         lines.append(
             "sharing: "

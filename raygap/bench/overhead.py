@@ -41,9 +41,14 @@ def study_overheads(size: dict, trials: int, steps: int, workers: int, echo, wor
         ended = time.time()
         rows = folder.read(TRIALS).filter(pl.col("status") == "completed")
     concurrency = min(trials, plan_for_this_machine(spec).max_concurrent)
-    return {"trials": rows.height, "workers_per_trial": workers, "worker_group": worker_group,
-            **stamps_summary(rows, started, ended, concurrency), "peak_rss_gb": memory.peak / 2**30,
-            "peak_trial_rss_gb": float(rows["peak_rss_mb"].max()) / 1024 if "peak_rss_mb" in rows.columns else None}  # fmt: skip
+    return {
+        "trials": rows.height,
+        "workers_per_trial": workers,
+        "worker_group": worker_group,
+        **stamps_summary(rows, started, ended, concurrency),
+        "peak_rss_gb": memory.peak / 2**30,
+        "peak_trial_rss_gb": float(rows["peak_rss_mb"].max()) / 1024 if "peak_rss_mb" in rows.columns else None,
+    }
 
 
 def stamps_summary(rows, started: float, ended: float, concurrency: int) -> dict:

@@ -67,8 +67,19 @@ def gpu_throughput(model: str, batch: int, peak_tflops: float, echo, pipeline: s
     torch.cuda.empty_cache()
     ours, final = raygap_loop_samples_per_s(cfg)
     torch.cuda.empty_cache()
-    row = {"model": model, "batch": batch, "data": pipeline, "plain_samples_per_s": plain, "raygap_samples_per_s": ours,
-           "loop_efficiency": ours / plain, "gflops_per_sample": flops / 1e9, "mfu": ours * flops / (peak_tflops * 1e12), "gpu_peak_gb": final["gpu_peak_mb"] / 1024}  # fmt: skip
-    echo(f"  {model} batch {batch} ({row['data']}): raygap {ours:.0f} vs plain {plain:.0f} samples/s ({row['loop_efficiency']:.3f}), "
-         f"{row['gflops_per_sample']:.1f} GFLOP/sample, MFU {row['mfu']:.3f}, {row['gpu_peak_gb']:.1f} GiB")  # fmt: skip
+    row = {
+        "model": model,
+        "batch": batch,
+        "data": pipeline,
+        "plain_samples_per_s": plain,
+        "raygap_samples_per_s": ours,
+        "loop_efficiency": ours / plain,
+        "gflops_per_sample": flops / 1e9,
+        "mfu": ours * flops / (peak_tflops * 1e12),
+        "gpu_peak_gb": final["gpu_peak_mb"] / 1024,
+    }
+    echo(
+        f"  {model} batch {batch} ({row['data']}): raygap {ours:.0f} vs plain {plain:.0f} samples/s ({row['loop_efficiency']:.3f}), "
+        f"{row['gflops_per_sample']:.1f} GFLOP/sample, MFU {row['mfu']:.3f}, {row['gpu_peak_gb']:.1f} GiB"
+    )
     return row

@@ -20,9 +20,9 @@ import uuid
 import yaml
 
 from raygap.cli.common import results_folder, write_report
+from raygap.cli.console import format_table
 from raygap.cli.study import add_study_commands
 from raygap.config import SpecError, load_spec, parse_override
-from raygap.console import format_table
 from raygap.results import UnusableFolder
 from raygap.study.folder import StudyInProgress
 
@@ -51,7 +51,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("  search distributions take their defaults: " + ", ".join(f"{k}={v}" for k, v in params.items() if k in spec.space))
 
     from raygap import results
-    from raygap.clip.trial import run_trial
+    from raygap.trial_kind import run_trial
 
     trial_id = f"local-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     history: list[dict] = []
@@ -65,7 +65,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         final, status, error = {}, "failed", f"{type(exc).__name__}: {exc}"
 
     folder.write_text(results.SPEC, yaml.safe_dump(spec.raw, sort_keys=False))
-    results.record_seed(folder, trial_id, cfg.train.seed, params, config, status, final, error, history)
+    results.record_seed(folder, results.SeedRecord(trial_id, cfg.train.seed, params, config, status, final, error, history))
     for name in results.DATASETS:
         folder.compact(name)
 
@@ -109,7 +109,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from raygap.dashboard import serve
+    from raygap.cli.dashboard import serve
 
     return serve(args.folder, port=args.port, host=args.host)
 
@@ -140,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--paper",
         action="store_true",
-        help="add a table of each configuration beside the paper's row for its exact setting (a difference only where the paper states that setting)",
+        help="add a table of each configuration beside the paper's row for its exact setting "
+        "(a difference only where the paper states that setting)",
     )
     report.set_defaults(handler=cmd_report)
 
@@ -149,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--size",
         choices=["ci", "full", "gpu"],
         default="full",
-        help="ci: seconds, a check that it works; full: the figures (minutes); gpu: RN50/ViT-B-32 throughput, MFU, GPU sharing (CUDA, no Ray)",
+        help="ci: seconds, a check that it works; full: the figures (minutes); "
+        "gpu: RN50/ViT-B-32 throughput, MFU, GPU sharing (CUDA, no Ray)",
     )
     bench.add_argument(
         "--only",

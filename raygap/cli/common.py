@@ -22,7 +22,7 @@ def write_report(folders: list[str], output: str | None, paper: bool = False) ->
         raise SpecError(f"not a raygap results folder (no trials.parquet or trials/ parts): {', '.join(missing)}")
     if len(folders) > 1 and not output:
         raise SpecError("several studies need -o DIR for the comparison page")
-    from raygap.report.data import NothingToReport
+    from raygap.report.studies import NothingToReport
 
     try:
         return write(folders, output, paper)

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from raygap.cli.common import results_folder, write_report
+from raygap.cli.console import format_front
 from raygap.config import SpecError, load_spec
-from raygap.console import format_front
 
 
 def cmd_study_run(args: argparse.Namespace) -> int:
@@ -17,7 +17,7 @@ def cmd_study_run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec, args.set, check_paths=read_data)
     if args.name:
         spec.raw["name"] = args.name
-    from raygap import search  # optuna, no ray: a dry run never starts a cluster
+    from raygap.study import space as search  # optuna, no ray: a dry run never starts a cluster
 
     cfg = spec.resolve(check_paths=read_data)
     folder = results_folder(cfg, args)
@@ -103,7 +103,7 @@ DRY_RUN_LISTED = 100  # grid configurations a dry run lists; the rest are counte
 
 
 def _print_dry_run(spec, cfg, total: int, folder) -> int:
-    from raygap import search
+    from raygap.study import space as search
     from raygap.study.cluster import plan_for_this_machine
 
     print(f"{cfg.name}: {total} trial(s) × {cfg.search.repeats} seed(s), sampler {cfg.search.sampler}, objectives {cfg.search.objectives}")

@@ -84,5 +84,24 @@ def build_trial(cfg: TrialConfig, rank: int, world_size: int, device: torch.devi
     sampler = DistributedSampler(range(len(train_set)), num_replicas=world_size, rank=rank, shuffle=True, seed=tc.seed, drop_last=True)
     batches = training_batches(train_set, sampler, tc.batch_size // world_size, device, cfg.data.pipeline, cfg.data.loader_workers)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.precision == "bf16" and on_gpu)
-    return Trial(cfg, device, rank, world_size, bundle, forward, temperature, swap, optimizer, sampler, batches,
-                 eval_set, probe, mmvp, total_steps, warmup_steps_for(cfg, len(train_set)), len(batches), autocast, channels_last)  # fmt: skip
+    return Trial(
+        cfg,
+        device,
+        rank,
+        world_size,
+        bundle,
+        forward,
+        temperature,
+        swap,
+        optimizer,
+        sampler,
+        batches,
+        eval_set,
+        probe,
+        mmvp,
+        total_steps,
+        warmup_steps_for(cfg, len(train_set)),
+        len(batches),
+        autocast,
+        channels_last,
+    )

@@ -1,7 +1,7 @@
 """Embedding-space metrics: pure functions on torch tensors.
 
 Every function L2-normalizes its feature inputs itself, works in float64 for stable sums, and
-returns plain Python numbers. Formulas follow the paper (README, "Metrics"); which way each metric is better
+returns plain Python numbers. Formulas follow the paper (docs/metrics.md); which way each metric is better
 lives in the catalogue (raygap/catalog.py), not here.
 
 Undefined never looks good: a metric whose features contain a NaN or ±inf, or a row of zero norm

@@ -1,6 +1,6 @@
 """Modality swaps: on a fraction `p` of steps, exchange information between paired embeddings.
 
-Applied to the (normalized) features of each pair before the logits, as the paper defines them (README's method table).
+Applied to the (normalized) features of each pair before the logits, as the paper defines them (the method table of docs/study-file.md).
 Whether a step swaps, and how, is drawn from the swap's own seeded generator, so a run is
 reproducible and independent of the model's random stream.
 
@@ -84,7 +84,7 @@ class HardRowSwap(Swap):
 class SoftSwap(Swap):
     """SS: x̂ = λ x + (1−λ) y, ŷ = λ y + (1−λ) x with λ ~ U[0,1].
 
-    `per="pair"`: one λ_i per pair i, shared by its coordinates (the SS row of README's method table).
+    `per="pair"`: one λ_i per pair i, shared by its coordinates (the SS row of the method table in docs/study-file.md).
     `per="coordinate"`: an independent λ_ij for each coordinate j of each pair i, the soft
     counterpart of HS's per-coordinate exchange.
     Not renormalized: a mix of two unit vectors is shorter than unit length unless they coincide.

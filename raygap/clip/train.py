@@ -66,9 +66,12 @@ def checkpoint_state(trial: Trial, state: TrainState) -> dict:
     TrainState and both random streams (the model's and the swap's)."""
     return {
         **state.state_dict(),
-        "model": trial.model.state_dict(), "temperature": trial.temperature.state_dict(), "optimizer": trial.optimizer.state_dict(),
-        "rng": torch.get_rng_state(), "swap_rng": _swap_rng(trial.swap),
-    }  # fmt: skip
+        "model": trial.model.state_dict(),
+        "temperature": trial.temperature.state_dict(),
+        "optimizer": trial.optimizer.state_dict(),
+        "rng": torch.get_rng_state(),
+        "swap_rng": _swap_rng(trial.swap),
+    }
 
 
 def restore(trial: Trial, state: TrainState, saved: dict) -> None:

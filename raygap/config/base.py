@@ -17,7 +17,8 @@ class SpecError(ValueError):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Field docstrings become descriptions: the docs' study-file reference is generated from them.
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 def check_paths(info: ValidationInfo) -> bool:

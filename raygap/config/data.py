@@ -238,6 +238,7 @@ class DataSpec(Strict):
     def _pipeline_needs_memory(self) -> DataSpec:
         if self.pipeline in ("resident", "streamed") and self.decoded_each_epoch:
             raise ValueError(
-                f"pipeline {self.pipeline} needs the training images in memory; data.train is decoded from its files every epoch (decoded_cache: off)"
+                f"pipeline {self.pipeline} needs the training images in memory; "
+                "data.train is decoded from its files every epoch (decoded_cache: off)"
             )
         return self

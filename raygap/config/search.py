@@ -17,7 +17,7 @@ class EarlyStopSpec(Strict):
 
     kind: Literal["none", "pareto", "asha"] = "none"
     """pareto: stop a trial when, at a step, a finished trial on the same seeds is better in every
-    objective by more than `margin` plus the seed noise (raygap.early_stop); asha: Tune's ASHA on
+    objective by more than `margin` plus the seed noise (raygap.study.pareto_rule); asha: Tune's ASHA on
     the first objective of the first seed's curve; none: every trial runs to its last step. Neither
     judges step 0 (the untrained model) or a seed's last step."""
     grace_steps: NonNegativeInt = 0

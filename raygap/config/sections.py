@@ -186,7 +186,7 @@ class SoftSwapSpec(HardSwapSpec):
     coordinate: an independent λ_ij per coordinate j of each pair i (x̂_ij = λ_ij x_ij + (1−λ_ij) y_ij),
     the soft counterpart of HS's per-coordinate exchange. The paper's wording ("swaps entries in a
     soft way", λ sampled independently, like HS's entries) suggests coordinate; the default pair
-    keeps the meaning of existing studies (one λ per pair, as README's method table has it)."""
+    keeps the meaning of existing studies (one λ per pair, as the method table of docs/study-file.md has it)."""
 
 
 SwapSpec = Annotated[Union[NoSwapSpec, HardSwapSpec, HardRowSwapSpec, SoftSwapSpec], Field(discriminator="kind")]
@@ -225,7 +225,7 @@ class ResourcesSpec(Strict):
 
 
 class TheorySpec(Strict):
-    """Makes the trial a gradient-flow simulation of the paper's theory model (raygap.clip.theory)
+    """Makes the trial a gradient-flow simulation of the paper's theory model (raygap.theory.simulation)
     instead of CLIP training; the `temperature` section drives it, data/model/train are unused."""
 
     n: Annotated[int, Field(ge=2)] = 8
@@ -242,7 +242,7 @@ class TheorySpec(Strict):
     """History points, spaced evenly in log time (and at t = 0)."""
     seed: int = 0
     tolerance: PositiveFloat = 1e-6
-    """Largest local error per integration step (relative for δ; see raygap.clip.theory)."""
+    """Largest local error per integration step (relative for δ; see raygap.theory.simulation)."""
 
     @model_validator(mode="after")
     def _steps(self) -> TheorySpec:

@@ -63,6 +63,30 @@ def group_of(name: str) -> str | None:
     return SPELLINGS.get(_key(name))
 
 
+def _image_folders(root: Path) -> tuple[Path, dict[str, list[Path]]]:
+    """The image folder, and its subfolders by the group each spelling names."""
+    images = next((root / name for name in IMAGES if (root / name).is_dir()), None)
+    if images is None:
+        raise ValueError(f"{root}: no image folder; expected '{IMAGES[0]}' (or '{IMAGES[1]}') beside {QUESTIONS}")
+    folders: dict[str, list[Path]] = {}
+    for folder in sorted(p for p in images.iterdir() if p.is_dir()):
+        if (spelt := group_of(folder.name)) is not None:
+            folders.setdefault(spelt, []).append(folder)
+    return images, folders
+
+
+def _statement_rows(table: Path) -> list[list[str]]:
+    """The table's non-empty rows after a checked header, two per image pair."""
+    with table.open(newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.reader(handle))
+    if not rows or [c.strip() for c in rows[0]] != COLUMNS:
+        raise ValueError(f"{table}: the header must be {COLUMNS}, got {rows[0] if rows else 'an empty file'}")
+    body = [row for row in rows[1:] if any(cell.strip() for cell in row)]
+    if not body or len(body) % 2:
+        raise ValueError(f"{table}: expected rows in pairs (two statements per image pair), got {len(body)} row(s)")
+    return body
+
+
 def read_set(source) -> FileSet:
     """The benchmark as a labelled file set: one image per row in pair order, its prompt as the
     caption, its group as the label. Each row's group is its Type (either spelling); on a full copy
@@ -73,20 +97,8 @@ def read_set(source) -> FileSet:
     layout = f"{QUESTIONS} and '{IMAGES[0]}/<Type>/<id>.jpg'"
     if not table.is_file():
         raise ValueError(f"{root}: no {QUESTIONS}; expected MMVP-VLM's layout ({layout})")
-    images = next((root / name for name in IMAGES if (root / name).is_dir()), None)
-    if images is None:
-        raise ValueError(f"{root}: no image folder; expected '{IMAGES[0]}' (or '{IMAGES[1]}') beside {QUESTIONS}")
-    folders: dict[str, list[Path]] = {}
-    for folder in sorted(p for p in images.iterdir() if p.is_dir()):
-        if (spelt := group_of(folder.name)) is not None:
-            folders.setdefault(spelt, []).append(folder)
-    with table.open(newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.reader(handle))
-    if not rows or [c.strip() for c in rows[0]] != COLUMNS:
-        raise ValueError(f"{table}: the header must be {COLUMNS}, got {rows[0] if rows else 'an empty file'}")
-    body = [row for row in rows[1:] if any(cell.strip() for cell in row)]
-    if not body or len(body) % 2:
-        raise ValueError(f"{table}: expected rows in pairs (two statements per image pair), got {len(body)} row(s)")
+    images, folders = _image_folders(root)
+    body = _statement_rows(table)
     full = len(body) == 2 * FULL_PAIRS
     paths, captions, groups = [], [], []
     for pair, (first, second) in enumerate(zip(body[::2], body[1::2])):

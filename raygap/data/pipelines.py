@@ -159,8 +159,16 @@ def training_batches(
     if pipeline == "streamed" and on_gpu:
         return StreamedPairs(data, sampler, batch_size, device)
     # In-memory images travel as uint8 from pinned memory and are normalized on the GPU.
-    loader = DataLoader(PairDataset(data, raw_pixels=on_gpu), batch_size=batch_size, sampler=sampler, drop_last=True, collate_fn=keep_batch,
-                        num_workers=loader_workers, persistent_workers=loader_workers > 0, pin_memory=on_gpu)  # fmt: skip
+    loader = DataLoader(
+        PairDataset(data, raw_pixels=on_gpu),
+        batch_size=batch_size,
+        sampler=sampler,
+        drop_last=True,
+        collate_fn=keep_batch,
+        num_workers=loader_workers,
+        persistent_workers=loader_workers > 0,
+        pin_memory=on_gpu,
+    )
     return LoadedPairs(loader, device)
 
 

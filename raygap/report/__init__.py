@@ -6,7 +6,9 @@ its own), `figures` draws them (matplotlib), `page`
 writes the files.
 """
 
-from raygap.report.data import (
+from raygap.report.page import table_cells, write_report
+from raygap.report.rates import fit_notes
+from raygap.report.studies import (
     Study,
     configurations,
     dynamics,
@@ -21,11 +23,22 @@ from raygap.report.data import (
     parameter_effects,
     stopped_early,
 )
-from raygap.report.page import table_cells, write_report
-from raygap.report.rates import fit_notes
 
 __all__ = [
-    "Study", "configurations", "dynamics", "fit_notes", "front_panels", "front_trial_ids", "header", "hypervolume_progress",
-    "hypervolume_reference", "load_study", "log_power_fit", "method_table", "parameter_effects", "stopped_early",
-    "table_cells", "write_report",
-]  # fmt: skip
+    "Study",
+    "configurations",
+    "dynamics",
+    "fit_notes",
+    "front_panels",
+    "front_trial_ids",
+    "header",
+    "hypervolume_progress",
+    "hypervolume_reference",
+    "load_study",
+    "log_power_fit",
+    "method_table",
+    "parameter_effects",
+    "stopped_early",
+    "table_cells",
+    "write_report",
+]

@@ -10,7 +10,7 @@ import math
 import polars as pl
 
 from raygap import paper
-from raygap.report.data import Study, configurations, setting_label
+from raygap.report.studies import Study, configurations, setting_label
 
 _ORDER = {"matched": 0, "not legible": 1, "unmatched": 2}
 SHOWN_UNMATCHED = 50  # rows listed for settings the paper does not have; the rest are counted
@@ -92,7 +92,10 @@ def paper_section(studies: list[Study]) -> tuple[str, list[str], list[list[str]]
         )
     total = sum(configurations(s).height for s in studies)
     matched = frame.height and int((frame["status"] == "matched").sum())
-    title = f"Beside the paper: {matched} of {total} configuration(s) match a row of its tables (ours / paper (difference); accuracies and recalls in %)"
+    title = (
+        f"Beside the paper: {matched} of {total} configuration(s) match a row of its tables "
+        "(ours / paper (difference); accuracies and recalls in %)"
+    )
     if frame.height > matched:
         title += f"; {frame.height - matched} more, of its methods at a setting it does not state or states illegibly, without a difference"
     title += f" — {paper.CITATION}"

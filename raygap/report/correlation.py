@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from raygap import tolerance
-from raygap.report.data import Study, configurations
+from raygap.report.studies import Study, configurations
 
 EMBEDDING = ("modality_gap", "uniformity")
 DOWNSTREAM = ("zero_shot_top1", "linear_probe_top1", "image_to_text_r1", "text_to_image_r1", "mean_r1", "mmvp_accuracy")

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from raygap import catalog, pareto
-from raygap.report.data import Study, configurations
+from raygap.report.studies import Study, configurations
 
 EXPLORED = ["modality_gap", "uniformity", "mean_r1", "zero_shot_top1", "linear_probe_top1"]
 LEVELS = (25.0, 50.0, 75.0)

@@ -14,8 +14,8 @@ import polars as pl  # noqa: E402
 from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 
 from raygap.catalog import label  # noqa: E402
-from raygap.report.data import Study, dynamics, front_panels, front_trial_ids, hypervolume_progress, parameter_effects  # noqa: E402
 from raygap.report.rates import MIN_POINTS, early_gap_changes, early_gap_summary, gap_rates  # noqa: E402
+from raygap.report.studies import Study, dynamics, front_panels, front_trial_ids, hypervolume_progress, parameter_effects  # noqa: E402
 
 plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8, "figure.dpi": 100})
 WIDTH = 7.2  # inches: a two-column paper's full width
@@ -71,8 +71,16 @@ def pareto_figure(studies: list[Study]) -> plt.Figure | None:
         colour = f"C{index}"
         for x, y, frame in panels:
             ax = axes[0][keys.index((x, y))]
-            ax.errorbar(frame[x], frame[y], xerr=frame[f"{x}_std"].fill_null(0), yerr=frame[f"{y}_std"].fill_null(0),
-                        fmt="none", ecolor="0.6", elinewidth=0.8, zorder=1)  # fmt: skip
+            ax.errorbar(
+                frame[x],
+                frame[y],
+                xerr=frame[f"{x}_std"].fill_null(0),
+                yerr=frame[f"{y}_std"].fill_null(0),
+                fmt="none",
+                ecolor="0.6",
+                elinewidth=0.8,
+                zorder=1,
+            )
             front = frame.filter(pl.col("on_front"))
             if several or study.main_param is None:
                 ax.scatter(frame[x], frame[y], s=18, color=colour, alpha=0.6, zorder=2, label=study.name)
@@ -82,8 +90,16 @@ def pareto_figure(studies: list[Study]) -> plt.Figure | None:
                 if ax is axes[0][-1]:
                     figure.colorbar(points, ax=axes[0].tolist(), label=label(study.main_param), shrink=0.9)
             ax.plot(front[x], front[y], "-", color=colour if several else "black", linewidth=1.2, zorder=3)
-            ax.scatter(front[x], front[y], s=55, facecolors="none", edgecolors=colour if several else "black", linewidths=1.2, zorder=4,
-                       label=None if several else "Pareto front")  # fmt: skip
+            ax.scatter(
+                front[x],
+                front[y],
+                s=55,
+                facecolors="none",
+                edgecolors=colour if several else "black",
+                linewidths=1.2,
+                zorder=4,
+                label=None if several else "Pareto front",
+            )
             ax.set_xlabel(label(x))
             ax.set_ylabel(label(y))
             ax.grid(alpha=0.3)
@@ -117,8 +133,18 @@ def effects_figure(studies: list[Study]) -> plt.Figure | None:
                 else:
                     x = [text.split("(")[0] for text in part["value_text"]]  # a section choice: its kind
                 joined = numeric and part["value"].n_unique() == part.height  # a line only through distinct x
-                ax.errorbar(x, part["mean"], yerr=part["std"].fill_null(0), fmt="o-" if joined else "o", markersize=4, linewidth=0.8,
-                            color=f"C{index}", capsize=2, alpha=0.8, label=study.name)  # fmt: skip
+                ax.errorbar(
+                    x,
+                    part["mean"],
+                    yerr=part["std"].fill_null(0),
+                    fmt="o-" if joined else "o",
+                    markersize=4,
+                    linewidth=0.8,
+                    color=f"C{index}",
+                    capsize=2,
+                    alpha=0.8,
+                    label=study.name,
+                )
                 ax.set_xlabel(label(param))
                 ax.set_ylabel(label(objective))
                 ax.grid(alpha=0.3)
@@ -195,15 +221,22 @@ def correlation_figure(table: pl.DataFrame) -> plt.Figure | None:
     if table.is_empty() or table.filter(pl.col("pearson").is_not_nan()).is_empty():
         return None
     embeddings = table["embedding"].unique(maintain_order=True).to_list()
-    figure, axes = plt.subplots(1, len(embeddings), figsize=(5.5 * len(embeddings), 0.5 + 0.55 * table.height / len(embeddings) + 1.5),
-                                squeeze=False)  # fmt: skip
+    figure, axes = plt.subplots(
+        1, len(embeddings), figsize=(5.5 * len(embeddings), 0.5 + 0.55 * table.height / len(embeddings) + 1.5), squeeze=False
+    )
     for ax, embedding in zip(axes[0], embeddings):
         rows = table.filter(pl.col("embedding") == embedding)
         y = np.arange(rows.height)
         for name, offset, marker in (("pearson", -0.15, "s"), ("spearman", 0.15, "o")):
             value, low, high = (rows[c].to_numpy() for c in (name, f"{name}_low", f"{name}_high"))
-            ax.errorbar(value, y + offset, xerr=np.abs(np.vstack([value - low, high - value])), fmt=marker, capsize=3,
-                        label="Pearson r" if name == "pearson" else "Spearman ρ")  # fmt: skip
+            ax.errorbar(
+                value,
+                y + offset,
+                xerr=np.abs(np.vstack([value - low, high - value])),
+                fmt=marker,
+                capsize=3,
+                label="Pearson r" if name == "pearson" else "Spearman ρ",
+            )
         ax.axvline(0, color="grey", linewidth=0.8)
         ax.set_yticks(y, [f"{label(d)} (n={n})" for d, n in zip(rows["downstream"], rows["n"])])
         ax.set_xlim(-1.05, 1.05)
@@ -246,8 +279,12 @@ def early_gap_figure(studies: list[Study]) -> plt.Figure | None:
     figure, ax = plt.subplots(figsize=(7, 4))
     for study, frame in changes:
         summary = early_gap_summary(frame)
-        ax.hist(frame["change"].drop_nans().to_numpy(), bins=20, alpha=0.6,
-                label=f"{study.name}: {summary['grew']} of {summary['measured']} grew ({summary['fraction_grew']:.0%})")  # fmt: skip
+        ax.hist(
+            frame["change"].drop_nans().to_numpy(),
+            bins=20,
+            alpha=0.6,
+            label=f"{study.name}: {summary['grew']} of {summary['measured']} grew ({summary['fraction_grew']:.0%})",
+        )
     ax.axvline(0, color="grey", linewidth=0.8)
     ax.set_xlabel(f"gap after step {int(changes[0][1]['step'].max())} − gap at step 0")
     ax.set_ylabel("initializations")

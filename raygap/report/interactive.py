@@ -7,10 +7,10 @@ from __future__ import annotations
 import html
 import json
 
-from raygap.report.data import Study
 from raygap.report.explore import explorer_payload
+from raygap.report.studies import Study
 
-EXPLORER_JS = r"""
+EXPLORER_JS = """
 (() => {
   const data = JSON.parse(document.getElementById('explore-data').textContent);
   const select = document.getElementById('explore-pair');
@@ -51,10 +51,12 @@ EXPLORER_JS = r"""
       for (const [level, surface] of Object.entries(pair.surfaces)) {
         if (!surface.x.length) continue;
         traces.push({type: 'scatter', mode: 'lines', name: `${study.name}: ${level} % attainment (per-seed fronts)`,
-                     x: surface.x, y: surface.y, line: {color: colour, width: 1, dash: levelDash[level], shape: data.better[x] === 'min' ? 'hv' : 'vh'},
+                     x: surface.x, y: surface.y, line: {color: colour, width: 1, dash: levelDash[level], \
+shape: data.better[x] === 'min' ? 'hv' : 'vh'},
                      hoverinfo: 'skip', opacity: 0.8});
       }
-      const pruned = study.pruned.filter(p => p.values[x] !== null && p.values[x] !== undefined && p.values[y] !== null && p.values[y] !== undefined);
+      const pruned = study.pruned.filter(p => p.values[x] !== null && p.values[x] !== undefined && \
+p.values[y] !== null && p.values[y] !== undefined);
       if (pruned.length) traces.push({
         type: 'scatter', mode: 'markers', name: `${study.name}: pruned (where they stopped)`,
         x: pruned.map(p => p.values[x]), y: pruned.map(p => p.values[y]),
@@ -81,8 +83,10 @@ EXPLORER_JS = r"""
     const seeds = (study.curves || {})[trialId] || {};
     const traces = [];
     for (const [seed, curve] of Object.entries(seeds)) {
-      if (curve.modality_gap) traces.push({type: 'scatter', mode: 'lines+markers', name: `gap, seed ${seed}`, x: curve.step, y: curve.modality_gap});
-      if (curve.mean_r1) traces.push({type: 'scatter', mode: 'lines+markers', name: `mean R@1, seed ${seed}`, x: curve.step, y: curve.mean_r1, yaxis: 'y2', line: {dash: 'dot'}});
+      if (curve.modality_gap) traces.push({type: 'scatter', mode: 'lines+markers', name: `gap, seed ${seed}`, \
+x: curve.step, y: curve.modality_gap});
+      if (curve.mean_r1) traces.push({type: 'scatter', mode: 'lines+markers', name: `mean R@1, seed ${seed}`, \
+x: curve.step, y: curve.mean_r1, yaxis: 'y2', line: {dash: 'dot'}});
     }
     Plotly.react('explore-curves', traces, {
       title: {text: traces.length ? `${study.name} · trial ${trialId}: training curves` : `${study.name} · trial ${trialId}: no history`},

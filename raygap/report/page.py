@@ -13,9 +13,18 @@ import polars as pl
 from raygap import catalog, local_files
 from raygap.catalog import label
 from raygap.report.correlation import study_correlations
-from raygap.report.data import NothingToReport, Study, configurations, header, load_study, method_table, no_completed_trial, stopped_early
 from raygap.report.interactive import interactive_section
 from raygap.report.rates import early_gap_notes, fit_notes
+from raygap.report.studies import (
+    NothingToReport,
+    Study,
+    configurations,
+    header,
+    load_study,
+    method_table,
+    no_completed_trial,
+    stopped_early,
+)
 
 
 def write_report(locations: list[str | Path], output: str | Path | None = None, paper: bool = False) -> Path:
@@ -112,12 +121,14 @@ def correlation_section(table: pl.DataFrame) -> tuple[str, list[str], list[list[
 def _markdown(headers, images, table, notes, studies, sections=()) -> str:
     lines = ["# raygap report: " + ", ".join(h["study"] for h in headers), ""]
     for h in headers:
-        lines.append(f"- **{h['study']}** ({h['location']}): {h['completed']} configuration(s) completed, {h['failed']} failed, "
-                     f"{h['pruned']} pruned, "
-                     f"{h['seed_runs']} seed run(s); {h['started']} → {h['finished']}; "
-                     + (f"{h['cpu_hours']:.2f} CPU-h, {h['gpu_hours']:.2f} GPU-h; " if "cpu_hours" in h else "")
-                     + f"cluster: {h['cluster']}; objectives {h['objectives']}"
-                     + (f"; zero-shot prompts: {h['zero_shot_prompts']}" if "zero_shot_prompts" in h else ""))  # fmt: skip
+        lines.append(
+            f"- **{h['study']}** ({h['location']}): {h['completed']} configuration(s) completed, {h['failed']} failed, "
+            f"{h['pruned']} pruned, "
+            f"{h['seed_runs']} seed run(s); {h['started']} → {h['finished']}; "
+            + (f"{h['cpu_hours']:.2f} CPU-h, {h['gpu_hours']:.2f} GPU-h; " if "cpu_hours" in h else "")
+            + f"cluster: {h['cluster']}; objectives {h['objectives']}"
+            + (f"; zero-shot prompts: {h['zero_shot_prompts']}" if "zero_shot_prompts" in h else "")
+        )
     if not table.is_empty():
         head, body = table_cells(table)
         lines += ["", "## Table (mean ± std over seeds; **best** per column)", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -144,7 +155,8 @@ def _html(headers, images, table, notes, studies, sections=()) -> str:
         "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
         "table{border-collapse:collapse;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
         "td:first-child,td:nth-child(2),th{text-align:left}.best{font-weight:bold;background:#e8f4e8}"
-        "figure{margin:1.5em 0}img{max-width:100%}figcaption{font-size:14px;color:#444}dl{display:grid;grid-template-columns:max-content auto;gap:2px 1em}"
+        "figure{margin:1.5em 0}img{max-width:100%}figcaption{font-size:14px;color:#444}"
+        "dl{display:grid;grid-template-columns:max-content auto;gap:2px 1em}"
         "pre{background:#f6f6f6;padding:.5em;overflow:auto;font-size:12px}</style></head><body>",
         f"<h1>raygap report: {esc(', '.join(h['study'] for h in headers))}</h1>",
     ]
@@ -165,8 +177,10 @@ def _html(headers, images, table, notes, studies, sections=()) -> str:
         parts.append("</table>")
     for name, (path, caption) in images.items():
         encoded = base64.b64encode(path.read_bytes()).decode()
-        parts.append(f"<figure id='{name}'><img alt='{esc(caption)}' src='data:image/png;base64,{encoded}'><figcaption>{esc(caption)} "
-                     f"(<a href='{path.name}'>{path.name}</a>)</figcaption></figure>")  # fmt: skip
+        parts.append(
+            f"<figure id='{name}'><img alt='{esc(caption)}' src='data:image/png;base64,{encoded}'><figcaption>{esc(caption)} "
+            f"(<a href='{path.name}'>{path.name}</a>)</figcaption></figure>"
+        )
     # Lets a headless browser (and the test) tell that every figure decoded: body data-figures="loaded/total".
     parts.append(
         "<script>window.addEventListener('load', () => { const images = [...document.images]; "
@@ -176,8 +190,22 @@ def _html(headers, images, table, notes, studies, sections=()) -> str:
     return "\n".join(parts)
 
 
-HEADER_KEYS = ("location", "configurations", "completed", "failed", "pruned", "seed_runs", "started", "finished",
-               "cpu_hours", "gpu_hours", "cluster", "objectives", "searched", "zero_shot_prompts")  # fmt: skip
+HEADER_KEYS = (
+    "location",
+    "configurations",
+    "completed",
+    "failed",
+    "pruned",
+    "seed_runs",
+    "started",
+    "finished",
+    "cpu_hours",
+    "gpu_hours",
+    "cluster",
+    "objectives",
+    "searched",
+    "zero_shot_prompts",
+)
 
 
 def _header_html(h: dict, study) -> str:

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import polars as pl
 
-from raygap.report.data import Study, front_trial_ids, log_power_fit
+from raygap.report.studies import Study, front_trial_ids, log_power_fit
 
 EARLY_STEPS = 20  # a study whose seed runs all end by this step is an early-training study
 
@@ -172,7 +172,8 @@ def fit_notes(studies: list[Study]) -> list[str]:
             time = "simulated time" if rate["theory"] else "flow time (cumulative learning rate in steps at the peak rate)"
             notes.append(
                 f"{study.name} {rate['trial_id']}: gap ∝ (log t)^−α, {spread} over t ∈ [{rate['t_min']:.3g}, {rate['t_max']:.3g}], "
-                f"t the {time}, late half of log t, ≥ {rate['points']} points per seed; gap: {describe_gap(rate['gap_column'], rate['theory'])}"
+                f"t the {time}, late half of log t, ≥ {rate['points']} points per seed; "
+                f"gap: {describe_gap(rate['gap_column'], rate['theory'])}"
                 + "".join(f"; seed {seed} left out: {reason}" for seed, reason in rate["seeds_left_out"].items())
             )
         for reason, trial_ids in skipped.items():
@@ -193,8 +194,16 @@ def early_gap_changes(study: Study, until: int = 10) -> pl.DataFrame:
         if start.is_empty() or later.is_empty():
             continue
         before, after = float(start["modality_gap"][0]), float(later["modality_gap"][-1])
-        rows.append({"trial_id": trial_id, "seed": seed, "step": int(later["step"][-1]), "gap_before": before, "gap_after": after,
-                     "change": after - before})  # fmt: skip
+        rows.append(
+            {
+                "trial_id": trial_id,
+                "seed": seed,
+                "step": int(later["step"][-1]),
+                "gap_before": before,
+                "gap_after": after,
+                "change": after - before,
+            }
+        )
     return pl.DataFrame(rows)
 
 

@@ -3,8 +3,8 @@ with checkpoints so that a restarted trial continues where it stopped."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
 import tempfile
 import time
 from pathlib import Path
@@ -13,17 +13,19 @@ import ray.train
 from ray import tune
 
 from raygap.config import StudySpec, TrialConfig
-from raygap.search import recorded_params
+from raygap.results import SeedRecord
+from raygap.study import messages
+from raygap.study.messages import Kind
 from raygap.study.plan import ResourcePlan
+from raygap.study.space import recorded_params
 from raygap.study.worker import run_seed
 
 
 def drive_trial(params: dict, *, spec_path: str, spec_raw: dict, plan: ResourcePlan, repeats: int, storage: str) -> None:
     """A Tune trial: its seeds one after the other; each seed's results go to Tune as they finish.
 
-    Every report carries the objectives (Tune checks them): at each evaluation point their values
-    then (`event: eval`, with the row under `seed<n>/`), a seed's own values when it ends, NaN for a
-    failed seed or a checkpoint, and the seed means in the last report, which is what Optuna is told.
+    Every report is one of raygap.study.messages: the evaluation points as they are measured, a
+    seed's record when it ends, checkpoints, and the seed means last (what Optuna is told).
     A failed seed ends the trial without raising, so Tune restarts only trials whose process died;
     a restarted trial continues from its last checkpoint (finished seeds and the training state).
     """
@@ -34,15 +36,14 @@ def drive_trial(params: dict, *, spec_path: str, spec_raw: dict, plan: ResourceP
     held = plan.held()  # for CPU/GPU-hours in reports
     restored = _restore_trial()
     first, finals = (restored["repeat"], restored["finals"]) if restored else (0, [])
-    no_objectives = {k: math.nan for k in objectives}
     for repeat in range(first, repeats):
         seed = base.train.seed + repeat
         cfg = _with_seed(base, seed, repeat)
         started, started_at = time.perf_counter(), time.time()
-        seed_report = {"trial_id": trial_id, "seed": seed, "params": recorded_params(params), "config": cfg.model_dump(mode="json")}
+        record = SeedRecord(trial_id, seed, recorded_params(params), cfg.model_dump(mode="json"), "completed")
 
         def save(state: dict, repeat=repeat) -> None:
-            _report({"event": "checkpoint", "step": state["step"], **no_objectives}, {"repeat": repeat, "finals": finals}, state)
+            _report(messages.carrier(Kind.CHECKPOINT, objectives, step=state["step"]), {"repeat": repeat, "finals": finals}, state)
 
         try:
             resume_from = restored["state"] if restored and repeat == first else None
@@ -50,21 +51,21 @@ def drive_trial(params: dict, *, spec_path: str, spec_raw: dict, plan: ResourceP
                 cfg, plan, storage, f"{trial_id}-seed{seed}", save if cfg.train.checkpoint_interval else None, resume_from, live=True
             )
         except Exception as exc:  # the seed failed: record why; the NaN objectives tell Optuna the trial failed
-            failed = {**seed_report, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-            _report({"event": "seed", "payload": json.dumps(failed), **no_objectives})
+            failed = dataclasses.replace(record, status="failed", error=f"{type(exc).__name__}: {exc}")
+            _report(messages.seed_result(failed, objectives))
             return
         final = {**outcome["final"], "wall_seconds": time.perf_counter() - started, "seed_started_at": started_at, **held}
         finals.append(final)
-        completed = {**seed_report, "status": "completed", "final": final, "history": outcome["history"]}
+        completed = dataclasses.replace(record, final=final, history=outcome["history"])
         # A checkpoint past the seed when another follows, so a restart never runs it again. Not
         # after the last: Tune saves its whole experiment state (O(study)) at every checkpoint, and
         # a restart in the moment before "done" repeats a seed the recorder has kept once already.
         _report(
-            {"event": "seed", "payload": json.dumps(completed), **{k: final[k] for k in objectives}},
+            messages.seed_result(completed, objectives),
             {"repeat": repeat + 1, "finals": finals} if repeat + 1 < repeats else None,
         )
     means = {k: sum(f[k] for f in finals) / len(finals) for k, v in finals[0].items() if isinstance(v, (int, float))}
-    tune.report({"event": "done", **means})
+    tune.report(messages.done_result(means))
 
 
 def _report(metrics: dict, trial_state: dict | None = None, training_state: dict | None = None) -> None:

@@ -25,7 +25,6 @@ from ray import tune
 
 from raygap import results
 from raygap.config import SpecError, StudySpec
-from raygap.search import make_sampler, number_of_trials, recorded_params, suggest_params
 from raygap.study import folder as study_folder
 from raygap.study import integrity, preflight, tracking
 from raygap.study.cluster import (
@@ -38,12 +37,13 @@ from raygap.study.cluster import (
     stop_stale_cluster,
 )
 from raygap.study.driver import drive_trial
-from raygap.study.early_stop import ParetoStopper, finished_curves, make_scheduler
 from raygap.study.folder import optuna_path, optuna_storage
+from raygap.study.optuna_search import FailureAwareOptunaSearch
 from raygap.study.plan import ResourcePlan, study_plan
 from raygap.study.recorder import StudyRecorder
 from raygap.study.resume import prepare_resume
-from raygap.study.searcher import FailureAwareOptunaSearch
+from raygap.study.schedulers import ParetoStopper, finished_curves, make_scheduler
+from raygap.study.space import make_sampler, number_of_trials, recorded_params, suggest_params
 
 
 def _echo(line: str) -> None:

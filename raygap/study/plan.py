@@ -48,7 +48,10 @@ class ResourcePlan:
         if self.loader_workers:
             device += f"{self.loader_workers} loader process(es) in "
         if self.in_trial:
-            return f"1 worker per trial, in the trial process ({device}{self.cpus_per_worker:.2f} CPU); up to {self.max_concurrent} trial(s) at once"
+            return (
+                f"1 worker per trial, in the trial process ({device}{self.cpus_per_worker:.2f} CPU); "
+                f"up to {self.max_concurrent} trial(s) at once"
+            )
         return (
             f"{self.workers} worker(s) per trial × ({device}{self.cpus_per_worker:.2f} CPU), driver {DRIVER_CPUS} CPU; "
             f"up to {self.max_concurrent} trial(s) at once"

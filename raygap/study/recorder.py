@@ -1,17 +1,20 @@
 """The single writer of a study's results folder: a Tune callback on the head (what it records,
-and how, is `raygap.ledger`)."""
+and how, is `raygap.study.ledger`)."""
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import time
 from typing import Callable
 
 from ray import tune
 
 from raygap import results
-from raygap.ledger import StudyLedger
-from raygap.search import recorded_params
+from raygap.results import SeedRecord
+from raygap.study import messages
+from raygap.study.ledger import StudyLedger
+from raygap.study.messages import Kind
+from raygap.study.space import recorded_params
 
 
 class StudyRecorder(tune.Callback):
@@ -57,23 +60,25 @@ class StudyRecorder(tune.Callback):
         self.seed_started_at.setdefault(trial.trial_id, time.time())
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        if result.get("event") == "eval":
-            self.live_seed[trial.trial_id] = result["seed"]
+        kind = messages.kind_of(result)
+        if kind is Kind.EVAL:
+            point = messages.EvalPoint.read(result, self.objectives)
+            self.live_seed[trial.trial_id] = point.seed
             rows = self.live_rows.setdefault(trial.trial_id, [])
-            while rows and rows[-1]["step"] >= result["step"]:  # a restarted seed repeats points after its checkpoint
+            while rows and rows[-1]["step"] >= point.step:  # a restarted seed repeats points after its checkpoint
                 rows.pop()
-            rows.append(result[f"seed{result['seed']}"])
-        elif result.get("event") == "seed":
+            rows.append(point.numbers)
+        elif kind is Kind.SEED:
             self.live_rows.pop(trial.trial_id, None)
             self.seed_started_at[trial.trial_id] = time.time()
-            report = json.loads(result["payload"])
-            if (report["trial_id"], report["seed"]) in self.recorded_seeds:
+            record = messages.read_seed(result)
+            if (record.trial_id, record.seed) in self.recorded_seeds:
                 return  # a restarted trial's repeat of a seed already written
-            self._record_seed(report)
-            if report["status"] == "failed":
+            self._record_seed(record)
+            if record.status == "failed":
                 self.failed += 1
-                self._progress(trial, f"trial {trial.trial_id} failed: {report['error']}")
-        elif result.get("event") == "done":
+                self._progress(trial, f"trial {trial.trial_id} failed: {record.error}")
+        elif kind is Kind.DONE:
             self.completed += 1
             front = self.ledger.finish_trial(trial.trial_id)
             self._progress(
@@ -98,7 +103,7 @@ class StudyRecorder(tune.Callback):
             "trial_started_at": self.trial_started_at.get(trial.trial_id),
             "recorded_at": time.time(),
         }
-        self.ledger.record_seed(trial.trial_id, seed, recorded_params(trial.config), {}, "pruned", final, None, rows)
+        self.ledger.record_seed(SeedRecord(trial.trial_id, seed, recorded_params(trial.config), {}, "pruned", final, None, rows))
         self.recorded.add(trial.trial_id)
         self.pruned += 1
         self._progress(trial, f"trial {trial.trial_id} stopped early at step {step} (pruned)")
@@ -108,25 +113,15 @@ class StudyRecorder(tune.Callback):
         self.failed += 1
         if trial.trial_id not in self.recorded:  # failed before any seed finished: record the error
             error = str(trial.get_error() or "unknown error").strip().splitlines()[-1]
-            self.ledger.record_seed(trial.trial_id, -1, recorded_params(trial.config), {}, "failed", error=error)
+            self.ledger.record_seed(SeedRecord(trial.trial_id, -1, recorded_params(trial.config), {}, "failed", error=error))
         self._progress(trial, f"trial {trial.trial_id} failed")
 
-    def _record_seed(self, report: dict) -> None:
-        self.recorded.add(report["trial_id"])
-        self.recorded_seeds.add((report["trial_id"], report["seed"]))
+    def _record_seed(self, record: SeedRecord) -> None:
+        self.recorded.add(record.trial_id)
+        self.recorded_seeds.add((record.trial_id, record.seed))
         # Wall-clock stamps on the head, for the per-trial overhead in `raygap bench`.
-        stamps = {"trial_started_at": self.trial_started_at.get(report["trial_id"]), "recorded_at": time.time()}
-        final = report.get("final") and {**report["final"], **stamps}
-        self.ledger.record_seed(
-            report["trial_id"],
-            report["seed"],
-            report["params"],
-            report["config"],
-            report["status"],
-            final,
-            report.get("error"),
-            report.get("history"),
-        )
+        stamps = {"trial_started_at": self.trial_started_at.get(record.trial_id), "recorded_at": time.time()}
+        self.ledger.record_seed(dataclasses.replace(record, final=record.final and {**record.final, **stamps}))
 
     def _progress(self, finished, message: str) -> None:
         running = len(self.running - {finished.trial_id})

@@ -11,9 +11,9 @@ import polars as pl
 
 from raygap import results
 from raygap.config import StudySpec
-from raygap.search import suggest_params
 from raygap.study.folder import optuna_storage
-from raygap.study.searcher import TUNE_TRIAL_ID
+from raygap.study.optuna_search import TUNE_TRIAL_ID
+from raygap.study.space import suggest_params
 
 
 def finished_trials(trials: pl.DataFrame, repeats: int) -> list[str]:
@@ -47,7 +47,8 @@ def prepare_resume(
     if not optuna_file.exists() and finished:
         rebuild_optuna_study(optuna_file, spec, trials, finished, objectives)
         echo(
-            f"resuming: no Optuna study at {optuna_file}; rebuilt it from the {len(finished)} finished trial(s) in {folder.uri(results.TRIALS)}"
+            f"resuming: no Optuna study at {optuna_file}; "
+            f"rebuilt it from the {len(finished)} finished trial(s) in {folder.uri(results.TRIALS)}"
         )
     elif optuna_file.exists():
         storage = optuna_storage(optuna_file)
@@ -62,8 +63,10 @@ def prepare_resume(
             if trial.params:
                 rerun.append(dict(trial.params))
             storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-    echo(f"resuming: {len(finished)} finished trial(s) kept, {len(rerun)} unfinished one(s) to run again"
-         + (f"; {told} finished one(s) told to Optuna" if told else ""))  # fmt: skip
+    echo(
+        f"resuming: {len(finished)} finished trial(s) kept, {len(rerun)} unfinished one(s) to run again"
+        + (f"; {told} finished one(s) told to Optuna" if told else "")
+    )
     return len(finished), rerun
 
 

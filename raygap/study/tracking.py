@@ -13,6 +13,7 @@ from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
 
 from raygap import results
+from raygap.study.messages import done_result
 from raygap.study.worker import live_result
 
 
@@ -127,7 +128,7 @@ def live_result_cost(points: int, row: dict, cfg) -> float:
         for step in range(points):
             tune.report(live_result({**row, "step": step}, cfg))
         tune.report(
-            {"event": "done", "seconds_per_result": (time.perf_counter() - started) / points, **{k: 0.0 for k in cfg.search.objectives}}
+            done_result({"seconds_per_result": (time.perf_counter() - started) / points, **{k: 0.0 for k in cfg.search.objectives}})
         )
 
     started_here = not ray.is_initialized()

@@ -13,21 +13,13 @@ import ray
 import ray.train
 
 from raygap.config import TrialConfig
+from raygap.study.messages import EvalPoint, Kind, carrier
 from raygap.study.plan import ResourcePlan
 
 
 def live_result(row: dict, cfg: TrialConfig) -> dict:
-    """An evaluation point as a Tune result: the objectives at the top (what a scheduler or Tune's
-    metric check reads; NaN where the point does not measure one), the seed's length in steps (an
-    early stopper never judges its last point) and every number of the row under `seed<n>/`, so a
-    repeated trial's seeds are series of their own in TensorBoard and MLflow."""
-    seed = cfg.train.seed
-    # The length goes at the top only: under seed<n>/ it would become a pruned seed's `steps`, which
-    # for a completed seed counts the steps it trained.
-    numbers = {k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "steps"}
-    objectives = {k: numbers.get(k, math.nan) for k in cfg.search.objectives}
-    length = {"steps": int(row["steps"])} if row.get("steps") is not None else {}
-    return {"event": "eval", "seed": seed, "step": row["step"], **length, **objectives, f"seed{seed}": numbers}
+    """An evaluation point of `cfg`'s seed as a Tune result (messages.EvalPoint)."""
+    return EvalPoint.of_row(row, cfg.train.seed, cfg.search.objectives).result()
 
 
 _GAUGES: dict = {}
@@ -72,11 +64,9 @@ def _train_worker(config: dict) -> None:
         with restored.as_directory() as folder:
             resume_from = torch.load(Path(folder, "training.pt"), weights_only=True, map_location="cpu")
 
-    # Reports that reach Tune (with `live`) carry the objectives, as Tune checks every result for them.
-    no_objectives = {k: math.nan for k in cfg.search.objectives}
-
     def save(state: dict) -> None:
-        _report_from_rank0(rank, {"event": "worker-checkpoint", **no_objectives}, lambda folder: torch.save(state, folder / "training.pt"))
+        checkpoint = carrier(Kind.WORKER_CHECKPOINT, cfg.search.objectives)
+        _report_from_rank0(rank, checkpoint, lambda folder: torch.save(state, folder / "training.pt"))
 
     history: list[dict] = list(resume_from["history"]) if resume_from else []
 
@@ -87,12 +77,20 @@ def _train_worker(config: dict) -> None:
             if rank == 0:
                 export_gauges(row, cfg, config["trial_id"])
 
-    final = train(cfg, report, rank=rank, world_size=world_size, device=ray.train.torch.get_device(),
-                  checkpoint=save if cfg.train.checkpoint_interval else None, resume_from=resume_from)  # fmt: skip
+    final = train(
+        cfg,
+        report,
+        rank=rank,
+        world_size=world_size,
+        device=ray.train.torch.get_device(),
+        checkpoint=save if cfg.train.checkpoint_interval else None,
+        resume_from=resume_from,
+    )
     final["nodes"] = _count_nodes(world_size)
     # Ray Train (V2) returns only metrics that come with a checkpoint: rank 0 attaches its results.
     result = json.dumps({"final": final, "history": history})
-    _report_from_rank0(rank, {"event": "worker-result", **no_objectives}, lambda folder: (folder / "result.json").write_text(result))
+    carried = carrier(Kind.WORKER_RESULT, cfg.search.objectives)
+    _report_from_rank0(rank, carried, lambda folder: (folder / "result.json").write_text(result))
 
 
 def _report_from_rank0(rank: int, metrics: dict, write: Callable[[Path], object]) -> None:
@@ -110,7 +108,7 @@ def train_in_trial(cfg: TrialConfig, plan: ResourcePlan, report: Callable[[dict]
     """A one-worker trial in the Tune trial's own process (Ray has set CUDA_VISIBLE_DEVICES to its GPU)."""
     import torch
 
-    from raygap.clip.trial import run_trial
+    from raygap.trial_kind import run_trial
 
     torch.set_num_threads(plan.threads_per_worker)
     device = torch.device("cuda", 0) if plan.use_gpu else torch.device("cpu")
@@ -142,7 +140,7 @@ def run_seed(
 
     history: list[dict] = []
     if cfg.theory is not None:
-        from raygap.clip.trial import run_trial
+        from raygap.trial_kind import run_trial
 
         return {"final": run_trial(cfg, history.append), "history": history}
     if plan.in_trial:

@@ -30,14 +30,14 @@ class StudyLedger:
         for trial_id in list(self.seeds):  # a resumed study: its finished configurations
             self._add_to_front(trial_id)
 
-    def record_seed(self, trial_id: str, seed: int, params: dict, config: dict, status: str, final=None, error=None, history=None) -> None:
+    def record_seed(self, record: results.SeedRecord) -> None:
         """One seed's row and its evaluation points, as new parts."""
-        row = results.record_seed(self.folder, trial_id, seed, params, config, status, final, error, history)
+        row = results.record_seed(self.folder, record)
         self.rows.append(row)
         self.parts_since_compaction += 1
         if self.parts_since_compaction >= self.compact_every:  # keeps readers (status, report) fast mid-study
             self.compact()
-        self.seeds.setdefault(trial_id, []).append(row)
+        self.seeds.setdefault(record.trial_id, []).append(row)
 
     def finish_trial(self, trial_id: str) -> int:
         """A trial ended with every seed completed: it joins the front if no configuration dominates

@@ -13,7 +13,7 @@ def run_trial(cfg: TrialConfig, report: Callable[[dict], None], **train_options:
     `train_options` (device, progress, checkpoint, resume_from, rank, world_size) apply to CLIP
     training; a theory simulation runs on one CPU and takes none."""
     if cfg.theory is not None:
-        from raygap.clip.theory import run_theory_trial
+        from raygap.theory.simulation import run_theory_trial
 
         return run_theory_trial(cfg, report)
     from raygap.clip.train import train

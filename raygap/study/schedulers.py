@@ -10,7 +10,9 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from raygap.config.search import EarlyStopSpec
-from raygap.early_stop import ParetoRule, SeedCurves
+from raygap.study import messages
+from raygap.study.messages import Kind
+from raygap.study.pareto_rule import ParetoRule, SeedCurves
 
 ASHA_UNBOUNDED = 2**62
 """ASHA's max_t for a trial that trains by epochs: its length is known only to its seeds."""
@@ -46,15 +48,9 @@ class LiveTrialsFIFO(FIFOScheduler):
         return None
 
 
-def last_step(result: dict, max_steps: int | None) -> int | None:
-    """The running seed's last step: the length its evaluation point reports (`steps`, what an
-    epoch-based trial works out from its training set), else train.steps; None when neither."""
-    return result.get("steps") or max_steps
-
-
 class ParetoStopper(LiveTrialsFIFO):
     """Stops a trial whose objectives at an evaluation point are beaten beyond seed noise by a
-    finished trial's on the same seeds (raygap.early_stop.ParetoRule); finished trials join the
+    finished trial's on the same seeds (raygap.study.pareto_rule.ParetoRule); finished trials join the
     rule as they end."""
 
     def __init__(self, rule: ParetoRule, max_steps: int | None):
@@ -63,16 +59,17 @@ class ParetoStopper(LiveTrialsFIFO):
         self.curves: dict[str, dict[int, dict[str, tuple[list, list]]]] = {}
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-        if result.get("event") != "eval":
+        if messages.kind_of(result) is not Kind.EVAL:
             return TrialScheduler.CONTINUE
-        step = result["step"]
+        point = messages.EvalPoint.read(result, self.rule.objectives)
+        step = point.step
         seeds = self.curves.setdefault(trial.trial_id, {})
-        curves = seeds.setdefault(result["seed"], {name: ([], []) for name in self.rule.objectives})
+        curves = seeds.setdefault(point.seed, {name: ([], []) for name in self.rule.objectives})
         for name, (steps, values) in curves.items():
             while steps and steps[-1] >= step:  # a restarted trial repeats points after its checkpoint
                 steps.pop(), values.pop()
-            steps.append(step), values.append(result[name])
-        if self.rule.should_stop(seeds, step, last_step(result, self.max_steps)):
+            steps.append(step), values.append(point.objectives[name])
+        if self.rule.should_stop(seeds, step, point.steps or self.max_steps):
             self.stopped[trial.trial_id] = step
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
@@ -80,7 +77,7 @@ class ParetoStopper(LiveTrialsFIFO):
     def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
         super().on_trial_complete(tune_controller, trial, result)
         seeds = self.curves.pop(trial.trial_id, None)
-        if seeds and trial.trial_id not in self.stopped and result and result.get("event") == "done":
+        if seeds and trial.trial_id not in self.stopped and messages.kind_of(result) is Kind.DONE:
             self.rule.add_finished(seeds)
 
 
@@ -99,10 +96,13 @@ class EvalPointASHA(ASHAScheduler):
             stop_last_trials=False,
         )
         self.stopped: dict[str, int] = {}
+        self.objective = objective
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-        last = last_step(result, self._max_t)
-        if result.get("event") != "eval" or result["step"] >= last:  # the last point: the seed is trained already
+        if messages.kind_of(result) is not Kind.EVAL:
+            return TrialScheduler.CONTINUE
+        point = messages.EvalPoint.read(result, [self.objective])
+        if point.step >= (point.steps or self._max_t):  # the seed's last point: it is trained already
             return TrialScheduler.CONTINUE
         action = super().on_trial_result(tune_controller, trial, result)
         if action == TrialScheduler.STOP:

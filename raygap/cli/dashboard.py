@@ -1,6 +1,6 @@
 """`raygap dashboard DIR`: optuna-dashboard over a study's Optuna file, on 127.0.0.1 unless told
 otherwise. The objectives carry their names and each trial its final metrics as user attributes
-(raygap.study.searcher), so the dashboard shows them beside the objectives."""
+(raygap.study.optuna_search), so the dashboard shows them beside the objectives."""
 
 from __future__ import annotations
 
