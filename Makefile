@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all lint format docs install clean
+.PHONY: run test test-unit test-all lint format docs install clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ run: $(STAMP)
 # PYTHONFAULTHANDLER: a crash, also one at interpreter exit, prints every thread's stack.
 test: $(STAMP)
 	PYTHONFAULTHANDLER=1 $(VENV)/bin/python -m pytest -q
+
+# The fast loop: tests/unit (no Ray, no subprocess, no network), about 2 minutes on 2 cores.
+test-unit: $(STAMP)
+	PYTHONFAULTHANDLER=1 $(VENV)/bin/python -m pytest -q tests/unit
 
 test-all: $(STAMP)
 	PYTHONFAULTHANDLER=1 $(VENV)/bin/python -m pytest -q -m ""

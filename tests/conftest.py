@@ -3,7 +3,9 @@ import os
 import shutil
 import tempfile
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from raygap.config import TrialConfig
 
@@ -118,6 +120,19 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def save_jpegs(folder, shapes, seed=0):
+    """Noisy JPEGs of the given (height, width): non-square, so resizing and cropping matter."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i, (h, w) in enumerate(shapes):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(folder / f"{i}.jpg", quality=90)
+        names.append(f"{i}.jpg")
+    table = folder / "pairs.csv"
+    table.write_text("filepath,title\n" + "".join(f"{name},picture {i}\n" for i, name in enumerate(names)))
+    return table
+
+
 @pytest.fixture(scope="session")
 def tiny():
     return tiny_config
@@ -144,6 +159,11 @@ def _stop_processes():
 @pytest.fixture(name="forget_ray_start")
 def _forget_ray_start():
     return forget_ray_start
+
+
+@pytest.fixture(name="save_jpegs")
+def _save_jpegs():
+    return save_jpegs
 
 
 @pytest.fixture(name="free_port")

@@ -12,7 +12,7 @@ objective by more than `margin` plus the noise of that difference: a one-sided S
 on the seed spread that such a comparison leaves, measured on the finished trials at s (what
 neither their configuration nor their seed explains: seed × trial residuals), at level LEVEL
 split evenly over the finished trials compared (Bonferroni). A configuration that is no worse
-than the finished ones, with seed noise alone, is then stopped rarely (tests/test_early_stop.py
+than the finished ones, with seed noise alone, is then stopped rarely (tests/unit/study/test_pareto_rule.py
 simulates it: at most 5 %). The spread needs two finished trials of two seeds; with one seed per
 trial it cannot be measured and only `margin` guards against noise.
 

@@ -5,7 +5,7 @@ import pytest
 
 from raygap.config import SpecError, load_spec
 
-STUDIES = Path(__file__).resolve().parent.parent / "studies"
+STUDIES = Path(__file__).resolve().parents[3] / "studies"
 
 
 def write(tmp_path: Path, text: str, name: str = "study.yaml") -> Path:

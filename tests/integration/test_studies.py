@@ -7,7 +7,7 @@ import pytest
 
 from raygap.cli import main
 
-STUDIES = sorted((Path(__file__).resolve().parent.parent / "studies").glob("*.yaml"))
+STUDIES = sorted((Path(__file__).resolve().parents[2] / "studies").glob("*.yaml"))
 SHRINK = [
     "data.train={kind: synthetic, size: 256}",
     "data.eval={kind: synthetic, size: 64, seed: 1}",
@@ -18,7 +18,7 @@ SHRINK = [
 ]
 
 
-COCO = sorted((Path(__file__).resolve().parent.parent / "studies" / "coco").glob("[!_]*.yaml"))
+COCO = sorted((Path(__file__).resolve().parents[2] / "studies" / "coco").glob("[!_]*.yaml"))
 
 
 @pytest.mark.parametrize("study", COCO, ids=[p.stem for p in COCO])
@@ -31,7 +31,7 @@ def test_paper_scale_studies_validate_without_their_data(study, capsys):
     assert "data.train.annotations: file not found: /data/coco/annotations/captions_train2017.json" in capsys.readouterr().err
 
 
-PAPER_SCALE = sorted((Path(__file__).resolve().parent.parent / "studies" / "paper").glob("*.yaml"))
+PAPER_SCALE = sorted((Path(__file__).resolve().parents[2] / "studies" / "paper").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("study", PAPER_SCALE, ids=[p.stem for p in PAPER_SCALE])
@@ -85,8 +85,8 @@ def test_study_default_configuration_trains(study, tmp_path):
 import csv  # noqa: E402
 import re  # noqa: E402
 
-PAPER_TABLES = Path(__file__).resolve().parent.parent / "raygap" / "paper" / "tables.csv"  # the package's copy
-COMMENTED = sorted((Path(__file__).resolve().parent.parent / "studies").glob("*.yaml")) + COCO
+PAPER_TABLES = Path(__file__).resolve().parents[2] / "raygap" / "paper" / "tables.csv"  # the package's copy
+COMMENTED = sorted((Path(__file__).resolve().parents[2] / "studies").glob("*.yaml")) + COCO
 METRICS = {
     "gap": "modality_gap",
     "uniformity": "uniformity",
@@ -199,6 +199,6 @@ def test_paper_figure_check_catches_misquotes(paper_rows):
 
 
 def test_no_norm_is_described_as_a_variant_that_enlarges_the_gap():
-    comment = comment_text((Path(__file__).resolve().parent.parent / "studies" / "no-norm.yaml").read_text())
+    comment = comment_text((Path(__file__).resolve().parents[2] / "studies" / "no-norm.yaml").read_text())
     assert "ENLARGES the gap" in comment and "NOT a mitigation" in comment
     assert "paper Table 5 no-norm: gap 0.468" in comment  # checked against the csv by the test above

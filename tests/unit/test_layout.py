@@ -8,7 +8,8 @@ test imports conftest.py, whose helpers are fixtures."""
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "raygap"
+PACKAGE = Path(__file__).resolve().parents[2] / "raygap"
+TESTS = Path(__file__).resolve().parents[1]
 MODULE_STATEMENTS, FUNCTION_STATEMENTS = 240, 50
 
 
@@ -123,7 +124,7 @@ def test_nothing_imports_the_command_line():
 
 def test_no_formatting_is_skipped():
     """One formatter over every file: no `# fmt: skip` or `# fmt: off` to keep a line packed."""
-    sources = [*PACKAGE.rglob("*.py"), *Path(__file__).resolve().parent.glob("*.py")]
+    sources = [*PACKAGE.rglob("*.py"), *TESTS.rglob("*.py")]
     skipped = sorted(
         str(p.name) for p in sources if p != Path(__file__).resolve() and ("fmt: skip" in p.read_text() or "fmt: off" in p.read_text())
     )
@@ -133,10 +134,16 @@ def test_no_formatting_is_skipped():
 def test_no_test_imports_conftest():
     """pytest loads tests/conftest.py itself. A test that imports it as a module can load a second
     copy (`tests.conftest`), whose caches folder nothing removes; conftest's helpers are fixtures."""
-    tests = Path(__file__).resolve().parent
     importers = sorted(
         path.name
-        for path in tests.glob("*.py")
+        for path in TESTS.rglob("*.py")
         if {"conftest", "tests.conftest"} & imported(ast.parse(path.read_text()), {"tests.conftest": None})
     )
     assert not importers, f"these test files import conftest; take its fixtures instead: {importers}"
+
+
+def test_unit_tests_mirror_the_package():
+    """tests/unit/<room>/ exists only for a room of raygap/ (tests of a top-level module sit in tests/unit/)."""
+    rooms = {path.name for path in PACKAGE.iterdir() if (path / "__init__.py").exists()}
+    folders = {path.name for path in (TESTS / "unit").iterdir() if path.is_dir() and not path.name.startswith((".", "_"))}
+    assert folders <= rooms, f"tests/unit folders without a raygap package: {sorted(folders - rooms)}"

@@ -182,7 +182,7 @@ def test_conditional_study_through_the_engine(tmp_path):
 
     from raygap.study import run_study
 
-    study = Path(__file__).resolve().parent.parent / "studies" / "all.yaml"
+    study = Path(__file__).resolve().parents[2] / "studies" / "all.yaml"
     shrink = [
         "data={train: {kind: synthetic, size: 256}, eval: {kind: synthetic, size: 64, seed: 1}, probe: null}",
         "train.steps=2",

@@ -16,7 +16,7 @@ from raygap.config.loading import load_spec
 from raygap.report import rates
 
 SPEC = {"name": "rate", "search": {"objectives": {"modality_gap": "min", "mean_r1": "max"}}}
-STUDIES = Path(__file__).resolve().parent.parent / "studies"
+STUDIES = Path(__file__).resolve().parents[3] / "studies"
 
 
 def schedule_of(name: str) -> tuple[int, int, int, float]:

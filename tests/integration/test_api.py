@@ -7,7 +7,7 @@ from pathlib import Path
 
 import raygap
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def readme_example() -> str:

@@ -169,20 +169,7 @@ def test_unreadable_images_are_skipped_and_counted_when_the_spec_says_so(tmp_pat
     assert data.class_names == ["box"]  # the skipped image's class went with it
 
 
-def save_jpegs(folder, shapes, seed=0):
-    """Noisy JPEGs of the given (height, width): non-square, so resizing and cropping matter."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    names = []
-    for i, (h, w) in enumerate(shapes):
-        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(folder / f"{i}.jpg", quality=90)
-        names.append(f"{i}.jpg")
-    table = folder / "pairs.csv"
-    table.write_text("filepath,title\n" + "".join(f"{name},picture {i}\n" for i, name in enumerate(names)))
-    return table
-
-
-def test_decoded_cache_gives_the_tensors_of_decoding_the_files_and_is_built_once(tmp_path, bundle, capsys):
+def test_decoded_cache_gives_the_tensors_of_decoding_the_files_and_is_built_once(tmp_path, save_jpegs, bundle, capsys):
     table = save_jpegs(tmp_path / "data", [(50, 70), (64, 40), (32, 32), (90, 45)])
     cache = tmp_path / "cache"
     every_time = load_source(FilesSource(table=table, decoded_cache=False), bundle, train=False)
@@ -205,7 +192,7 @@ def test_decoded_cache_gives_the_tensors_of_decoding_the_files_and_is_built_once
     assert not list(cache.glob("*.partial"))
 
 
-def test_a_decoded_cache_that_fails_half_way_leaves_nothing(tmp_path, bundle):
+def test_a_decoded_cache_that_fails_half_way_leaves_nothing(tmp_path, save_jpegs, bundle):
     table = save_jpegs(tmp_path / "data", [(40, 40)] * 3)
     whole = (tmp_path / "data" / "1.jpg").read_bytes()
     (tmp_path / "data" / "1.jpg").write_bytes(whole[: len(whole) // 2])  # a header PIL accepts, pixels it cannot finish
@@ -215,7 +202,7 @@ def test_a_decoded_cache_that_fails_half_way_leaves_nothing(tmp_path, bundle):
     assert [p.suffix for p in cache.iterdir()] == [".lock"]  # no .npy, no partial file
 
 
-def test_image_files_use_the_per_user_decoded_copy_unless_it_is_off(tmp_path, bundle, monkeypatch):
+def test_image_files_use_the_per_user_decoded_copy_unless_it_is_off(tmp_path, save_jpegs, bundle, monkeypatch):
     from raygap.data import cache
 
     table = save_jpegs(tmp_path / "data", [(40, 56)] * 3)
@@ -239,7 +226,7 @@ def test_image_files_use_the_per_user_decoded_copy_unless_it_is_off(tmp_path, bu
             FilesSource(table=table, decoded_cache=word)
 
 
-def test_a_decoded_copy_without_room_on_its_disk_is_an_error_before_decoding(tmp_path, bundle, monkeypatch):
+def test_a_decoded_copy_without_room_on_its_disk_is_an_error_before_decoding(tmp_path, save_jpegs, bundle, monkeypatch):
     from raygap.data import cache
 
     table = save_jpegs(tmp_path / "data", [(40, 40)] * 2)
@@ -258,7 +245,7 @@ def test_a_decoded_copy_without_room_on_its_disk_is_an_error_before_decoding(tmp
         load_source(FilesSource(table=table, decoded_cache=tmp_path / "a-file" / "copies"), bundle, train=False)
 
 
-def test_training_reads_random_crops_of_the_decoded_copy(tmp_path, bundle):
+def test_training_reads_random_crops_of_the_decoded_copy(tmp_path, save_jpegs, bundle):
     table = save_jpegs(tmp_path / "data", [(48, 64)] * 6)
     train = load_source(FilesSource(table=table, decoded_cache=tmp_path / "cache"), bundle, train=True)
     test = load_source(FilesSource(table=table, decoded_cache=tmp_path / "cache"), bundle, train=False)
@@ -321,7 +308,7 @@ def test_resized_crop_matches_bilinear_sampling_by_hand():
             assert torch.allclose(out[0, :, i, j], bilinear(pixels[0], y, x), atol=1e-3)
 
 
-def test_the_pipeline_setting_picks_how_batches_arrive(tmp_path, bundle):
+def test_the_pipeline_setting_picks_how_batches_arrive(tmp_path, save_jpegs, bundle):
     from torch.utils.data import DistributedSampler
 
     from raygap.data import LoadedPairs, ResidentPairs, training_batches
