@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit test-all lint format docs install clean
+.PHONY: run test test-unit test-all lint format docs package install clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -43,5 +43,12 @@ format: $(STAMP)
 docs: $(STAMP)
 	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
 
+# Packaging as a user installs it: the sdist and the wheel, the wheel installed into a fresh virtual
+# environment outside the checkout (dependencies from the lock), then `raygap --version` and a tiny train.
+package: $(STAMP)
+	rm -rf dist
+	$(VENV)/bin/python -m build --no-isolation --outdir dist .
+	bash .ci/check-wheel dist
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

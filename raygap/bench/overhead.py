@@ -40,7 +40,7 @@ def study_overheads(size: dict, trials: int, steps: int, workers: int, echo, wor
             study.run_study(spec, folder, echo=lambda line: echo("    " + line), dashboard=False)
         ended = time.time()
         rows = folder.read(TRIALS).filter(pl.col("status") == "completed")
-    concurrency = min(trials, plan_for_this_machine(spec).max_concurrent)
+    concurrency = min(trials, plan_for_this_machine(spec.defaults()).max_concurrent)
     return {
         "trials": rows.height,
         "workers_per_trial": workers,

@@ -21,7 +21,7 @@ def cmd_study_run(args: argparse.Namespace) -> int:
 
     cfg = spec.resolve(check_paths=read_data)
     folder = results_folder(cfg, args)
-    total = search.number_of_trials(spec)
+    total = search.number_of_trials(spec, cfg.search)
     if args.dry_run:
         from raygap.study.preflight import check_study
 
@@ -125,7 +125,7 @@ def _print_dry_run(spec, cfg, total: int, folder) -> int:
     else:
         print(f"each trial needs {r.workers_per_trial} worker(s) on {device}")
     try:
-        print(f"resources on this machine: {plan_for_this_machine(spec).describe()}")
+        print(f"resources on this machine: {plan_for_this_machine(cfg).describe()}")
     except SpecError as error:
         print(f"this machine cannot run it: {str(error).removeprefix('resources: ')}")
     print(f"results would go to {folder}/")

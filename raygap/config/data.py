@@ -26,6 +26,7 @@ class SyntheticSource(Strict):
     """The class of an image for zero-shot and linear probe: its main object's colour (9 classes)
     or shape (6 classes; the tiny model learns shape slowly, so its probes stay near chance)."""
     seed: int = 0
+    """Seed of the random scenes (the images), their captions and the caption noise."""
 
 
 class ImageFileOptions(Strict):
@@ -67,7 +68,9 @@ class FilesSource(ImageFileOptions):
     root: Path | None = None
     """Folder that relative image paths start from; default: the table's folder."""
     image_column: str = "filepath"
+    """Column of image paths, resolved against `root`; rows naming the same image are grouped."""
     caption_column: str = "title"
+    """Column of captions; a table with `label_column` and without this column is captioned by `template`."""
     label_column: str | None = None
     """Class label per image, needed when the source is a probe split."""
     template: str = "a photo of a {label}."
@@ -120,6 +123,7 @@ class WebDatasetSource(ImageFileOptions):
     shards: str
     """A glob (data/*.tar) or a brace range (data/{000..099}.tar)."""
     caption_ext: str = "txt"
+    """Extension of each sample's caption member (<key>.txt by default); samples without one are left out."""
     limit: PositiveInt | None = None
     """Use only the first `limit` samples."""
 
@@ -128,6 +132,7 @@ class LabelledSource(Strict):
     """Base of labelled image sets: each image's caption is `template` filled with its class name."""
 
     template: str = "a photo of a {label}."
+    """Each image's caption: this with `{label}` replaced by its class name (zero-shot prompts are eval.templates)."""
     limit: PositiveInt | None = None
     """Use only the first `limit` images."""
 
@@ -137,6 +142,7 @@ class ImageFolderSource(LabelledSource, ImageFileOptions):
 
     kind: Literal["imagefolder"] = "imagefolder"
     root: Path
+    """Folder with one sub-folder per class; the class names are the sub-folders' names, in sorted order."""
 
     _root_exists = must_exist("root", what="folder")
 
@@ -146,7 +152,9 @@ class Cifar10Source(LabelledSource):
 
     kind: Literal["cifar10"] = "cifar10"
     root: Path
+    """Folder holding cifar-10-batches-py/ (or its files directly)."""
     split: Literal["train", "test"] = "test"
+    """test: test_batch; train: data_batch_1 to data_batch_5."""
 
     _root_exists = must_exist("root", what="folder")
 
@@ -156,7 +164,9 @@ class FashionMnistSource(LabelledSource):
 
     kind: Literal["fashion-mnist"] = "fashion-mnist"
     root: Path = Path("/usr/share/datasets/fashion-mnist")
+    """Folder of the IDX files (train-/t10k-images-idx3-ubyte and -labels-idx1-ubyte, optionally .gz)."""
     split: Literal["train", "test"] = "test"
+    """test: the t10k-* files; train: the train-* files."""
 
     _root_exists = must_exist("root", what="folder")
 
@@ -167,7 +177,9 @@ class DigitsSource(LabelledSource):
 
     kind: Literal["digits"] = "digits"
     split: Literal["train", "test"] = "test"
+    """test: every 5th image (index divisible by 5); train: the rest."""
     template: str = "a photo of the number {label}."
+    """Each image's caption: this with `{label}` replaced by its digit (0 to 9)."""
 
 
 DataSource = Annotated[
@@ -191,6 +203,7 @@ class MmvpSource(ImageFileOptions):
 
     kind: Literal["mmvp"] = "mmvp"
     root: Path
+    """Folder of the local copy: Questions.csv and the image folder (`MLLM_VLM Images` or `MMVP_VLM_Images`)."""
     bad_images: Literal["fail"] = "fail"
     """Always fail: the benchmark scores pairs, and a pair cannot lose an image."""
 
@@ -201,12 +214,17 @@ class ProbeSpec(Strict):
     """A labelled set for zero-shot (on `test`) and the linear probe (`train` → `test`)."""
 
     train: DataSource = SyntheticSource(size=2048, seed=2)
+    """Labelled set the linear probe is fitted on (default: 2,048 synthetic images, seed 2)."""
     test: DataSource = SyntheticSource(size=1024, seed=3)
+    """Labelled set that zero-shot and the linear probe are scored on (default: 1,024 synthetic images, seed 3)."""
 
 
 class DataSpec(Strict):
     train: DataSource = SyntheticSource(size=4096, seed=0)
+    """The training image–caption pairs (default: 4,096 synthetic images, seed 0)."""
     eval: DataSource = SyntheticSource(size=512, seed=1)
+    """Held-out pairs measured at every evaluation point: gap, retrieval and the other embedding metrics
+    (default: 512 synthetic images, seed 1)."""
     probe: ProbeSpec | None = ProbeSpec()
     """Set to null to skip zero-shot and linear probe."""
     mmvp: MmvpSource | None = None

@@ -35,6 +35,7 @@ class SearchSpec(Strict):
     sampler: Literal["tpe", "nsga2", "random", "grid"] = "tpe"
     """grid runs every combination of the grid/choice values exactly once (trials is ignored)."""
     trials: PositiveInt = 8
+    """Configurations the sampler draws, each run on `repeats` seeds (ignored by grid; 1 when nothing is searched)."""
     repeats: PositiveInt = 1
     """Seeds per sampled configuration (train.seed, +1, …); objectives are the seed means."""
     seed: int = 0
@@ -43,6 +44,7 @@ class SearchSpec(Strict):
     """Metric → min or max, in the metric's better direction (raygap.catalog); a list of metric
     names takes each one's better direction."""
     early_stop: EarlyStopSpec = EarlyStopSpec()
+    """Stopping hopeless trials at evaluation points (default: none; see docs/early-stopping.md)."""
 
     @field_validator("objectives", mode="before")
     @classmethod

@@ -55,12 +55,19 @@ class TrainSpec(Strict):
     steps: PositiveInt | None = None
     """Optimizer steps; give this or `epochs` (default: 300 steps)."""
     epochs: PositiveFloat | None = None
+    """Training length in passes over data.train's pairs (⌈epochs × ⌊pairs / batch_size⌋⌉ steps); give this or `steps`."""
     batch_size: Annotated[int, Field(ge=2)] = 128
+    """Global batch: pairs per optimizer step, split evenly over the trial's workers (a multiple of their number);
+    each pair's negatives are the whole global batch."""
     lr: PositiveFloat = 1e-3
+    """Peak AdamW learning rate, reached after warmup, then decayed along a cosine toward 0 at the last step."""
     warmup_steps: Annotated[int, Field(ge=0)] = 20
+    """Steps of linear learning-rate warmup, from lr / warmup_steps up to lr (0: none); or give `warmup_epochs`."""
     warmup_epochs: Annotated[float, Field(ge=0.0)] | None = None
     """Warmup as epochs of the training set instead of steps (the paper's Appendix E: 20)."""
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.1
+    """AdamW weight decay of the model's parameters of 2 or more dimensions; 1-D gains, biases, norm layers and the
+    temperature's θ get none."""
     eval_interval: Annotated[int, Field(ge=0)] = 100
     """Evaluate on the eval split every this many steps (0: only at the end)."""
     checkpoint_interval: Annotated[int, Field(ge=0)] = 0
@@ -69,9 +76,12 @@ class TrainSpec(Strict):
     max_restarts: Annotated[int, Field(ge=0)] = 2
     """In a study, how often a trial whose process died is restarted (from its last checkpoint)."""
     seed: int = 0
+    """Seeds torch (model init), the batch order and, as seed + 1, the swap draws; a study's repeat r uses seed + r."""
     precision: Literal["fp32", "bf16"] = "fp32"
     """bf16 autocast applies on CUDA only; CPU runs in fp32."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Device of `raygap train` and the bench (auto: CUDA when available, else CPU); a study's trials use the
+    device Ray assigns (resources.use_gpu)."""
     channels_last: bool = False
     """Images and weights in channels-last layout on CUDA: faster convolutions (ResNet towers)."""
     compile: bool = False
@@ -120,6 +130,7 @@ class ExpKTemperature(LearnedTemperature):
 
     kind: Literal["exp_k"] = "exp_k"  # type: ignore[assignment]
     k: PositiveFloat
+    """The k of τ = exp(θ/k), θ starting at k·ln(1/init); under AdamW τ moves as with lr_scale 1/k (SLRT), up to Adam's ε."""
 
 
 class FixedTemperature(Strict):
@@ -127,6 +138,7 @@ class FixedTemperature(Strict):
 
     kind: Literal["fixed"] = "fixed"
     value: PositiveFloat
+    """The temperature T at every step; the logits are multiplied by τ = 1/value."""
 
 
 class ScheduleTemperature(Strict):
@@ -134,7 +146,9 @@ class ScheduleTemperature(Strict):
 
     kind: Literal["schedule"] = "schedule"
     start: PositiveFloat
+    """T at step 0 (τ = 1/T)."""
     end: PositiveFloat
+    """T at the last step; in between T is linear in the step."""
 
 
 class CosineTemperature(Strict):
@@ -142,8 +156,11 @@ class CosineTemperature(Strict):
 
     kind: Literal["cosine"] = "cosine"
     low: PositiveFloat
+    """T at step 0 and every `period` steps after (τ = 1/T)."""
     high: PositiveFloat
+    """T half a period after each `low` point."""
     period: PositiveInt
+    """Steps of one low → high → low cycle (in a theory trial a step is theory.dt of time)."""
 
 
 TemperatureSpec = Annotated[
@@ -169,6 +186,8 @@ class HardSwapSpec(Strict):
 
     kind: Literal["hard"] = "hard"
     p: Probability = 1.0
+    """Probability that a training step swaps, drawn afresh each step from the swap's own stream (seed train.seed + 1);
+    1: every step."""
 
 
 class HardRowSwapSpec(HardSwapSpec):
@@ -197,6 +216,7 @@ class EvalSpec(Strict):
     templates: list[str] = ["a photo of a {label}."]
     """Zero-shot prompt templates; each class embedding is the mean over templates."""
     batch_size: PositiveInt = 512
+    """Images or captions each worker encodes per forward pass when evaluating (eval split, probe splits, MMVP)."""
     gap_pairs: PositiveInt | None = 512
     """The gap is measured on this many random eval pairs (all when the split has fewer; null: all).
     A centroid distance from n samples is biased upwards by noise of order 1/√n, so gaps compare
@@ -213,10 +233,14 @@ class EvalSpec(Strict):
 
 class ResourcesSpec(Strict):
     workers_per_trial: PositiveInt = 1
+    """Data-parallel training workers per trial; train.batch_size is split evenly over them (theory trials use one CPU)."""
     use_gpu: bool | None = None
     """None: use GPUs when the cluster has them."""
     cpus_per_worker: PositiveFloat | None = None
+    """CPUs Ray reserves for each worker (fractions allowed); None: a share fitted to the cluster and the loader
+    processes (raygap.study.plan)."""
     gpus_per_worker: PositiveFloat | None = None
+    """GPUs Ray reserves for each worker when trials use GPUs (a fraction shares a GPU); None: 1."""
     placement: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
     """Ray placement strategy for a trial's workers (SPREAD puts them on different nodes)."""
     worker_group: Literal["auto", "always"] = "auto"
@@ -235,12 +259,16 @@ class TheorySpec(Strict):
     delta: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
     """Initial offset δ₀ (the matched-pair gap is 2δ)."""
     init: Literal["matched", "random"] = "matched"
+    """matched: both modalities' shared parts identical and orthonormal (needs n ≤ d − 1); random: drawn independently
+    on the sphere."""
     time: PositiveFloat = 100.0
+    """Flow time simulated (rounded to a multiple of dt); a temperature schedule counts t / dt as its step."""
     dt: PositiveFloat = 0.05
     """The largest integration step (steps adapt below it); records fall on multiples of it."""
     records: Annotated[int, Field(ge=2)] = 100
     """History points, spaced evenly in log time (and at t = 0)."""
     seed: int = 0
+    """Seed of the initial shared parts; a study's repeat r uses seed + r."""
     tolerance: PositiveFloat = 1e-6
     """Largest local error per integration step (relative for δ; see raygap.theory.simulation)."""
 
@@ -257,17 +285,27 @@ class TrialConfig(Strict):
     """One trial's fully concrete configuration (no search distributions left)."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    """Name of the study or run (letters, digits, `.`, `_`, `-`; first a letter or digit); the default results folder is results/<name>."""
     results: str | None = None
     """Results folder or URI; default results/<name>."""
     data: DataSpec = DataSpec()
+    """Training, eval, probe and MMVP data sources (default: built-in synthetic sets)."""
     model: ModelSpec = ModelSpec()
+    """The CLIP model (random init) and whether its features are normalized."""
     train: TrainSpec = TrainSpec()
+    """Length, batch, optimizer, seed and device of training."""
     temperature: TemperatureSpec = LearnedTemperature()
+    """How T (the logits are multiplied by τ = 1/T) is set or learned; default: learned as in OpenCLIP, T₀ = 0.07."""
     swap: SwapSpec = NoSwapSpec()
+    """Modality swap (HS, HS-row or SS) on a fraction p of training steps; default: none."""
     eval: EvalSpec = EvalSpec()
+    """Evaluation: zero-shot prompt templates, encoding batch size, and the gap's pairs and seed."""
     search: SearchSpec = SearchSpec()
+    """A study's sampler, number of trials, seeds per configuration, objectives and early stopping."""
     resources: ResourcesSpec = ResourcesSpec()
+    """Workers, CPUs and GPUs per trial of a study, and their placement (theory trials run on one CPU)."""
     tracking: TrackingSpec = TrackingSpec()
+    """Where a study's curves go besides its Parquet results: TensorBoard, MLflow, W&B."""
     theory: TheorySpec | None = None
     """Set to simulate the theory model instead of training CLIP."""
 

@@ -12,7 +12,8 @@ from typing import Callable
 import ray
 
 from raygap import local_files
-from raygap.config import StudySpec
+from raygap.config import TrialConfig
+from raygap.study import library_internals
 from raygap.study.folder import CLUSTER_RECORD, check_no_study_running  # noqa: F401  (CLUSTER_RECORD: re-exported)
 from raygap.study.plan import ResourcePlan, check_fits_one_node, study_plan
 
@@ -121,12 +122,12 @@ def _of_the_cluster(process, record: dict) -> bool:
     return bool(session) and any(file.path.startswith(session + os.sep) for file in process.open_files())
 
 
-def plan_for_this_machine(spec: StudySpec) -> ResourcePlan:
-    """The plan a local run would use, without starting Ray (for --dry-run and the check before it
-    starts); a trial this machine cannot start or hold is a SpecError."""
+def plan_for_this_machine(settings: TrialConfig) -> ResourcePlan:
+    """The plan a local run of a study whose defaults are `settings` would use, without starting
+    Ray (for --dry-run and the check before it starts); a trial this machine cannot start or hold
+    is a SpecError."""
     import psutil
 
-    settings = spec.resolve(check_paths=False)
     plan = study_plan(settings, float(os.cpu_count() or 1), float(local_gpus()))
     check_fits_one_node(settings, plan, nodes=1, memory_bytes=psutil.virtual_memory().available)
     return plan
@@ -140,10 +141,5 @@ def check_cluster_fits(settings, plan: ResourcePlan) -> None:
 
 
 def local_gpus() -> int:
-    """GPUs on this machine, as Ray counts them (nvidia-smi's list, CUDA_VISIBLE_DEVICES), without importing torch."""
-    # Ray's own detector (nvidia-smi's library): torch would cost the head process ~1 GB and seconds.
-    from ray._private.accelerators import NvidiaGPUAcceleratorManager
-
-    visible = NvidiaGPUAcceleratorManager.get_current_process_visible_accelerator_ids()
-    count = NvidiaGPUAcceleratorManager.get_current_node_num_accelerators()
-    return min(count, len(visible)) if visible is not None else count
+    """GPUs on this machine, as Ray counts them, without importing torch."""
+    return library_internals.visible_gpus()

@@ -25,6 +25,7 @@ from ray import tune
 
 from raygap import results
 from raygap.config import SpecError, StudySpec
+from raygap.config.search import SearchSpec
 from raygap.study import folder as study_folder
 from raygap.study import integrity, preflight, tracking
 from raygap.study.cluster import (
@@ -92,7 +93,7 @@ def _run_claimed(
     overwrite: bool,
 ) -> pl.DataFrame:
     """run_study once the folder is claimed and checked."""
-    total = number_of_trials(spec)
+    total = number_of_trials(spec, settings.search)
     cluster_record = optuna_file.parent / CLUSTER_RECORD
     stop_stale_cluster(cluster_record, echo)
     if overwrite:
@@ -131,7 +132,7 @@ def _run_claimed(
             scheduler = _early_stopper(settings, folder, resume)
             stopped = scheduler.stopped
             recorder = StudyRecorder(folder, settings.search.objectives, total, echo, finished=finished, stopped=stopped, held=plan.held())
-            searcher = make_searcher(spec, optuna_file, rerun[:remaining], stopped)
+            searcher = make_searcher(spec, settings.search, optuna_file, rerun[:remaining], stopped)
             with tracking.quiet_tune():
                 try:
                     _make_tuner(
@@ -159,7 +160,7 @@ def _check_before_ray(spec: StudySpec, settings, folder: results.ResultsFolder, 
     preflight.check_study(spec, settings)
     if not address and not ray.is_initialized():  # a local cluster is this machine
         try:
-            plan_for_this_machine(spec)
+            plan_for_this_machine(settings)
         except SpecError as error:
             raise SpecError(f"{spec.path}: {error}") from None
 
@@ -253,15 +254,17 @@ def _trial_name(trial) -> str:
     return f"{trial.trial_id} {values}".strip()
 
 
-def make_searcher(spec: StudySpec, optuna_file: Path, rerun: list[dict], stopped: dict | None = None) -> FailureAwareOptunaSearch:
+def make_searcher(
+    spec: StudySpec, search: SearchSpec, optuna_file: Path, rerun: list[dict], stopped: dict | None = None
+) -> FailureAwareOptunaSearch:
     """The study's search: Optuna over the spec's space, persisted in the file `optuna_file` (an
     existing study there continues), the parameters in `rerun` suggested first; trials in `stopped` are PRUNED."""
-    objectives = spec.resolve(check_paths=False).search.objectives
+    objectives = search.objectives
     return FailureAwareOptunaSearch(
         space=functools.partial(suggest_params, raw=spec.raw, file=str(spec.path)),
         metric=list(objectives),
         mode=list(objectives.values()),
-        sampler=make_sampler(spec),
+        sampler=make_sampler(spec, search),
         study_name=spec.name,
         storage=optuna_storage(optuna_file),
         points_to_evaluate=rerun or None,

@@ -10,6 +10,7 @@ import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from raygap import catalog
+from raygap.study import library_internals
 from raygap.study.folder import TUNE_TRIAL_ID
 
 
@@ -25,12 +26,13 @@ class FailureAwareOptunaSearch(OptunaSearch):
 
     def suggest(self, trial_id: str) -> dict | None:
         params = super().suggest(trial_id)
-        if self._ot_study.metric_names is None:  # optuna-dashboard labels the objectives by these
+        study = library_internals.optuna_study(self)
+        if study.metric_names is None:  # optuna-dashboard labels the objectives by these
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # experimental in optuna: its warning is noise here
-                self._ot_study.set_metric_names(self.metric if isinstance(self.metric, list) else [self.metric])
-        if trial_id in self._ot_trials:  # a resume matches Optuna's trial to the rows Tune's trial wrote
-            self._ot_trials[trial_id].set_user_attr(TUNE_TRIAL_ID, trial_id)
+                study.set_metric_names(self.metric if isinstance(self.metric, list) else [self.metric])
+        if trial := library_internals.optuna_trial(self, trial_id):  # a resume matches Optuna's trial to the rows Tune's trial wrote
+            trial.set_user_attr(TUNE_TRIAL_ID, trial_id)
         return params
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
@@ -40,8 +42,9 @@ class FailureAwareOptunaSearch(OptunaSearch):
         metrics = self.metric if isinstance(self.metric, list) else [self.metric]
         if result and any(not isinstance(result.get(m), (int, float)) or math.isnan(result[m]) for m in metrics):
             result, error = None, True
-        if result and trial_id in self._ot_trials:  # every final metric beside the objectives in optuna-dashboard
+        trial = library_internals.optuna_trial(self, trial_id)
+        if result and trial:  # every final metric beside the objectives in optuna-dashboard
             for name in catalog.METRICS:
                 if isinstance(result.get(name), (int, float)) and math.isfinite(result[name]):
-                    self._ot_trials[trial_id].set_user_attr(name, float(result[name]))
+                    trial.set_user_attr(name, float(result[name]))
         super().on_trial_complete(trial_id, result, error)

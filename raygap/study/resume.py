@@ -11,6 +11,7 @@ import polars as pl
 
 from raygap import results
 from raygap.config import StudySpec
+from raygap.study import library_internals
 from raygap.study.folder import optuna_storage
 from raygap.study.optuna_search import TUNE_TRIAL_ID
 from raygap.study.space import suggest_params
@@ -57,12 +58,12 @@ def prepare_resume(
             tune_id = trial.user_attrs.get(TUNE_TRIAL_ID)
             if tune_id in finished:
                 rows = trials.filter(pl.col("trial_id") == tune_id)
-                storage.set_trial_state_values(trial._trial_id, *_outcome(rows, objectives))
+                storage.set_trial_state_values(library_internals.storage_trial_id(trial), *_outcome(rows, objectives))
                 told += 1
                 continue
             if trial.params:
                 rerun.append(dict(trial.params))
-            storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            storage.set_trial_state_values(library_internals.storage_trial_id(trial), optuna.trial.TrialState.FAIL)
     echo(
         f"resuming: {len(finished)} finished trial(s) kept, {len(rerun)} unfinished one(s) to run again"
         + (f"; {told} finished one(s) told to Optuna" if told else "")

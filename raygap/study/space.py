@@ -17,6 +17,7 @@ import numpy as np
 import optuna
 
 from raygap.config import Distribution, SpecError, StudySpec, find_distributions
+from raygap.config.search import SearchSpec
 
 
 def describe_option(option: Any) -> Any:
@@ -103,10 +104,10 @@ def grid_points(spec: StudySpec, limit: int | None = None) -> Iterator[dict[str,
         yield {path: options[path][label] for path, label in zip(space, combo)}
 
 
-def number_of_trials(spec: StudySpec) -> int:
+def number_of_trials(spec: StudySpec, search: SearchSpec) -> int:
     """search.trials; for the grid sampler the number of grid configurations (each runs once; at
-    most MAX_GRID_POINTS); 1 when nothing is searched (search.repeats still gives several seeds)."""
-    search = spec.resolve(check_paths=False).search
+    most MAX_GRID_POINTS); 1 when nothing is searched (search.repeats still gives several seeds).
+    `search` is the study's resolved `search:` section."""
     if not spec.space:
         return 1
     if search.sampler != "grid":
@@ -176,13 +177,13 @@ def trial_seed(seed: int, number: int) -> int:
     return int(np.random.SeedSequence([seed % 2**64, number]).generate_state(1)[0])
 
 
-def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
+def make_sampler(spec: StudySpec, search: SearchSpec) -> optuna.samplers.BaseSampler:
     """The study's sampler. Its draws for a trial depend on search.seed, the trial's number and the
     finished trials, so a resumed study suggests what an uninterrupted one would have, never the
     configurations of its first trials again. The grid sampler needs no such care: its grid order
     comes from the seed, trial n < grid size takes grid point n, and later trials take a point no
-    finished or running trial has (Optuna reads both from the study's storage)."""
-    search = spec.resolve(check_paths=False).search
+    finished or running trial has (Optuna reads both from the study's storage). `search` is the
+    study's resolved `search:` section."""
     if search.sampler == "grid" and spec.space:
         return TellableGridSampler(grid_space(spec), seed=search.seed)
     kind = {

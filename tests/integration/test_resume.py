@@ -183,10 +183,10 @@ def test_a_resumed_searcher_never_runs_a_configuration_twice(tmp_path, sampler, 
         path.write_text(SEARCHED.format(value="{loguniform: [0.01, 0.5]}", p="{uniform: [0.0, 1.0]}", sampler=sampler))
     spec = load_spec(path)
     objectives = spec.resolve(check_paths=False).search.objectives
-    total, db = number_of_trials(spec), tmp_path / "optuna.db"
+    total, db = number_of_trials(spec, spec.defaults().search), tmp_path / "optuna.db"
 
     def searcher(rerun: list[dict]) -> FailureAwareOptunaSearch:  # as run_study builds it
-        return make_searcher(spec, db, rerun)
+        return make_searcher(spec, spec.defaults().search, db, rerun)
 
     def run(search: FailureAwareOptunaSearch, trial_id: str) -> None:
         search.suggest(trial_id)
@@ -233,9 +233,9 @@ def test_a_fresh_head_rebuilds_the_optuna_study_from_trials_parquet(tmp_path, sa
     path.write_text(SEARCHED.format(value=values[0], p=values[1], sampler=sampler))
     spec = load_spec(path)
     objectives = spec.resolve(check_paths=False).search.objectives
-    folder, total = ResultsFolder(tmp_path / "bucket"), number_of_trials(spec)
+    folder, total = ResultsFolder(tmp_path / "bucket"), number_of_trials(spec, spec.defaults().search)
     (tmp_path / "head1").mkdir()
-    first = make_searcher(spec, tmp_path / "head1" / "optuna.log", [])
+    first = make_searcher(spec, spec.defaults().search, tmp_path / "head1" / "optuna.log", [])
     outcomes = {"t0": "completed", "t1": "failed", "t2": "pruned", "t3": "completed"}
     for trial_id, status in outcomes.items():
         params = first.suggest(trial_id)
@@ -258,7 +258,7 @@ def test_a_fresh_head_rebuilds_the_optuna_study_from_trials_parquet(tmp_path, sa
         if trial.state.name == "COMPLETE":
             assert trial.values == [row["modality_gap"], row["mean_r1"]]
 
-    resumed = make_searcher(spec, fresh, [])
+    resumed = make_searcher(spec, spec.defaults().search, fresh, [])
     for i in range(total - finished):
         resumed.suggest(f"resumed{i}")
         resumed.on_trial_complete(f"resumed{i}", {"modality_gap": 0.1, "mean_r1": 0.2})

@@ -23,7 +23,7 @@ def test_suggestions_stay_in_their_ranges(tmp_path):
         "swap: {kind: {choice: [none, hard_row]}}\n"
         "search: {sampler: random, trials: 20}\n",
     )
-    study = optuna.create_study(sampler=make_sampler(spec))
+    study = optuna.create_study(sampler=make_sampler(spec, spec.defaults().search))
     seen_swaps = set()
     for _ in range(20):
         trial = study.ask()
@@ -43,7 +43,7 @@ def test_conditional_space_suggests_only_the_chosen_branch(tmp_path):
         "temperature: {choice: [{kind: fixed, value: {loguniform: [0.01, 0.4]}}, {kind: exp_k, k: {grid: [2, 10]}}, {kind: learned}]}\n"
         "search: {sampler: random}\n",
     )
-    study = optuna.create_study(sampler=make_sampler(spec))
+    study = optuna.create_study(sampler=make_sampler(spec, spec.defaults().search))
     branches = {}
     for _ in range(30):
         trial = study.ask()
@@ -76,10 +76,10 @@ def test_grid_runs_every_combination_exactly_once(tmp_path):
         "swap: {kind: hard, p: {grid: [1.0, 0.1]}}\n"
         "search: {sampler: grid, trials: 1}\n",
     )
-    assert number_of_trials(spec) == 6
+    assert number_of_trials(spec, spec.defaults().search) == 6
     expected = {(t, p) for t in (0.01, 0.04, 0.2) for p in (1.0, 0.1)}
     assert {(pt["temperature.value"], pt["swap.p"]) for pt in grid_points(spec)} == expected
-    study = optuna.create_study(sampler=make_sampler(spec))
+    study = optuna.create_study(sampler=make_sampler(spec, spec.defaults().search))
     seen = []
     for _ in range(6):
         trial = study.ask()
@@ -93,13 +93,13 @@ def test_grid_runs_every_combination_exactly_once(tmp_path):
 def test_grid_refuses_continuous_ranges(tmp_path):
     spec = spec_from(tmp_path, "temperature: {kind: fixed, value: {loguniform: [0.01, 0.4]}}\nsearch: {sampler: grid}\n")
     with pytest.raises(SpecError, match=r"temperature.value: search.sampler 'grid' needs grid or choice values, got loguniform"):
-        number_of_trials(spec)
+        number_of_trials(spec, spec.defaults().search)
 
 
 def test_multi_objective_samplers_build(tmp_path):
     for sampler in ("tpe", "nsga2", "random"):
         spec = spec_from(tmp_path, f"temperature: {{kind: fixed, value: {{uniform: [0.01, 0.4]}}}}\nsearch: {{sampler: {sampler}}}\n")
-        study = optuna.create_study(directions=["minimize", "maximize"], sampler=make_sampler(spec))
+        study = optuna.create_study(directions=["minimize", "maximize"], sampler=make_sampler(spec, spec.defaults().search))
         for i in range(3):
             trial = study.ask()
             suggest_params(trial, spec.raw)
@@ -123,7 +123,7 @@ def test_ray_optuna_searcher_takes_one_or_more_objectives(tmp_path, objectives):
         space=functools.partial(suggest_params, raw=spec.raw),
         metric=list(objectives),
         mode=list(objectives.values()),
-        sampler=make_sampler(spec),
+        sampler=make_sampler(spec, spec.defaults().search),
     )
     for i in range(3):
         config = searcher.suggest(f"t{i}")
@@ -151,7 +151,11 @@ def run_trials(spec, storage, n: int) -> optuna.Study:
     """One `raygap study run` / `resume` process's share of the study: the sampler it builds from
     the spec, the study loaded from storage if there is one, n trials asked and told."""
     study = optuna.create_study(
-        study_name=spec.name, storage=storage, sampler=make_sampler(spec), load_if_exists=True, directions=["minimize", "maximize"]
+        study_name=spec.name,
+        storage=storage,
+        sampler=make_sampler(spec, spec.defaults().search),
+        load_if_exists=True,
+        directions=["minimize", "maximize"],
     )
     for _ in range(n):
         trial = study.ask()
@@ -204,7 +208,7 @@ def test_a_resumed_grid_study_runs_each_combination_once(tmp_path, stop_after):
     )
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     run_trials(spec, optuna.storages.RDBStorage(storage), stop_after)
-    study = run_trials(spec, optuna.storages.RDBStorage(storage), number_of_trials(spec) - stop_after)
+    study = run_trials(spec, optuna.storages.RDBStorage(storage), number_of_trials(spec, spec.defaults().search) - stop_after)
     assert [t.number for t in study.trials] == list(range(6))
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     assert sorted(configurations(study)) == sorted(tuple(sorted(p.items())) for p in grid_points(spec))

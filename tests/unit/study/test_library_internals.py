@@ -1,0 +1,39 @@
+"""Each private part of another library raygap reaches (raygap.study.library_internals) exists in
+the installed versions and means what raygap takes it to mean."""
+
+import optuna
+from ray.tune.search.optuna import OptunaSearch
+
+from raygap.study import library_internals
+
+
+def test_optuna_search_keeps_its_study_and_running_trials():
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    search = OptunaSearch(space=lambda trial: {"x": trial.suggest_float("x", 0.0, 1.0)}, metric=["a", "b"], mode=["min", "max"], seed=0)
+    search.set_search_properties(None, None, {})
+    assert search.suggest("tune-1") is not None
+    study = library_internals.optuna_study(search)
+    assert isinstance(study, optuna.Study) and study.directions == [
+        optuna.study.StudyDirection.MINIMIZE,
+        optuna.study.StudyDirection.MAXIMIZE,
+    ]
+    trial = library_internals.optuna_trial(search, "tune-1")
+    assert isinstance(trial, optuna.Trial) and trial.params["x"] == study.trials[0].params["x"]
+    assert library_internals.optuna_trial(search, "never-asked") is None
+    search.on_trial_complete("tune-1", {"a": 0.1, "b": 0.2})
+    told = study.trials[0]
+    assert told.state == optuna.trial.TrialState.COMPLETE and told.values == [0.1, 0.2]
+
+
+def test_a_frozen_trials_storage_id_is_what_the_storage_takes(tmp_path):
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'o.db'}")
+    study = optuna.create_study(storage=storage)
+    study.ask()
+    frozen = study.get_trials(deepcopy=False)[0]
+    storage.set_trial_state_values(library_internals.storage_trial_id(frozen), optuna.trial.TrialState.FAIL)
+    assert study.get_trials(deepcopy=False)[0].state == optuna.trial.TrialState.FAIL
+
+
+def test_gpus_are_counted_as_ray_counts_them(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # none visible, whatever the machine has
+    assert library_internals.visible_gpus() == 0
