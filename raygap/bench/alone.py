@@ -17,9 +17,9 @@ from raygap.bench.stop_savings import early_stop_savings
 from raygap.bench.study_scale import study_scale
 
 
-def saved_part(size_name: str, output: str | Path, part: str, figures: dict, echo) -> dict:
-    """A part's figures with the size and the date, saved as bench-<size>-<part>.json under `output`."""
-    results = {"size": size_name, "date": time.strftime("%Y-%m-%d %H:%M:%S"), **figures}
+def saved_part(size_name: str, output: str | Path, part: str, numbers: dict, echo) -> dict:
+    """A part's numbers with the size and the date, saved as bench-<size>-<part>.json under `output`."""
+    results = {"size": size_name, "date": time.strftime("%Y-%m-%d %H:%M:%S"), **numbers}
     save_results(results, Path(output) / f"bench-{size_name}-{part}.json", echo)
     return results
 

@@ -122,22 +122,22 @@ def _of_the_cluster(process, record: dict) -> bool:
     return bool(session) and any(file.path.startswith(session + os.sep) for file in process.open_files())
 
 
-def plan_for_this_machine(settings: TrialConfig) -> ResourcePlan:
-    """The plan a local run of a study whose defaults are `settings` would use, without starting
+def plan_for_this_machine(cfg: TrialConfig) -> ResourcePlan:
+    """The plan a local run of a study whose defaults are `cfg` would use, without starting
     Ray (for --dry-run and the check before it starts); a trial this machine cannot start or hold
     is a SpecError."""
     import psutil
 
-    plan = study_plan(settings, float(os.cpu_count() or 1), float(local_gpus()))
-    check_fits_one_node(settings, plan, nodes=1, memory_bytes=psutil.virtual_memory().available)
+    plan = study_plan(cfg, float(os.cpu_count() or 1), float(local_gpus()))
+    check_fits_one_node(cfg, plan, nodes=1, memory_bytes=psutil.virtual_memory().available)
     return plan
 
 
-def check_cluster_fits(settings, plan: ResourcePlan) -> None:
+def check_cluster_fits(cfg, plan: ResourcePlan) -> None:
     """check_fits_one_node on a running cluster: its live nodes, the least memory one offers."""
     nodes = [node for node in ray.nodes() if node.get("Alive")]
     memory = min((node["Resources"].get("memory", 0.0) for node in nodes), default=0.0)
-    check_fits_one_node(settings, plan, nodes=len(nodes), memory_bytes=memory)
+    check_fits_one_node(cfg, plan, nodes=len(nodes), memory_bytes=memory)
 
 
 def local_gpus() -> int:

@@ -15,7 +15,7 @@ import functools
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import optuna
 import polars as pl
@@ -68,20 +68,20 @@ def run_study(
     again with the same parameters, and the Optuna study continues where it stopped. Bad data
     (tables, images) and a trial that cannot fit this machine fail here, before Ray starts.
     """
-    settings = spec.resolve(check_paths=True)
+    cfg = spec.resolve(check_paths=True)
     folder = folder if isinstance(folder, results.ResultsFolder) else results.ResultsFolder(folder)
     study_folder.check_writable(folder)  # before the claim, which is the first write
     optuna_file = optuna_path(folder, spec.name)
     made = _missing_folders(optuna_file.parent) + ([] if optuna_file.exists() else [optuna_file])
     # Claimed before any check: of two commands started on one new folder, only one runs.
     with study_folder.claimed(optuna_file.parent):
-        _check_before_ray(spec, settings, folder, address, resume, overwrite)
-        return _run_claimed(spec, settings, folder, optuna_file, made, address, echo, dashboard, num_cpus, resume, overwrite)
+        _check_before_ray(spec, cfg, folder, address, resume, overwrite)
+        return _run_claimed(spec, cfg, folder, optuna_file, made, address, echo, dashboard, num_cpus, resume, overwrite)
 
 
 def _run_claimed(
     spec: StudySpec,
-    settings,
+    cfg,
     folder: results.ResultsFolder,
     optuna_file: Path,
     made: list[Path],
@@ -93,22 +93,20 @@ def _run_claimed(
     overwrite: bool,
 ) -> pl.DataFrame:
     """run_study once the folder is claimed and checked."""
-    total = number_of_trials(spec, settings.search)
+    total = number_of_trials(spec, cfg.search)
     cluster_record = optuna_file.parent / CLUSTER_RECORD
     stop_stale_cluster(cluster_record, echo)
     if overwrite:
         study_folder.clear(folder, optuna_file)
     folder.sweep_temporaries()
-    finished, rerun = (
-        prepare_resume(folder, optuna_file, spec, settings.search.objectives, settings.search.repeats, echo) if resume else (0, [])
-    )
+    finished, rerun = prepare_resume(folder, optuna_file, spec, cfg.search.objectives, cfg.search.repeats, echo) if resume else (0, [])
     remaining = max(total - finished, 0)
     if resume and remaining == 0:
         echo(f"{spec.name}: all {total} trial(s) already finished; nothing to resume")
         return folder.read(results.PARETO) if folder.exists(results.PARETO) else pl.DataFrame()
     # Local Ray processes inherit the trackers' variables.
     with (
-        tracking.environment(tracking.tracker_environment(settings.tracking)),
+        tracking.environment(tracking.tracker_environment(cfg.tracking)),
         _no_trace_of_a_failed_start(folder, made, resume),
     ):
         started_here = not ray.is_initialized()
@@ -119,24 +117,24 @@ def _run_claimed(
             echo(dashboard_line(url))
         try:
             cluster = ray.cluster_resources()
-            plan = study_plan(settings, cluster.get("CPU", 0), cluster.get("GPU", 0))
+            plan = study_plan(cfg, cluster.get("CPU", 0), cluster.get("GPU", 0))
             if address:  # a local cluster was checked before it started
-                check_cluster_fits(settings, plan)
-            echo(f"{spec.name}: {remaining} trial(s) × {settings.search.repeats} seed(s); {plan.describe()}")
-            for line in tracking.where_to_look(settings.tracking, spec.name, folder):
+                check_cluster_fits(cfg, plan)
+            echo(f"{spec.name}: {remaining} trial(s) × {cfg.search.repeats} seed(s); {plan.describe()}")
+            for line in tracking.where_to_look(cfg.tracking, spec.name, folder):
                 echo(line)
             folder.write_text(results.SPEC, yaml.safe_dump(spec.raw, sort_keys=False))
             run_record = {**_run_record(cluster, plan), **study_folder.spec_record(spec.raw)}
             folder.write_text(results.RUN, yaml.safe_dump(run_record, sort_keys=False))
 
-            scheduler = _early_stopper(settings, folder, resume)
-            stopped = scheduler.stopped
-            recorder = StudyRecorder(folder, settings.search.objectives, total, echo, finished=finished, stopped=stopped, held=plan.held())
-            searcher = make_searcher(spec, settings.search, optuna_file, rerun[:remaining], stopped)
+            scheduler = _early_stopper(cfg, folder, resume)
+            stopped = scheduler.stopped  # written by the scheduler alone; the recorder and the searcher read it
+            recorder = StudyRecorder(folder, cfg.search.objectives, total, echo, finished=finished, stopped=stopped, held=plan.held())
+            searcher = make_searcher(spec, cfg.search, optuna_file, rerun[:remaining], stopped)
             with tracking.quiet_tune():
                 try:
                     _make_tuner(
-                        spec, settings, folder, plan, searcher, recorder, remaining, resume, scheduler
+                        spec, cfg, folder, plan, searcher, recorder, remaining, resume, scheduler
                     ).fit()  # Ctrl-C: Tune stops the trials and returns
                 finally:
                     recorder.ledger.close()  # pareto.parquet, and the parts compacted
@@ -149,7 +147,7 @@ def _run_claimed(
     return folder.read(results.PARETO) if folder.exists(results.PARETO) else pl.DataFrame()
 
 
-def _check_before_ray(spec: StudySpec, settings, folder: results.ResultsFolder, address: str | None, resume: bool, overwrite: bool) -> None:
+def _check_before_ray(spec: StudySpec, cfg, folder: results.ResultsFolder, address: str | None, resume: bool, overwrite: bool) -> None:
     """The folder rules, the study's settings (preflight) and, for a local cluster, whether a
     trial fits this machine: each a SpecError before Ray starts."""
     study_folder.check_folder(folder, spec, resume, overwrite)
@@ -157,10 +155,10 @@ def _check_before_ray(spec: StudySpec, settings, folder: results.ResultsFolder, 
         optuna_file = optuna_path(folder, spec.name)
         if found := integrity.disagreements(folder, optuna_file, spec.name, history=False):
             raise SpecError(f"{folder}: cannot resume, the study's files disagree: " + "; ".join(found))
-    preflight.check_study(spec, settings)
+    preflight.check_study(spec, cfg)
     if not address and not ray.is_initialized():  # a local cluster is this machine
         try:
-            plan_for_this_machine(settings)
+            plan_for_this_machine(cfg)
         except SpecError as error:
             raise SpecError(f"{spec.path}: {error}") from None
 
@@ -195,12 +193,12 @@ def _no_trace_of_a_failed_start(folder: results.ResultsFolder, made: list[Path],
         raise
 
 
-def _early_stopper(settings, folder: results.ResultsFolder, resume: bool):
+def _early_stopper(cfg, folder: results.ResultsFolder, resume: bool):
     """The scheduler of `search.early_stop` (None: none); a resumed Pareto rule starts from the
     curves of the trials the folder finished."""
-    objectives = settings.search.objectives
+    objectives = cfg.search.objectives
     # train.steps is None for a trial by epochs: its evaluation points report each seed's length.
-    scheduler = make_scheduler(settings.search.early_stop, objectives, settings.train.steps)
+    scheduler = make_scheduler(cfg.search.early_stop, objectives, cfg.train.steps)
     if resume and isinstance(scheduler, ParetoStopper) and folder.exists(results.HISTORY):
         trials = folder.read(results.TRIALS)
         whole = trials.group_by("trial_id").agg((pl.col("status") == "completed").all().alias("whole")).filter("whole")["trial_id"]
@@ -210,7 +208,7 @@ def _early_stopper(settings, folder: results.ResultsFolder, resume: bool):
 
 
 def _make_tuner(
-    spec: StudySpec, settings, folder: results.ResultsFolder, plan: ResourcePlan, searcher, recorder, trials: int, resume: bool, scheduler
+    spec: StudySpec, cfg, folder: results.ResultsFolder, plan: ResourcePlan, searcher, recorder, trials: int, resume: bool, scheduler
 ):
     """A Tuner whose trials are drivers (`driver.drive_trial`) with the plan's resources."""
     driver = tune.with_parameters(
@@ -218,7 +216,7 @@ def _make_tuner(
         spec_path=str(spec.path),
         spec_raw=spec.raw,
         plan=plan,
-        repeats=settings.search.repeats,
+        repeats=cfg.search.repeats,
         storage=folder.uri("ray/train"),
     )
     return tune.Tuner(
@@ -236,9 +234,9 @@ def _make_tuner(
         run_config=tune.RunConfig(
             name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}" if resume else "tune",
             storage_path=folder.uri("ray"),
-            callbacks=[recorder, *tracking.logger_callbacks(settings.tracking, spec.name)],
+            callbacks=[recorder, *tracking.logger_callbacks(cfg.tracking, spec.name)],
             # A trial whose process died restarts from its last checkpoint; only the latest is kept.
-            failure_config=tune.FailureConfig(max_failures=settings.train.max_restarts),
+            failure_config=tune.FailureConfig(max_failures=cfg.train.max_restarts),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             verbose=0,
         ),
@@ -255,7 +253,7 @@ def _trial_name(trial) -> str:
 
 
 def make_searcher(
-    spec: StudySpec, search: SearchSpec, optuna_file: Path, rerun: list[dict], stopped: dict | None = None
+    spec: StudySpec, search: SearchSpec, optuna_file: Path, rerun: list[dict], stopped: Mapping[str, int] | None = None
 ) -> FailureAwareOptunaSearch:
     """The study's search: Optuna over the spec's space, persisted in the file `optuna_file` (an
     existing study there continues), the parameters in `rerun` suggested first; trials in `stopped` are PRUNED."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Mapping
 
 import optuna
 from ray.tune.search.optuna import OptunaSearch
@@ -20,9 +21,9 @@ class FailureAwareOptunaSearch(OptunaSearch):
     that it was pruned when the early-stopping scheduler put it in `stopped`, and records each
     Optuna trial's Tune trial id."""
 
-    def __init__(self, *args, stopped: dict[str, int] | None = None, **kwargs):
+    def __init__(self, *args, stopped: Mapping[str, int] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.stopped = stopped if stopped is not None else {}  # shared with the scheduler
+        self.stopped = stopped if stopped is not None else {}  # the scheduler's record (trial id → step), read here
 
     def suggest(self, trial_id: str) -> dict | None:
         params = super().suggest(trial_id)

@@ -58,12 +58,12 @@ class ResourcePlan:
         )
 
 
-def study_plan(settings: TrialConfig, cluster_cpus: float, cluster_gpus: float) -> ResourcePlan:
+def study_plan(cfg: TrialConfig, cluster_cpus: float, cluster_gpus: float) -> ResourcePlan:
     """The plan of a study's trials. A theory simulation runs on one CPU in its trial process
     (float64, no model): `resources` does not apply, and GPUs do not limit how many run at once."""
-    if settings.theory is not None:
+    if cfg.theory is not None:
         return plan_resources(ResourcesSpec(use_gpu=False), cluster_cpus, cluster_gpus)
-    spec, data = settings.resources, settings.data
+    spec, data = cfg.resources, cfg.data
     loaders = data.loader_workers if data.loader_runs(on_gpu=uses_gpu(spec, cluster_gpus)) else 0
     return plan_resources(spec, cluster_cpus, cluster_gpus, loaders)
 
@@ -108,7 +108,7 @@ def plan_resources(spec: ResourcesSpec, cluster_cpus: float, cluster_gpus: float
     return ResourcePlan(workers, use_gpu, round(cpus, 3), gpus, concurrent, threads, spec.placement, in_trial, loader_workers)
 
 
-def check_fits_one_node(settings: TrialConfig, plan: ResourcePlan, nodes: int, memory_bytes: float) -> None:
+def check_fits_one_node(cfg: TrialConfig, plan: ResourcePlan, nodes: int, memory_bytes: float) -> None:
     """A trial that could never start on a cluster of `nodes` alike nodes with `memory_bytes` free
     each: STRICT_SPREAD with more workers than nodes waits forever; workers whose model, gradients
     and optimizer state exceed the memory are killed. Each a SpecError that says what would fit."""
@@ -117,12 +117,12 @@ def check_fits_one_node(settings: TrialConfig, plan: ResourcePlan, nodes: int, m
             f"resources.placement: STRICT_SPREAD puts each of the {plan.workers} workers on a node of its own, but the "
             f"cluster has {nodes} node(s); expected workers_per_trial ≤ {nodes}, or placement PACK or SPREAD"
         )
-    per_worker = worker_bytes(settings, plan)
+    per_worker = worker_bytes(cfg, plan)
     together = plan.workers if plan.placement in ("PACK", "STRICT_PACK") or nodes == 1 else -(-plan.workers // nodes)
     if together * per_worker > memory_bytes:
         fit = int(memory_bytes // per_worker)
         raise SpecError(
-            f"model.name: a {settings.model.name} worker needs at least {per_worker / 1e9:.1f} GB (its process, and "
+            f"model.name: a {cfg.model.name} worker needs at least {per_worker / 1e9:.1f} GB (its process, and "
             f"{TRAINING_BYTES_PER_PARAMETER} bytes per parameter for weights, gradients and AdamW)"
             + (f", {together} workers on one node {together * per_worker / 1e9:.1f} GB" if together > 1 else "")
             + f", but a node has {memory_bytes / 1e9:.1f} GB free; "
@@ -130,16 +130,16 @@ def check_fits_one_node(settings: TrialConfig, plan: ResourcePlan, nodes: int, m
         )
 
 
-def worker_bytes(settings: TrialConfig, plan: ResourcePlan) -> float:
-    """What one worker of `settings` holds in host memory at least: its process, and its model's
+def worker_bytes(cfg: TrialConfig, plan: ResourcePlan) -> float:
+    """What one worker of `cfg` holds in host memory at least: its process, and its model's
     training state (only the weights where a GPU holds the rest)."""
-    if settings.theory is not None:
+    if cfg.theory is not None:
         return WORKER_BASE_BYTES
     from raygap.config import BUILTIN_MODELS
 
-    if settings.model.name in BUILTIN_MODELS:  # a few million parameters at most
+    if cfg.model.name in BUILTIN_MODELS:  # a few million parameters at most
         return WORKER_BASE_BYTES
     from raygap.clip.model import parameter_count  # torch: open_clip is imported to check the name anyway
 
     per_parameter = 4 if plan.use_gpu else TRAINING_BYTES_PER_PARAMETER
-    return WORKER_BASE_BYTES + per_parameter * parameter_count(settings.model.name)
+    return WORKER_BASE_BYTES + per_parameter * parameter_count(cfg.model.name)

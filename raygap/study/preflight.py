@@ -13,18 +13,18 @@ from raygap import local_files
 from raygap.config import SpecError, StudySpec, TrialConfig
 
 
-def check_study(spec: StudySpec, settings: TrialConfig, data: bool = True) -> None:
+def check_study(spec: StudySpec, cfg: TrialConfig, data: bool = True) -> None:
     """Everything about a study that can fail before Ray starts, bar its results folder; `data`:
     read every file-backed table (a dry run may skip it for paper-scale tables)."""
     from raygap.data import check_tables
 
-    if unmeasured := settings.unmeasured_objective():
+    if unmeasured := cfg.unmeasured_objective():
         raise SpecError(f"{spec.path}: {unmeasured}")
     if data:
         for variant in spec.data_variants():  # every table a `choice` may pick, not only the default's
             check_tables(variant, str(spec.path))
-    check_extras(settings.tracking, str(spec.path))
-    check_tracking(settings.tracking, str(spec.path))
+    check_extras(cfg.tracking, str(spec.path))
+    check_tracking(cfg.tracking, str(spec.path))
 
 
 EXTRAS = {"mlflow": ("mlflow", "pip install 'raygap[mlflow]'"), "wandb": ("wandb", "pip install 'raygap[wandb]'")}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable
+from typing import Callable, Mapping
 
 from ray import tune
 
@@ -27,12 +27,12 @@ class StudyRecorder(tune.Callback):
         total: int,
         echo: Callable[[str], None],
         finished: int = 0,
-        stopped: dict[str, int] | None = None,
+        stopped: Mapping[str, int] | None = None,
         held: dict[str, float] | None = None,
     ):
         self.folder, self.objectives, self.total, self.echo = folder, objectives, total, echo
         self.ledger = StudyLedger(folder, objectives)
-        self.stopped = stopped if stopped is not None else {}  # trial id → step, from the early-stopping scheduler
+        self.stopped = stopped if stopped is not None else {}  # trial id → step; only the early-stopping scheduler writes it
         self.held = held or {}  # what a trial holds (plan.held()), for a pruned seed's CPU/GPU-hours
         self.recorded: set[str] = set()
         self.recorded_seeds: set[tuple[str, int]] = set()
