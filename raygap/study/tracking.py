@@ -4,6 +4,7 @@ so each of these sees every point of every seed; the Parquet results stay the co
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from contextlib import contextmanager
@@ -69,8 +70,9 @@ def _import_tensorboardx_without_torch() -> None:
 def where_to_look(tracking, study: str, folder: results.ResultsFolder) -> list[str]:
     """One line per place the study's curves can be watched while it runs."""
     lines = []
-    if tracking.tensorboard:
-        lines.append(f"TensorBoard: tensorboard --logdir {folder.uri('ray')}")
+    if tracking.tensorboard:  # the event files are written either way; the viewer is not a dependency
+        viewer = "tensorboard" if importlib.util.find_spec("tensorboard") else "pip install tensorboard, then tensorboard"
+        lines.append(f"TensorBoard: {viewer} --logdir {folder.uri('ray')}")
     if tracking.mlflow is not None:
         lines.append(f"MLflow: {tracking.mlflow.tracking_uri} (experiment {tracking.mlflow.experiment or study})")
     if tracking.wandb is not None:
