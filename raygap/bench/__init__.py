@@ -109,8 +109,16 @@ def run_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=
 
 def format_table(results: dict) -> str:
     """One line per measurement: value, target and what it was measured from."""
-    loop, study, cache, evaluation = results["loop"], results["study"], results["decoded_cache"], results["evaluation"]
-    rows = [
+    rows = _loop_and_study_rows(results) + _input_evaluation_and_memory_rows(results) + _worker_group_rows(results)
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{'measurement':<{width}}  {'value':>8}  {'target':>7}  detail"]
+    lines += [f"{name:<{width}}  {value:>8}  {target:>7}  {detail}" for name, value, target, detail in rows]
+    return "\n".join(lines)
+
+
+def _loop_and_study_rows(results: dict) -> list[tuple[str, str, str, str]]:
+    loop, study = results["loop"], results["study"]
+    return [
         (
             "loop efficiency (raygap / plain open_clip loop)",
             f"{loop['loop_efficiency']:.3f}",
@@ -134,6 +142,12 @@ def format_table(results: dict) -> str:
                 f"{study['median_train_seconds']:.1f} s of steps per trial"
             ),
         ),
+    ]
+
+
+def _input_evaluation_and_memory_rows(results: dict) -> list[tuple[str, str, str, str]]:
+    cache, evaluation, study = results["decoded_cache"], results["evaluation"], results["study"]
+    return [
         (
             "input pipeline (delivered / consumed)",
             f"{results['input']['loader_headroom']:.1f}×",
@@ -177,6 +191,10 @@ def format_table(results: dict) -> str:
             + (f"; one trial process {study['peak_trial_rss_gb']:.2f} GiB" if study["peak_trial_rss_gb"] else ""),
         ),
     ]
+
+
+def _worker_group_rows(results: dict) -> list[tuple[str, str, str, str]]:
+    rows = []
     for key, name in (("study_worker_group", "1 worker in a worker group (baseline)"), ("study_two_workers", "2-worker group")):
         if key in results:
             group = results[key]
@@ -191,7 +209,4 @@ def format_table(results: dict) -> str:
                     ),
                 )
             )
-    width = max(len(r[0]) for r in rows)
-    lines = [f"{'measurement':<{width}}  {'value':>8}  {'target':>7}  detail"]
-    lines += [f"{name:<{width}}  {value:>8}  {target:>7}  {detail}" for name, value, target, detail in rows]
-    return "\n".join(lines)
+    return rows
