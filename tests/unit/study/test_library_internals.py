@@ -35,5 +35,13 @@ def test_a_frozen_trials_storage_id_is_what_the_storage_takes(tmp_path):
 
 
 def test_gpus_are_counted_as_ray_counts_them(monkeypatch):
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # none visible, whatever the machine has
+    """Ray's detector (nvidia-smi's library) on a node of 4 GPUs, as CUDA_VISIBLE_DEVICES narrows it."""
+    from ray._private.accelerators import NvidiaGPUAcceleratorManager
+
+    monkeypatch.setattr(NvidiaGPUAcceleratorManager, "get_current_node_num_accelerators", staticmethod(lambda: 4))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,2")
+    assert library_internals.visible_gpus() == 2
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert library_internals.visible_gpus() == 0
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert library_internals.visible_gpus() == 4
