@@ -53,9 +53,15 @@ def cmd_study_run(args: argparse.Namespace) -> int:
     print(f"\n{cfg.name}: finished in {time.time() - started:.0f} s")
     print(format_front(summary, cfg.search.objectives))
     print(f"results: {folder}/ (trials.parquet, history.parquet, pareto.parquet); Optuna study: {study.optuna_path(folder, cfg.name)}")
-    if summary.is_empty() and not _any_completed(folder):  # every trial failed or was pruned: the run did not do its job
-        print(f"error: {cfg.name}: no trial completed; `raygap study status {folder}` lists the errors", file=sys.stderr)
+    outcomes = _seed_outcomes(folder)
+    if summary.is_empty() and not outcomes.get("completed"):  # every trial failed or was stopped: the run did not do its job
+        print(
+            f"error: {cfg.name}: no trial completed ({_counted(outcomes)}); `raygap study status {folder}` lists the errors",
+            file=sys.stderr,
+        )
         return 1
+    # Some failed seeds are not an error (a diverged learning rate is a finding): counted, exit 0.
+    print(f"{cfg.name}: {_counted(outcomes)}" + (f"; `raygap study status {folder}` lists the errors" if outcomes.get("failed") else ""))
     if args.report:
         print(f"report: {write_report([str(folder)], None)}")
     return 0
@@ -92,11 +98,20 @@ def _disk_full(error: BaseException | None) -> bool:
     return False
 
 
-def _any_completed(folder) -> bool:
+def _seed_outcomes(folder) -> dict[str, int]:
+    """Seed runs recorded in the folder, by status (completed, failed, pruned)."""
     from raygap import results
 
     trials = folder.read(results.TRIALS) if folder.exists(results.TRIALS) else None
-    return trials is not None and "status" in trials.columns and bool((trials["status"] == "completed").any())
+    if trials is None or "status" not in trials.columns:
+        return {}
+    return {status: count for status, count in trials["status"].value_counts().iter_rows()}
+
+
+def _counted(outcomes: dict[str, int]) -> str:
+    words = {"completed": "completed", "failed": "failed", "pruned": "stopped early"}
+    parts = [f"{outcomes.get(status, 0)} {word}" for status, word in words.items() if outcomes.get(status) or status == "completed"]
+    return f"seed runs: {', '.join(parts)}"
 
 
 DRY_RUN_LISTED = 100  # grid configurations a dry run lists; the rest are counted

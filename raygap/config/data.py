@@ -2,12 +2,48 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from raygap.config.base import PositiveInt, Probability, Strict, check_paths, must_exist
+
+# The keys of each source kind that name files or folders: relative ones are anchored once, when
+# the study file is read (raygap.config.loading), so a trial reads the same files in any folder.
+PATH_KEYS: dict[str, tuple[str, ...]] = {
+    "files": ("table", "root"),
+    "coco": ("annotations", "images"),
+    "webdataset": ("shards",),
+    "imagefolder": ("root",),
+    "cifar10": ("root",),
+    "fashion-mnist": ("root",),
+    "mmvp": ("root",),
+}
+
+
+def anchor_paths(tree: Any, folder: Path) -> Any:
+    """`tree` with every relative path of a data source (`PATH_KEYS`, `~` expanded) made absolute
+    against `folder`; sources inside search distributions (a `choice` of tables) too."""
+    if isinstance(tree, list):
+        return [anchor_paths(item, folder) for item in tree]
+    if not isinstance(tree, dict):
+        return tree
+    kind = tree.get("kind")
+    keys = PATH_KEYS.get(kind, ()) if isinstance(kind, str) else ()
+    return {key: _anchor(value, folder) if key in keys else anchor_paths(value, folder) for key, value in tree.items()}
+
+
+def _anchor(value: Any, folder: Path) -> Any:
+    if isinstance(value, str):
+        path = Path(value).expanduser()
+        return os.path.abspath(folder / path)  # abspath: `..` folded, as a shell would show it
+    if isinstance(value, (list, dict)):  # a search distribution over paths
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        anchored = {key: _anchor(item, folder) for key, item in items}
+        return anchored if isinstance(value, dict) else list(anchored.values())
+    return value
 
 
 class SyntheticSource(Strict):

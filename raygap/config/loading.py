@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from raygap.config.base import SpecError
-from raygap.config.data import SyntheticSource
+from raygap.config.data import SyntheticSource, anchor_paths
 from raygap.config.distributions import Distribution, find_distributions, parse_distribution, set_path
 from raygap.config.errors import format_errors
 from raygap.config.sections import TrialConfig
@@ -138,6 +138,8 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if not isinstance(raw, dict):
         raise SpecError(f"{file}: expected a mapping of sections at the top level, got {type(raw).__name__}")
     base = raw.pop("extends", None)
+    # Data paths are relative to the file that names them, wherever the command or a trial runs.
+    raw = anchor_paths(raw, path.parent.absolute())
     if base is None:
         return raw
     if not isinstance(base, str):
@@ -223,5 +225,6 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (), che
     for item in overrides:
         key, value = parse_override(item)
         set_path(raw, key, value)
+    raw = anchor_paths(raw, Path.cwd())  # what is still relative came from --set
     _check_space(raw, file, check_paths)
     return StudySpec(path=path, raw=raw, space=find_distributions(raw, file))

@@ -97,6 +97,26 @@ def test_dry_run_lists_every_grid_configuration_and_starts_nothing(tmp_path, cap
         assert not out.exists() and not ray.is_initialized()
 
 
+def test_a_study_reads_tables_relative_to_its_file_from_another_working_folder(tmp_path, save_jpegs):
+    """A trial runs in its own folder: the study file's relative paths must not depend on it."""
+    save_jpegs(tmp_path / "project" / "mydata", [(40, 48)] * 16)
+    study = tmp_path / "project" / "studies" / "own.yaml"
+    study.parent.mkdir()
+    study.write_text(
+        "data:\n  train: {kind: files, table: ../mydata/pairs.csv}\n  eval: {kind: files, table: ../mydata/pairs.csv}\n"
+        "  probe: null\ntrain: {steps: 2, batch_size: 8, eval_interval: 2}\nsearch: {trials: 1, objectives: {modality_gap: min}}\n"
+    )
+    (tmp_path / "elsewhere").mkdir()
+    command = [sys.executable, "-m", "raygap", "study", "run", "../project/studies/own.yaml", "--results", "out", "--no-dashboard"]
+    result = subprocess.run(command, cwd=tmp_path / "elsewhere", capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "own: seed runs: 1 completed"
+    trials = pl.read_parquet(tmp_path / "elsewhere" / "out" / "trials.parquet")
+    assert trials["status"].to_list() == ["completed"] and trials["error"].to_list() == [None]
+    # the folder keeps absolute paths: a resume from any folder reads the same table
+    assert f"table: {tmp_path / 'project' / 'mydata' / 'pairs.csv'}\n" in (tmp_path / "elsewhere" / "out" / "spec.yaml").read_text()
+
+
 def test_study_refuses_an_existing_study_folder(tmp_path, spec_file, capsys):
     out = tmp_path / "results"
     assert main(["train", str(spec_file), "--results", str(out), "--quiet"]) == 0

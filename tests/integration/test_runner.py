@@ -211,7 +211,7 @@ def test_failed_trials_are_recorded_and_never_on_the_front(tmp_path, capsys, opt
     # The loss becomes NaN: the command says no trial completed (exit 1) and writes no report.
     command = ["study", "run", str(spec.path), "--results", str(folder), "--set", "train.lr=1.0e+30", "--no-dashboard", "--report"]
     assert main(command) == 1
-    assert "no trial completed" in capsys.readouterr().err and not (folder / "report").exists()
+    assert "no trial completed (seed runs: 0 completed, 2 failed)" in capsys.readouterr().err and not (folder / "report").exists()
     trials = pl.read_parquet(folder / "trials.parquet")
     summary = summarize_trials(trials, {"modality_gap": "min", "mean_r1": "max"}, [])
     assert trials["status"].to_list() == ["failed", "failed"]
@@ -221,14 +221,18 @@ def test_failed_trials_are_recorded_and_never_on_the_front(tmp_path, capsys, opt
     assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]
 
 
-def test_a_diverged_trial_fails_with_its_reason_and_the_study_goes_on(tmp_path, optuna_study):
+def test_a_diverged_trial_fails_with_its_reason_and_the_study_goes_on(tmp_path, capsys, optuna_study):
 
-    from raygap.study import run_study
+    from raygap.cli import main
 
     spec = write_study(tmp_path, "diverge", "search: {sampler: grid}")
-    spec = load_spec(spec.path, ["temperature.value=0.07", "train.lr={grid: [0.002, 1.0e+30]}"])  # the second trial's loss becomes NaN
     folder = tmp_path / "results"
-    summary = run_study(spec, folder, dashboard=False)
+    # The second trial's loss becomes NaN: a finding, not an error (exit 0), and the last line counts it.
+    sets = ["--set", "temperature.value=0.07", "--set", "train.lr={grid: [0.002, 1.0e+30]}"]
+    assert main(["study", "run", str(spec.path), "--results", str(folder), "--no-dashboard", *sets]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == f"diverge: seed runs: 1 completed, 1 failed; `raygap study status {folder}` lists the errors"
+    summary = pl.read_parquet(folder / "pareto.parquet")
     trials = pl.read_parquet(folder / "trials.parquet").sort("param.train.lr")
     assert trials["status"].to_list() == ["completed", "failed"]
     assert trials["error"][1].startswith("TrainingDiverged: loss became nan")

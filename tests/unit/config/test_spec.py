@@ -112,3 +112,43 @@ def test_extends_errors_name_the_file(tmp_path):
     loop = write(tmp_path, "extends: study.yaml\n")
     with pytest.raises(SpecError, match=r"extends: study.yaml includes itself"):
         load_spec(loop)
+
+
+def test_relative_data_paths_start_from_the_study_file_and_set_values_from_the_working_folder(tmp_path, monkeypatch):
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    for folder in (project / "studies", project / "data", project / "shared", elsewhere / "mine"):
+        folder.mkdir(parents=True)
+    for table in (project / "data" / "a.csv", project / "data" / "b.csv", elsewhere / "mine" / "eval.csv"):
+        table.write_text("filepath,title\n")
+    write(project / "shared", "data: {probe: null, mmvp: {kind: mmvp, root: ../data}}\n", "base.yaml")
+    study = write(
+        project / "studies",
+        "extends: ../shared/base.yaml\ndata: {train: {kind: files, table: {choice: [../data/a.csv, ../data/b.csv]}, root: ../data}}\n",
+    )
+    monkeypatch.chdir(elsewhere)
+    spec = load_spec(study, ["data.eval={kind: files, table: mine/eval.csv}"])
+    cfg = spec.defaults()
+    assert cfg.data.train.table == project / "data" / "a.csv"
+    assert cfg.data.train.root == project / "data"
+    assert cfg.data.mmvp.root == project / "data"  # a base file's paths start from the base
+    assert cfg.data.eval.table == elsewhere / "mine" / "eval.csv"
+    assert [variant.data.train.table.name for variant in spec.data_variants()] == ["a.csv", "b.csv"]
+    # what the results folder keeps (spec.yaml) reads the same files from anywhere
+    monkeypatch.chdir(tmp_path)
+    assert (
+        load_spec(study, ["data.eval={kind: files, table: elsewhere/mine/eval.csv}"]).defaults().data.eval.table
+        == elsewhere / "mine" / "eval.csv"
+    )
+
+
+def test_every_path_key_of_every_source_is_anchored():
+    import typing
+
+    from raygap.config.data import PATH_KEYS, DataSource, MmvpSource
+
+    sources = [*typing.get_args(typing.get_args(DataSource)[0]), MmvpSource]
+    for source in sources:
+        kind = source.model_fields["kind"].default
+        paths = {name for name, info in source.model_fields.items() if "Path" in str(info.annotation) and name != "decoded_cache"}
+        expected = paths | ({"shards"} if kind == "webdataset" else set())
+        assert set(PATH_KEYS.get(kind, ())) == expected, kind
