@@ -6,6 +6,7 @@ its own), `figures` draws them (matplotlib), `page`
 writes the files.
 """
 
+from raygap.report.comparison import comparison_notes, method_table, paired_differences, study_settings
 from raygap.report.page import table_cells, write_report
 from raygap.report.rates import fit_notes
 from raygap.report.studies import (
@@ -19,13 +20,13 @@ from raygap.report.studies import (
     hypervolume_reference,
     load_study,
     log_power_fit,
-    method_table,
     parameter_effects,
     stopped_early,
 )
 
 __all__ = [
     "Study",
+    "comparison_notes",
     "configurations",
     "dynamics",
     "fit_notes",
@@ -37,8 +38,10 @@ __all__ = [
     "load_study",
     "log_power_fit",
     "method_table",
+    "paired_differences",
     "parameter_effects",
     "stopped_early",
+    "study_settings",
     "table_cells",
     "write_report",
 ]

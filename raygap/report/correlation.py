@@ -18,6 +18,8 @@ from raygap.report.studies import Study, configurations
 EMBEDDING = ("modality_gap", "uniformity")
 DOWNSTREAM = ("zero_shot_top1", "linear_probe_top1", "image_to_text_r1", "text_to_image_r1", "mean_r1", "mmvp_accuracy")
 NAN = float("nan")
+MIN_CONFIGURATIONS = 6
+"""Fewer configurations give no coefficient: a bootstrap over 3 points reads −1.00 [−1.00, −1.00]."""
 
 
 def pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -45,13 +47,13 @@ def average_ranks(values: np.ndarray, samples: np.ndarray) -> np.ndarray:
 
 def correlation(x: np.ndarray, y: np.ndarray, resamples: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
     """r and ρ of paired values (rows with a NaN dropped) and their bootstrap intervals. NaN with
-    fewer than 3 pairs or a constant side (no correlation is defined); resamples that come out
+    fewer than MIN_CONFIGURATIONS pairs or a constant side (no correlation is defined); resamples that come out
     constant are left out of the interval. Values are snapped first (`tolerance.snap`)."""
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = tolerance.snap(np.asarray(x, float)[keep]), tolerance.snap(np.asarray(y, float)[keep])
     n = len(x)
     out = {"n": n, "pearson": NAN, "pearson_low": NAN, "pearson_high": NAN, "spearman": NAN, "spearman_low": NAN, "spearman_high": NAN}
-    if n < 3:
+    if n < MIN_CONFIGURATIONS:
         return out
     whole = np.arange(n)[None, :]
     samples = np.random.default_rng(seed).integers(0, n, size=(resamples, n))

@@ -12,7 +12,8 @@ import polars as pl
 
 from raygap import catalog, local_files
 from raygap.catalog import label
-from raygap.report.correlation import study_correlations
+from raygap.report.comparison import LEVEL, comparison_notes, method_table
+from raygap.report.correlation import MIN_CONFIGURATIONS, study_correlations
 from raygap.report.interactive import interactive_section
 from raygap.report.rates import early_gap_notes, fit_notes
 from raygap.report.studies import (
@@ -21,7 +22,6 @@ from raygap.report.studies import (
     configurations,
     header,
     load_study,
-    method_table,
     no_completed_trial,
     stopped_early,
 )
@@ -55,6 +55,7 @@ def _write_page(studies: list[Study], out: Path, paper: bool) -> None:
         figures.plt.close(figure)  # pyplot keeps every figure open until closed
         images[name] = (path, caption)
     table = method_table(studies)
+    table_notes = comparison_notes(studies)
     headers = [header(s) for s in studies]
     notes = fit_notes(studies) + early_gap_notes(studies) + _stopped_notes(studies)
     sections = [correlation_section(correlations)] if not correlations.is_empty() else []
@@ -62,8 +63,8 @@ def _write_page(studies: list[Study], out: Path, paper: bool) -> None:
         from raygap.report.beside_paper import paper_section
 
         sections.append(paper_section(studies))
-    local_files.write_local_text(out / "report.md", _markdown(headers, images, table, notes, studies, sections))
-    local_files.write_local_text(out / "index.html", _html(headers, images, table, notes, studies, sections))
+    local_files.write_local_text(out / "report.md", _markdown(headers, images, table, table_notes, notes, studies, sections))
+    local_files.write_local_text(out / "index.html", _html(headers, images, table, table_notes, notes, studies, sections))
 
 
 def _default_output(location: str | Path, name: str) -> Path:
@@ -84,11 +85,11 @@ def _stopped_notes(studies) -> list[str]:
 
 def table_cells(table: pl.DataFrame) -> tuple[list[str], list[list[tuple[str, bool]]]]:
     columns = [c for c in catalog.TABLE_COLUMNS if c in table.columns and not table[c].is_null().all()]
-    head = ["study", "setting", "seeds", *[label(c) for c in columns]]
+    head = ["study", "setting", "front", "seeds", *[label(c) for c in columns]]
     body = []
     for row in table.iter_rows(named=True):
         setting = row["setting"] + (" — DEGENERATE (collapsed or at chance)" if row.get("degenerate") else "")
-        cells = [(row["study"], False), (setting, False), (str(row["seeds"]), False)]
+        cells = [(row["study"], False), (setting, False), ("yes" if row["front"] else "", False), (str(row["seeds"]), False)]
         for c in columns:
             value, std = row[c], row[f"{c}_std"]
             text = "—" if value is None else f"{value:.3f}" + (f" ± {std:.3f}" if std is not None and not math.isnan(std) else "")
@@ -102,6 +103,8 @@ def correlation_section(table: pl.DataFrame) -> tuple[str, list[str], list[list[
 
     def cell(row: dict, name: str) -> str:
         value, low, high = row[name], row[f"{name}_low"], row[f"{name}_high"]
+        if row["n"] < MIN_CONFIGURATIONS:
+            return f"too few configurations ({row['n']}; {MIN_CONFIGURATIONS} needed)"
         if math.isnan(value):
             return "—"
         return f"{value:+.2f}" + (f" [{low:+.2f}, {high:+.2f}]" if not math.isnan(low) else "")
@@ -118,7 +121,13 @@ def correlation_section(table: pl.DataFrame) -> tuple[str, list[str], list[list[
     return title, head, body
 
 
-def _markdown(headers, images, table, notes, studies, sections=()) -> str:
+TABLE_TITLE = (
+    "Table: every configuration, mean ± std over seeds; front: on its study's Pareto front; best: better than every other "
+    f"configuration with the paired difference over shared seeds outside noise ({LEVEL:.0%} t interval excludes 0)"
+)
+
+
+def _markdown(headers, images, table, table_notes, notes, studies, sections=()) -> str:
     lines = ["# raygap report: " + ", ".join(h["study"] for h in headers), ""]
     for h in headers:
         lines.append(
@@ -131,8 +140,9 @@ def _markdown(headers, images, table, notes, studies, sections=()) -> str:
         )
     if not table.is_empty():
         head, body = table_cells(table)
-        lines += ["", "## Table (mean ± std over seeds; **best** per column)", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["", f"## {TABLE_TITLE}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(f"**{t}**" if best else t for t, best in row) + " |" for row in body]
+        lines += ["", *[f"- {n}" for n in table_notes]] if table_notes else []
     if notes:
         lines += ["", "## Fits and early stops", "", *[f"- {n}" for n in notes]]
     for title, head, body in sections:
@@ -144,7 +154,7 @@ def _markdown(headers, images, table, notes, studies, sections=()) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _html(headers, images, table, notes, studies, sections=()) -> str:
+def _html(headers, images, table, table_notes, notes, studies, sections=()) -> str:
     esc = html.escape
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
@@ -163,11 +173,13 @@ def _html(headers, images, table, notes, studies, sections=()) -> str:
     parts += [_header_html(h, study) for h, study in zip(headers, studies)]
     if not table.is_empty():
         head, body = table_cells(table)
-        parts.append("<h2>Table: mean ± std over seeds (best per column highlighted)</h2><table><tr>")
+        parts.append(f"<h2>{esc(TABLE_TITLE)}</h2><table><tr>")
         parts += [f"<th>{esc(h)}</th>" for h in head] + ["</tr>"]
         for row in body:
             parts.append("<tr>" + "".join(f"<td class='best'>{esc(t)}</td>" if best else f"<td>{esc(t)}</td>" for t, best in row) + "</tr>")
         parts.append("</table>")
+        if table_notes:
+            parts.append("<ul class='table-notes'>" + "".join(f"<li>{esc(n)}</li>" for n in table_notes) + "</ul>")
     parts.append(interactive_section(studies))
     if notes:
         parts.append("<h2>Fits and early stops</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import yaml
 
-from raygap import catalog, pareto, results, tolerance
+from raygap import catalog, pareto, results
 
 # Retrieval has one number per direction; the front is drawn once per direction.
 DIRECTIONS = {"mean_r1": ["image_to_text_r1", "text_to_image_r1"], "mean_r5": ["image_to_text_r5", "text_to_image_r5"]}
@@ -31,6 +31,8 @@ class Study:
     params: list[str]
     """Searched parameter columns (`param.*`) in the order of the study file."""
     spec_text: str = ""
+    spec: dict = field(default_factory=dict)
+    """The stored study file (spec.yaml) as a mapping."""
     run: dict = field(default_factory=dict)
     summary: pl.DataFrame | None = field(default=None, repr=False)
     """`configurations(study)`, computed once: every figure and table reads it."""
@@ -58,7 +60,15 @@ def load_study(location: str | Path) -> Study:
     params = [c for c in found.trials.columns if c.startswith("param.") and c != "param.train.seed"]
     spec_text = yaml.safe_dump(spec, sort_keys=False) if spec else ""
     return Study(
-        spec.get("name") or Path(str(location)).name, found.location, found.trials, found.history, objectives, params, spec_text, found.run
+        spec.get("name") or Path(str(location)).name,
+        found.location,
+        found.trials,
+        found.history,
+        objectives,
+        params,
+        spec_text,
+        spec or {},
+        found.run,
     )
 
 
@@ -179,42 +189,6 @@ def log_power_fit(frame: pl.DataFrame, late_fraction: float = 0.5) -> dict:
         "t_min": float(t.min()),
         "t_max": float(t.max()),
     }
-
-
-def method_table(studies: list[Study]) -> pl.DataFrame:
-    """The paper's Table 2: for one study a row per front configuration; for several, a row per
-    study (its front configuration with the best mean R@1). Columns are mean and std over seeds;
-    `best_<column>` marks the best row per column."""
-    rows = []
-    for study in studies:
-        summary = configurations(study).filter(pl.col("rank") == 1)
-        if summary.is_empty():
-            continue
-        if len(studies) > 1:
-            key = "mean_r1" if "mean_r1" in summary.columns else next(iter(study.objectives))
-            summary = summary.sort(key, descending=study.objectives.get(key, "max") == "max").head(1)
-        for row in summary.iter_rows(named=True):
-            out = {"study": study.name, "trial_id": row["trial_id"], "setting": setting_label(row, study.params), "seeds": row["seeds"]}
-            out["degenerate"] = bool((row.get("degenerate") or 0.0) > 0)
-            for column in catalog.TABLE_COLUMNS:
-                out[column] = row.get(column)
-                out[f"{column}_std"] = row.get(f"{column}_std")
-            rows.append(out)
-    table = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
-    if len(studies) == 1 and "modality_gap" in table.columns:
-        table = table.sort("modality_gap", nulls_last=True)  # one front, in order along the gap axis
-    for column in catalog.TABLE_COLUMNS:
-        if column not in table.columns:
-            continue
-        # A degenerate configuration (collapsed or at chance) is never marked best, e.g. for its zero gap.
-        best = catalog.best(table.filter(~pl.col("degenerate"))[column].to_list(), column)
-        marked = pl.lit(False)
-        if best is not None:
-            marked = (
-                pl.col(column).is_close(best, abs_tol=tolerance.RELATIVE, rel_tol=tolerance.RELATIVE) & ~pl.col("degenerate")
-            ).fill_null(False)
-        table = table.with_columns(marked.alias(f"best_{column}"))
-    return table
 
 
 def hypervolume_progress(study: Study) -> pl.DataFrame:

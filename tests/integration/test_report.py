@@ -102,16 +102,28 @@ def test_dynamics_averages_seeds(tmp_path):
     assert frame["modality_gap"][2] == pytest.approx(0.3 / math.log(100) + 0.05)
 
 
-def test_method_table_marks_the_best(tmp_path):
-    table = report.method_table([report.load_study(make_folder(tmp_path / "s").path)]).sort("trial_id")
-    assert table["trial_id"].to_list() == ["a", "b"]  # the front only
-    assert table["best_modality_gap"].to_list() == [False, True]
-    assert table["best_image_to_text_r1"].to_list() == [True, False]
-    assert table["best_zero_shot_top1"].to_list() == [True, True]  # a tie marks both
-    # Several studies: one row each, the front point with the best mean R@1.
+def test_method_table_shows_every_configuration_and_no_noise_as_best(tmp_path):
+    study = report.load_study(make_folder(tmp_path / "s").path)
+    table = report.method_table([study]).sort("trial_id")
+    assert table["trial_id"].to_list() == ["a", "b", "c"]  # c is dominated, d failed
+    assert table["front"].to_list() == [True, True, False]
+    # b's gap (0.2, 0.2) against a's (0.4, 0.6): paired differences 0.2 and 0.4, so 0.3 ± 12.706 × 0.1;
+    # against c only seed 0 is shared: no interval. a's i→t R@1 (0.3, 0.3) against b's (0.2, 0.3):
+    # 0.05 ± 12.706 × 0.05. Zero-shot ties everywhere. Nothing is distinguishable: nothing is bold.
+    assert not any(table[f"best_{c}"].any() for c in ("modality_gap", "image_to_text_r1", "zero_shot_top1"))
+    notes = report.comparison_notes([study])
+    assert (
+        "modality gap: no best marked: hand temperature.value=0.1 is not distinguishable from hand temperature.value=0.3 (1 seed(s)"
+        in notes[0]
+    )
+    # Two studies: every configuration of each; the same settings, so the searched value names them
     other = make_folder(tmp_path / "t")
-    compared = report.method_table([report.load_study(tmp_path / "s"), report.load_study(other.path)])
-    assert compared.height == 2
+    compared = report.method_table([study, report.load_study(other.path)])
+    assert compared.height == 6 and compared["setting"].to_list()[:3] == [
+        "temperature.value=0.1",
+        "temperature.value=0.02",
+        "temperature.value=0.3",
+    ]
 
 
 def test_hypervolume_progress_by_hand(tmp_path):
@@ -155,13 +167,14 @@ def test_report_command_writes_page_pngs_and_markdown(tmp_path, capsys):
         "effects.png",
         "dynamics.png",
         "hypervolume.png",
-        "correlation.png",
-    }
+    }  # no correlation.png: three configurations are too few for a coefficient, as the table says
     markdown = (out / "report.md").read_text()
-    # Seed means: gaps (0.5, 0.2, 0.4), mean R@1 (0.275, 0.25, 0.1): r = −0.0017 / √(0.0467 · 0.0179)
-    # = −0.058 by hand; ranks (3, 1, 2) and (3, 2, 1) give ρ = 1/2.
-    assert re.search(r"\| modality gap \| mean recall@1 \| 3 \| -0\.06 \[[-+0-9.]+, [-+0-9.]+\] \| \+0\.50 \[", markdown), markdown
-    assert "| hand | temperature.value=0.1 | 2 | **0.200 ± 0.000** |" in markdown
+    few = "too few configurations (3; 6 needed)"
+    assert f"| modality gap | mean recall@1 | 3 | {few} | {few} |" in markdown
+    # every configuration, the front marked; two seeds that do not tell b's gap from a's: no bold
+    assert "| hand | temperature.value=0.1 | yes | 2 | 0.200 ± 0.000 |" in markdown
+    assert "| hand | temperature.value=0.3 |  | 1 | 0.400 |" in markdown
+    assert "- modality gap: no best marked: hand temperature.value=0.1 is not distinguishable" in markdown
     assert "hand: no gap rate for b: temperature not recorded" in markdown
     assert not list(out.glob(".*.tmp"))
     # Comparisons need an output folder; a folder that is not a study is refused by name.

@@ -9,7 +9,8 @@ import torch
 from raygap import catalog, pareto
 from raygap.cli.console import format_front
 from raygap.clip import finite_sample, metrics
-from raygap.report.studies import Study, front_trial_ids, method_table
+from raygap.report.comparison import method_table
+from raygap.report.studies import Study, front_trial_ids
 
 
 def unit(v: torch.Tensor) -> torch.Tensor:

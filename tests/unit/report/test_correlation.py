@@ -14,7 +14,7 @@ from raygap.report.correlation import average_ranks, correlation, correlation_ta
 def test_r_and_rho_match_scipy_with_ties():
     rng = np.random.default_rng(0)
     for case in range(20):
-        n = int(rng.integers(3, 40))
+        n = int(rng.integers(6, 40))
         x = rng.integers(0, 6, size=n).astype(float)  # many ties
         y = x * rng.normal() + rng.normal(size=n)
         got = correlation(x, y, resamples=10)
@@ -51,23 +51,26 @@ def test_average_ranks_of_resamples_by_hand():
 def test_degenerate_inputs_give_nan_never_a_perfect_correlation():
     constant = correlation(np.ones(10), np.arange(10.0))
     assert all(math.isnan(constant[k]) for k in ("pearson", "spearman", "pearson_low", "spearman_high"))
-    too_few = correlation(np.array([1.0, 2.0]), np.array([2.0, 1.0]))
-    assert too_few["n"] == 2 and math.isnan(too_few["pearson"])
-    with_nan = correlation(np.array([1.0, 2.0, np.nan, 3.0, 4.0]), np.array([2.0, 4.0, 1.0, 6.0, math.inf]))
-    assert with_nan["n"] == 3 and with_nan["pearson"] == pytest.approx(1.0)
+    # Five perfectly ordered configurations still get no coefficient: below MIN_CONFIGURATIONS (6)
+    too_few = correlation(np.arange(5.0), -np.arange(5.0))
+    assert too_few["n"] == 5 and all(math.isnan(too_few[k]) for k in ("pearson", "pearson_low", "spearman", "spearman_high"))
+    with_nan = correlation(
+        np.array([1.0, 2.0, np.nan, 3.0, 4.0, 5.0, 6.0, 7.0]), np.array([2.0, 4.0, 1.0, 6.0, math.inf, 10.0, 12.0, 14.0])
+    )
+    assert with_nan["n"] == 6 and with_nan["pearson"] == pytest.approx(1.0)
 
 
 def test_the_table_covers_the_metrics_present():
     frame = pl.DataFrame(
         {
-            "modality_gap": [0.1, 0.2, 0.3, 0.4, None],
-            "uniformity": [-1.2, -1.1, -1.3, -1.0, -1.1],
-            "mean_r1": [0.5, 0.4, 0.3, 0.2, 0.9],
-            "zero_shot_top1": [None] * 5,
+            "modality_gap": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, None],
+            "uniformity": [-1.2, -1.1, -1.3, -1.0, -1.1, -1.0, -1.1],
+            "mean_r1": [0.5, 0.4, 0.3, 0.2, 0.1, 0.0, 0.9],
+            "zero_shot_top1": [None] * 7,
         },
         schema_overrides={"zero_shot_top1": pl.Float64},
     )
     table = correlation_table(frame, resamples=50)
     assert table.select("embedding", "downstream").rows() == [("modality_gap", "mean_r1"), ("uniformity", "mean_r1")]
     gap = table.row(0, named=True)
-    assert gap["n"] == 4 and gap["pearson"] == pytest.approx(-1.0) and gap["spearman"] == pytest.approx(-1.0)
+    assert gap["n"] == 6 and gap["pearson"] == pytest.approx(-1.0) and gap["spearman"] == pytest.approx(-1.0)
