@@ -32,6 +32,7 @@ HISTORY = "history.parquet"
 PARETO = "pareto.parquet"
 SPEC = "spec.yaml"
 RUN = "run.yaml"
+RUNNING = "running.json"  # the running trials' latest evaluation points, rewritten while a study runs
 STATUSES = ("completed", "failed", "pruned")
 DATASETS = (TRIALS, HISTORY)  # a compacted file and its parts folder each
 COMPACTED_PARTS = "raygap.compacted_parts"  # footer key: the part files a compacted file holds

@@ -155,7 +155,13 @@ def cmd_study_status(args: argparse.Namespace) -> int:
     from raygap import results
 
     folder = results.ResultsFolder(args.folder)
+    running = folder.exists(results.RUNNING)
+    if running:
+        _print_running(folder, json.loads(folder.read_text(results.RUNNING)))
     if not folder.exists(results.TRIALS):
+        if running:
+            print(f"{folder}: no seed has finished yet")
+            return 0
         raise SpecError(f"{folder}: no trials.parquet or trials/ parts here (not a study folder, or no trial has finished yet)")
     trials = folder.read(results.TRIALS)
     counts = trials.group_by("status").len().sort("status")
@@ -171,6 +177,22 @@ def cmd_study_status(args: argparse.Namespace) -> int:
         objectives = json.loads(folder.schema(results.PARETO).metadata[b"objectives"])
         print(format_front(folder.read(results.PARETO), objectives))
     return _report_disagreements(folder)
+
+
+def _print_running(folder, live: dict) -> None:
+    """The running trials' latest evaluation points, from running.json (rewritten every 10 s)."""
+    age = time.time() - live["updated_at"]
+    stamp = time.strftime("%H:%M:%S", time.localtime(live["updated_at"]))
+    print(f"{folder}: {len(live['trials'])} trial(s) running (as of {stamp}, {age:.0f} s ago)")
+    for trial in live["trials"]:
+        of = f"/{trial['steps']}" if trial.get("steps") else ""
+        params = ", ".join(f"{k}={v}" for k, v in trial["params"].items())
+        skip = {"trial_id", "seed", "step", "steps", "params", "started_at"}
+        values = ", ".join(f"{k} {v:.3f}" for k, v in trial.items() if k not in skip and isinstance(v, float))
+        print(
+            f"  running {trial['trial_id']} seed {trial['seed']} step {trial['step']}{of}: {values or 'no objective yet'}"
+            + (f" ({params})" if params else "")
+        )
 
 
 def _report_disagreements(folder) -> int:

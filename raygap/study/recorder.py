@@ -4,6 +4,8 @@ and how, is `raygap.study.ledger`)."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import time
 from typing import Callable, Mapping
 
@@ -15,6 +17,12 @@ from raygap.study import messages
 from raygap.study.ledger import StudyLedger
 from raygap.study.messages import Kind
 from raygap.study.space import recorded_params
+
+LIVE_EVERY = 10.0
+"""Seconds between rewrites of running.json (what `raygap study status` shows of running trials)."""
+ECHO_EVERY = 30.0
+"""A running trial prints its latest evaluation point at most this often: a trial shorter than
+this prints none, so a 10,000-trial study of short trials prints a line per trial only."""
 
 
 class StudyRecorder(tune.Callback):
@@ -43,6 +51,9 @@ class StudyRecorder(tune.Callback):
         self.completed, self.failed, self.pruned = finished, 0, 0  # a resumed study counts the trials it kept
         self.started = time.time()
         self.running: set[str] = set()  # counted here: the progress line would scan every trial
+        self.latest: dict[str, dict] = {}  # a running trial's latest evaluation point, for running.json
+        self.echoed_at: dict[str, float] = {}
+        self.live_written_at = 0.0
 
     def __getstate__(self) -> dict:
         # Tune pickles its callbacks into tuner.pkl when the Tuner is built. `echo` may be any
@@ -53,6 +64,12 @@ class StudyRecorder(tune.Callback):
     @property
     def finished(self) -> int:
         return self.completed + self.failed + self.pruned
+
+    def setup(self, **info):
+        self.folder.remove(results.RUNNING)  # a killed run's stale list
+
+    def on_experiment_end(self, trials, **info):
+        self.folder.remove(results.RUNNING)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.running.add(trial.trial_id)
@@ -68,6 +85,7 @@ class StudyRecorder(tune.Callback):
             while rows and rows[-1]["step"] >= point.step:  # a restarted seed repeats points after its checkpoint
                 rows.pop()
             rows.append(point.numbers)
+            self._show_point(trial, point)
         elif kind is Kind.SEED:
             self.live_rows.pop(trial.trial_id, None)
             self.seed_started_at[trial.trial_id] = time.time()
@@ -90,6 +108,8 @@ class StudyRecorder(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.running.discard(trial.trial_id)
+        self.latest.pop(trial.trial_id, None)
+        self._write_running(time.time())
         step = self.stopped.get(trial.trial_id)
         if step is None:
             return
@@ -110,11 +130,44 @@ class StudyRecorder(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.running.discard(trial.trial_id)
+        self.latest.pop(trial.trial_id, None)
+        self._write_running(time.time())
         self.failed += 1
         if trial.trial_id not in self.recorded:  # failed before any seed finished: record the error
             error = str(trial.get_error() or "unknown error").strip().splitlines()[-1]
             self.ledger.record_seed(SeedRecord(trial.trial_id, -1, recorded_params(trial.config), {}, "failed", error=error))
         self._progress(trial, f"trial {trial.trial_id} failed")
+
+    def _show_point(self, trial, point: messages.EvalPoint) -> None:
+        """Keep the point for running.json (rewritten every LIVE_EVERY s) and print it where the
+        trial has run ECHO_EVERY s since it started or last printed."""
+        now = time.time()
+        values = {k: (None if math.isnan(v) else v) for k, v in point.objectives.items()}
+        self.latest[trial.trial_id] = {
+            "trial_id": trial.trial_id,
+            "seed": point.seed,
+            "step": point.step,
+            "steps": point.steps,
+            **values,
+            "params": recorded_params(trial.config),
+            "started_at": self.trial_started_at.get(trial.trial_id),
+        }
+        if now - self.echoed_at.get(trial.trial_id, self.trial_started_at.get(trial.trial_id, now)) >= ECHO_EVERY:
+            self.echoed_at[trial.trial_id] = now
+            of = f"/{point.steps}" if point.steps else ""
+            shown = ", ".join(f"{k} {v:.3f}" for k, v in point.objectives.items() if not math.isnan(v))
+            self.echo(
+                f"[{now - self.started:6.0f}s] trial {trial.trial_id} seed {point.seed} step {point.step}{of}: {shown or 'evaluated'}"
+            )
+        self._write_running(now)
+
+    def _write_running(self, now: float) -> None:
+        """running.json, at most every LIVE_EVERY s (a rewrite per event would cost a 10,000-trial
+        study on object storage an upload per trial): `study status` says how old it is."""
+        if now - self.live_written_at >= LIVE_EVERY:
+            self.live_written_at = now
+            running = [self.latest[t] for t in sorted(self.latest) if t in self.running]
+            self.folder.write_text(results.RUNNING, json.dumps({"updated_at": now, "trials": running}, default=str))
 
     def _record_seed(self, record: SeedRecord) -> None:
         self.recorded.add(record.trial_id)

@@ -1,4 +1,5 @@
 import math
+import re
 import subprocess
 import sys
 
@@ -115,6 +116,46 @@ def test_a_study_reads_tables_relative_to_its_file_from_another_working_folder(t
     assert trials["status"].to_list() == ["completed"] and trials["error"].to_list() == [None]
     # the folder keeps absolute paths: a resume from any folder reads the same table
     assert f"table: {tmp_path / 'project' / 'mydata' / 'pairs.csv'}\n" in (tmp_path / "elsewhere" / "out" / "spec.yaml").read_text()
+
+
+def test_status_of_a_running_study_shows_its_trials_before_any_seed_finished(tmp_path):
+    spec = tmp_path / "long.yaml"
+    spec.write_text(
+        TINY.replace("train: {steps: 3, batch_size: 32, eval_interval: 2}", "train: {steps: 400, batch_size: 32, eval_interval: 20}")
+    )
+    out = tmp_path / "out"
+    command = [
+        sys.executable,
+        "-m",
+        "raygap",
+        "study",
+        "run",
+        str(spec),
+        "--results",
+        str(out),
+        "--no-dashboard",
+        "--set",
+        "search.trials=1",
+    ]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        seen = None
+        while run.poll() is None and seen is None:
+            status = subprocess.run(
+                [sys.executable, "-m", "raygap", "study", "status", str(out)], capture_output=True, text=True, timeout=60
+            )
+            if status.returncode == 0 and "running" in status.stdout:
+                seen = status.stdout
+        printed, _ = run.communicate(timeout=300)
+    finally:
+        run.kill()
+    assert seen is not None, printed[-3000:]
+    lines = seen.splitlines()
+    assert lines[0].startswith(f"{out}: 1 trial(s) running (as of ") and lines[-1] == f"{out}: no seed has finished yet"
+    assert re.fullmatch(
+        r"  running \w+ seed 0 step \d+/400: modality_gap \d\.\d{3}(, mean_r1 \d\.\d{3})? \(temperature\.value=[0-9.e-]+\)", lines[1]
+    ), lines
+    assert run.returncode == 0 and not (out / "running.json").exists()  # removed when the study ends
 
 
 def test_study_refuses_an_existing_study_folder(tmp_path, spec_file, capsys):
