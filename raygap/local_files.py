@@ -47,9 +47,12 @@ def write_local_text(path: str | Path, text: str) -> None:
 
 
 def write_figure(path: str | Path, figure) -> None:
-    """A matplotlib figure as a PNG, written atomically."""
+    """A matplotlib figure as a PNG (150 dpi), PDF or SVG by the path's suffix, written atomically."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=150, bbox_inches="tight")
+    kind = Path(path).suffix.lstrip(".").lower()
+    # No creation date in a PDF/SVG: one report's files are the same bytes on a rerun.
+    metadata = {"CreationDate": None} if kind == "pdf" else {"Date": None} if kind == "svg" else None
+    figure.savefig(buffer, format=kind, dpi=150, bbox_inches="tight", metadata=metadata)
     write_local_bytes(path, buffer.getvalue())
 
 

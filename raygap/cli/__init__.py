@@ -78,8 +78,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _figure_formats(text: str) -> tuple[str, ...]:
+    from raygap.report.style import FORMATS
+
+    chosen = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
+    unknown = [f for f in chosen if f not in FORMATS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(FORMATS)}, got {text!r}")
+    return tuple(f for f in FORMATS if f in chosen or f == "png")
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    page = write_report(args.folders, args.output, args.paper)
+    page = write_report(args.folders, args.output, args.paper, args.format)
     print(f"report: {page}")
     return 0
 
@@ -142,6 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add a table of each configuration beside the paper's row for its exact setting "
         "(a difference only where the paper states that setting)",
+    )
+    report.add_argument(
+        "--format",
+        default="png,pdf,svg",
+        type=_figure_formats,
+        metavar="png,pdf,svg",
+        help="figure files to write, comma-separated (default: all three; the page embeds the PNGs, which are always written)",
     )
     report.set_defaults(handler=cmd_report)
 

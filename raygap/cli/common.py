@@ -13,7 +13,7 @@ def results_folder(cfg, args):
     return ResultsFolder(args.results or cfg.results or Path("results") / cfg.name)
 
 
-def write_report(folders: list[str], output: str | None, paper: bool = False) -> Path:
+def write_report(folders: list[str], output: str | None, paper: bool = False, formats: tuple[str, ...] = ("png", "pdf", "svg")) -> Path:
     from raygap import results
     from raygap.report import write_report as write
 
@@ -25,6 +25,6 @@ def write_report(folders: list[str], output: str | None, paper: bool = False) ->
     from raygap.report.studies import NothingToReport
 
     try:
-        return write(folders, output, paper)
+        return write(folders, output, paper, formats)
     except NothingToReport as error:
         raise SpecError(str(error)) from None

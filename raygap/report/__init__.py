@@ -1,4 +1,4 @@
-"""`raygap report`: study folders → a static page (index.html), one PNG per figure and report.md.
+"""`raygap report`: study folders → a static page (index.html), each figure as PNG, PDF and SVG, and report.md.
 
 Reads nothing but results folders. The arrows run one way: `data` (and `explore`, `correlation`,
 `rates`, `beside_paper`) computes every figure's numbers (Parquet → polars frames, each tested on

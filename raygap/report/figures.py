@@ -5,25 +5,21 @@ from __future__ import annotations
 
 import math
 
-import matplotlib
+import numpy as np
+import polars as pl
+from matplotlib.colors import LogNorm, Normalize
 
-matplotlib.use("Agg")  # files only: no display on a cluster head or in CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import polars as pl  # noqa: E402
-from matplotlib.colors import LogNorm, Normalize  # noqa: E402
-
-from raygap.catalog import label  # noqa: E402
-from raygap.report.rates import MIN_POINTS, early_gap_changes, early_gap_summary, gap_rates  # noqa: E402
-from raygap.report.studies import Study, dynamics, front_panels, front_trial_ids, hypervolume_progress, parameter_effects  # noqa: E402
-
-plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8, "figure.dpi": 100})
-WIDTH = 7.2  # inches: a two-column paper's full width
+from raygap.catalog import label
+from raygap.report.rates import MIN_POINTS, early_gap_changes, early_gap_summary, gap_rates
+from raygap.report.studies import Study, dynamics, front_panels, front_trial_ids, hypervolume_progress, parameter_effects
+from raygap.report.style import CATEGORIES, SEQUENTIAL, WIDTH, colour, legend_below, plt, tidy
 
 
 def draw_all(studies: list[Study], correlations: pl.DataFrame) -> dict[str, tuple[plt.Figure, str]]:
     """Every figure the studies support, by file name, with its caption; `correlations` is the
     studies' `study_correlations` (the page's table shows it too)."""
+    theory = all(study.spec.get("theory") for study in studies)
+    time_words = "simulated time" if theory else "cumulative learning rate in steps at the peak rate"
     drawn = {
         "pareto": (pareto_figure(studies), "Pareto front: every configuration's seed mean (error bars: std over seeds); the front joined"),
         "effects": (effects_figure(studies), "Each searched parameter against each objective (seed means ± std)"),
@@ -31,7 +27,7 @@ def draw_all(studies: list[Study], correlations: pl.DataFrame) -> dict[str, tupl
         "hypervolume": (hypervolume_figure(studies), "Search progress: hypervolume of the front after each completed configuration"),
         "gap_rate": (
             gap_rate_figure(studies),
-            "Gap against flow time t (cumulative learning rate in steps at the peak rate; simulated time for theory studies), "
+            f"Gap against flow time t ({time_words}), "
             f"with gap ∝ (log t)^−α fitted per seed over the late half of log t: α is the mean ± standard error over seeds. Only "
             f"learned-temperature configurations with ≥ {MIN_POINTS} points per seed in the window get an α",
         ),
@@ -41,7 +37,7 @@ def draw_all(studies: list[Study], correlations: pl.DataFrame) -> dict[str, tupl
             "Gap and uniformity against each downstream metric across configurations: Pearson r and Spearman ρ, 95 % bootstrap intervals",
         ),
     }
-    return {name: pair for name, pair in drawn.items() if pair[0] is not None}
+    return {name: (tidy(figure), caption) for name, (figure, caption) in drawn.items() if figure is not None}
 
 
 def _colour_scale(values: pl.Series):
@@ -52,9 +48,9 @@ def _colour_scale(values: pl.Series):
         if low == high:
             high = low + 1
         norm = LogNorm(low, high) if low > 0 and high / low > 10 else Normalize(low, high)
-        return numeric.to_numpy(), norm, "viridis"
+        return numeric.to_numpy(), norm, SEQUENTIAL
     categories = sorted(set(values.cast(pl.String).to_list()))
-    return np.array([categories.index(v) for v in values.cast(pl.String)]), Normalize(0, max(len(categories) - 1, 1)), "tab10"
+    return np.array([categories.index(v) for v in values.cast(pl.String)]), Normalize(0, max(len(categories) - 1, 1)), CATEGORIES
 
 
 def pareto_figure(studies: list[Study]) -> plt.Figure | None:
@@ -68,7 +64,7 @@ def pareto_figure(studies: list[Study]) -> plt.Figure | None:
     )
     several = len(studies) > 1
     for index, (study, panels) in enumerate(panels_by_study):
-        colour = f"C{index}"
+        hue = colour(index)
         for x, y, frame in panels:
             ax = axes[0][keys.index((x, y))]
             ax.errorbar(
@@ -83,19 +79,19 @@ def pareto_figure(studies: list[Study]) -> plt.Figure | None:
             )
             front = frame.filter(pl.col("on_front"))
             if several or study.main_param is None:
-                ax.scatter(frame[x], frame[y], s=18, color=colour, alpha=0.6, zorder=2, label=study.name)
+                ax.scatter(frame[x], frame[y], s=18, color=hue, alpha=0.6, zorder=2, label=study.name)
             else:
                 values, norm, cmap = _colour_scale(frame[study.main_param])
                 points = ax.scatter(frame[x], frame[y], c=values, norm=norm, cmap=cmap, s=22, zorder=2)
                 if ax is axes[0][-1]:
                     figure.colorbar(points, ax=axes[0].tolist(), label=label(study.main_param), shrink=0.9)
-            ax.plot(front[x], front[y], "-", color=colour if several else "black", linewidth=1.2, zorder=3)
+            ax.plot(front[x], front[y], "-", color=hue if several else "black", linewidth=1.2, zorder=3)
             ax.scatter(
                 front[x],
                 front[y],
                 s=55,
                 facecolors="none",
-                edgecolors=colour if several else "black",
+                edgecolors=hue if several else "black",
                 linewidths=1.2,
                 zorder=4,
                 label=None if several else "Pareto front",
@@ -103,8 +99,7 @@ def pareto_figure(studies: list[Study]) -> plt.Figure | None:
             ax.set_xlabel(label(x))
             ax.set_ylabel(label(y))
             ax.grid(alpha=0.3)
-    for ax in axes[0] if several else axes[0][:1]:  # every study named in the panels it appears in
-        ax.legend(loc="best")
+    legend_below(figure, axes[0])
     return figure
 
 
@@ -140,7 +135,7 @@ def effects_figure(studies: list[Study]) -> plt.Figure | None:
                     fmt="o-" if joined else "o",
                     markersize=4,
                     linewidth=0.8,
-                    color=f"C{index}",
+                    color=colour(index),
                     capsize=2,
                     alpha=0.8,
                     label=study.name,
@@ -151,7 +146,7 @@ def effects_figure(studies: list[Study]) -> plt.Figure | None:
                 if not numeric:
                     ax.tick_params(axis="x", labelrotation=20)
     if len(effects) > 1:
-        axes[0][0].legend()
+        legend_below(figure, axes.flat)
     return figure
 
 
@@ -175,18 +170,18 @@ def dynamics_figure(studies: list[Study]) -> plt.Figure | None:
     for study, frame in traces:
         for trial_id, part in frame.group_by("trial_id", maintain_order=True):
             name = f"{study.name} {trial_id[0]}" if len(studies) > 1 else trial_id[0]
-            colour = f"C{line % 10}"
+            hue = colour(line)
             line += 1
             for ax, panel in zip(axes.flat, panels):
                 if panel == "inverse_log":
                     late = part.filter(pl.col("time") > 1)
-                    ax.plot(1 / np.log(late["time"].to_numpy()), late["modality_gap"], ".-", color=colour, markersize=3, linewidth=0.8)
+                    ax.plot(1 / np.log(late["time"].to_numpy()), late["modality_gap"], ".-", color=hue, markersize=3, linewidth=0.8)
                     ax.set_xlabel("1 / log t")
                     ax.set_ylabel(label("modality_gap"))
                     ax.set_title("straight line = 1/log t decay")
                 elif panel in part.columns:
                     early = part if panel != "mismatch_fraction" else part.filter(pl.col("time") <= part["time"].max() * 0.5)
-                    ax.plot(early["time"], early[panel], ".-", color=colour, markersize=3, linewidth=0.8, label=name)
+                    ax.plot(early["time"], early[panel], ".-", color=hue, markersize=3, linewidth=0.8, label=name)
                     ax.set_xlabel(time_label + (" (first half)" if panel == "mismatch_fraction" else ""))
                     ax.set_ylabel(label(panel))
                     if theory and panel in ("modality_gap", "temperature"):
@@ -195,24 +190,25 @@ def dynamics_figure(studies: list[Study]) -> plt.Figure | None:
         ax.axis("off")
     for ax in axes.flat[: len(panels)]:
         ax.grid(alpha=0.3)
-    axes.flat[0].legend(fontsize=7, title="configuration", title_fontsize=7)
+    legend_below(figure, axes.flat[:1], columns=4, title="configuration")
     return figure
 
 
 def hypervolume_figure(studies: list[Study]) -> plt.Figure | None:
     progress = [(s, hypervolume_progress(s)) for s in studies]
     progress = [(s, p) for s, p in progress if not p.is_empty()]
-    if not progress:
+    if not any(p.height >= 2 for _, p in progress):  # one configuration has no progress to show
         return None
     figure, ax = plt.subplots(figsize=(WIDTH / 2, 2.6), constrained_layout=True)
     for index, (study, frame) in enumerate(progress):
-        ax.step(frame["completed"], frame["hypervolume"], where="post", color=f"C{index}", label=study.name)
-        ax.plot(frame["completed"], frame["hypervolume"], "o", color=f"C{index}", markersize=3)
+        ax.step(frame["completed"], frame["hypervolume"], where="post", color=colour(index), label=study.name)
+        ax.plot(frame["completed"], frame["hypervolume"], "o", color=colour(index), markersize=3)
     objectives = list(progress[0][0].objectives)[:2]
     ax.set_xlabel("completed configurations")
     ax.set_ylabel(f"hypervolume ({label(objectives[0])} × {label(objectives[1])})")
     ax.grid(alpha=0.3)
-    ax.legend()
+    if len(progress) > 1:
+        legend_below(figure, [ax], columns=2)
     return figure
 
 
@@ -222,7 +218,11 @@ def correlation_figure(table: pl.DataFrame) -> plt.Figure | None:
         return None
     embeddings = table["embedding"].unique(maintain_order=True).to_list()
     figure, axes = plt.subplots(
-        1, len(embeddings), figsize=(5.5 * len(embeddings), 0.5 + 0.55 * table.height / len(embeddings) + 1.5), squeeze=False
+        1,
+        len(embeddings),
+        figsize=(WIDTH, 0.5 + 0.4 * table.height / len(embeddings) + 1.5),
+        squeeze=False,
+        constrained_layout=True,
     )
     for ax, embedding in zip(axes[0], embeddings):
         rows = table.filter(pl.col("embedding") == embedding)
@@ -241,8 +241,7 @@ def correlation_figure(table: pl.DataFrame) -> plt.Figure | None:
         ax.set_yticks(y, [f"{label(d)} (n={n})" for d, n in zip(rows["downstream"], rows["n"])])
         ax.set_xlim(-1.05, 1.05)
         ax.set_title(f"{label(embedding)} against …")
-        ax.legend(fontsize=8)
-    figure.tight_layout()
+    legend_below(figure, axes[0][:1], columns=2)
     return figure
 
 
@@ -253,7 +252,8 @@ def gap_rate_figure(studies: list[Study]) -> plt.Figure | None:
     rates = [(study, rate) for study in studies for rate in gap_rates(study)]
     if not rates:
         return None
-    figure, ax = plt.subplots(figsize=(7, 4.5))
+    figure, ax = plt.subplots(figsize=(WIDTH, 4.5), constrained_layout=True)
+    theory = all(study.spec.get("theory") for study, _ in rates)
     for study, rate in rates:
         keep = rate["time"] > 0
         seeds = len(rate["alpha_per_seed"])
@@ -262,10 +262,9 @@ def gap_rate_figure(studies: list[Study]) -> plt.Figure | None:
         t = np.geomspace(rate["t_min"], rate["t_max"], 100)
         ax.plot(t, rate["prefactor"] * np.log(t) ** -rate["alpha"], "-", color=line[0].get_color())
     ax.set_xscale("log")
-    ax.set_xlabel("flow time t: cumulative learning rate ÷ peak rate (simulated time for theory studies)")
+    ax.set_xlabel("simulated time t" if theory else "flow time t: cumulative learning rate ÷ peak rate")
     ax.set_ylabel(" / ".join(sorted({label(rate["gap_column"]) for _, rate in rates})))
-    ax.legend(fontsize=8)
-    figure.tight_layout()
+    legend_below(figure, [ax], columns=1)
     return figure
 
 
@@ -276,7 +275,7 @@ def early_gap_figure(studies: list[Study]) -> plt.Figure | None:
     changes = [(study, c) for study, c in changes if c.height >= 2]
     if not changes:
         return None
-    figure, ax = plt.subplots(figsize=(7, 4))
+    figure, ax = plt.subplots(figsize=(WIDTH, 4), constrained_layout=True)
     for study, frame in changes:
         summary = early_gap_summary(frame)
         ax.hist(
@@ -288,6 +287,5 @@ def early_gap_figure(studies: list[Study]) -> plt.Figure | None:
     ax.axvline(0, color="grey", linewidth=0.8)
     ax.set_xlabel(f"gap after step {int(changes[0][1]['step'].max())} − gap at step 0")
     ax.set_ylabel("initializations")
-    ax.legend(fontsize=8)
-    figure.tight_layout()
+    legend_below(figure, [ax], columns=1)
     return figure

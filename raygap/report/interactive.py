@@ -14,7 +14,7 @@ EXPLORER_JS = """
 (() => {
   const data = JSON.parse(document.getElementById('explore-data').textContent);
   const select = document.getElementById('explore-pair');
-  const colours = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b'];
+  const colours = data.colours;
   const levelDash = {'25': 'dot', '50': 'dash', '75': 'longdash'};
   const fmt = v => v === null || v === undefined ? '—' : (typeof v === 'number' ? Number(v.toPrecision(4)).toString() : String(v));
   const label = m => data.labels[m] || m;
@@ -48,9 +48,11 @@ EXPLORER_JS = """
       const front = shown.filter(([, f]) => f).map(([c]) => c).sort((a, b) => a.values[x] - b.values[x]);
       traces.push({type: 'scatter', mode: 'lines', name: `${study.name}: front of means`, x: front.map(c => c.values[x]),
                    y: front.map(c => c.values[y]), line: {color: colour, width: 1.5}, hoverinfo: 'skip'});
-      for (const [level, surface] of Object.entries(pair.surfaces)) {
-        if (!surface.x.length) continue;
-        traces.push({type: 'scatter', mode: 'lines', name: `${study.name}: ${level} % attainment (per-seed fronts)`,
+      // One legend entry for a study's attainment lines (their dashes say the level): three would crowd it.
+      const levels = Object.entries(pair.surfaces).filter(([, surface]) => surface.x.length);
+      for (const [k, [level, surface]] of levels.entries()) {
+        traces.push({type: 'scatter', mode: 'lines', legendgroup: `${study.name}-attainment`, showlegend: k === 0,
+                     name: `${study.name}: ${levels.map(([l]) => l).join(' / ')} % attainment (per-seed fronts)`,
                      x: surface.x, y: surface.y, line: {color: colour, width: 1, dash: levelDash[level], \
 shape: data.better[x] === 'min' ? 'hv' : 'vh'},
                      hoverinfo: 'skip', opacity: 0.8});
@@ -115,9 +117,12 @@ def interactive_section(studies: list[Study]) -> str:
     and the scripts; empty when no study has two metrics to pair."""
     from plotly.offline import get_plotlyjs
 
+    from raygap.report.style import OKABE_ITO
+
     payload = explorer_payload(studies)
     if not payload["pairs"]:
         return ""
+    payload["colours"] = OKABE_ITO  # the static figures' colour-blind-safe palette
     first = [m for m in studies[0].objectives if m in payload["labels"]][:2]
     payload["pairs"].sort(key=lambda pair: sorted(pair) != sorted(first))  # the study's objectives first
     options = "".join(

@@ -27,9 +27,12 @@ from raygap.report.studies import (
 )
 
 
-def write_report(locations: list[str | Path], output: str | Path | None = None, paper: bool = False) -> Path:
-    """Read the studies, draw every figure, write index.html, the PNGs and report.md; return the
-    page. `paper`: a table of each configuration beside the paper's row for its exact setting.
+def write_report(
+    locations: list[str | Path], output: str | Path | None = None, paper: bool = False, formats: tuple[str, ...] = ("png", "pdf", "svg")
+) -> Path:
+    """Read the studies, draw every figure, write index.html, each figure in `formats` (the PNG
+    always: the page embeds it) and report.md; return the page. `paper`: a table of each
+    configuration beside the paper's row for its exact setting.
     NothingToReport when a study has no completed configuration."""
     studies = [load_study(location) for location in locations]
     for study in studies:
@@ -39,11 +42,11 @@ def write_report(locations: list[str | Path], output: str | Path | None = None, 
             )
     out = Path(output) if output else _default_output(locations[0], studies[0].name)
     with local_files.staged_folder(out) as staging:  # an interrupted report leaves the old one whole
-        _write_page(studies, staging, paper)
+        _write_page(studies, staging, paper, formats)
     return out / "index.html"
 
 
-def _write_page(studies: list[Study], out: Path, paper: bool) -> None:
+def _write_page(studies: list[Study], out: Path, paper: bool, formats: tuple[str, ...]) -> None:
     from raygap.report import figures
 
     correlations = study_correlations(studies)
@@ -51,7 +54,8 @@ def _write_page(studies: list[Study], out: Path, paper: bool) -> None:
     images = {}
     for name, (figure, caption) in drawn.items():
         path = out / f"{name}.png"
-        local_files.write_figure(path, figure)
+        for suffix in dict.fromkeys(("png", *formats)):
+            local_files.write_figure(path.with_suffix(f".{suffix}"), figure)
         figures.plt.close(figure)  # pyplot keeps every figure open until closed
         images[name] = (path, caption)
     table = method_table(studies)

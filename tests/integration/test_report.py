@@ -159,15 +159,18 @@ def test_report_command_writes_page_pngs_and_markdown(tmp_path, capsys):
     make_folder(tmp_path / "s")
     assert main(["report", str(tmp_path / "s")]) == 0
     out = tmp_path / "s" / "report"
-    # No gap_rate.png: the hand trials record no temperature, so no rate is fitted (tests/test_rates.py draws one).
+    # No gap_rate: the hand trials record no temperature, so no rate is fitted (tests/test_rates.py draws one);
+    # no correlation: three configurations are too few for a coefficient, as the table says. Each figure in 3 formats.
+    figures = ("pareto", "effects", "dynamics", "hypervolume")
     assert {p.name for p in out.iterdir()} == {
         "index.html",
         "report.md",
-        "pareto.png",
-        "effects.png",
-        "dynamics.png",
-        "hypervolume.png",
-    }  # no correlation.png: three configurations are too few for a coefficient, as the table says
+        *(f"{f}.{kind}" for f in figures for kind in ("png", "pdf", "svg")),
+    }
+    for name in figures:
+        pdf = (out / f"{name}.pdf").read_bytes()
+        assert pdf.startswith(b"%PDF-1.") and pdf.rstrip().endswith(b"%%EOF") and len(re.findall(rb"/Type /Page\b", pdf)) == 1
+        assert (out / f"{name}.svg").read_text().lstrip().startswith("<?xml")
     markdown = (out / "report.md").read_text()
     few = "too few configurations (3; 6 needed)"
     assert f"| modality gap | mean recall@1 | 3 | {few} | {few} |" in markdown
@@ -177,10 +180,47 @@ def test_report_command_writes_page_pngs_and_markdown(tmp_path, capsys):
     assert "- modality gap: no best marked: hand temperature.value=0.1 is not distinguishable" in markdown
     assert "hand: no gap rate for b: temperature not recorded" in markdown
     assert not list(out.glob(".*.tmp"))
+    # --format picks the files (the page's PNGs always); a format matplotlib is not asked for is refused
+    assert main(["report", str(tmp_path / "s"), "-o", str(tmp_path / "svg"), "--format", "svg"]) == 0
+    assert sorted(p.suffix for p in (tmp_path / "svg").glob("pareto.*")) == [".png", ".svg"]
+    with pytest.raises(SystemExit):
+        main(["report", str(tmp_path / "s"), "--format", "png,eps"])
+    assert "expected a comma-separated list of png, pdf, svg, got 'png,eps'" in capsys.readouterr().err
     # Comparisons need an output folder; a folder that is not a study is refused by name.
     assert main(["report", str(tmp_path / "s"), str(tmp_path / "s")]) == 2
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "nothing" in capsys.readouterr().err
+
+
+def test_figures_have_readable_ticks_and_legends_outside_the_panels(tmp_path):
+    """Two studies, every figure the hand folders give: no two tick labels of an axis overlap, no
+    minor label on a log axis, every legend outside every panel, and one-configuration studies
+    get no hypervolume panel."""
+    from raygap.report import figures
+    from raygap.report.correlation import study_correlations
+
+    studies = [report.load_study(make_folder(tmp_path / name).path) for name in ("s", "t")]
+    drawn = figures.draw_all(studies, study_correlations(studies))
+    assert set(drawn) == {"pareto", "effects", "dynamics", "hypervolume", "correlation"}  # 6 configurations pooled
+    for name, (figure, _) in drawn.items():
+        figure.canvas.draw()
+        renderer = figure.canvas.get_renderer()
+        panels = [ax for ax in figure.axes if ax.get_label() != "<colorbar>" and ax.axison]
+        for ax in figure.axes:
+            for axis in (ax.xaxis, ax.yaxis):
+                boxes = [t.get_window_extent(renderer) for t in axis.get_ticklabels() if t.get_visible() and t.get_text()]
+                assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :]), (
+                    name,
+                    [t.get_text() for t in axis.get_ticklabels()],
+                )
+                assert not [t.get_text() for t in axis.get_ticklabels(which="minor") if t.get_text()], name
+        legends = [*figure.legends, *(ax.get_legend() for ax in figure.axes if ax.get_legend())]
+        for legend in legends:
+            assert not any(legend.get_window_extent(renderer).overlaps(ax.get_window_extent(renderer)) for ax in panels), name
+        figures.plt.close(figure)
+    single = report.load_study(make_folder(tmp_path / "one").path)
+    single.trials = single.trials.filter(pl.col("trial_id") == "b")
+    assert figures.hypervolume_figure([single]) is None
 
 
 def points_drawn(dom: str, figure: str, until: str) -> int:
@@ -225,6 +265,20 @@ def test_page_renders_in_headless_chromium(tmp_path):
 
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.shape == (3000, 1200) and pixels.std() > 20  # drawn figures, not a blank page
+    # The SVGs decode in the browser; the PDFs render in poppler (a PDF viewer's engine)
+    svgs = sorted(page.parent.glob("*.svg"))
+    gallery = page.parent / "svgs.html"
+    gallery.write_text(
+        "<!doctype html><body>" + "".join(f"<img src='{p.name}'>" for p in svgs) + "<script>window.addEventListener('load', () => "
+        "{ document.body.dataset.figures = [...document.images].filter(i => i.complete && i.naturalWidth > 0).length; });</script>"
+    )
+    dom = subprocess.run([*browser, "--dump-dom", gallery.as_uri()], capture_output=True, text=True, timeout=120)
+    assert len(svgs) == 5 and f'data-figures="{len(svgs)}"' in dom.stdout
+    if shutil.which("pdftoppm") or os.environ.get("RAYGAP_REQUIRE_BROWSER"):
+        for pdf in sorted(page.parent.glob("*.pdf")):
+            subprocess.run(["pdftoppm", "-r", "40", "-png", "-singlefile", str(pdf), str(tmp_path / pdf.stem)], check=True, timeout=60)
+            rendered = np.asarray(Image.open(tmp_path / f"{pdf.stem}.png").convert("L"), dtype=float)
+            assert rendered.std() > 10, pdf.name  # drawn, not blank
 
 
 # ------------------------------------------------------------------ gap ∝ (log t)^−α fits
