@@ -30,9 +30,31 @@ def check_tables(cfg, file: str) -> None:
             if found.skipped:
                 bad = found.skipped
                 print(f"{file}: {key}: leaving out {len(bad)} unreadable image(s) (bad_images: skip), e.g. {bad[0]}", file=sys.stderr)
+            if key == "data.eval" and (warning := shared_captions(found)):
+                print(f"{file}: {key}: warning: {warning}", file=sys.stderr)
             if key.startswith("data.probe") and found.labels is None:
                 raise SpecError(f"{file}: {key}: a probe split needs a class label per image; name the table's label column (label_column)")
             if key == "data.train" and cfg.theory is None and len(found.captions) < cfg.train.batch_size:
                 raise SpecError(
                     f"{file}: train.batch_size: {cfg.train.batch_size} is larger than data.train, which holds {len(found.captions)} pairs"
                 )
+
+
+def shared_captions(found) -> str | None:
+    """What to say of an eval split in which different images share a caption (compared after
+    trimming spaces and case), or None. Retrieval cannot tell such images apart: their captions
+    embed identically, so which image ranks first is a near-tie that the smallest change of the
+    image embeddings (another batch size, another machine) can flip, and R@1 moves with it."""
+    owners: dict[str, set[int]] = {}
+    for caption, image in zip(found.captions, found.caption_image.tolist()):
+        owners.setdefault(" ".join(caption.split()).casefold(), set()).add(image)
+    shared = [images for images in owners.values() if len(images) > 1]
+    if not shared:
+        return None
+    images = len(set().union(*shared))
+    total = len(set(found.caption_image.tolist()))
+    return (
+        f"{images} of {total} images share a caption with another image ({len(shared)} caption(s) shared, "
+        f"{len(owners)} distinct in all): retrieval cannot tell them apart, and R@1 on them rests on near-ties "
+        "that rounding can flip; deduplicate the eval split, or compare R@1 only between runs of one setup"
+    )

@@ -362,3 +362,19 @@ def test_the_registry_reads_every_kind_the_spec_accepts():
     for model in models:
         file_backed = isinstance(SOURCES[model.model_fields["kind"].default], FileBacked)
         assert file_backed == issubclass(model, ImageFileOptions), model.__name__
+
+
+def test_an_eval_split_whose_images_share_captions_is_warned_about(tmp_path, tiny, capsys):
+    from raygap.data.checks import check_tables, shared_captions
+
+    rows = ["a.png,a grey square", "b.png,A grey  square", "c.png,a ball", "a.png,grey again", "d.png,a ball", "e.png,alone"]
+    table = make_table(tmp_path, rows, header="filepath,title")
+    found = read_file_source(FilesSource(table=table))
+    # a and b share "a grey square" (case and spaces aside), c and d "a ball"; a's second caption and e's are their own
+    assert shared_captions(found).startswith("4 of 5 images share a caption with another image (2 caption(s) shared, 4 distinct in all)")
+    (tmp_path / "unique").mkdir()
+    unique = make_table(tmp_path / "unique", ["a.png,one", "b.png,two"], "filepath,title")
+    assert shared_captions(read_file_source(FilesSource(table=unique))) is None
+    cfg = tiny(data={"eval": {"kind": "files", "table": str(table)}, "probe": None})
+    check_tables(cfg, "own.yaml")
+    assert "own.yaml: data.eval: warning: 4 of 5 images share a caption" in capsys.readouterr().err
