@@ -71,7 +71,7 @@ def where_to_look(tracking, study: str, folder: results.ResultsFolder) -> list[s
     """One line per place the study's curves can be watched while it runs."""
     lines = []
     if tracking.tensorboard:  # the event files are written either way; the viewer is not a dependency
-        viewer = "tensorboard" if importlib.util.find_spec("tensorboard") else "pip install tensorboard, then tensorboard"
+        viewer = "tensorboard" if importlib.util.find_spec("tensorboard") else "pip install 'raygap[tensorboard]', then tensorboard"
         lines.append(f"TensorBoard: {viewer} --logdir {folder.uri('ray')}")
     if tracking.mlflow is not None:
         lines.append(f"MLflow: {tracking.mlflow.tracking_uri} (experiment {tracking.mlflow.experiment or study})")

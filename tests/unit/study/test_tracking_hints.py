@@ -12,7 +12,7 @@ def test_the_tensorboard_hint_says_how_to_get_the_viewer_where_it_is_missing(tmp
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
     [line, *_] = tracking.where_to_look(TrackingSpec(), "s", folder)
-    assert line == f"TensorBoard: pip install tensorboard, then tensorboard --logdir {folder.uri('ray')}"
+    assert line == f"TensorBoard: pip install 'raygap[tensorboard]', then tensorboard --logdir {folder.uri('ray')}"
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "tensorboard" else real(name, *a))
     [line, *_] = tracking.where_to_look(TrackingSpec(), "s", folder)
     assert line == f"TensorBoard: tensorboard --logdir {folder.uri('ray')}"
