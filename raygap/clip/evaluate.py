@@ -10,7 +10,7 @@ import torch.distributed as dist
 from torch import nn
 
 from raygap import catalog
-from raygap.clip import finite_sample, metrics
+from raygap.clip import finite_sample, gap_measures, metrics
 from raygap.data import ImageTextSet
 
 if TYPE_CHECKING:  # the loop calls the evaluators with its Trial
@@ -72,6 +72,13 @@ def embedding_metrics(
         "uniformity": metrics.uniformity(x, y),
         "mismatch_fraction": metrics.mismatch_fraction(x, y),
         "pair_cosine": metrics.pair_cosine(x, y),
+        "gap_dimensions": gap_measures.gap_dimensions(x[subset], y[subset]),
+        "instance_gap": gap_measures.instance_gap(image, text, data.caption_image),
+        "relative_gap": gap_measures.relative_gap(image, text, data.caption_image),
+        "alignment": gap_measures.alignment(x, y),
+        "uniformity_loss": gap_measures.uniformity_loss(x, y),
+        "image_cone": gap_measures.cone(x),
+        "text_cone": gap_measures.cone(y),
     }
     out.update(metrics.recall_at_k(image, text, data.caption_image))
     out["mean_r1"] = (out["image_to_text_r1"] + out["text_to_image_r1"]) / 2

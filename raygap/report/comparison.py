@@ -223,6 +223,10 @@ def _unmarked_note(rows: pl.DataFrame, column: str, best: int, other: int, diffe
         return f"{rows['study'][i]} {rows['setting'][i]}"
 
     head = f"{catalog.label(column)}: no best marked: {name(best)} is not distinguishable from {name(other)}"
+    if difference.seeds >= 2 and difference.low == difference.high == 0:
+        return (
+            f"{catalog.label(column)}: no best marked: {name(best)} ties with {name(other)} on every one of {difference.seeds} shared seeds"
+        )
     if difference.seeds < 2:
         return f"{head} ({difference.seeds} seed(s) run by both; an interval needs 2)"
     mean, low, high = (sign * v for v in (difference.mean, difference.low, difference.high))

@@ -15,7 +15,17 @@ import polars as pl
 from raygap import tolerance
 from raygap.report.studies import Study, configurations
 
-EMBEDDING = ("modality_gap", "uniformity")
+EMBEDDING = (
+    "modality_gap",
+    "uniformity",
+    "instance_gap",
+    "relative_gap",
+    "alignment",
+    "uniformity_loss",
+    "image_cone",
+    "text_cone",
+    "gap_dimensions",
+)
 DOWNSTREAM = ("zero_shot_top1", "linear_probe_top1", "image_to_text_r1", "text_to_image_r1", "mean_r1", "mmvp_accuracy")
 NAN = float("nan")
 MIN_CONFIGURATIONS = 6

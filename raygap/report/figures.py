@@ -217,14 +217,13 @@ def correlation_figure(table: pl.DataFrame) -> plt.Figure | None:
     if table.is_empty() or table.filter(pl.col("pearson").is_not_nan()).is_empty():
         return None
     embeddings = table["embedding"].unique(maintain_order=True).to_list()
-    figure, axes = plt.subplots(
-        1,
-        len(embeddings),
-        figsize=(WIDTH, 0.5 + 0.4 * table.height / len(embeddings) + 1.5),
-        squeeze=False,
-        constrained_layout=True,
-    )
-    for ax, embedding in zip(axes[0], embeddings):
+    columns = min(2, len(embeddings))
+    rows = math.ceil(len(embeddings) / columns)
+    per_panel = table.height / len(embeddings)
+    figure, axes = plt.subplots(rows, columns, figsize=(WIDTH, rows * (1.0 + 0.35 * per_panel)), squeeze=False, constrained_layout=True)
+    for ax in axes.flat[len(embeddings) :]:
+        ax.axis("off")
+    for ax, embedding in zip(axes.flat, embeddings):
         rows = table.filter(pl.col("embedding") == embedding)
         y = np.arange(rows.height)
         for name, offset, marker in (("pearson", -0.15, "s"), ("spearman", 0.15, "o")):
@@ -241,7 +240,7 @@ def correlation_figure(table: pl.DataFrame) -> plt.Figure | None:
         ax.set_yticks(y, [f"{label(d)} (n={n})" for d, n in zip(rows["downstream"], rows["n"])])
         ax.set_xlim(-1.05, 1.05)
         ax.set_title(f"{label(embedding)} against …")
-    legend_below(figure, axes[0][:1], columns=2)
+    legend_below(figure, axes.flat[:1], columns=2)
     return figure
 
 

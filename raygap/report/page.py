@@ -62,7 +62,11 @@ def _write_page(studies: list[Study], out: Path, paper: bool, formats: tuple[str
     table_notes = comparison_notes(studies)
     headers = [header(s) for s in studies]
     notes = fit_notes(studies) + early_gap_notes(studies) + _stopped_notes(studies)
-    sections = [correlation_section(correlations)] if not correlations.is_empty() else []
+    sections = []
+    if not correlations.is_empty() and (correlations["n"] >= MIN_CONFIGURATIONS).any():
+        sections.append(correlation_section(correlations))
+    elif not correlations.is_empty():  # a table of "too few" rows says one thing ten times
+        notes.append(f"Correlations across configurations: too few configurations ({correlations['n'].max()}; {MIN_CONFIGURATIONS} needed)")
     if paper:
         from raygap.report.beside_paper import paper_section
 
@@ -148,7 +152,7 @@ def _markdown(headers, images, table, table_notes, notes, studies, sections=()) 
         lines += ["| " + " | ".join(f"**{t}**" if best else t for t, best in row) + " |" for row in body]
         lines += ["", *[f"- {n}" for n in table_notes]] if table_notes else []
     if notes:
-        lines += ["", "## Fits and early stops", "", *[f"- {n}" for n in notes]]
+        lines += ["", "## Notes: fits, early stops, correlations", "", *[f"- {n}" for n in notes]]
     for title, head, body in sections:
         lines += ["", f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(row) + " |" for row in body]
@@ -186,7 +190,7 @@ def _html(headers, images, table, table_notes, notes, studies, sections=()) -> s
             parts.append("<ul class='table-notes'>" + "".join(f"<li>{esc(n)}</li>" for n in table_notes) + "</ul>")
     parts.append(interactive_section(studies))
     if notes:
-        parts.append("<h2>Fits and early stops</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
+        parts.append("<h2>Notes: fits, early stops, correlations</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
     for title, head, body in sections:
         parts.append(f"<h2>{esc(title)}</h2><table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>")
         parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in body]
