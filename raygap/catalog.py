@@ -310,6 +310,16 @@ _METRICS = [
         summarized=True,
         at_eval=True,
     ),
+    Metric(
+        "modality_separability",
+        "min",
+        "modality separability",
+        "held-out accuracy of a linear classifier telling image from text embeddings: 0.5 indistinguishable, 1 split by a hyperplane",
+        "raygap's linear probe (L-BFGS logistic regression) on the images and first captions of half the eval pairs, scored on "
+        "the other half (a pair's image and caption on one side; halves drawn by eval.seed); once per seed, after the last step",
+        worst=1.0,
+        summarized=True,
+    ),
     Metric("temperature", None, "temperature T = 1/τ", "the softmax temperature at the evaluation point", summarized=True, at_eval=True),
     Metric("tau", None, "τ (logit scale)", "the logit scale τ = 1/T at the evaluation point", at_eval=True),
     Metric("loss", "min", "training loss", "mean contrastive loss over the steps since the last evaluation point", at_eval=True),

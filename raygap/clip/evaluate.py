@@ -187,5 +187,18 @@ def mmvp_evaluator(trial: Trial) -> dict[str, Any]:
     return {"mmvp_accuracy": accuracy, **{catalog.mmvp_column(g): value for g, value in zip(catalog.MMVP_GROUPS, per_group)}}
 
 
+def separability_evaluator(trial: Trial) -> dict[str, Any]:
+    """How well a linear classifier tells the eval split's image embeddings from its captions'
+    (one matched pair per image): a probe fit, so once per seed rather than at every point."""
+    cfg = trial.cfg
+    trial.model.eval()
+    try:
+        image = encode_images(trial.model, trial.eval_set, trial.device, cfg.eval.batch_size, trial.rank, trial.world_size)
+        text = encode_texts(trial.model, trial.eval_set.tokens, trial.device, cfg.eval.batch_size, trial.rank, trial.world_size)
+    finally:
+        trial.model.train()
+    return {"modality_separability": gap_measures.separability(image, text[trial.eval_set.first_captions()], cfg.eval.seed)}
+
+
 EVALUATORS: list[Evaluator] = [embedding_evaluator]
-FINAL_EVALUATORS: list[Evaluator] = [probe_evaluator, mmvp_evaluator]
+FINAL_EVALUATORS: list[Evaluator] = [probe_evaluator, mmvp_evaluator, separability_evaluator]

@@ -7,7 +7,8 @@ undefined input, plain Python numbers back). Which way each is better lives in t
 - alignment and uniformity loss: Wang & Isola (ICML 2020), t = 2;
 - cone: Liang et al., "Mind the Gap" (NeurIPS 2022), the mean cosine between distinct embeddings of
   one modality;
-- gap dimensions: how many coordinates carry 90 % of the squared centroid gap ‖Δ‖², largest first.
+- gap dimensions: how many coordinates carry 90 % of the squared centroid gap ‖Δ‖², largest first;
+- separability: how well a linear classifier tells image embeddings from text embeddings.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import math
 import torch
 
 from raygap import tolerance
-from raygap.clip.metrics import NAN, unit_rows
+from raygap.clip.metrics import NAN, linear_probe_accuracy, unit_rows
 
 RMG_FLOOR = 1e-3
 """The matched dissimilarity's floor in the authors' RMG (a perfect match would make RMG 0/0 on
@@ -106,3 +107,20 @@ def gap_dimensions(image: torch.Tensor, text: torch.Tensor, share: float = 0.9) 
     carried = torch.cumsum(squares.sort(descending=True).values, 0)
     # a share met up to rounding counts as met: no extra coordinate for a last-bit difference
     return float(int((carried < share * total - tolerance.RELATIVE * total).sum()) + 1)
+
+
+def separability(image: torch.Tensor, text: torch.Tensor, seed: int = 0) -> float:
+    """Held-out accuracy of a logistic regression telling image from text embeddings (0.5: the
+    modalities are indistinguishable, 1: a hyperplane splits them). Pairs are split in halves by a
+    seeded permutation, a pair's image and text on the same side, so no pair is seen on both; the
+    probe is raygap's linear probe (raygap.clip.metrics.linear_probe_accuracy). NaN below 2 pairs."""
+    if image.ndim != 2 or image.shape != text.shape or len(image) < 2:
+        return NAN
+    order = torch.randperm(len(image), generator=torch.Generator().manual_seed(seed))
+    train, test = order[: len(order) // 2], order[len(order) // 2 :]
+
+    def stacked(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        labels = torch.cat([torch.zeros(len(rows), dtype=torch.long), torch.ones(len(rows), dtype=torch.long)])
+        return torch.cat([image[rows], text[rows]]), labels
+
+    return linear_probe_accuracy(*stacked(train), *stacked(test))

@@ -25,6 +25,7 @@ EMBEDDING = (
     "image_cone",
     "text_cone",
     "gap_dimensions",
+    "modality_separability",
 )
 DOWNSTREAM = ("zero_shot_top1", "linear_probe_top1", "image_to_text_r1", "text_to_image_r1", "mean_r1", "mmvp_accuracy")
 NAN = float("nan")

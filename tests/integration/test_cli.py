@@ -36,11 +36,23 @@ def test_train_writes_trials_and_history(tmp_path, spec_file, capsys):
     assert row["status"] == "completed" and row["error"] is None and row["seed"] == 0
     assert row["param.temperature.value"] == pytest.approx(math.sqrt(0.01 * 0.4))  # the range's default
     assert row["temperature"] == pytest.approx(row["param.temperature.value"])
-    for column in ("modality_gap", "uniformity", "image_to_text_r1", "text_to_image_r10", "zero_shot_top1", "linear_probe_top1", "config"):
-        assert row[column] is not None
+    measures = ("instance_gap", "relative_gap", "alignment", "uniformity_loss", "image_cone", "gap_dimensions", "modality_separability")
+    for column in (
+        "modality_gap",
+        "uniformity",
+        "image_to_text_r1",
+        "text_to_image_r10",
+        "zero_shot_top1",
+        "linear_probe_top1",
+        "config",
+        *measures,
+    ):
+        assert row[column] is not None, column
+    assert 0.5 <= row["modality_separability"] <= 1 and 0 < row["relative_gap"] < 1
     assert history["step"].to_list() == [0, 2, 3] and set(history["trial_id"]) == {row["trial_id"]}
     assert (out / "spec.yaml").exists()
     assert history["gap_pairs"].to_list() == [64, 64, 64]  # eval split smaller than eval.gap_pairs
+    assert history["relative_gap"].null_count() == 0 and "modality_separability" not in history.columns  # a final measure
     import pyarrow.parquet as pq
 
     assert b"gap_pairs random" in pq.read_schema(out / "history.parquet").metadata[b"modality_gap"]

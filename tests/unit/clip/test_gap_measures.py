@@ -124,3 +124,17 @@ def test_ranges_row_order_dtype_and_an_ulp(n, m, seed):
         assert gm.uniformity_loss(other_x, other_y) == pytest.approx(values["uniformity_loss"], abs=1e-6)
         assert gm.cone(other_x) == pytest.approx(values["cone"], abs=1e-6)
     assert gm.gap_dimensions(nudged, y) == values["gap_dimensions"]  # a count, decided with a tolerance
+
+
+def test_separability_is_chance_for_one_point_and_certain_for_two():
+    same = torch.tensor([[0.6, 0.8, 0.0]] * 10)
+    assert gm.separability(same, same) == 0.5  # constant features: the probe's majority rate of a balanced split
+    images, texts = torch.tensor([[1.0, 0.0, 0.0]] * 10), torch.tensor([[0.0, 1.0, 0.0]] * 10)
+    assert gm.separability(images, texts) == 1.0
+    # overlapping clouds: between the two, and the same for the same seed
+    rng = np.random.default_rng(3)
+    x, y = torch.tensor(rng.normal(size=(40, 6))), torch.tensor(rng.normal(size=(40, 6)) + 0.4)
+    assert 0.5 < gm.separability(x, y, seed=1) < 1.0 and gm.separability(x, y, seed=1) == gm.separability(x, y, seed=1)
+    bad = same.clone()
+    bad[0, 0] = float("nan")
+    assert math.isnan(gm.separability(bad, same)) and math.isnan(gm.separability(same[:1], same[:1]))
