@@ -45,6 +45,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         from raygap.data import check_tables
 
         check_tables(cfg, str(spec.path))
+        from raygap.study.preflight import check_checkpoint
+
+        check_checkpoint(cfg, str(spec.path))
     what = "theory model" if cfg.theory else f"{cfg.model.name} · swap {cfg.swap.kind}"
     print(f"raygap train: {cfg.name} · {what} · temperature {cfg.temperature.kind}")
     if spec.space:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.utils.data import DistributedSampler
 
-from raygap.clip.model import ClipForward, build_model
+from raygap.clip.model import ClipForward, build_model, lock_towers
 from raygap.clip.schedule import param_groups, total_steps_for, warmup_steps_for
 from raygap.clip.swap import build_swap
 from raygap.clip.temperature import Temperature, build_temperature
@@ -57,7 +57,8 @@ def build_trial(cfg: TrialConfig, rank: int, world_size: int, device: torch.devi
     torch.manual_seed(tc.seed)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)  # a reused trial process reports this trial's peak
-    bundle = build_model(cfg.model.name)
+    bundle = build_model(cfg.model.name, cfg.model.pretrained)
+    lock_towers(bundle.model, cfg.model.lock_image, cfg.model.lock_text)
     train_set = load_source(cfg.data.train, bundle, train=True)
     eval_set = load_source(cfg.data.eval, bundle, train=False)
     probe = None

@@ -7,6 +7,7 @@ never used, so open_clip's initialisation and clamping of it cannot interfere.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import open_clip
@@ -32,15 +33,12 @@ class ClipBundle:
         return size if isinstance(size, int) else size[0]
 
 
-def build_model(name: str) -> ClipBundle:
-    """A CLIP model from random weights: a built-in config name or any open_clip model name."""
+def build_model(name: str, pretrained: Path | None = None) -> ClipBundle:
+    """A CLIP model: a built-in config name or any open_clip model name, from random weights or
+    from the local checkpoint `pretrained` (nothing is ever downloaded)."""
     if name in BUILTIN_MODELS:
+        model = _builtin(name)
         config = BUILTIN_MODELS[name]
-        model = open_clip.CLIP(
-            embed_dim=config["embed_dim"],
-            vision_cfg=open_clip.CLIPVisionCfg(**config["vision_cfg"]),
-            text_cfg=open_clip.CLIPTextCfg(**config["text_cfg"]),
-        )
         preprocess = PreprocessCfg(size=config["vision_cfg"]["image_size"])
         tokenizer = open_clip.SimpleTokenizer(context_length=config["text_cfg"]["context_length"])
     else:
@@ -48,8 +46,53 @@ def build_model(name: str) -> ClipBundle:
         model = open_clip.create_model(name, pretrained=None, pretrained_image=False, pretrained_text=False)
         preprocess = PreprocessCfg(**open_clip.get_model_preprocess_cfg(model))
         tokenizer = open_clip.get_tokenizer(name)
+    if pretrained is not None:
+        open_clip.load_checkpoint(model, str(pretrained), strict=True)
     model.logit_scale.requires_grad_(False)
     return ClipBundle(model=model, tokenize=tokenizer, preprocess=preprocess)
+
+
+def _builtin(name: str) -> nn.Module:
+    config = BUILTIN_MODELS[name]
+    return open_clip.CLIP(
+        embed_dim=config["embed_dim"],
+        vision_cfg=open_clip.CLIPVisionCfg(**config["vision_cfg"]),
+        text_cfg=open_clip.CLIPTextCfg(**config["text_cfg"]),
+    )
+
+
+def lock_towers(model: nn.Module, lock_image, lock_text) -> None:
+    """Freeze the towers a model section asks to (open_clip's LiT-style locking); their weights
+    then have no gradient and stay out of the optimizer (raygap.clip.schedule.param_groups)."""
+    if lock_image is not None:
+        model.lock_image_tower(unlocked_groups=lock_image.unlocked_groups, freeze_bn_stats=lock_image.freeze_bn_stats)
+    if lock_text is not None:
+        model.lock_text_tower(unlocked_layers=lock_text.unlocked_layers)
+
+
+def checkpoint_mismatch(name: str, path: Path) -> str | None:
+    """Why the checkpoint at `path` cannot start model `name` (unreadable, keys missing or extra,
+    shapes that differ), or None; compared with the architecture built on the meta device, so
+    nothing of the model's size is allocated."""
+    try:
+        state = open_clip.factory.load_state_dict(str(path), weights_only=True)
+    except Exception as error:  # torch.load's errors are many (pickle, zip, safetensors)
+        return f"{path} cannot be read as a checkpoint ({type(error).__name__}: {str(error).splitlines()[0][:200]})"
+    with torch.device("meta"):
+        expected = (_builtin(name) if name in BUILTIN_MODELS else open_clip.create_model(name, pretrained=None, device="meta")).state_dict()
+    missing = [k for k in expected if k not in state]
+    extra = [k for k in state if k not in expected]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} (the model's {tuple(v.shape)})"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    problems = [
+        *([f"missing {len(missing)} key(s), e.g. {', '.join(missing[:3])}"] if missing else []),
+        *([f"{len(extra)} key(s) the model does not have, e.g. {', '.join(extra[:3])}"] if extra else []),
+        *([f"{len(shapes)} shape(s) differ, e.g. {'; '.join(shapes[:2])}"] if shapes else []),
+    ]
+    return f"{path} does not fit {name}: {'; '.join(problems)}" if problems else None
 
 
 def parameter_count(name: str) -> int:

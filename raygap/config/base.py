@@ -29,7 +29,9 @@ def check_paths(info: ValidationInfo) -> bool:
 def must_exist(field: str, what: Literal["file", "folder"]):
     """A validator for a path field that must name an existing file or folder (unless dry)."""
 
-    def check(cls, path: Path, info: ValidationInfo) -> Path:
+    def check(cls, path: Path | None, info: ValidationInfo) -> Path | None:
+        if path is None:  # an optional path left out
+            return path
         found = path.is_file() if what == "file" else path.is_dir()
         if check_paths(info) and not found:
             raise ValueError(f"{what} not found: {path}")

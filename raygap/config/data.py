@@ -32,16 +32,17 @@ def anchor_paths(tree: Any, folder: Path) -> Any:
         return tree
     kind = tree.get("kind")
     keys = PATH_KEYS.get(kind, ()) if isinstance(kind, str) else ()
-    return {key: _anchor(value, folder) if key in keys else anchor_paths(value, folder) for key, value in tree.items()}
+    return {key: anchor_value(value, folder) if key in keys else anchor_paths(value, folder) for key, value in tree.items()}
 
 
-def _anchor(value: Any, folder: Path) -> Any:
+def anchor_value(value: Any, folder: Path) -> Any:
+    """A path (or a search distribution over paths) made absolute against `folder` where relative."""
     if isinstance(value, str):
         path = Path(value).expanduser()
         return os.path.abspath(folder / path)  # abspath: `..` folded, as a shell would show it
     if isinstance(value, (list, dict)):  # a search distribution over paths
         items = value.items() if isinstance(value, dict) else enumerate(value)
-        anchored = {key: _anchor(item, folder) for key, item in items}
+        anchored = {key: anchor_value(item, folder) for key, item in items}
         return anchored if isinstance(value, dict) else list(anchored.values())
     return value
 

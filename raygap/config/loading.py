@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from raygap.config.base import SpecError
-from raygap.config.data import SyntheticSource, anchor_paths
+from raygap.config.data import SyntheticSource, anchor_paths, anchor_value
 from raygap.config.distributions import Distribution, find_distributions, parse_distribution, set_path
 from raygap.config.errors import format_errors
 from raygap.config.sections import TrialConfig
@@ -113,6 +113,15 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise SpecError(f"--set {key}: value is not valid YAML: {error}") from None
 
 
+def _anchor(raw: dict, folder: Path) -> dict:
+    """The data sources' relative paths and model.pretrained made absolute against `folder`."""
+    raw = anchor_paths(raw, folder)
+    model = raw.get("model")
+    if isinstance(model, dict) and model.get("pretrained") is not None:
+        raw["model"] = {**model, "pretrained": anchor_value(model["pretrained"], folder)}
+    return raw
+
+
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     """A study file as a dict, with its `extends:` base file (relative to it) merged underneath."""
     file = str(path)
@@ -139,7 +148,7 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         raise SpecError(f"{file}: expected a mapping of sections at the top level, got {type(raw).__name__}")
     base = raw.pop("extends", None)
     # Data paths are relative to the file that names them, wherever the command or a trial runs.
-    raw = anchor_paths(raw, path.parent.absolute())
+    raw = _anchor(raw, path.parent.absolute())
     if base is None:
         return raw
     if not isinstance(base, str):
@@ -225,6 +234,6 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (), che
     for item in overrides:
         key, value = parse_override(item)
         set_path(raw, key, value)
-    raw = anchor_paths(raw, Path.cwd())  # what is still relative came from --set
+    raw = _anchor(raw, Path.cwd())  # what is still relative came from --set
     _check_space(raw, file, check_paths)
     return StudySpec(path=path, raw=raw, space=find_distributions(raw, file))

@@ -4,12 +4,13 @@ theory) and `TrialConfig`, one trial's whole configuration."""
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Annotated, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
 from raygap import catalog
-from raygap.config.base import PositiveFloat, PositiveInt, Probability, Strict
+from raygap.config.base import PositiveFloat, PositiveInt, Probability, Strict, must_exist
 from raygap.config.data import DataSpec
 from raygap.config.search import SearchSpec
 from raygap.config.tracking import TrackingSpec
@@ -31,11 +32,38 @@ BUILTIN_MODELS: dict[str, dict] = {
 
 
 # --------------------------------------------------------------------------------------- model
+class LockImage(Strict):
+    """Freeze the image tower (open_clip's lock_image_tower, as LiT), but its last groups."""
+
+    unlocked_groups: Annotated[int, Field(ge=0)] = 0
+    """Last layer groups left trainable (0: the whole tower frozen)."""
+    freeze_bn_stats: bool = False
+    """Also freeze the batch-norm statistics of the frozen groups (ResNet towers)."""
+
+
+class LockText(Strict):
+    """Freeze the text tower (open_clip's lock_text_tower), but its last layers; its layer norms
+    freeze with the layers they belong to (open_clip's CLIP cannot keep them training)."""
+
+    unlocked_layers: Annotated[int, Field(ge=0)] = 0
+    """Last transformer layers left trainable (0: the whole tower frozen)."""
+
+
 class ModelSpec(Strict):
     name: str = "tiny-vit"
-    """A built-in CPU config (tiny-vit, small-vit) or any open_clip model name; always random init."""
+    """A built-in CPU config (tiny-vit, small-vit) or any open_clip model name; random init unless `pretrained`."""
+    pretrained: Path | None = None
+    """A local checkpoint to start from: a state dict of this architecture (torch.save of model.state_dict(), or an
+    open_clip training checkpoint holding one); nothing is ever downloaded. Its logit scale is not used: the
+    temperature is the `temperature` section's."""
+    lock_image: LockImage | None = None
+    """Freeze the image tower (`{}` for all of it, `{unlocked_groups: 1}` to train its last group); none by default."""
+    lock_text: LockText | None = None
+    """Freeze the text tower (`{}` for all of it, `{unlocked_layers: 1}` to train its last layer); none by default."""
     normalize: bool = True
     """False is the no-norm method: features enter the logits unnormalized (pair it with a fixed T)."""
+
+    _pretrained_exists = must_exist("pretrained", what="file")
 
     @field_validator("name")
     @classmethod

@@ -25,6 +25,17 @@ def check_study(spec: StudySpec, cfg: TrialConfig, data: bool = True) -> None:
             check_tables(variant, str(spec.path))
     check_extras(cfg.tracking, str(spec.path))
     check_tracking(cfg.tracking, str(spec.path))
+    check_checkpoint(cfg, str(spec.path))
+
+
+def check_checkpoint(cfg: TrialConfig, file: str) -> None:
+    """A model.pretrained checkpoint that cannot start the model fails here, naming what differs."""
+    if cfg.theory is not None or cfg.model.pretrained is None:
+        return
+    from raygap.clip.model import checkpoint_mismatch  # torch and open_clip: only when a checkpoint is named
+
+    if why := checkpoint_mismatch(cfg.model.name, cfg.model.pretrained):
+        raise SpecError(f"{file}: model.pretrained: {why}")
 
 
 EXTRAS = {"mlflow": ("mlflow", "pip install 'raygap[mlflow]'"), "wandb": ("wandb", "pip install 'raygap[wandb]'")}
