@@ -58,8 +58,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     trial_id = f"local-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     history: list[dict] = []
+    kept: list = []  # the seed's artifacts, written once it completed
     try:
-        final = run_trial(cfg, history.append, **({} if cfg.theory else {"progress": not args.quiet}))
+        final = run_trial(cfg, history.append, **({} if cfg.theory else {"progress": not args.quiet, "keep": kept.append}))
         status, error = "completed", None
     except KeyboardInterrupt:
         print("interrupted: nothing written", file=sys.stderr)
@@ -68,6 +69,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         final, status, error = {}, "failed", f"{type(exc).__name__}: {exc}"
 
     folder.write_text(results.SPEC, yaml.safe_dump(spec.raw, sort_keys=False))
+    # Artifacts first: a seed recorded as completed has its files.
+    written = [
+        name
+        for a in kept
+        if status == "completed"
+        for name in results.record_artifacts(folder, trial_id, cfg.train.seed, a.weights, a.embeddings)
+    ]
     results.record_seed(folder, results.SeedRecord(trial_id, cfg.train.seed, params, config, status, final, error, history))
     for name in results.DATASETS:
         folder.compact(name)
@@ -78,6 +86,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 1
     print(format_table(final))
     print(f"trial {trial_id} → {folder.uri(results.TRIALS)}, {folder.uri(results.HISTORY)}")
+    for name in written:
+        print(f"kept: {folder.uri(name)}")
     return 0
 
 

@@ -176,7 +176,22 @@ def cmd_study_status(args: argparse.Namespace) -> int:
     if folder.exists(results.PARETO):
         objectives = json.loads(folder.schema(results.PARETO).metadata[b"objectives"])
         print(format_front(folder.read(results.PARETO), objectives))
+    _print_artifacts(results.list_artifacts(folder))
     return _report_disagreements(folder)
+
+
+ARTIFACTS_LISTED = 20  # kept files status names one by one; more are counted
+
+
+def _print_artifacts(kept: list[tuple[str, int]]) -> None:
+    if not kept:
+        return
+    total = sum(size for _, size in kept)
+    print(f"artifacts: {len(kept)} file(s), {total / 1e6:.2f} MB")
+    for name, size in kept[:ARTIFACTS_LISTED]:
+        print(f"  {name}  {size / 1e6:.2f} MB")
+    if len(kept) > ARTIFACTS_LISTED:
+        print(f"  … and {len(kept) - ARTIFACTS_LISTED} more")
 
 
 def _print_running(folder, live: dict) -> None:

@@ -15,6 +15,7 @@ from typing import Callable
 
 import torch
 
+from raygap.clip.artifacts import BestWeights, KeptArtifacts, best_tracker, collect
 from raygap.clip.build import Trial, build_trial
 from raygap.clip.evaluate import EVALUATORS, FINAL_EVALUATORS
 from raygap.clip.loss import contrastive_loss
@@ -46,6 +47,8 @@ class TrainState:
     loss_sum: float | torch.Tensor = 0.0
     loss_count: int = 0
     history: list[dict] = field(default_factory=list)
+    best: BestWeights | None = None
+    """The best weights so far, where the trial keeps them (artifacts.weights: best)."""
 
     def state_dict(self) -> dict:
         return {
@@ -54,11 +57,14 @@ class TrainState:
             "loss_sum": float(self.loss_sum),
             "loss_count": self.loss_count,
             "history": list(self.history),
+            "best": self.best.state_dict() if self.best is not None else None,
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.step, self.epoch, self.loss_sum, self.loss_count = state["step"], state["epoch"], state["loss_sum"], state["loss_count"]
         self.history = list(state["history"])
+        if self.best is not None and state.get("best") is not None:
+            self.best.load_state_dict(state["best"])
 
 
 def checkpoint_state(trial: Trial, state: TrainState) -> dict:
@@ -138,8 +144,10 @@ def train(
     progress: bool = False,
     checkpoint: Callable[[dict], None] | None = None,
     resume_from: dict | None = None,
+    keep: Callable[[KeptArtifacts], None] | None = None,
 ) -> dict:
     """Train one trial; call `report(row)` at every evaluation point; return the final metrics.
+    Rank 0 hands what the `artifacts` section asks to keep to `keep` after the last step.
 
     The global batch `train.batch_size` is split evenly over `world_size` workers. With
     `train.checkpoint_interval`, `checkpoint(state)` receives the whole training state (tensors and
@@ -149,7 +157,7 @@ def train(
     report = report or (lambda row: None)
     started, started_at = time.perf_counter(), time.time()  # wall clock too, to line up with Ray's stamps
     trial = build_trial(cfg, rank, world_size, device or resolve_device(cfg.train.device))
-    state = TrainState()
+    state = TrainState(best=best_tracker(cfg))
     clock = {"eval_seconds": 0.0, "setup_seconds": time.perf_counter() - started}
     evaluate = functools.partial(_evaluation_point, trial, state, clock, report)
 
@@ -164,6 +172,10 @@ def train(
     last_step_at = time.time()
 
     final = _final_metrics(trial, state, clock)
+    if cfg.artifacts.weights != "none" or cfg.artifacts.embeddings:
+        kept = collect(trial, state.best, state.step)  # every rank: encoding the eval split is collective
+        if keep is not None and rank == 0:
+            keep(kept)
     return _with_timings(final, trial, resume_from, clock, time.perf_counter() - started, started_at, first_step_at, last_step_at)
 
 
@@ -185,6 +197,8 @@ def _evaluation_point(
     row.update(samples_per_s=samples_per_s, lr=trial.optimizer.param_groups[0]["lr"])
     clock["eval_seconds"] += time.perf_counter() - t0
     state.history.append(row)
+    if state.best is not None:
+        state.best.offer(trial.model, row)
     report(row)
     return row
 

@@ -309,6 +309,16 @@ class TheorySpec(Strict):
         return self
 
 
+class ArtifactsSpec(Strict):
+    """What each seed keeps beside its results, under artifacts/<trial>/seed<n>/ of the results folder."""
+
+    weights: Literal["none", "final", "best"] = "none"
+    """The model's weights as an open_clip state dict (weights.pt): after the last step, at the evaluation point
+    best by the study's first objective, or none."""
+    embeddings: bool = False
+    """The eval split's image and caption embeddings after the last step (embeddings.parquet)."""
+
+
 class TrialConfig(Strict):
     """One trial's fully concrete configuration (no search distributions left)."""
 
@@ -336,6 +346,18 @@ class TrialConfig(Strict):
     """Where a study's curves go besides its Parquet results: TensorBoard, MLflow, W&B."""
     theory: TheorySpec | None = None
     """Set to simulate the theory model instead of training CLIP."""
+    artifacts: ArtifactsSpec = ArtifactsSpec()
+    """Weights and embeddings each seed keeps (none by default)."""
+
+    @model_validator(mode="after")
+    def _best_weights_need_an_objective_at_every_point(self) -> TrialConfig:
+        first = next(iter(self.search.objectives))
+        if self.artifacts.weights == "best" and not catalog.METRICS[first].at_eval:
+            raise ValueError(
+                f"artifacts.weights: best is judged by the first objective at every evaluation point, and {first} is "
+                "measured once after the last step; put an objective measured at every point first, or keep final weights"
+            )
+        return self
 
     @model_validator(mode="after")
     def _early_stop_needs_live_points(self) -> TrialConfig:

@@ -21,7 +21,9 @@ from raygap.study.space import recorded_params
 from raygap.study.worker import run_seed
 
 
-def drive_trial(params: dict, *, spec_path: str, spec_raw: dict, plan: ResourcePlan, repeats: int, storage: str) -> None:
+def drive_trial(
+    params: dict, *, spec_path: str, spec_raw: dict, plan: ResourcePlan, repeats: int, storage: str, results_location: str
+) -> None:
     """A Tune trial: its seeds one after the other; each seed's results go to Tune as they finish.
 
     Every report is one of raygap.study.messages: the evaluation points as they are measured, a
@@ -48,7 +50,14 @@ def drive_trial(params: dict, *, spec_path: str, spec_raw: dict, plan: ResourceP
         try:
             resume_from = restored["state"] if restored and repeat == first else None
             outcome = run_seed(
-                cfg, plan, storage, f"{trial_id}-seed{seed}", save if cfg.train.checkpoint_interval else None, resume_from, live=True
+                cfg,
+                plan,
+                storage,
+                f"{trial_id}-seed{seed}",
+                save if cfg.train.checkpoint_interval else None,
+                resume_from,
+                live=True,
+                artifacts_to=(results_location, trial_id),
             )
         except Exception as exc:  # the seed failed: record why; the NaN objectives tell Optuna the trial failed
             failed = dataclasses.replace(record, status="failed", error=f"{type(exc).__name__}: {exc}")

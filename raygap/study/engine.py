@@ -218,6 +218,7 @@ def _make_tuner(
         plan=plan,
         repeats=cfg.search.repeats,
         storage=folder.uri("ray/train"),
+        results_location=folder.location,
     )
     return tune.Tuner(
         tune.with_resources(driver, plan.trial_resources()),

@@ -122,7 +122,17 @@ def _claim_owner(claim: Path) -> str | None:
 
 
 # Everything a study writes into its folder (the Optuna study file may live elsewhere: optuna_path).
-STUDY_FILES = (results.TRIALS, results.HISTORY, results.PARETO, results.SPEC, results.RUN, "ray", "report")
+STUDY_FILES = (
+    results.TRIALS,
+    results.HISTORY,
+    results.PARETO,
+    results.SPEC,
+    results.RUN,
+    results.ARTIFACTS,
+    results.RUNNING,
+    "ray",
+    "report",
+)
 
 
 def optuna_path(folder: results.ResultsFolder, name: str) -> Path:

@@ -44,6 +44,21 @@ def export_gauges(row: dict, cfg: TrialConfig, trial_id: str) -> None:
             gauge.set(float(row[name]), tags=tags)
 
 
+def keep_artifacts(artifacts_to: tuple[str, str] | None, seed: int):
+    """The `keep` callback that writes a seed's artifacts into the results folder (every node
+    reaches it), before the seed's record is reported; None outside a study."""
+    if artifacts_to is None:
+        return None
+    from raygap import results
+
+    location, trial_id = artifacts_to
+
+    def keep(kept) -> None:
+        results.record_artifacts(results.ResultsFolder(location), trial_id, seed, kept.weights, kept.embeddings)
+
+    return keep
+
+
 def _train_worker(config: dict) -> None:
     """One Ray Train worker: the core training loop with this worker's rank. With
     train.checkpoint_interval, the group reports rank 0's training state every that many steps;
@@ -85,6 +100,7 @@ def _train_worker(config: dict) -> None:
         device=ray.train.torch.get_device(),
         checkpoint=save if cfg.train.checkpoint_interval else None,
         resume_from=resume_from,
+        keep=keep_artifacts(config["artifacts_to"], cfg.train.seed),
     )
     final["nodes"] = _count_nodes(world_size)
     # Ray Train (V2) returns only metrics that come with a checkpoint: rank 0 attaches its results.
@@ -104,7 +120,9 @@ def _report_from_rank0(rank: int, metrics: dict, write: Callable[[Path], object]
         ray.train.report(metrics, checkpoint=checkpoint)
 
 
-def train_in_trial(cfg: TrialConfig, plan: ResourcePlan, report: Callable[[dict], None], checkpoint=None, resume_from=None) -> dict:
+def train_in_trial(
+    cfg: TrialConfig, plan: ResourcePlan, report: Callable[[dict], None], checkpoint=None, resume_from=None, artifacts_to=None
+) -> dict:
     """A one-worker trial in the Tune trial's own process (Ray has set CUDA_VISIBLE_DEVICES to its GPU)."""
     import torch
 
@@ -113,7 +131,14 @@ def train_in_trial(cfg: TrialConfig, plan: ResourcePlan, report: Callable[[dict]
     torch.set_num_threads(plan.threads_per_worker)
     device = torch.device("cuda", 0) if plan.use_gpu else torch.device("cpu")
     rows: list[dict] = list(resume_from["history"]) if resume_from else []
-    final = run_trial(cfg, lambda row: (rows.append(row), report(row)), device=device, checkpoint=checkpoint, resume_from=resume_from)
+    final = run_trial(
+        cfg,
+        lambda row: (rows.append(row), report(row)),
+        device=device,
+        checkpoint=checkpoint,
+        resume_from=resume_from,
+        keep=keep_artifacts(artifacts_to, cfg.train.seed),
+    )
     return {**final, "nodes": 1, "history_rows": rows}
 
 
@@ -129,11 +154,19 @@ def _count_nodes(world_size: int) -> int:
 
 
 def run_seed(
-    cfg: TrialConfig, plan: ResourcePlan, storage: str, name: str, checkpoint=None, resume_from: dict | None = None, live: bool = False
+    cfg: TrialConfig,
+    plan: ResourcePlan,
+    storage: str,
+    name: str,
+    checkpoint=None,
+    resume_from: dict | None = None,
+    live: bool = False,
+    artifacts_to: tuple[str, str] | None = None,
 ) -> dict:
     """One seed: a TorchTrainer over the plan's workers; or right here in the trial process for a
     one-worker trial or a theory simulation, where a worker group would cost more than it gives.
-    A worker group restarts from its latest training-state checkpoint when a worker dies. With
+    A worker group restarts from its latest training-state checkpoint when a worker dies.
+    `artifacts_to` (results folder, trial id): where the seed's artifacts go. With
     `live` (inside a Tune trial), each evaluation point of CLIP training is a Tune result
     (`live_result`); a theory simulation's records arrive with its seed (they take milliseconds)."""
     from ray import tune
@@ -150,7 +183,7 @@ def run_seed(
                 tune.report(live_result(row, cfg))
                 export_gauges(row, cfg, tune.get_context().get_trial_id())
 
-        final = train_in_trial(cfg, plan, report, checkpoint, resume_from)
+        final = train_in_trial(cfg, plan, report, checkpoint, resume_from, artifacts_to)
         # A resumed run's report callback saw only the rows after the checkpoint; train() kept them all.
         return {"final": final, "history": final.pop("history_rows")}
     from ray.train.torch import TorchTrainer  # imports torch: only in the trial's process, never on the head
@@ -163,6 +196,7 @@ def run_seed(
             "threads": plan.threads_per_worker,
             "live": live,
             "trial_id": tune.get_context().get_trial_id() if live else None,
+            "artifacts_to": artifacts_to,
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=plan.workers,

@@ -118,6 +118,7 @@ def test_a_study_reads_tables_relative_to_its_file_from_another_working_folder(t
     study.write_text(
         "data:\n  train: {kind: files, table: ../mydata/pairs.csv}\n  eval: {kind: files, table: ../mydata/pairs.csv}\n"
         "  probe: null\ntrain: {steps: 2, batch_size: 8, eval_interval: 2}\nsearch: {trials: 1, objectives: {modality_gap: min}}\n"
+        "artifacts: {weights: best}\n"
     )
     (tmp_path / "elsewhere").mkdir()
     command = [sys.executable, "-m", "raygap", "study", "run", "../project/studies/own.yaml", "--results", "out", "--no-dashboard"]
@@ -126,6 +127,8 @@ def test_a_study_reads_tables_relative_to_its_file_from_another_working_folder(t
     assert result.stdout.strip().splitlines()[-1] == "own: seed runs: 1 completed"
     trials = pl.read_parquet(tmp_path / "elsewhere" / "out" / "trials.parquet")
     assert trials["status"].to_list() == ["completed"] and trials["error"].to_list() == [None]
+    # a one-worker trial (in the Tune trial's process) keeps its best weights too
+    assert (tmp_path / "elsewhere" / "out" / "artifacts" / trials["trial_id"][0] / "seed0" / "weights.pt").is_file()
     # the folder keeps absolute paths: a resume from any folder reads the same table
     assert f"table: {tmp_path / 'project' / 'mydata' / 'pairs.csv'}\n" in (tmp_path / "elsewhere" / "out" / "spec.yaml").read_text()
 

@@ -112,7 +112,11 @@ def test_study_end_to_end(tmp_path, capsys, optuna_study):
     """Optuna multi-objective (TPE) in Ray Tune, 3 trials, each a TorchTrainer with 2 CPU workers."""
     from raygap.study import run_study
 
-    spec = write_study(tmp_path, "e2e", "search: {sampler: tpe, trials: 3}\nresources: {workers_per_trial: 2}")
+    spec = write_study(
+        tmp_path,
+        "e2e",
+        "search: {sampler: tpe, trials: 3}\nresources: {workers_per_trial: 2}\nartifacts: {weights: final, embeddings: true}",
+    )
     folder = tmp_path / "results"
     summary = run_study(spec, folder, dashboard=False)
 
@@ -145,6 +149,10 @@ def test_study_end_to_end(tmp_path, capsys, optuna_study):
     assert main(["study", "status", str(folder)]) == 0  # Parquet only: Ray is down by now
     status = capsys.readouterr().out
     assert "3 trial(s), 3 seed run(s): 3 completed" in status and "Pareto front:" in status
+    # each seed's artifacts, written by rank 0 of its worker group into the results folder
+    kept = sorted(p.relative_to(folder).as_posix() for p in (folder / "artifacts").rglob("*") if p.is_file())
+    assert kept == sorted(f"artifacts/{t}/seed0/{f}" for t in trials["trial_id"] for f in ("weights.pt", "embeddings.parquet"))
+    assert "artifacts: 6 file(s)" in status and "artifacts/" + trials["trial_id"][0] in status
 
 
 def test_two_node_cluster_spreads_a_trial_and_repeats_seeds(tmp_path):
