@@ -22,7 +22,6 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -327,37 +326,3 @@ def record_seed(folder: ResultsFolder, record: SeedRecord) -> dict:
 
 def history_rows(trial_id: str, seed: int, rows: list[dict]) -> list[dict]:
     return [{"trial_id": trial_id, "seed": seed, **row} for row in rows]
-
-
-def record_artifacts(
-    folder: ResultsFolder, trial_id: str, seed: int, weights: bytes | None = None, embeddings: dict[str, np.ndarray] | None = None
-) -> list[str]:
-    """Write what a seed keeps: `weights` (a saved state dict, as bytes) as weights.pt and
-    `embeddings` ({"image": (n, m), "text": (c, m), "caption_image": (c,)}) as embeddings.parquet,
-    one row per embedding: modality, index, image_index (a caption's image; an image's own index),
-    embedding (a fixed-size float32 list). Each file written atomically; returns their names."""
-    base = f"{ARTIFACTS}/{trial_id}/seed{seed}"
-    written = []
-    if weights is not None:
-        folder.write_bytes(f"{base}/weights.pt", weights)
-        written.append(f"{base}/weights.pt")
-    if embeddings is not None:
-        image, text, owner = (np.asarray(embeddings[k]) for k in ("image", "text", "caption_image"))
-        frame = pl.DataFrame(
-            {
-                "modality": ["image"] * len(image) + ["text"] * len(text),
-                "index": np.concatenate([np.arange(len(image)), np.arange(len(text))]).astype(np.int32),
-                "image_index": np.concatenate([np.arange(len(image)), owner]).astype(np.int32),
-                "embedding": np.concatenate([image, text]).astype(np.float32),
-            }
-        )
-        folder.write_parquet(f"{base}/embeddings.parquet", frame)
-        written.append(f"{base}/embeddings.parquet")
-    return written
-
-
-def list_artifacts(folder: ResultsFolder) -> list[tuple[str, int]]:
-    """(name relative to the folder, bytes) of every kept artifact, sorted by name."""
-    selector = pafs.FileSelector(folder._file(ARTIFACTS), allow_not_found=True, recursive=True)
-    infos = [i for i in folder.filesystem.get_file_info(selector) if i.type == pafs.FileType.File and not i.base_name.startswith(".")]
-    return sorted((i.path[len(folder.path) + 1 :], i.size) for i in infos)

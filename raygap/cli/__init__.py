@@ -7,6 +7,7 @@ raygap study status DIR    trials so far and the current Pareto front, from Parq
 raygap study compact DIR   fold the per-seed Parquet parts into trials.parquet / history.parquet
 raygap dashboard DIR       optuna-dashboard for the study's Optuna database, on 127.0.0.1
 raygap report DIR [DIR…]   index.html, PNG figures and report.md from one or more study folders
+raygap measure …           every measure of the gap for kept embeddings, or a model on a study's data
 raygap bench               what a study costs on this machine, against raygap's targets
 """
 
@@ -21,6 +22,7 @@ import yaml
 
 from raygap.cli.common import results_folder, write_report
 from raygap.cli.console import format_table
+from raygap.cli.measure import add_measure_command
 from raygap.cli.study import add_study_commands
 from raygap.config import SpecError, load_spec, parse_override
 from raygap.results import UnusableFolder
@@ -53,7 +55,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if spec.space:
         print("  search distributions take their defaults: " + ", ".join(f"{k}={v}" for k, v in params.items() if k in spec.space))
 
-    from raygap import results
+    from raygap import kept_files, results
     from raygap.trial_kind import run_trial
 
     trial_id = f"local-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
@@ -74,7 +76,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         name
         for a in kept
         if status == "completed"
-        for name in results.record_artifacts(folder, trial_id, cfg.train.seed, a.weights, a.embeddings)
+        for name in kept_files.record_artifacts(folder, trial_id, cfg.train.seed, a.weights, a.embeddings)
     ]
     results.record_seed(folder, results.SeedRecord(trial_id, cfg.train.seed, params, config, status, final, error, history))
     for name in results.DATASETS:
@@ -151,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=cmd_train)
 
     add_study_commands(commands)
+    add_measure_command(commands)
 
     report = commands.add_parser("report", help="a static page (index.html), PNG figures and report.md from study folders")
     report.add_argument("folders", nargs="+", metavar="DIR", help="results folder(s) of studies")

@@ -152,7 +152,7 @@ def cmd_study_status(args: argparse.Namespace) -> int:
 
     import polars as pl
 
-    from raygap import results
+    from raygap import kept_files, results
 
     folder = results.ResultsFolder(args.folder)
     running = folder.exists(results.RUNNING)
@@ -176,7 +176,7 @@ def cmd_study_status(args: argparse.Namespace) -> int:
     if folder.exists(results.PARETO):
         objectives = json.loads(folder.schema(results.PARETO).metadata[b"objectives"])
         print(format_front(folder.read(results.PARETO), objectives))
-    _print_artifacts(results.list_artifacts(folder))
+    _print_artifacts(kept_files.list_artifacts(folder))
     return _report_disagreements(folder)
 
 

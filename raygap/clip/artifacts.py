@@ -1,6 +1,6 @@
 """What a seed keeps beside its results (the `artifacts` section): its weights, final or at its
 best evaluation point, and the eval split's embeddings. Made here, on the training device's rank
-0; written by raygap.results.record_artifacts wherever the results folder is."""
+0; written by raygap.kept_files.record_artifacts wherever the results folder is."""
 
 from __future__ import annotations
 

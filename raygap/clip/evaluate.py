@@ -12,6 +12,7 @@ from torch import nn
 from raygap import catalog
 from raygap.clip import finite_sample, gap_measures, metrics
 from raygap.data import ImageTextSet
+from raygap.data.sets import first_captions
 
 if TYPE_CHECKING:  # the loop calls the evaluators with its Trial
     from raygap.clip.build import Trial
@@ -57,12 +58,15 @@ def gap_subset(n_pairs: int, gap_pairs: int | None, seed: int) -> torch.Tensor:
 
 
 def embedding_metrics(
-    image: torch.Tensor, text: torch.Tensor, data: ImageTextSet, gap_pairs: int | None = None, seed: int = 0
+    image: torch.Tensor, text: torch.Tensor, caption_image: torch.Tensor, gap_pairs: int | None = None, seed: int = 0
 ) -> dict[str, float]:
     """Gap (on `gap_pairs` pairs; plain, bias-corrected and its interval), uniformity, mismatch and
     pair cosine on one matched pair per image; recalls on all captions; whether the model is
-    degenerate (collapsed or at chance)."""
-    first = data.first_captions()
+    degenerate (collapsed or at chance). `caption_image[c]` is caption c's image."""
+    caption_image = torch.as_tensor(caption_image, dtype=torch.long)
+    first = first_captions(caption_image, len(image))
+    if bool((first < 0).any()):
+        raise ValueError(f"every image needs a caption; {int((first < 0).sum())} of {len(image)} have none")
     x, y = image, text[first]
     subset = gap_subset(len(x), gap_pairs, seed)
     out = {
@@ -73,16 +77,16 @@ def embedding_metrics(
         "mismatch_fraction": metrics.mismatch_fraction(x, y),
         "pair_cosine": metrics.pair_cosine(x, y),
         "gap_dimensions": gap_measures.gap_dimensions(x[subset], y[subset]),
-        "instance_gap": gap_measures.instance_gap(image, text, data.caption_image),
-        "relative_gap": gap_measures.relative_gap(image, text, data.caption_image),
+        "instance_gap": gap_measures.instance_gap(image, text, caption_image),
+        "relative_gap": gap_measures.relative_gap(image, text, caption_image),
         "alignment": gap_measures.alignment(x, y),
         "uniformity_loss": gap_measures.uniformity_loss(x, y),
         "image_cone": gap_measures.cone(x),
         "text_cone": gap_measures.cone(y),
     }
-    out.update(metrics.recall_at_k(image, text, data.caption_image))
+    out.update(metrics.recall_at_k(image, text, caption_image))
     out["mean_r1"] = (out["image_to_text_r1"] + out["text_to_image_r1"]) / 2
-    chance = finite_sample.chance_r1(torch.bincount(torch.as_tensor(data.caption_image), minlength=len(image)))
+    chance = finite_sample.chance_r1(torch.bincount(caption_image, minlength=len(image)))
     out["degenerate"] = finite_sample.degenerate(out["uniformity"], out["mean_r1"], chance, len(image))
     return out
 
@@ -134,7 +138,7 @@ def evaluate(
         text = encode_texts(model, data.tokens, device, batch_size, rank, world_size)
     finally:
         model.train(was_training)
-    return embedding_metrics(image, text, data, gap_pairs, seed)
+    return embedding_metrics(image, text, data.caption_image, gap_pairs, seed)
 
 
 # ------------------------------------------------------------------------------ evaluators

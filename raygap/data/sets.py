@@ -45,10 +45,16 @@ class ImageTextSet:
 
     def first_captions(self) -> torch.Tensor:
         """Index of the first caption of every image: one matched pair per image."""
-        first = torch.full((len(self.images),), -1, dtype=torch.long)
-        order = torch.arange(len(self.caption_image) - 1, -1, -1)
-        first[self.caption_image.flip(0)] = order
-        return first
+        return first_captions(self.caption_image, len(self.images))
+
+
+def first_captions(caption_image: torch.Tensor, n_images: int) -> torch.Tensor:
+    """Index of the first caption of each of `n_images` images (-1 for an image without one)."""
+    caption_image = torch.as_tensor(caption_image, dtype=torch.long)
+    first = torch.full((n_images,), -1, dtype=torch.long)
+    order = torch.arange(len(caption_image) - 1, -1, -1)
+    first[caption_image.flip(0)] = order
+    return first
 
 
 def tokenize_unique(captions: list[str], tokenize: Callable[[list[str]], torch.Tensor]) -> torch.Tensor:

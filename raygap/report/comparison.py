@@ -214,12 +214,11 @@ def _mark(rows: pl.DataFrame, per_seed: dict[str, np.ndarray], column: str) -> t
         marked[best] = True
         return marked, None
     closest, index = min(unclear, key=lambda pair: (pair[0].seeds >= 2, pair[0].low if math.isfinite(pair[0].low) else -math.inf))
-    return marked, _unmarked_note(rows, column, best, index, closest, sign)
+    return marked, _unmarked_note(rows, column, best, int(index), closest, sign)
 
 
 def _unmarked_note(rows: pl.DataFrame, column: str, best: int, other: int, difference: PairedDifference, sign: float) -> str:
-    def name(i) -> str:
-        i = int(i)
+    def name(i: int) -> str:
         return f"{rows['study'][i]} {rows['setting'][i]}"
 
     head = f"{catalog.label(column)}: no best marked: {name(best)} is not distinguishable from {name(other)}"

@@ -4,6 +4,7 @@ tell the ticks apart, log axes labelled at 1-2-5 only, and legends outside the d
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -99,7 +100,7 @@ def _log_ticks(low: float, high: float) -> ticker.Locator:
 def legend_below(figure: plt.Figure, axes, columns: int = 3, title: str | None = None) -> None:
     """One legend for the figure, below the panels (outside the data), from the labelled artists
     of `axes` (each label once)."""
-    handles: dict[str, object] = {}
+    handles: dict[str, Any] = {}
     for ax in axes:
         for handle, text in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(text, handle)

@@ -49,12 +49,12 @@ def keep_artifacts(artifacts_to: tuple[str, str] | None, seed: int):
     reaches it), before the seed's record is reported; None outside a study."""
     if artifacts_to is None:
         return None
-    from raygap import results
+    from raygap import kept_files, results
 
     location, trial_id = artifacts_to
 
     def keep(kept) -> None:
-        results.record_artifacts(results.ResultsFolder(location), trial_id, seed, kept.weights, kept.embeddings)
+        kept_files.record_artifacts(results.ResultsFolder(location), trial_id, seed, kept.weights, kept.embeddings)
 
     return keep
 

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 import torch
 
-from raygap import results
+from raygap import kept_files, results
 from raygap.clip.evaluate import evaluate
 from raygap.clip.model import build_model
 from raygap.clip.train import train
@@ -26,9 +26,9 @@ def test_kept_weights_give_the_trial_s_numbers_back(kept_run, tmp_path):
     cfg, final, _, kept = kept_run
     (artifacts,) = kept
     folder = results.ResultsFolder(tmp_path)
-    names = results.record_artifacts(folder, "t1", 0, artifacts.weights, artifacts.embeddings)
+    names = kept_files.record_artifacts(folder, "t1", 0, artifacts.weights, artifacts.embeddings)
     assert names == ["artifacts/t1/seed0/weights.pt", "artifacts/t1/seed0/embeddings.parquet"]
-    assert [name for name, _ in results.list_artifacts(folder)] == sorted(names)
+    assert [name for name, _ in kept_files.list_artifacts(folder)] == sorted(names)
     assert artifacts.weights_step == cfg.train.steps
     bundle = build_model(cfg.model.name, tmp_path / names[0])  # open_clip's load_checkpoint reads the file
     eval_set = load_source(cfg.data.eval, bundle, train=False)
@@ -40,7 +40,7 @@ def test_kept_weights_give_the_trial_s_numbers_back(kept_run, tmp_path):
 def test_kept_embeddings_read_with_polars_and_numpy_alone(kept_run, tmp_path):
     cfg, final, _, kept = kept_run
     folder = results.ResultsFolder(tmp_path)
-    (name,) = results.record_artifacts(folder, "t1", 0, embeddings=kept[0].embeddings)
+    (name,) = kept_files.record_artifacts(folder, "t1", 0, embeddings=kept[0].embeddings)
     frame = pl.read_parquet(tmp_path / name)
     images, texts = frame.filter(pl.col("modality") == "image"), frame.filter(pl.col("modality") == "text")
     assert (images.height, texts.height) == (128, 256)  # 2 captions per eval image

@@ -1,0 +1,64 @@
+"""raygap measure: every measure of the catalogue for kept embeddings, or for a model on a study
+file's data (no training, no Ray)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from raygap.cli.console import format_table
+from raygap.config import SpecError, load_spec
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    from raygap import kept_files
+
+    if args.embeddings and (args.model or args.pretrained or args.set):
+        raise SpecError("--model, --pretrained and --set choose what to measure with --data; --embeddings are measured as they are")
+    if args.embeddings:
+        path = Path(args.embeddings)
+        if not path.is_file():
+            raise SpecError(f"--embeddings: file not found: {path}")
+        try:
+            image, text, owner = kept_files.read_embeddings(path)
+        except ValueError as error:
+            raise SpecError(f"--embeddings: {error}") from None
+        output = Path(args.output) if args.output else path.with_name(f"{path.stem}-measures.parquet")
+        from raygap.clip.measure import measure_embeddings
+
+        print(f"measuring {len(image)} image and {len(text)} caption embedding(s) of {path}")
+        row = {"source": str(path), **measure_embeddings(image, text, owner, args.gap_pairs, args.seed)}
+    else:
+        overrides = [*args.set, *([f"model.name={args.model}"] if args.model else [])]
+        overrides += [f"model.pretrained={Path(args.pretrained).absolute()}"] if args.pretrained else []
+        spec = load_spec(args.data, overrides)
+        cfg = spec.defaults()
+        from raygap.data import check_tables
+        from raygap.study.preflight import check_checkpoint
+
+        check_tables(cfg, str(spec.path))
+        check_checkpoint(cfg, str(spec.path))
+        output = Path(args.output) if args.output else Path("results") / f"measure-{cfg.name}.parquet"
+        from raygap.clip.measure import measure_model
+
+        weights = cfg.model.pretrained or f"random weights (train.seed {cfg.train.seed})"
+        print(f"measuring {cfg.model.name} from {weights} on {spec.path}'s eval split")
+        row = {"source": f"{cfg.model.name}:{cfg.model.pretrained or 'random'}", **measure_model(cfg)}
+    print(format_table(row))
+    kept_files.write_measures(output, row)
+    print(f"measures → {output}")
+    return 0
+
+
+def add_measure_command(commands) -> None:
+    measure = commands.add_parser("measure", help="every measure of the gap for kept embeddings, or for a model on a study's data")
+    source = measure.add_mutually_exclusive_group(required=True)
+    source.add_argument("--embeddings", metavar="FILE", help="an embeddings.parquet (artifacts: {embeddings: true} keeps one per seed)")
+    source.add_argument("--data", metavar="STUDY", help="a study file: its data (eval and probe splits), model and eval sections")
+    measure.add_argument("--model", metavar="NAME", help="with --data: the model (built-in or open_clip name), instead of the file's")
+    measure.add_argument("--pretrained", metavar="PATH", help="with --data: a local checkpoint to measure (random weights without)")
+    measure.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="with --data: override a study value")
+    measure.add_argument("--gap-pairs", type=int, default=512, metavar="N", help="with --embeddings: pairs the gap is measured on")
+    measure.add_argument("--seed", type=int, default=0, help="with --embeddings: seed of the gap pairs and the separability halves")
+    measure.add_argument("-o", "--output", metavar="FILE", help="where to write the row of measures (Parquet)")
+    measure.set_defaults(handler=cmd_measure)

@@ -1,0 +1,42 @@
+"""`raygap measure`: every measure of the catalogue for embeddings already made, or for a model
+(random weights, or a local checkpoint) on a study file's data; no training, no Ray."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from raygap.clip import gap_measures
+from raygap.clip.evaluate import embedding_metrics, encode_images, encode_texts, evaluate, probe_metrics
+from raygap.clip.model import build_model
+from raygap.config import TrialConfig
+from raygap.data import load_source
+from raygap.data.sets import first_captions
+
+
+def measure_embeddings(image, text, caption_image, gap_pairs: int | None = 512, seed: int = 0) -> dict[str, float]:
+    """The embedding measures (the gap and its other measures, uniformity, retrieval,
+    separability) of image embeddings (n, m) and caption embeddings (c, m), caption c of image
+    `caption_image[c]`; the gap on `gap_pairs` pairs drawn by `seed`, as a trial measures it."""
+    image, text = torch.tensor(np.asarray(image)), torch.tensor(np.asarray(text))  # a copy: the arrays may be read-only
+    caption_image = torch.tensor(np.asarray(caption_image), dtype=torch.long)
+    out = embedding_metrics(image, text, caption_image, gap_pairs, seed)
+    out["modality_separability"] = gap_measures.separability(image, text[first_captions(caption_image, len(image))], seed)
+    return out
+
+
+def measure_model(cfg: TrialConfig) -> dict[str, float]:
+    """Every measure of `cfg.model` (random weights drawn by train.seed, or `model.pretrained`) on
+    `cfg`'s eval split, and zero-shot and the linear probe on its probe splits where it has them."""
+    torch.manual_seed(cfg.train.seed)
+    bundle = build_model(cfg.model.name, cfg.model.pretrained)
+    bundle.model.eval()
+    device, batch = torch.device("cpu"), cfg.eval.batch_size
+    eval_set = load_source(cfg.data.eval, bundle, train=False)
+    out = evaluate(bundle.model, eval_set, device, batch, gap_pairs=cfg.eval.gap_pairs, seed=cfg.eval.seed)
+    if cfg.data.probe is not None:
+        probe = load_source(cfg.data.probe.train, bundle, train=False), load_source(cfg.data.probe.test, bundle, train=False)
+        out.update(probe_metrics(bundle.model, *probe, cfg.eval.templates, bundle.tokenize, device, batch))
+    image, text = encode_images(bundle.model, eval_set, device, batch), encode_texts(bundle.model, eval_set.tokens, device, batch)
+    out["modality_separability"] = gap_measures.separability(image, text[eval_set.first_captions()], cfg.eval.seed)
+    return out
