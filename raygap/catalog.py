@@ -150,10 +150,19 @@ _METRICS = [
         "linear probe top-1",
         "top-1 accuracy of a logistic regression on frozen image features",
         "L-BFGS multinomial logistic regression on the probe train split's normalized features, scored on its test split; "
-        "ties between classes broken at random (expected accuracy), so constant features score the majority-class rate",
+        "ties between classes broken at random (expected accuracy), so constant features score the majority-class rate; its "
+        "L2 strength fixed (eval.probe_l2, 200 iterations) or swept as CLIP's (eval.linear_probe: swept): the row's linear_probe_l2",
         worst=0.0,
         table=True,
         summarized=True,
+    ),
+    Metric(
+        "linear_probe_l2",
+        None,
+        "linear probe L2 strength",
+        "the L2 strength the linear probe ran with: eval.probe_l2, or the swept probe's choice",
+        "swept: the strength from 1e-6 to 1e6 (one per decade) with the best accuracy on a validation fifth of the probe "
+        "train split, the strongest among equals",
     ),
     Metric(
         "image_to_text_r1",

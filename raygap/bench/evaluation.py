@@ -20,7 +20,7 @@ def evaluation_cost(cfg: TrialConfig, samples_per_s: float, epoch_pairs: int) ->
     probe = load_source(cfg.data.probe.train, bundle, train=False), load_source(cfg.data.probe.test, bundle, train=False)
     with Stopwatch(device) as clock:
         evaluate(model, eval_set, device, cfg.eval.batch_size, gap_pairs=cfg.eval.gap_pairs)
-        probe_metrics(model, *probe, cfg.eval.templates, bundle.tokenize, device, cfg.eval.batch_size)
+        probe_metrics(model, *probe, cfg.eval, bundle.tokenize, device)
     epoch = epoch_pairs / samples_per_s
     return {
         "eval_pairs": len(eval_set),

@@ -16,6 +16,7 @@ from raygap.data.sets import first_captions
 
 if TYPE_CHECKING:  # the loop calls the evaluators with its Trial
     from raygap.clip.build import Trial
+    from raygap.config import EvalSpec
 
 
 @torch.no_grad()
@@ -95,14 +96,15 @@ def probe_metrics(
     model: nn.Module,
     probe_train: ImageTextSet,
     probe_test: ImageTextSet,
-    templates: list[str],
+    spec: EvalSpec,
     tokenize,
     device: torch.device,
-    batch_size: int,
     rank: int = 0,
     world_size: int = 1,
 ) -> dict[str, float]:
-    """Zero-shot top-1 on the probe test split and linear-probe top-1 (train split → test split)."""
+    """Zero-shot top-1 on the probe test split and linear-probe top-1 (train split → test split),
+    with the prompt templates and the probe (fixed or swept) of the `eval` section."""
+    templates, batch_size = spec.templates, spec.batch_size
     test_images = encode_images(model, probe_test, device, batch_size, rank, world_size)
     class_embeddings = []
     for name in probe_test.class_names:
@@ -112,8 +114,18 @@ def probe_metrics(
     train_images = encode_images(model, probe_train, device, batch_size, rank, world_size)
     return {
         "zero_shot_top1": metrics.zero_shot_accuracy(test_images, torch.stack(class_embeddings), probe_test.labels),
-        "linear_probe_top1": metrics.linear_probe_accuracy(train_images, probe_train.labels, test_images, probe_test.labels),
+        **_linear_probe(
+            train_images, probe_train.labels, test_images, probe_test.labels, spec.linear_probe == "swept", spec.probe_l2, spec.seed
+        ),
     }
+
+
+def _linear_probe(train_images, train_labels, test_images, test_labels, swept: bool, l2: float, seed: int) -> dict[str, float]:
+    if swept:
+        accuracy, l2 = metrics.swept_linear_probe(train_images, train_labels, test_images, test_labels, seed)
+    else:
+        accuracy = metrics.linear_probe_accuracy(train_images, train_labels, test_images, test_labels, l2=l2)
+    return {"linear_probe_top1": accuracy, "linear_probe_l2": l2}
 
 
 def evaluate(
@@ -162,16 +174,7 @@ def probe_evaluator(trial: Trial) -> dict[str, Any]:
     trial.model.eval()
     try:
         cfg = trial.cfg
-        return probe_metrics(
-            trial.model,
-            *trial.probe,
-            cfg.eval.templates,
-            trial.bundle.tokenize,
-            trial.device,
-            cfg.eval.batch_size,
-            trial.rank,
-            trial.world_size,
-        )
+        return probe_metrics(trial.model, *trial.probe, cfg.eval, trial.bundle.tokenize, trial.device, trial.rank, trial.world_size)
     finally:
         trial.model.train()
 

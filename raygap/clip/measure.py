@@ -36,7 +36,7 @@ def measure_model(cfg: TrialConfig) -> dict[str, float]:
     out = evaluate(bundle.model, eval_set, device, batch, gap_pairs=cfg.eval.gap_pairs, seed=cfg.eval.seed)
     if cfg.data.probe is not None:
         probe = load_source(cfg.data.probe.train, bundle, train=False), load_source(cfg.data.probe.test, bundle, train=False)
-        out.update(probe_metrics(bundle.model, *probe, cfg.eval.templates, bundle.tokenize, device, batch))
+        out.update(probe_metrics(bundle.model, *probe, cfg.eval, bundle.tokenize, device))
     image, text = encode_images(bundle.model, eval_set, device, batch), encode_texts(bundle.model, eval_set.tokens, device, batch)
     out["modality_separability"] = gap_measures.separability(image, text[eval_set.first_captions()], cfg.eval.seed)
     return out

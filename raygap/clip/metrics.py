@@ -251,6 +251,38 @@ def linear_probe_accuracy(
     return _expected_top1(x_test @ weight + bias, y_test, _score_tolerance(train_feats, test_feats, scale=max(scale, 1.0)))
 
 
+PROBE_STRENGTHS = tuple(10.0**k for k in range(-6, 7))
+"""The swept probe's L2 strengths, one per decade from 10⁻⁶ to 10⁶ (CLIP's range)."""
+
+
+def swept_linear_probe(
+    train_feats: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_feats: torch.Tensor,
+    test_labels: torch.Tensor,
+    seed: int = 0,
+    strengths: Sequence[float] = PROBE_STRENGTHS,
+) -> tuple[float, float]:
+    """(test accuracy, chosen L2 strength) of the probe whose strength is chosen as CLIP's is: fit
+    on four fifths of the train split (drawn by `seed`) at each strength, keep the one with the
+    best validation accuracy (the strongest among equals, within the score tolerance: the simplest
+    model), refit on the whole train split with 1,000 iterations and score the test split."""
+    labels = torch.as_tensor(train_labels, dtype=torch.long)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    held = order[: max(1, len(order) // 5)]
+    fit = order[len(held) :]
+    if len(labels[fit].unique()) < 2:
+        return NAN, NAN
+    scores = [
+        linear_probe_accuracy(train_feats[fit], labels[fit], train_feats[held], labels[held], l2=l2, max_iter=1000) for l2 in strengths
+    ]
+    if any(math.isnan(v) for v in scores):
+        return NAN, NAN
+    best = max(scores)
+    chosen = max(l2 for l2, v in zip(strengths, scores) if v >= best - tolerance.RELATIVE)
+    return linear_probe_accuracy(train_feats, labels, test_feats, test_labels, l2=chosen, max_iter=1000), chosen
+
+
 def mmvp_scores(image: torch.Tensor, text: torch.Tensor, groups: torch.Tensor, n_groups: int) -> tuple[list[float], float]:
     """MMVP-VLM's pair accuracy per group and their mean.
 

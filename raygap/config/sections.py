@@ -251,6 +251,12 @@ class EvalSpec(Strict):
     only at equal gap_pairs; the count used is stored in the gap_pairs column."""
     seed: int = 0
     """Seed of the random choice of gap pairs (the same pairs at every evaluation)."""
+    linear_probe: Literal["fixed", "swept"] = "fixed"
+    """fixed: L2 strength `probe_l2`, 200 L-BFGS iterations (fast); swept: as CLIP's probe, the strength chosen from
+    10⁻⁶ to 10⁶ (one per decade) on a validation fifth of the probe's train split (drawn by `seed`), then refit on
+    the whole train split (1,000 iterations); the strength used is the row's linear_probe_l2."""
+    probe_l2: PositiveFloat = 1e-4
+    """The fixed probe's L2 strength."""
 
     @model_validator(mode="after")
     def _templates_have_label(self) -> EvalSpec:

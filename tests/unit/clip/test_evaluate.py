@@ -8,7 +8,7 @@ import torch.multiprocessing as mp
 
 from raygap.clip.evaluate import evaluate, probe_metrics
 from raygap.clip.model import build_model
-from raygap.config import SyntheticSource
+from raygap.config import EvalSpec, SyntheticSource
 from raygap.data import load_source
 
 
@@ -29,7 +29,7 @@ def _metrics(rank: int, world_size: int) -> dict:
     bundle, data, probe = _setup()
     device = torch.device("cpu")
     out = evaluate(bundle.model, data, device, batch_size=8, rank=rank, world_size=world_size)
-    out.update(probe_metrics(bundle.model, *probe, ["a photo of a {label}."], bundle.tokenize, device, 8, rank, world_size))
+    out.update(probe_metrics(bundle.model, *probe, EvalSpec(batch_size=8), bundle.tokenize, device, rank, world_size))
     return out
 
 

@@ -451,3 +451,24 @@ def test_linear_probe_undefined_cases_are_nan(bad):
     assert math.isnan(metrics.linear_probe_accuracy(train, labels, undefined(test, bad), test_labels))
     # One training class: nothing to learn, trivially right on a test set of that class.
     assert math.isnan(metrics.linear_probe_accuracy(train, torch.zeros(20, dtype=torch.long), test, torch.zeros(6, dtype=torch.long)))
+
+
+def test_the_swept_probe_picks_a_strong_penalty_for_noise_and_a_weak_one_for_separable_data():
+    from raygap.clip.metrics import swept_linear_probe
+
+    rng = np.random.default_rng(0)
+    # separable: the label is the sign of the first coordinate, with a margin
+    x = rng.normal(size=(300, 8))
+    x[:, 0] = np.where(rng.random(300) < 0.5, -1.0, 1.0) * (0.5 + rng.random(300))
+    labels = torch.tensor((x[:, 0] > 0).astype(int))
+    accuracy, chosen = swept_linear_probe(torch.tensor(x[:200]), labels[:200], torch.tensor(x[200:]), labels[200:])
+    assert accuracy == 1.0 and chosen <= 1e-1
+    # noise: labels drawn apart from the features, 70 % one class; a weak penalty fits the noise
+    noise = rng.normal(size=(300, 32))
+    labels = torch.tensor((rng.random(300) < 0.3).astype(int))
+    accuracy, chosen = swept_linear_probe(torch.tensor(noise[:200]), labels[:200], torch.tensor(noise[200:]), labels[200:])
+    assert chosen >= 1e1
+    assert accuracy == pytest.approx(float((labels[200:] == 0).double().mean()), abs=0.05)  # about the majority rate
+    # one class in the fitting part: nothing to choose
+    one = torch.zeros(10, dtype=torch.long)
+    assert all(math.isnan(v) for v in swept_linear_probe(torch.randn(10, 4), one, torch.randn(4, 4), one[:4]))

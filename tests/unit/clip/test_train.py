@@ -149,3 +149,12 @@ def test_open_clip_attention_runs_through_scaled_dot_product_attention():
         bundle.model.encode_text(tokens)
     calls = {event.key: event.count for event in prof.key_averages()}
     assert calls.get("aten::scaled_dot_product_attention") == 4
+
+
+def test_the_row_says_which_probe_ran(tiny):
+    from raygap.clip.metrics import PROBE_STRENGTHS
+
+    fixed = train(tiny(eval={"probe_l2": 0.01}))
+    swept = train(tiny(eval={"linear_probe": "swept"}))
+    assert fixed["linear_probe_l2"] == 0.01 and swept["linear_probe_l2"] in PROBE_STRENGTHS
+    assert 0 <= swept["linear_probe_top1"] <= 1
