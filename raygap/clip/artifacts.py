@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from raygap import tolerance
-from raygap.clip.evaluate import encode_images, encode_texts
+from raygap.clip.evaluate import encode_split
 
 
 @dataclass
@@ -69,13 +69,7 @@ def collect(trial, best: BestWeights | None, step: int) -> KeptArtifacts:
         torch.save({k: v.detach().cpu() for k, v in weights.items()}, buffer)
         kept.weights, kept.weights_step = buffer.getvalue(), best.step if best is not None and best.step is not None else step
     if wanted.embeddings:
-        cfg, data = trial.cfg, trial.eval_set
-        trial.model.eval()
-        try:
-            image = encode_images(trial.model, data, trial.device, cfg.eval.batch_size, trial.rank, trial.world_size)
-            text = encode_texts(trial.model, data.tokens, trial.device, cfg.eval.batch_size, trial.rank, trial.world_size)
-        finally:
-            trial.model.train()
-        owner = np.asarray(torch.as_tensor(data.caption_image).cpu())
+        image, text = encode_split(trial, trial.eval_set)
+        owner = np.asarray(torch.as_tensor(trial.eval_set.caption_image).cpu())
         kept.embeddings = {"image": image.float().cpu().numpy(), "text": text.float().cpu().numpy(), "caption_image": owner}
     return kept

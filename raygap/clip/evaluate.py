@@ -179,17 +179,24 @@ def probe_evaluator(trial: Trial) -> dict[str, Any]:
         trial.model.train()
 
 
+def encode_split(trial: Trial, data: ImageTextSet) -> tuple[torch.Tensor, torch.Tensor]:
+    """A split's image and caption embeddings under the trial's model, in eval mode (collective
+    over the trial's workers: every rank gets all of them)."""
+    batch = trial.cfg.eval.batch_size
+    trial.model.eval()
+    try:
+        image = encode_images(trial.model, data, trial.device, batch, trial.rank, trial.world_size)
+        text = encode_texts(trial.model, data.tokens, trial.device, batch, trial.rank, trial.world_size)
+    finally:
+        trial.model.train()
+    return image, text
+
+
 def mmvp_evaluator(trial: Trial) -> dict[str, Any]:
     """MMVP-VLM's accuracy and each group's (none without `data.mmvp`)."""
     if trial.mmvp is None:
         return {}
-    cfg = trial.cfg
-    trial.model.eval()
-    try:
-        image = encode_images(trial.model, trial.mmvp, trial.device, cfg.eval.batch_size, trial.rank, trial.world_size)
-        text = encode_texts(trial.model, trial.mmvp.tokens, trial.device, cfg.eval.batch_size, trial.rank, trial.world_size)
-    finally:
-        trial.model.train()
+    image, text = encode_split(trial, trial.mmvp)
     per_group, accuracy = metrics.mmvp_scores(image, text, trial.mmvp.labels, len(catalog.MMVP_GROUPS))
     return {"mmvp_accuracy": accuracy, **{catalog.mmvp_column(g): value for g, value in zip(catalog.MMVP_GROUPS, per_group)}}
 
@@ -197,14 +204,8 @@ def mmvp_evaluator(trial: Trial) -> dict[str, Any]:
 def separability_evaluator(trial: Trial) -> dict[str, Any]:
     """How well a linear classifier tells the eval split's image embeddings from its captions'
     (one matched pair per image): a probe fit, so once per seed rather than at every point."""
-    cfg = trial.cfg
-    trial.model.eval()
-    try:
-        image = encode_images(trial.model, trial.eval_set, trial.device, cfg.eval.batch_size, trial.rank, trial.world_size)
-        text = encode_texts(trial.model, trial.eval_set.tokens, trial.device, cfg.eval.batch_size, trial.rank, trial.world_size)
-    finally:
-        trial.model.train()
-    return {"modality_separability": gap_measures.separability(image, text[trial.eval_set.first_captions()], cfg.eval.seed)}
+    image, text = encode_split(trial, trial.eval_set)
+    return {"modality_separability": gap_measures.separability(image, text[trial.eval_set.first_captions()], trial.cfg.eval.seed)}
 
 
 EVALUATORS: list[Evaluator] = [embedding_evaluator]
