@@ -67,7 +67,7 @@ def read_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return image, text, owner
 
 
-def write_measures(path: str | Path, row: dict) -> None:
-    """One row of measures as a Parquet file (atomically)."""
+def write_measures(path: str | Path, rows: list[dict]) -> None:
+    """Rows of measures as a Parquet file (atomically)."""
     path = Path(path)
-    ResultsFolder(path.parent.absolute()).write_parquet(path.name, pl.DataFrame([row]))
+    ResultsFolder(path.parent.absolute()).write_parquet(path.name, pl.DataFrame(rows))

@@ -15,6 +15,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
     if args.embeddings and (args.model or args.pretrained or args.set):
         raise SpecError("--model, --pretrained and --set choose what to measure with --data; --embeddings are measured as they are")
+    if args.shift and not args.embeddings:
+        raise SpecError("--shift moves kept embeddings: it goes with --embeddings")
     if args.embeddings:
         path = Path(args.embeddings)
         if not path.is_file():
@@ -28,6 +30,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
         print(f"measuring {len(image)} image and {len(text)} caption embedding(s) of {path}")
         row = {"source": str(path), **measure_embeddings(image, text, owner, args.gap_pairs, args.seed)}
+        if args.shift:
+            _shift(image, text, owner, output.with_name(f"{output.stem}-shift.parquet"))
     else:
         overrides = [*args.set, *([f"model.name={args.model}"] if args.model else [])]
         overrides += [f"model.pretrained={Path(args.pretrained).absolute()}"] if args.pretrained else []
@@ -45,9 +49,23 @@ def cmd_measure(args: argparse.Namespace) -> int:
         print(f"measuring {cfg.model.name} from {weights} on {spec.path}'s eval split")
         row = {"source": f"{cfg.model.name}:{cfg.model.pretrained or 'random'}", **measure_model(cfg)}
     print(format_table(row))
-    kept_files.write_measures(output, row)
+    kept_files.write_measures(output, [row])
     print(f"measures → {output}")
     return 0
+
+
+def _shift(image, text, owner, output: Path) -> None:
+    from raygap import kept_files
+    from raygap.clip.measure import shift_curve
+
+    rows = shift_curve(image, text, owner)
+    print("shift λ (Liang et al.): both modalities moved along the gap vector; 0.5 meets in the middle")
+    print(f"{'shift':>8}  {'gap':>7}  {'i→t R@1':>8}  {'t→i R@1':>8}")
+    for r in rows:
+        name = "centred" if r["centred"] else f"{r['shift']:+.2f}"
+        print(f"{name:>8}  {r['modality_gap']:7.4f}  {r['image_to_text_r1']:8.4f}  {r['text_to_image_r1']:8.4f}")
+    kept_files.write_measures(output, rows)
+    print(f"shift curve → {output}")
 
 
 def add_measure_command(commands) -> None:
@@ -60,5 +78,6 @@ def add_measure_command(commands) -> None:
     measure.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="with --data: override a study value")
     measure.add_argument("--gap-pairs", type=int, default=512, metavar="N", help="with --embeddings: pairs the gap is measured on")
     measure.add_argument("--seed", type=int, default=0, help="with --embeddings: seed of the gap pairs and the separability halves")
+    measure.add_argument("--shift", action="store_true", help="with --embeddings: the gap and R@1 as the modalities shift (Liang et al.)")
     measure.add_argument("-o", "--output", metavar="FILE", help="where to write the row of measures (Parquet)")
     measure.set_defaults(handler=cmd_measure)

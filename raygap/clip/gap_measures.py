@@ -8,7 +8,9 @@ undefined input, plain Python numbers back). Which way each is better lives in t
 - cone: Liang et al., "Mind the Gap" (NeurIPS 2022), the mean cosine between distinct embeddings of
   one modality;
 - gap dimensions: how many coordinates carry 90 % of the squared centroid gap ‖Δ‖², largest first;
-- separability: how well a linear classifier tells image embeddings from text embeddings.
+- separability: how well a linear classifier tells image embeddings from text embeddings;
+- post-hoc changes that need no training (Liang et al.): shifting both modalities along the gap
+  vector, and centring each modality.
 """
 
 from __future__ import annotations
@@ -124,3 +126,21 @@ def separability(image: torch.Tensor, text: torch.Tensor, seed: int = 0) -> floa
         return torch.cat([image[rows], text[rows]]), labels
 
     return linear_probe_accuracy(*stacked(train), *stacked(test))
+
+
+def shifted(image: torch.Tensor, text: torch.Tensor, shift: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Liang et al.'s shift: x' = normalize(x − λΔ), y' = normalize(y + λΔ), Δ the centroid gap of
+    the unit embeddings; λ = 0.5 meets in the middle (before renormalizing), λ < 0 widens the gap."""
+    x, y = unit_rows(image), unit_rows(text)
+    if x is None or y is None:
+        raise ValueError("embeddings with a NaN, an infinity or a zero row cannot be shifted")
+    delta = x.mean(0) - y.mean(0)
+    return torch.nn.functional.normalize(x - shift * delta, dim=1), torch.nn.functional.normalize(y + shift * delta, dim=1)
+
+
+def centred(image: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each modality minus its own mean, renormalized: the gap's offset removed outright."""
+    x, y = unit_rows(image), unit_rows(text)
+    if x is None or y is None:
+        raise ValueError("embeddings with a NaN, an infinity or a zero row cannot be centred")
+    return torch.nn.functional.normalize(x - x.mean(0), dim=1), torch.nn.functional.normalize(y - y.mean(0), dim=1)

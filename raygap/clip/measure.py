@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
-from raygap.clip import gap_measures
+from raygap.clip import gap_measures, metrics
 from raygap.clip.evaluate import embedding_metrics, encode_images, encode_texts, evaluate, probe_metrics
 from raygap.clip.model import build_model
 from raygap.config import TrialConfig
@@ -23,6 +25,32 @@ def measure_embeddings(image, text, caption_image, gap_pairs: int | None = 512, 
     out = embedding_metrics(image, text, caption_image, gap_pairs, seed)
     out["modality_separability"] = gap_measures.separability(image, text[first_captions(caption_image, len(image))], seed)
     return out
+
+
+SHIFTS = (-0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0)
+"""Liang et al.'s shift λ, from widening the gap (λ < 0) through closing it (0.5) to swapping sides (1)."""
+
+
+def shift_curve(image, text, caption_image, shifts=SHIFTS) -> list[dict[str, float]]:
+    """The gap and retrieval as both modalities move along the gap vector by λ (gap_measures.shifted),
+    one row per λ, and a last row for each modality centred (shift NaN, `centred` 1)."""
+    image, text = torch.tensor(np.asarray(image)), torch.tensor(np.asarray(text))
+    caption_image = torch.tensor(np.asarray(caption_image), dtype=torch.long)
+    first = first_captions(caption_image, len(image))
+    rows = []
+    for shift, (x, y) in [*((s, gap_measures.shifted(image, text, s)) for s in shifts), (float("nan"), gap_measures.centred(image, text))]:
+        recall = metrics.recall_at_k(x, y, caption_image)
+        rows.append(
+            {
+                "shift": shift,
+                "centred": int(math.isnan(shift)),
+                "modality_gap": metrics.modality_gap(x, y[first]),
+                "image_to_text_r1": recall["image_to_text_r1"],
+                "text_to_image_r1": recall["text_to_image_r1"],
+                "mean_r1": (recall["image_to_text_r1"] + recall["text_to_image_r1"]) / 2,
+            }
+        )
+    return rows
 
 
 def measure_model(cfg: TrialConfig) -> dict[str, float]:

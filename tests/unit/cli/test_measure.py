@@ -52,3 +52,18 @@ def test_what_measure_refuses(tmp_path, capsys):
     assert "not an embeddings file: no column modality, index, image_index, embedding" in capsys.readouterr().err
     assert main(["measure", "--embeddings", str(other), "--model", "small-vit"]) == 2
     assert "--model, --pretrained and --set choose what to measure with --data" in capsys.readouterr().err
+
+
+def test_the_shift_curve_of_kept_embeddings(kept, tmp_path, capsys):
+    cfg, final, (_, embeddings) = kept
+    out = tmp_path / "m.parquet"
+    assert main(["measure", "--embeddings", embeddings, "--shift", "-o", str(out)]) == 0
+    assert "shift curve → " in capsys.readouterr().out
+    curve = pl.read_parquet(tmp_path / "m-shift.parquet")
+    unshifted = curve.filter(pl.col("shift") == 0.0).row(0, named=True)
+    for name in ("modality_gap", "image_to_text_r1", "text_to_image_r1"):
+        assert unshifted[name] == pytest.approx(final[name], abs=1e-6), name  # λ = 0 is the trial's own row
+    gaps = curve.filter(pl.col("centred") == 0).sort("shift")["modality_gap"].to_list()
+    assert gaps[0] > gaps[2] > gaps[4]  # −0.5, 0, 0.5: closing the gap as λ grows to ½
+    assert curve.filter(pl.col("centred") == 1).height == 1
+    assert main(["measure", "--data", "x.yaml", "--shift"]) == 2

@@ -138,3 +138,23 @@ def test_separability_is_chance_for_one_point_and_certain_for_two():
     bad = same.clone()
     bad[0, 0] = float("nan")
     assert math.isnan(gm.separability(bad, same)) and math.isnan(gm.separability(same[:1], same[:1]))
+
+
+def test_the_shift_by_hand_and_centring():
+    x, y = torch.tensor([[1.0, 0.0]], dtype=torch.float64), torch.tensor([[0.0, 1.0]], dtype=torch.float64)
+    # Δ = (1, −1): half of it brings both to (1, 1)/√2
+    for side in gm.shifted(x, y, 0.5):
+        assert side[0].tolist() == pytest.approx([2**-0.5, 2**-0.5])
+    same_x, same_y = gm.shifted(x, y, 0.0)
+    assert torch.equal(same_x, x) and torch.equal(same_y, y)
+    # centring removes each modality's mean: the gap of centred embeddings is 0 up to rounding
+    rng = np.random.default_rng(4)
+    image, text = torch.tensor(rng.normal(size=(30, 5)) + 2.0), torch.tensor(rng.normal(size=(30, 5)) - 1.0)
+    from raygap.clip.metrics import modality_gap
+
+    assert modality_gap(image, text) > 1.0 and modality_gap(*gm.centred(image, text)) < 0.5
+    # a shift toward the middle closes the gap, away from it widens it
+    gaps = [modality_gap(*gm.shifted(image, text, shift)) for shift in (-0.25, 0.0, 0.25, 0.5)]
+    assert gaps[0] > gaps[1] > gaps[2] > gaps[3]
+    with pytest.raises(ValueError, match="cannot be shifted"):
+        gm.shifted(torch.zeros(2, 3), text[:2, :3], 0.5)
