@@ -15,8 +15,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
     if args.embeddings and (args.model or args.pretrained or args.set):
         raise SpecError("--model, --pretrained and --set choose what to measure with --data; --embeddings are measured as they are")
-    if args.shift and not args.embeddings:
-        raise SpecError("--shift moves kept embeddings: it goes with --embeddings")
+    if (args.shift or args.ablate) and not args.embeddings:
+        raise SpecError("--shift and --ablate change kept embeddings: they go with --embeddings")
     if args.embeddings:
         path = Path(args.embeddings)
         if not path.is_file():
@@ -32,6 +32,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
         row = {"source": str(path), **measure_embeddings(image, text, owner, args.gap_pairs, args.seed)}
         if args.shift:
             _shift(image, text, owner, output.with_name(f"{output.stem}-shift.parquet"))
+        if args.ablate:
+            _ablate(image, text, owner, args.ablate, output.with_name(f"{output.stem}-ablate.parquet"))
     else:
         overrides = [*args.set, *([f"model.name={args.model}"] if args.model else [])]
         overrides += [f"model.pretrained={Path(args.pretrained).absolute()}"] if args.pretrained else []
@@ -68,6 +70,21 @@ def _shift(image, text, owner, output: Path) -> None:
     print(f"shift curve → {output}")
 
 
+def _ablate(image, text, owner, removed: int, output: Path) -> None:
+    from raygap import kept_files
+    from raygap.clip.measure import ablation_curve
+
+    rows = ablation_curve(image, text, owner, removed)
+    print("coordinates removed by |Δ_k|, largest first (Schrodi et al.), the rest renormalized")
+    print(f"{'removed':>8}  {'gap':>7}  {'RMG':>7}  {'i→t R@1':>8}  {'t→i R@1':>8}")
+    for r in rows:
+        print(
+            f"{r['removed']:>8}  {r['modality_gap']:7.4f}  {r['relative_gap']:7.4f}  {r['image_to_text_r1']:8.4f}  {r['text_to_image_r1']:8.4f}"
+        )
+    kept_files.write_measures(output, rows)
+    print(f"ablation curve → {output}")
+
+
 def add_measure_command(commands) -> None:
     measure = commands.add_parser("measure", help="every measure of the gap for kept embeddings, or for a model on a study's data")
     source = measure.add_mutually_exclusive_group(required=True)
@@ -79,5 +96,8 @@ def add_measure_command(commands) -> None:
     measure.add_argument("--gap-pairs", type=int, default=512, metavar="N", help="with --embeddings: pairs the gap is measured on")
     measure.add_argument("--seed", type=int, default=0, help="with --embeddings: seed of the gap pairs and the separability halves")
     measure.add_argument("--shift", action="store_true", help="with --embeddings: the gap and R@1 as the modalities shift (Liang et al.)")
+    measure.add_argument(
+        "--ablate", type=int, default=0, metavar="N", help="with --embeddings: the gap and R@1 as the N largest-gap coordinates go"
+    )
     measure.add_argument("-o", "--output", metavar="FILE", help="where to write the row of measures (Parquet)")
     measure.set_defaults(handler=cmd_measure)

@@ -53,6 +53,35 @@ def shift_curve(image, text, caption_image, shifts=SHIFTS) -> list[dict[str, flo
     return rows
 
 
+def ablation_curve(image, text, caption_image, removed: int = 20) -> list[dict[str, float]]:
+    """Schrodi et al.'s dimension ablation (their analysis/gap_ablate_dims.py): the coordinates
+    taken by |Δ_k| largest first (Δ the centroid difference of the unit image and caption
+    embeddings, every caption), removed one more at a time with the rest renormalized; per number
+    removed, the gap (centroid distance, L2I, RMG) and both R@1. A gap carried by a few coordinates
+    falls fast while retrieval holds."""
+    image, text = torch.tensor(np.asarray(image)), torch.tensor(np.asarray(text))
+    caption_image = torch.tensor(np.asarray(caption_image), dtype=torch.long)
+    x, y = torch.nn.functional.normalize(image.double(), dim=1), torch.nn.functional.normalize(text.double(), dim=1)
+    order = (x.mean(0) - y.mean(0)).abs().argsort(descending=True).tolist()
+    rows = []
+    for count in range(min(removed, x.shape[1] - 1) + 1):
+        keep = sorted(set(range(x.shape[1])) - set(order[:count]))
+        kx, ky = x[:, keep], y[:, keep]
+        recall = metrics.recall_at_k(kx, ky, caption_image)
+        rows.append(
+            {
+                "removed": count,
+                "dimension": order[count - 1] if count else -1,
+                "modality_gap": metrics.modality_gap(kx, ky),
+                "instance_gap": gap_measures.instance_gap(kx, ky, caption_image),
+                "relative_gap": gap_measures.relative_gap(kx, ky, caption_image),
+                "image_to_text_r1": recall["image_to_text_r1"],
+                "text_to_image_r1": recall["text_to_image_r1"],
+            }
+        )
+    return rows
+
+
 def measure_model(cfg: TrialConfig) -> dict[str, float]:
     """Every measure of `cfg.model` (random weights drawn by train.seed, or `model.pretrained`) on
     `cfg`'s eval split, and zero-shot and the linear probe on its probe splits where it has them."""

@@ -1,5 +1,6 @@
 """raygap measure: kept embeddings and a kept checkpoint measured again give the trial's own row."""
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -67,3 +68,17 @@ def test_the_shift_curve_of_kept_embeddings(kept, tmp_path, capsys):
     assert gaps[0] > gaps[2] > gaps[4]  # −0.5, 0, 0.5: closing the gap as λ grows to ½
     assert curve.filter(pl.col("centred") == 1).height == 1
     assert main(["measure", "--data", "x.yaml", "--shift"]) == 2
+
+
+def test_removing_the_coordinates_that_carry_the_gap(tmp_path):
+    from raygap.clip.measure import ablation_curve
+
+    rng = np.random.default_rng(5)
+    shared = rng.normal(size=(60, 8))
+    offset = np.zeros(8)
+    offset[[2, 5]] = [3.0, -2.0]  # the gap lives in coordinates 2 and 5
+    rows = ablation_curve(shared + offset, shared - offset, np.arange(60), removed=3)
+    assert [r["dimension"] for r in rows] == [-1, 2, 5, rows[3]["dimension"]]
+    assert rows[0]["modality_gap"] > 0.9 and rows[2]["modality_gap"] < 1e-9  # gone with its two coordinates
+    assert rows[2]["image_to_text_r1"] == 1.0  # the rest still matches every pair
+    assert rows[0]["relative_gap"] > rows[2]["relative_gap"]
