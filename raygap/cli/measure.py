@@ -78,9 +78,8 @@ def _ablate(image, text, owner, removed: int, output: Path) -> None:
     print("coordinates removed by |Δ_k|, largest first (Schrodi et al.), the rest renormalized")
     print(f"{'removed':>8}  {'gap':>7}  {'RMG':>7}  {'i→t R@1':>8}  {'t→i R@1':>8}")
     for r in rows:
-        print(
-            f"{r['removed']:>8}  {r['modality_gap']:7.4f}  {r['relative_gap']:7.4f}  {r['image_to_text_r1']:8.4f}  {r['text_to_image_r1']:8.4f}"
-        )
+        gaps = f"{r['modality_gap']:7.4f}  {r['relative_gap']:7.4f}"
+        print(f"{r['removed']:>8}  {gaps}  {r['image_to_text_r1']:8.4f}  {r['text_to_image_r1']:8.4f}")
     kept_files.write_measures(output, rows)
     print(f"ablation curve → {output}")
 
