@@ -7,10 +7,10 @@ import difflib
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from raygap import catalog
-from raygap.config.base import PositiveFloat, PositiveInt, Probability, Strict, must_exist
+from raygap.config.base import PositiveFloat, PositiveInt, Probability, Strict, check_paths
 from raygap.config.data import DataSpec
 from raygap.config.search import SearchSpec
 from raygap.config.tracking import TrackingSpec
@@ -54,8 +54,9 @@ class ModelSpec(Strict):
     """A built-in CPU config (tiny-vit, small-vit) or any open_clip model name; random init unless `pretrained`."""
     pretrained: Path | None = None
     """A local checkpoint to start from: a state dict of this architecture (torch.save of model.state_dict(), or an
-    open_clip training checkpoint holding one); nothing is ever downloaded. Its logit scale is not used: the
-    temperature is the `temperature` section's."""
+    open_clip training checkpoint holding one), or a results folder whose run kept exactly one seed's weights
+    (artifacts: {weights: final}); nothing is ever downloaded. Its logit scale is not used: the temperature is the
+    `temperature` section's."""
     lock_image: LockImage | None = None
     """Freeze the image tower (`{}` for all of it, `{unlocked_groups: 1}` to train its last group); none by default."""
     lock_text: LockText | None = None
@@ -63,7 +64,21 @@ class ModelSpec(Strict):
     normalize: bool = True
     """False is the no-norm method: features enter the logits unnormalized (pair it with a fixed T)."""
 
-    _pretrained_exists = must_exist("pretrained", what="file")
+    @field_validator("pretrained")
+    @classmethod
+    def _checkpoint_file(cls, path: Path | None, info: ValidationInfo) -> Path | None:
+        if path is None or not check_paths(info) or path.is_file():
+            return path
+        if not path.is_dir():
+            raise ValueError(f"file not found: {path}")
+        kept = sorted(path.glob("artifacts/*/seed*/weights.pt"))
+        if len(kept) != 1:
+            found = f"{len(kept)}: " + ", ".join(str(k.relative_to(path)) for k in kept[:3]) if kept else "none"
+            raise ValueError(
+                f"{path} is a folder; expected a checkpoint file, or a results folder that kept one seed's weights "
+                f"(artifacts: {{weights: final}}); kept weights found: {found}"
+            )
+        return kept[0]
 
     @field_validator("name")
     @classmethod

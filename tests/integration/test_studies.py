@@ -203,3 +203,24 @@ def test_no_norm_is_described_as_a_variant_that_enlarges_the_gap():
     comment = comment_text((Path(__file__).resolve().parents[2] / "studies" / "no-norm.yaml").read_text())
     assert "ENLARGES the gap" in comment and "NOT a mitigation" in comment
     assert "paper Table 5 no-norm: gap 0.468" in comment  # checked against the csv by the test above
+
+
+def test_the_finetuning_study_starts_where_the_kept_smoke_model_ended(tmp_path, capsys):
+    """studies/finetune/: its checkpoint is a results folder that kept one seed's weights; the
+    fine-tuning run's first point measures the kept model, so it is the smoke run's last."""
+    studies = Path(__file__).resolve().parents[2] / "studies"
+    kept = tmp_path / "smoke-weights"
+    args = ["train", str(studies / "smoke.yaml"), "--quiet", "--results", str(kept), "--set", "artifacts.weights=final"]
+    assert main([*args, *[a for item in SHRINK for a in ("--set", item)]]) == 0
+    smoke_last = pl.read_parquet(kept / "history.parquet").sort("step").row(-1, named=True)
+    finetune = studies / "finetune" / "finetune.yaml"
+    pretrained = ["--set", f"model.pretrained={kept}"]
+    assert main(["study", "run", str(finetune), "--dry-run", *pretrained]) == 0
+    assert "8 trial(s)" in capsys.readouterr().out
+    out = tmp_path / "ft"
+    assert (
+        main(["train", str(finetune), "--quiet", "--results", str(out), *pretrained, *[a for item in SHRINK for a in ("--set", item)]]) == 0
+    )
+    first = pl.read_parquet(out / "history.parquet").sort("step").row(0, named=True)
+    for name in ("modality_gap", "image_to_text_r1", "text_to_image_r1"):
+        assert first[name] == pytest.approx(smoke_last[name], abs=1e-6), name

@@ -78,3 +78,21 @@ def test_locked_towers_stay_out_of_the_optimizer(tiny):
     assert last_group and last_group < visual  # the last group trains, the rest is frozen
     image_trained, frozen_text = optimized({"lock_text": {}})
     assert image_trained == visual and not frozen_text
+
+
+def test_a_results_folder_names_its_one_kept_checkpoint(checkpoint, tmp_path):
+    path, _ = checkpoint
+    folder = tmp_path / "run"
+    (folder / "artifacts" / "t1" / "seed0").mkdir(parents=True)
+    (folder / "artifacts" / "t1" / "seed0" / "weights.pt").write_bytes(path.read_bytes())
+    study = tmp_path / "ft.yaml"
+    study.write_text("model: {pretrained: run}\n")
+    assert load_spec(study).defaults().model.pretrained == folder / "artifacts" / "t1" / "seed0" / "weights.pt"
+    (folder / "artifacts" / "t2" / "seed0").mkdir(parents=True)
+    (folder / "artifacts" / "t2" / "seed0" / "weights.pt").write_bytes(path.read_bytes())
+    with pytest.raises(SpecError, match=r"model.pretrained: .*run is a folder; expected a checkpoint file, .* kept weights found: 2: "):
+        load_spec(study)
+    (tmp_path / "empty").mkdir()
+    study.write_text("model: {pretrained: empty}\n")
+    with pytest.raises(SpecError, match=r"kept weights found: none"):
+        load_spec(study)
