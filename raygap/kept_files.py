@@ -14,10 +14,16 @@ from raygap.results import ARTIFACTS, ResultsFolder
 
 
 def record_artifacts(
-    folder: ResultsFolder, trial_id: str, seed: int, weights: bytes | None = None, embeddings: dict[str, np.ndarray] | None = None
+    folder: ResultsFolder,
+    trial_id: str,
+    seed: int,
+    weights: bytes | None = None,
+    embeddings: dict[str, np.ndarray] | None = None,
+    shift: list[dict] | None = None,
 ) -> list[str]:
     """Write what a seed keeps: `weights` (a saved state dict, as bytes) as weights.pt and
-    `embeddings` ({"image": (n, m), "text": (c, m), "caption_image": (c,)}) as embeddings.parquet,
+    `embeddings` ({"image": (n, m), "text": (c, m), "caption_image": (c,)}) as embeddings.parquet
+    and `shift` (rows of the shift curve) as shift.parquet,
     one row per embedding: modality, index, image_index (a caption's image; an image's own index),
     embedding (a fixed-size float32 list). Each file written atomically; returns their names."""
     base = f"{ARTIFACTS}/{trial_id}/seed{seed}"
@@ -37,7 +43,22 @@ def record_artifacts(
         )
         folder.write_parquet(f"{base}/embeddings.parquet", frame)
         written.append(f"{base}/embeddings.parquet")
+    if shift is not None:
+        folder.write_parquet(f"{base}/shift.parquet", pl.DataFrame(shift))
+        written.append(f"{base}/shift.parquet")
     return written
+
+
+def read_shift_curves(folder: ResultsFolder, trial_ids: list[str]) -> pl.DataFrame:
+    """The kept shift curves (shift.parquet) of the given trials' seeds, with trial_id and seed
+    columns; empty where none was kept."""
+    frames = []
+    for name, _ in list_artifacts(folder):
+        parts = name.split("/")
+        if len(parts) == 4 and parts[1] in trial_ids and parts[3] == "shift.parquet":
+            seed = int(parts[2].removeprefix("seed"))
+            frames.append(folder.read(name).with_columns(pl.lit(parts[1]).alias("trial_id"), pl.lit(seed).alias("seed")))
+    return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
 
 
 def list_artifacts(folder: ResultsFolder) -> list[tuple[str, int]]:

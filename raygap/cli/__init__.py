@@ -76,7 +76,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         name
         for a in kept
         if status == "completed"
-        for name in kept_files.record_artifacts(folder, trial_id, cfg.train.seed, a.weights, a.embeddings)
+        for name in kept_files.record_artifacts(folder, trial_id, cfg.train.seed, a.weights, a.embeddings, a.shift)
     ]
     results.record_seed(folder, results.SeedRecord(trial_id, cfg.train.seed, params, config, status, final, error, history))
     for name in results.DATASETS:

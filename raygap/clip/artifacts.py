@@ -23,6 +23,8 @@ class KeptArtifacts:
     weights: bytes | None = None
     weights_step: int | None = None
     embeddings: dict[str, np.ndarray] | None = None
+    shift: list[dict] | None = None
+    """With the embeddings: Liang et al.'s shift curve of them (raygap.clip.measure.shift_curve), for the report."""
 
 
 @dataclass
@@ -72,4 +74,7 @@ def collect(trial, best: BestWeights | None, step: int) -> KeptArtifacts:
         image, text = encode_split(trial, trial.eval_set)
         owner = np.asarray(torch.as_tensor(trial.eval_set.caption_image).cpu())
         kept.embeddings = {"image": image.float().cpu().numpy(), "text": text.float().cpu().numpy(), "caption_image": owner}
+        from raygap.clip.measure import shift_curve  # measure imports evaluate, as this module does
+
+        kept.shift = shift_curve(image, text, owner)
     return kept

@@ -21,6 +21,7 @@ from raygap.report.studies import (
     load_study,
     log_power_fit,
     parameter_effects,
+    shift_curves,
     stopped_early,
 )
 
@@ -40,6 +41,7 @@ __all__ = [
     "method_table",
     "paired_differences",
     "parameter_effects",
+    "shift_curves",
     "stopped_early",
     "study_settings",
     "table_cells",

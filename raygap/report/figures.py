@@ -11,7 +11,15 @@ from matplotlib.colors import LogNorm, Normalize
 
 from raygap.catalog import label
 from raygap.report.rates import MIN_POINTS, early_gap_changes, early_gap_summary, gap_rates
-from raygap.report.studies import Study, dynamics, front_panels, front_trial_ids, hypervolume_progress, parameter_effects
+from raygap.report.studies import (
+    Study,
+    dynamics,
+    front_panels,
+    front_trial_ids,
+    hypervolume_progress,
+    parameter_effects,
+    shift_curves,
+)
 from raygap.report.style import CATEGORIES, SEQUENTIAL, WIDTH, colour, legend_below, plt, tidy
 
 
@@ -32,6 +40,12 @@ def draw_all(studies: list[Study], correlations: pl.DataFrame) -> dict[str, tupl
             f"learned-temperature configurations with ≥ {MIN_POINTS} points per seed in the window get an α",
         ),
         "early_gap": (early_gap_figure(studies), "The gap's change over the first steps, one run per initialization"),
+        "shift": (
+            shift_figure(studies),
+            "Liang et al.'s shift of the kept eval embeddings: both modalities moved along the gap vector by λ and renormalized "
+            "(λ = 0.5 meets in the middle, λ < 0 widens the gap), the gap and mean R@1 at each (seed means); dotted: each "
+            "modality centred",
+        ),
         "correlation": (
             correlation_figure(correlations),
             "Gap and uniformity against each downstream metric across configurations: Pearson r and Spearman ρ, 95 % bootstrap intervals",
@@ -287,4 +301,31 @@ def early_gap_figure(studies: list[Study]) -> plt.Figure | None:
     ax.set_xlabel(f"gap after step {int(changes[0][1]['step'].max())} − gap at step 0")
     ax.set_ylabel("initializations")
     legend_below(figure, [ax], columns=1)
+    return figure
+
+
+def shift_figure(studies: list[Study]) -> plt.Figure | None:
+    """The front's kept shift curves: the gap and mean R@1 against λ, one line per configuration,
+    each modality centred as a dotted level."""
+    curves = [(study, shift_curves(study)) for study in studies]
+    curves = [(study, c) for study, c in curves if not c.is_empty()]
+    if not curves:
+        return None
+    figure, axes = plt.subplots(1, 2, figsize=(WIDTH, 2.8), squeeze=False, constrained_layout=True)
+    line = 0
+    for study, frame in curves:
+        for trial_id, part in frame.group_by("trial_id", maintain_order=True):
+            hue, line = colour(line), line + 1
+            name = f"{study.name} {trial_id[0]}" if len(studies) > 1 else trial_id[0]
+            moved, centred = part.filter(pl.col("centred") == 0), part.filter(pl.col("centred") == 1)
+            for ax, column in zip(axes[0], ("modality_gap", "mean_r1")):
+                ax.plot(moved["shift"], moved[column], "o-", color=hue, markersize=3, linewidth=1, label=name)
+                if not centred.is_empty():
+                    ax.axhline(centred[column][0], color=hue, linestyle=":", linewidth=1)
+    for ax, column in zip(axes[0], ("modality_gap", "mean_r1")):
+        ax.set_xlabel("shift λ along the gap vector")
+        ax.set_ylabel(label(column))
+        ax.axvline(0, color="grey", linewidth=0.8)
+        ax.grid(alpha=0.3)
+    legend_below(figure, axes[0][:1], columns=3, title="configuration")
     return figure

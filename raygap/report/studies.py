@@ -139,6 +139,22 @@ def front_trial_ids(study: Study, limit: int = 6) -> list[str]:
     return ordered["trial_id"].head(limit).to_list()
 
 
+def shift_curves(study: Study) -> pl.DataFrame:
+    """The front's kept shift curves (a study that kept its embeddings), seed means per
+    (trial_id, shift): Liang et al.'s gap and R@1 as the modalities move along the gap vector, and
+    each modality centred (shift null, centred 1). Empty where nothing was kept."""
+    from raygap import kept_files
+
+    curves = kept_files.read_shift_curves(results.ResultsFolder(study.location), front_trial_ids(study))
+    if curves.is_empty():
+        return curves
+    return (
+        curves.group_by(["trial_id", "centred", "shift"], maintain_order=True)
+        .agg(pl.col("modality_gap").mean(), pl.col("mean_r1").mean(), pl.len().alias("seeds"))
+        .sort(["trial_id", "centred", "shift"])
+    )
+
+
 def dynamics(study: Study, trial_ids: list[str]) -> pl.DataFrame:
     """History rows of the given configurations, averaged over seeds at each step; a `time`
     column is the step for training trials and the simulated time for theory trials."""

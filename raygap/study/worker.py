@@ -54,7 +54,7 @@ def keep_artifacts(artifacts_to: tuple[str, str] | None, seed: int):
     location, trial_id = artifacts_to
 
     def keep(kept) -> None:
-        kept_files.record_artifacts(results.ResultsFolder(location), trial_id, seed, kept.weights, kept.embeddings)
+        kept_files.record_artifacts(results.ResultsFolder(location), trial_id, seed, kept.weights, kept.embeddings, kept.shift)
 
     return keep
 

@@ -192,6 +192,29 @@ def test_report_command_writes_page_pngs_and_markdown(tmp_path, capsys):
     assert "nothing" in capsys.readouterr().err
 
 
+def keep_shift_curves(folder, trial: str, seeds: dict[int, list[tuple[float, float, float]]]) -> None:
+    """Kept shift curves for a trial: seed → [(shift, gap, mean R@1)], the centred row last."""
+    from raygap import kept_files
+
+    for seed, rows in seeds.items():
+        shift = [{"shift": s, "centred": int(math.isnan(s)), "modality_gap": g, "mean_r1": r} for s, g, r in rows]
+        kept_files.record_artifacts(folder, trial, seed, shift=shift)
+
+
+def test_shift_curves_of_the_front_by_hand(tmp_path):
+    folder = make_folder(tmp_path / "s")
+    nan = float("nan")
+    keep_shift_curves(
+        folder, "b", {0: [(0.0, 0.2, 0.3), (0.5, 0.05, 0.2), (nan, 0.01, 0.1)], 1: [(0.0, 0.4, 0.1), (0.5, 0.15, 0.2), (nan, 0.03, 0.3)]}
+    )
+    keep_shift_curves(folder, "c", {0: [(0.0, 0.9, 0.9)]})  # c is not on the front: not drawn
+    curves = report.shift_curves(report.load_study(folder.path))
+    assert curves["trial_id"].unique().to_list() == ["b"]
+    assert curves.filter(pl.col("centred") == 0)["modality_gap"].to_list() == pytest.approx([0.3, 0.1])  # seed means
+    assert curves.filter(pl.col("centred") == 1)["mean_r1"].to_list() == pytest.approx([0.2])
+    assert curves["seeds"].to_list() == [2, 2, 2]
+
+
 def test_figures_have_readable_ticks_and_legends_outside_the_panels(tmp_path):
     """Two studies, every figure the hand folders give: no two tick labels of an axis overlap, no
     minor label on a log axis, every legend outside every panel, and one-configuration studies
@@ -199,9 +222,11 @@ def test_figures_have_readable_ticks_and_legends_outside_the_panels(tmp_path):
     from raygap.report import figures
     from raygap.report.correlation import study_correlations
 
-    studies = [report.load_study(make_folder(tmp_path / name).path) for name in ("s", "t")]
+    folders = [make_folder(tmp_path / name) for name in ("s", "t")]
+    keep_shift_curves(folders[0], "b", {0: [(-0.5, 0.6, 0.2), (0.0, 0.2, 0.3), (0.5, 0.05, 0.25), (float("nan"), 0.01, 0.2)]})
+    studies = [report.load_study(folder.path) for folder in folders]
     drawn = figures.draw_all(studies, study_correlations(studies))
-    assert set(drawn) == {"pareto", "effects", "dynamics", "hypervolume", "correlation"}  # 6 configurations pooled
+    assert set(drawn) == {"pareto", "effects", "dynamics", "hypervolume", "correlation", "shift"}  # 6 configurations pooled
     for name, (figure, _) in drawn.items():
         figure.canvas.draw()
         renderer = figure.canvas.get_renderer()

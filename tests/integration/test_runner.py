@@ -151,8 +151,15 @@ def test_study_end_to_end(tmp_path, capsys, optuna_study):
     assert "3 trial(s), 3 seed run(s): 3 completed" in status and "Pareto front:" in status
     # each seed's artifacts, written by rank 0 of its worker group into the results folder
     kept = sorted(p.relative_to(folder).as_posix() for p in (folder / "artifacts").rglob("*") if p.is_file())
-    assert kept == sorted(f"artifacts/{t}/seed0/{f}" for t in trials["trial_id"] for f in ("weights.pt", "embeddings.parquet"))
-    assert "artifacts: 6 file(s)" in status and "artifacts/" + trials["trial_id"][0] in status
+    files = ("weights.pt", "embeddings.parquet", "shift.parquet")
+    assert kept == sorted(f"artifacts/{t}/seed{0}/{f}" for t in trials["trial_id"] for f in files)
+    assert "artifacts: 9 file(s)" in status and "artifacts/" + trials["trial_id"][0] in status
+    # the report's shift curves read them: at λ = 0 each front configuration's own gap (every eval pair measured)
+    from raygap import report
+
+    curves = report.shift_curves(report.load_study(folder)).filter(pl.col("shift") == 0.0)
+    gaps = dict(zip(trials["trial_id"], trials["modality_gap"]))
+    assert curves.height >= 1 and all(g == pytest.approx(gaps[t], abs=1e-6) for t, g in zip(curves["trial_id"], curves["modality_gap"]))
 
 
 def test_two_node_cluster_spreads_a_trial_and_repeats_seeds(tmp_path):

@@ -40,6 +40,7 @@ def test_kept_weights_give_the_trial_s_numbers_back(kept_run, tmp_path):
 def test_kept_embeddings_read_with_polars_and_numpy_alone(kept_run, tmp_path):
     cfg, final, _, kept = kept_run
     folder = results.ResultsFolder(tmp_path)
+    assert [row["shift"] for row in kept[0].shift][:3] == [-0.5, -0.25, 0.0]  # kept with the embeddings, for the report
     (name,) = kept_files.record_artifacts(folder, "t1", 0, embeddings=kept[0].embeddings)
     frame = pl.read_parquet(tmp_path / name)
     images, texts = frame.filter(pl.col("modality") == "image"), frame.filter(pl.col("modality") == "text")
