@@ -44,7 +44,7 @@ BROKEN = [
     ("temperature: {kind: fixed, valu: 0.04}", "temperature.valu: unknown key; expected one of kind, value (did you mean 'value'?)"),
     (
         "trian: {steps: 3}",
-        "trian: unknown key; expected one of data, eval, model, name, resources, results, search, swap, temperature, theory, "
+        "trian: unknown key; expected one of artifacts, data, eval, model, name, resources, results, search, swap, temperature, theory, "
         "tracking, train (did you mean 'train'?)",
     ),
     ("train: {batch_size: lots}", "train.batch_size: Input should be a valid integer, unable to parse string as an integer (got 'lots')"),
