@@ -149,3 +149,27 @@ def test_a_missing_bucket_or_an_unreachable_endpoint_is_refused_before_ray(tmp_p
     assert main(["study", "run", str(spec), "--results", f"s3://{BUCKET}/flt", "--no-dashboard"]) == 2
     assert f"error: s3://{BUCKET}/flt: cannot write here (" in capsys.readouterr().err
     assert not ray.is_initialized() and not (tmp_path / "results").exists()
+
+
+def test_kept_artifacts_go_to_the_bucket_whole_and_are_listed(s3):
+    """A seed's artifacts behind a URI: one upload each, listed with their sizes, read back."""
+    import numpy as np
+
+    from raygap import kept_files
+
+    folder = results.ResultsFolder(f"s3://{BUCKET}/kept")
+    weights = bytes(range(256)) * 40
+    embeddings = {
+        "image": np.eye(3, dtype=np.float32),
+        "text": np.eye(3, dtype=np.float32)[[0, 0, 1, 2]],
+        "caption_image": np.array([0, 0, 1, 2]),
+    }
+    shift = [{"shift": 0.0, "centred": 0, "modality_gap": 0.1, "mean_r1": 0.5}]
+    names = kept_files.record_artifacts(folder, "t1", 0, weights, embeddings, shift)
+    listed = dict(kept_files.list_artifacts(folder))
+    assert sorted(listed) == sorted(names) and listed["artifacts/t1/seed0/weights.pt"] == len(weights)
+    with folder.filesystem.open_input_stream(f"{folder.path}/artifacts/t1/seed0/weights.pt") as stream:
+        assert stream.read() == weights
+    assert kept_files.read_shift_curves(folder, ["t1"])["modality_gap"].to_list() == [0.1]
+    stored = s3.get_file_info(pafs.FileSelector(f"{BUCKET}/kept", recursive=True))
+    assert sorted(i.path.removeprefix(f"{BUCKET}/kept/") for i in stored if i.type == pafs.FileType.File) == sorted(names)  # no temporaries
