@@ -400,6 +400,13 @@ def label(column: str) -> str:
     return PARAMETER_LABELS.get(column, column.removeprefix("param.").replace("_", " "))
 
 
+def study_objectives(spec: dict) -> dict[str, str]:
+    """A stored study file's objectives (spec.yaml as a mapping), the defaults where it names none:
+    what `study status` and the report both rank by."""
+    named = (spec.get("search") or {}).get("objectives")
+    return objectives_from(named) if named else dict(DEFAULT_OBJECTIVES)
+
+
 def objectives_from(value: dict[str, str] | list[str]) -> dict[str, str]:
     """A study file's `search.objectives`: a mapping metric → min|max as it is, or a list of metric
     names, each optimised in its better direction."""

@@ -174,7 +174,14 @@ def cmd_study_status(args: argparse.Namespace) -> int:
     for row in trials.filter(pl.col("status") == "pruned").iter_rows(named=True):
         print(f"  pruned {row['trial_id']} seed {row['seed']} at step {row.get('stopped_at_step')}")
     if folder.exists(results.PARETO):
-        objectives = json.loads(folder.schema(results.PARETO).metadata[b"objectives"])
+        import yaml
+
+        from raygap.catalog import study_objectives
+        from raygap.study.folder import read_stored_spec
+
+        # the study file's objectives, as the report reads them (pareto.parquet's footer repeats them)
+        stored = yaml.safe_load(read_stored_spec(folder)) if folder.exists(results.SPEC) else {}
+        objectives = study_objectives(stored or {})
         print(format_front(folder.read(results.PARETO), objectives))
     _print_artifacts(kept_files.list_artifacts(folder))
     return _report_disagreements(folder)

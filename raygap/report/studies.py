@@ -56,7 +56,7 @@ def no_completed_trial(study: Study) -> str:
 def load_study(location: str | Path) -> Study:
     found = results.read_study(location)
     spec = found.spec
-    objectives = catalog.objectives_from((spec.get("search") or {}).get("objectives") or catalog.DEFAULT_OBJECTIVES)
+    objectives = catalog.study_objectives(spec)
     params = [c for c in found.trials.columns if c.startswith("param.") and c != "param.train.seed"]
     spec_text = yaml.safe_dump(spec, sort_keys=False) if spec else ""
     return Study(
