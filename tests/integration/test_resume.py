@@ -294,13 +294,15 @@ def trial_processes(driver: int, title: str) -> list[psutil.Process]:
     return found
 
 
-def kill_after_first_checkpoint(run: subprocess.Popen, out, title: str, count: int) -> int:
+def kill_after_first_checkpoint(run: subprocess.Popen, out, title: str, count: int, registered: bool = False) -> int:
     """Wait until a training-state checkpoint is in the results folder and `count` processes
-    titled `title` run, SIGKILL the last of them, and return the checkpoint's step."""
+    titled `title` run, SIGKILL the last of them, and return the checkpoint's step. `registered`:
+    wait, too, until Ray Train's checkpoint manager lists it (its snapshot file): a worker group
+    killed between the copy and the registration restarts without it, a race a loaded machine loses."""
     deadline = time.time() + 240
     step, victims = None, []
     while (step is None or len(victims) < count) and time.time() < deadline and run.poll() is None:
-        step = step if step is not None else checkpointed_step(out)
+        step = step if step is not None else checkpointed_step(out, registered)
         victims = trial_processes(run.pid, title) if step is not None else []
         time.sleep(0.1)
     assert step is not None and len(victims) == count, f"expected {count} running {title} process(es) after the first checkpoint"
@@ -308,11 +310,14 @@ def kill_after_first_checkpoint(run: subprocess.Popen, out, title: str, count: i
     return step
 
 
-def checkpointed_step(out) -> int | None:
+def checkpointed_step(out, registered: bool = False) -> int | None:
     """The step of a checkpoint Tune has finished writing to the results folder, or None yet."""
     import torch
 
     for path in out.glob("ray/**/checkpoint_*/training.pt"):
+        snapshot = path.parent.parent / "checkpoint_manager_snapshot.json"
+        if registered and not (snapshot.is_file() and path.parent.name in snapshot.read_text()):
+            continue
         try:
             return torch.load(path, weights_only=True)["step"]
         except (RuntimeError, EOFError, OSError, KeyError):
@@ -358,7 +363,7 @@ def test_a_killed_worker_of_a_two_worker_trial_continues_from_the_groups_checkpo
     )
     killed, calm = tmp_path / "killed", tmp_path / "calm"
     run = raygap("study", "run", str(spec), "--results", str(killed), "--no-dashboard")
-    step_at_kill = kill_after_first_checkpoint(run, killed, "ray::RayTrainWorker", 2)
+    step_at_kill = kill_after_first_checkpoint(run, killed, "ray::RayTrainWorker", 2, registered=True)
     log, _ = run.communicate(timeout=400)
     assert run.returncode == 0, log
     assert 10 <= step_at_kill < 60

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from raygap import tolerance
 from raygap.report.comparison import comparison_notes, method_table, paired_differences, study_settings
 from raygap.report.studies import Study
 
@@ -130,6 +131,10 @@ def test_a_configuration_is_never_distinguishable_from_itself_or_from_an_ulp_of_
     other = np.nextafter(base, np.inf) if nudge else base.copy()
     (same,) = paired_differences(base, other[None, :])
     assert not same.excludes_zero
-    # a constant shift is as clear as its size (no spread), and its sign is kept
+    # a constant shift (no spread) is clear exactly where every seed's two values differ beyond
+    # raygap's tolerance, and then on the shift's side of zero
     (shifted,) = paired_differences(base + shift, base[None, :])
-    assert shifted.excludes_zero == (abs(shift) > 1e-9)
+    beyond = ~np.isclose(base + shift, base, rtol=tolerance.RELATIVE, atol=tolerance.RELATIVE)
+    assert shifted.excludes_zero == bool(beyond.all())
+    if shifted.excludes_zero:
+        assert (shifted.low > 0) == (shift > 0)
