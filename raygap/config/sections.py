@@ -67,11 +67,15 @@ class ModelSpec(Strict):
     @field_validator("pretrained")
     @classmethod
     def _checkpoint_file(cls, path: Path | None, info: ValidationInfo) -> Path | None:
-        if path is None or not check_paths(info) or path.is_file():
+        # A results folder becomes its one kept file even where paths go unchecked (a trial's
+        # resolve): the trial must load a file.
+        if path is None or path.is_file() or not (path.is_dir() or check_paths(info)):
             return path
         if not path.is_dir():
             raise ValueError(f"file not found: {path}")
         kept = sorted(path.glob("artifacts/*/seed*/weights.pt"))
+        if len(kept) != 1 and not check_paths(info):
+            return path
         if len(kept) != 1:
             found = f"{len(kept)}: " + ", ".join(str(k.relative_to(path)) for k in kept[:3]) if kept else "none"
             raise ValueError(
