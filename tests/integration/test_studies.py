@@ -205,21 +205,34 @@ def test_no_norm_is_described_as_a_variant_that_enlarges_the_gap():
     assert "paper Table 5 no-norm: gap 0.468" in comment  # checked against the csv by the test above
 
 
-def test_the_finetuning_study_starts_where_the_kept_smoke_model_ended(tmp_path, capsys):
-    """studies/finetune/: its checkpoint is a results folder that kept one seed's weights; the
-    fine-tuning run's first point measures the kept model, so it is the smoke run's last."""
+def test_a_study_keeps_its_model_measure_gives_its_row_back_and_fine_tuning_starts_there(tmp_path, capsys):
+    """The loop of issue 29: a study that keeps weights and embeddings; `raygap measure` of its
+    checkpoint and of its embeddings gives the trial's row; studies/finetune/ from its results
+    folder (one kept seed) starts where the kept model ended."""
     studies = Path(__file__).resolve().parents[2] / "studies"
+    shrink = [a for item in SHRINK for a in ("--set", item)]
     kept = tmp_path / "smoke-weights"
-    args = ["train", str(studies / "smoke.yaml"), "--quiet", "--results", str(kept), "--set", "artifacts.weights=final"]
-    assert main([*args, *[a for item in SHRINK for a in ("--set", item)]]) == 0
+    keep = ["--set", "artifacts={weights: final, embeddings: true}", "--no-dashboard"]
+    assert main(["study", "run", str(studies / "smoke.yaml"), "--results", str(kept), *keep, *shrink]) == 0
+    row = pl.read_parquet(kept / "trials.parquet").row(0, named=True)
     smoke_last = pl.read_parquet(kept / "history.parquet").sort("step").row(-1, named=True)
+    (embeddings,) = kept.glob("artifacts/*/seed0/embeddings.parquet")
+    smoke_data = ["--set", SHRINK[1], "--set", SHRINK[2]]  # the eval and probe splits the study measured on
+    for source in (["--embeddings", str(embeddings)], ["--data", str(studies / "smoke.yaml"), "--pretrained", str(kept), *smoke_data]):
+        out = tmp_path / "measured.parquet"
+        assert main(["measure", *source, "-o", str(out)]) == 0
+        measured = pl.read_parquet(out).row(0, named=True)
+        for name in ("modality_gap", "relative_gap", "image_to_text_r1", "modality_separability"):
+            assert measured[name] == pytest.approx(row[name], abs=1e-6), (source[0], name)
     finetune = studies / "finetune" / "finetune.yaml"
     pretrained = ["--set", f"model.pretrained={kept}"]
     assert main(["study", "run", str(finetune), "--dry-run", *pretrained]) == 0
     assert "8 trial(s)" in capsys.readouterr().out
     out = tmp_path / "ft"  # a real study: its trials resolve the folder to the kept file too
-    shrunk = [*pretrained, "--set", "search.trials=1", *[a for item in SHRINK for a in ("--set", item)]]
-    assert main(["study", "run", str(finetune), "--results", str(out), "--no-dashboard", *shrunk]) == 0
+    assert (
+        main(["study", "run", str(finetune), "--results", str(out), "--no-dashboard", *pretrained, "--set", "search.trials=1", *shrink])
+        == 0
+    )
     assert pl.read_parquet(out / "trials.parquet")["status"].to_list() == ["completed"]
     first = pl.read_parquet(out / "history.parquet").sort("step").row(0, named=True)
     for name in ("modality_gap", "image_to_text_r1", "text_to_image_r1"):
