@@ -73,17 +73,21 @@ def alignment(image: torch.Tensor, text: torch.Tensor) -> float:
     return float(((x - y) ** 2).sum(1).mean())
 
 
-def uniformity_loss(image: torch.Tensor, text: torch.Tensor, t: float = 2.0) -> float:
+def uniformity_loss(image: torch.Tensor, text: torch.Tensor, t: float = 2.0, block: int = 1024) -> float:
     """Wang–Isola uniformity: log of the mean over distinct pairs of exp(−t‖z_i − z_j‖²), over the
-    pooled image and text embeddings; 0 when they all coincide (the worst), lower is more uniform."""
+    pooled image and text embeddings; 0 when they all coincide (the worst), lower is more uniform.
+    Summed `block` rows at a time, so memory grows with the rows, not with the pairs."""
     x, y = unit_rows(image), unit_rows(text)
     if x is None or y is None or len(x) + len(y) < 2:
         return NAN
     z = torch.cat([x, y])
-    squared = (2 - 2 * (z @ z.T)).clamp_min(0)  # ‖a − b‖² of unit rows
-    upper = torch.triu_indices(len(z), len(z), offset=1)
-    values = -t * squared[upper[0], upper[1]]
-    return float(torch.logsumexp(values, 0) - math.log(values.numel()))
+    n, total = len(z), torch.tensor(-math.inf, dtype=torch.float64)
+    for start in range(0, n, block):
+        rows = z[start : start + block]
+        squared = (2 - 2 * (rows @ z.T)).clamp_min(0)  # ‖a − b‖² of unit rows
+        later = torch.arange(n)[None, :] > torch.arange(start, start + len(rows))[:, None]  # pairs j > i, each once
+        total = torch.logaddexp(total, torch.logsumexp(torch.where(later, -t * squared, -math.inf).flatten(), 0))
+    return float(total - math.log(n * (n - 1) / 2))
 
 
 def cone(features: torch.Tensor) -> float:

@@ -68,6 +68,8 @@ def test_every_measure_matches_a_slow_loop_with_several_captions_per_image():
     assert gm.relative_gap(tx, ty, owner) == pytest.approx(expected["relative_gap"], abs=1e-12)
     assert gm.alignment(tx, ty[first]) == pytest.approx(expected["alignment"], abs=1e-12)
     assert gm.uniformity_loss(tx, ty[first]) == pytest.approx(expected["uniformity_loss"], abs=1e-12)
+    for block in (1, 3, 64):  # summed in blocks of rows: the same number whatever the block
+        assert gm.uniformity_loss(tx, ty[first], block=block) == pytest.approx(expected["uniformity_loss"], abs=1e-12)
     assert gm.cone(tx) == pytest.approx(expected["image_cone"], abs=1e-12)
 
 
