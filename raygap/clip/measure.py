@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from raygap.clip import gap_measures, metrics
-from raygap.clip.evaluate import embedding_metrics, encode_images, encode_texts, evaluate, probe_metrics
+from raygap.clip.evaluate import embedding_metrics, encode_images, encode_texts, probe_metrics
 from raygap.clip.model import build_model
 from raygap.config import TrialConfig
 from raygap.data import load_source
@@ -90,10 +90,11 @@ def measure_model(cfg: TrialConfig) -> dict[str, float]:
     bundle.model.eval()
     device, batch = torch.device("cpu"), cfg.eval.batch_size
     eval_set = load_source(cfg.data.eval, bundle, train=False)
-    out = evaluate(bundle.model, eval_set, device, batch, gap_pairs=cfg.eval.gap_pairs, seed=cfg.eval.seed)
+    # the eval split encoded once: the embedding measures and separability share it
+    image, text = encode_images(bundle.model, eval_set, device, batch), encode_texts(bundle.model, eval_set.tokens, device, batch)
+    out = embedding_metrics(image, text, eval_set.caption_image, cfg.eval.gap_pairs, cfg.eval.seed)
     if cfg.data.probe is not None:
         probe = load_source(cfg.data.probe.train, bundle, train=False), load_source(cfg.data.probe.test, bundle, train=False)
         out.update(probe_metrics(bundle.model, *probe, cfg.eval, bundle.tokenize, device))
-    image, text = encode_images(bundle.model, eval_set, device, batch), encode_texts(bundle.model, eval_set.tokens, device, batch)
     out["modality_separability"] = gap_measures.separability(image, text[eval_set.first_captions()], cfg.eval.seed)
     return out
