@@ -331,6 +331,15 @@ _METRICS = [
     ),
     Metric("temperature", None, "temperature T = 1/τ", "the softmax temperature at the evaluation point", summarized=True, at_eval=True),
     Metric("tau", None, "τ (logit scale)", "the logit scale τ = 1/T at the evaluation point", at_eval=True),
+    Metric(
+        "logit_bias",
+        None,
+        "SigLIP bias b",
+        "the sigmoid loss's bias b at the evaluation point (learned unless loss.learn_bias is false)",
+        "loss.kind siglip only; null for the other losses",
+        summarized=True,
+        at_eval=True,
+    ),
     Metric("loss", "min", "training loss", "mean contrastive loss over the steps since the last evaluation point", at_eval=True),
     Metric(
         "delta",

@@ -44,8 +44,8 @@ BROKEN = [
     ("temperature: {kind: fixed, valu: 0.04}", "temperature.valu: unknown key; expected one of kind, value (did you mean 'value'?)"),
     (
         "trian: {steps: 3}",
-        "trian: unknown key; expected one of artifacts, data, eval, model, name, resources, results, search, swap, temperature, theory, "
-        "tracking, train (did you mean 'train'?)",
+        "trian: unknown key; expected one of artifacts, data, eval, loss, model, name, resources, results, search, swap, "
+        "temperature, theory, tracking, train (did you mean 'train'?)",
     ),
     ("train: {batch_size: lots}", "train.batch_size: Input should be a valid integer, unable to parse string as an integer (got 'lots')"),
     ("temperature: {kind: fixed, value: 0}", "temperature.value: Input should be greater than 0 (got 0)"),
@@ -80,6 +80,16 @@ BROKEN = [
     ("swap: {kind: hard, p: {grid: [0.1, 1.01]}}", "swap.p: Input should be less than or equal to 1 (got 1.01)"),
     ("train: {steps: {int: [1.5, 10]}}", "train.steps: int needs two integers, got [1.5, 10]"),
     ("swap: {kind: {choice: []}}", "swap.kind: choice needs a non-empty list of values, got []"),
+    # loss kinds, and what they cannot be combined with
+    ("loss: {kind: siglp}", "loss: Input tag 'siglp' found using 'kind' does not match any of the expected tags: 'clip', 'siglip'"),
+    ("loss: {kind: cyclip, in_modal: -1}", "loss.in_modal: Input should be greater than or equal to 0 (got -1)"),
+    ("loss: {kind: m3mix}\nmodel: {normalize: false}", "<top level>: loss.kind 'm3mix' mixes features along the unit sphere's geodesics"),
+    ("loss: {kind: siglip}\ntheory: {}", "<top level>: loss.kind 'siglip': theory trials simulate the CLIP loss only"),
+    ("train: {batch_size: 10, accumulate: 4}", "train: batch_size 10 is not divisible by accumulate 4"),
+    (
+        "resources: {workers_per_trial: 3}\ntrain: {batch_size: 32}",
+        "<top level>: train.batch_size 32 does not split evenly into resources.workers_per_trial 3 × train.accumulate 1 micro-batches",
+    ),
 ]
 
 
@@ -166,7 +176,7 @@ def _save_jpegs():
     return save_jpegs
 
 
-@pytest.fixture(name="free_port")
+@pytest.fixture(name="free_port", scope="session")
 def _free_port():
     return free_port
 

@@ -99,7 +99,8 @@ def top_kernels(raw: dict, compile_: bool, steps: int = 5, count: int = 8) -> li
     from torch.profiler import ProfilerActivity, profile
 
     from raygap.clip.build import build_trial
-    from raygap.clip.train import TrainState, epoch_batches, resolve_device, train_step
+    from raygap.clip.step import train_step
+    from raygap.clip.train import TrainState, epoch_batches, resolve_device
 
     cfg = with_compile(raw, compile_)
     device = resolve_device(cfg.train.device)

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.utils.data import DistributedSampler
 
+from raygap.clip.loss import Loss, build_loss
 from raygap.clip.model import ClipForward, build_model, lock_towers
 from raygap.clip.schedule import param_groups, total_steps_for, warmup_steps_for
 from raygap.clip.swap import build_swap
@@ -30,6 +31,7 @@ class Trial:
     forward: nn.Module
     """The towers and the temperature (DDP-wrapped with several workers)."""
     temperature: Temperature
+    loss: Loss
     swap: Any
     optimizer: torch.optim.Optimizer
     sampler: DistributedSampler
@@ -52,8 +54,8 @@ class Trial:
 def build_trial(cfg: TrialConfig, rank: int, world_size: int, device: torch.device) -> Trial:
     """Seed, load the data, build the model, temperature, swap, optimizer and the batch pipeline."""
     tc = cfg.train
-    if tc.batch_size % world_size:
-        raise ValueError(f"train.batch_size {tc.batch_size} is not divisible by {world_size} workers")
+    if tc.batch_size % (world_size * tc.accumulate):
+        raise ValueError(f"train.batch_size {tc.batch_size} is not divisible by {world_size} worker(s) × accumulate {tc.accumulate}")
     torch.manual_seed(tc.seed)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)  # a reused trial process reports this trial's peak
@@ -72,7 +74,8 @@ def build_trial(cfg: TrialConfig, rank: int, world_size: int, device: torch.devi
     temperature = build_temperature(cfg.temperature.model_dump(), total_steps)
     # Every rank draws the global batch's swap randomness from the same stream and keeps its rows.
     swap = build_swap(cfg.swap.model_dump(), seed=tc.seed + 1, rank=rank, world_size=world_size)
-    forward: nn.Module = ClipForward(bundle.model, temperature, cfg.model.normalize, compile=tc.compile).to(device)
+    loss = build_loss(cfg.loss, seed=tc.seed + 2)
+    forward: nn.Module = ClipForward(bundle.model, temperature, loss, cfg.model.normalize, compile=tc.compile).to(device)
     if world_size > 1:
         forward = nn.parallel.DistributedDataParallel(forward, device_ids=[device.index] if device.type == "cuda" else None)
     on_gpu = device.type == "cuda"
@@ -80,7 +83,8 @@ def build_trial(cfg: TrialConfig, rank: int, world_size: int, device: torch.devi
     if channels_last:
         bundle.model.to(memory_format=torch.channels_last)
     # Fused AdamW: one kernel for all parameters on a GPU instead of several per tensor.
-    optimizer = torch.optim.AdamW(param_groups(bundle.model, temperature, tc.lr, tc.weight_decay), lr=tc.lr, fused=on_gpu or None)
+    groups = param_groups(bundle.model, temperature, loss, tc.lr, tc.weight_decay)
+    optimizer = torch.optim.AdamW(groups, lr=tc.lr, fused=on_gpu or None)
 
     sampler = DistributedSampler(range(len(train_set)), num_replicas=world_size, rank=rank, shuffle=True, seed=tc.seed, drop_last=True)
     batches = training_batches(train_set, sampler, tc.batch_size // world_size, device, cfg.data.pipeline, cfg.data.loader_workers)
@@ -93,6 +97,7 @@ def build_trial(cfg: TrialConfig, rank: int, world_size: int, device: torch.devi
         bundle,
         forward,
         temperature,
+        loss,
         swap,
         optimizer,
         sampler,

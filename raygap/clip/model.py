@@ -109,13 +109,14 @@ def parameter_count(name: str) -> int:
 
 
 class ClipForward(nn.Module):
-    """Both towers and the temperature in one module, so a DDP wrapper syncs all their gradients.
+    """Both towers, the temperature and the loss (whose parameters, SigLIP's bias, are learned too) in
+    one module, so a DDP wrapper syncs all their gradients; the loss is applied by the caller, after the swap.
     With `compile`, the towers' encoders are compiled here only: evaluation calls the model's own
     (eager) encoders on batches of other sizes, and the temperature stays eager (it reads the step)."""
 
-    def __init__(self, model: nn.Module, temperature: Temperature, normalize: bool, compile: bool = False):
+    def __init__(self, model: nn.Module, temperature: Temperature, loss: nn.Module, normalize: bool, compile: bool = False):
         super().__init__()
-        self.model, self.temperature, self.normalize = model, temperature, normalize
+        self.model, self.temperature, self.loss, self.normalize = model, temperature, loss, normalize
         self.encode_image, self.encode_text = model.encode_image, model.encode_text
         if compile:
             self.encode_image, self.encode_text = torch.compile(model.encode_image), torch.compile(model.encode_text)

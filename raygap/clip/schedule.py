@@ -20,14 +20,16 @@ def lr_multiplier(step: int, warmup_steps: int, total_steps: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def param_groups(model: nn.Module, temperature: Temperature, lr: float, weight_decay: float) -> list[dict]:
-    """AdamW groups: decayed weights, undecayed gains/biases (as open_clip), and θ at lr × lr_scale."""
+def param_groups(model: nn.Module, temperature: Temperature, loss: nn.Module, lr: float, weight_decay: float) -> list[dict]:
+    """AdamW groups: decayed weights, undecayed gains/biases (as open_clip) with the loss's learned
+    parameters (SigLIP's bias, undecayed as open_clip's logit_bias), and θ at lr × lr_scale."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         exclude = p.ndim < 2 or "bn" in name or "ln" in name or "bias" in name
         (no_decay if exclude else decay).append(p)
+    no_decay += [p for p in loss.parameters() if p.requires_grad]
     groups = [
         {"params": decay, "weight_decay": weight_decay, "lr_scale": 1.0},
         {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0},

@@ -18,8 +18,7 @@ import torch
 from raygap.clip.artifacts import BestWeights, KeptArtifacts, best_tracker, collect
 from raygap.clip.build import Trial, build_trial
 from raygap.clip.evaluate import EVALUATORS, FINAL_EVALUATORS
-from raygap.clip.loss import contrastive_loss
-from raygap.clip.schedule import lr_multiplier, set_lr
+from raygap.clip.step import train_step
 from raygap.clip.temperature import Temperature
 from raygap.config import TrialConfig
 
@@ -74,9 +73,11 @@ def checkpoint_state(trial: Trial, state: TrainState) -> dict:
         **state.state_dict(),
         "model": trial.model.state_dict(),
         "temperature": trial.temperature.state_dict(),
+        "loss_parameters": trial.loss.state_dict(),
         "optimizer": trial.optimizer.state_dict(),
         "rng": torch.get_rng_state(),
-        "swap_rng": _swap_rng(trial.swap),
+        "swap_rng": _rng(trial.swap),
+        "loss_rng": _rng(trial.loss),
     }
 
 
@@ -86,6 +87,7 @@ def restore(trial: Trial, state: TrainState, saved: dict) -> None:
     state.load_state_dict(saved)
     trial.model.load_state_dict(saved["model"])
     trial.temperature.load_state_dict(saved["temperature"])
+    trial.loss.load_state_dict(saved.get("loss_parameters", {}))  # none in a checkpoint from before loss kinds
     trial.optimizer.load_state_dict(saved["optimizer"])
 
 
@@ -96,7 +98,8 @@ def epoch_batches(trial: Trial, state: TrainState, resume_from: dict | None = No
 
     def restore_streams() -> None:
         torch.set_rng_state(resume_from["rng"])
-        _set_swap_rng(trial.swap, resume_from["swap_rng"])
+        _set_rng(trial.swap, resume_from["swap_rng"])
+        _set_rng(trial.loss, resume_from.get("loss_rng"))
 
     skip = state.step - state.epoch * trial.steps_per_epoch if resume_from is not None else 0
     if resume_from is not None and not skip:
@@ -113,24 +116,6 @@ def epoch_batches(trial: Trial, state: TrainState, resume_from: dict | None = No
                 break
             yield batch
         state.epoch += 1
-
-
-# ------------------------------------------------------------------------------- one step
-def train_step(trial: Trial, images: torch.Tensor, tokens: torch.Tensor, step: int) -> torch.Tensor:
-    """One optimizer step on one batch; returns the loss (detached, on the device)."""
-    set_lr(trial.optimizer, trial.cfg.train.lr, lr_multiplier(step, trial.warmup_steps, trial.total_steps))
-    if trial.channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    with trial.autocast:
-        image, text, tau = trial.forward(images, tokens, step)
-    image, text = trial.swap(image.float(), text.float())
-    loss = contrastive_loss(image, text, tau, rank=trial.rank, world_size=trial.world_size)
-    trial.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    trial.optimizer.step()
-    # Clamp after the step: the optimizer may push θ past the cap.
-    trial.temperature.clamp_()
-    return loss.detach()
 
 
 # ------------------------------------------------------------------------------- the loop
@@ -191,6 +176,7 @@ def _evaluation_point(
         "steps": trial.total_steps,  # the seed's length: an early stopper never judges its last point
         "loss": loss,
         **_temperature_state(trial.temperature, state.step),
+        **trial.loss.logged(),
     }
     for evaluator in EVALUATORS:
         row.update(evaluator(trial))
@@ -272,14 +258,15 @@ def _with_timings(
     return final
 
 
-def _swap_rng(swap) -> torch.Tensor | None:
-    generator = getattr(swap, "generator", None)
+def _rng(owner) -> torch.Tensor | None:
+    """The state of a swap's or a loss's own generator, if it has one."""
+    generator = getattr(owner, "generator", None)
     return generator.get_state() if generator is not None else None
 
 
-def _set_swap_rng(swap, state: torch.Tensor | None) -> None:
+def _set_rng(owner, state: torch.Tensor | None) -> None:
     if state is not None:
-        swap.generator.set_state(state)
+        owner.generator.set_state(state)
 
 
 def _temperature_state(temperature: Temperature, step: int) -> dict:

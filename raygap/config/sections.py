@@ -12,6 +12,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from raygap import catalog
 from raygap.config.base import PositiveFloat, PositiveInt, Probability, Strict, check_paths
 from raygap.config.data import DataSpec
+from raygap.config.losses import ClipLossSpec, LossSpec
 from raygap.config.search import SearchSpec
 from raygap.config.tracking import TrackingSpec
 
@@ -106,6 +107,13 @@ class TrainSpec(Strict):
     batch_size: Annotated[int, Field(ge=2)] = 128
     """Global batch: pairs per optimizer step, split evenly over the trial's workers (a multiple of their number);
     each pair's negatives are the whole global batch."""
+    accumulate: PositiveInt = 1
+    """Split each step's batch into this many micro-batches (open_clip's accum_freq with feature caching): features of
+    every micro-batch are computed without gradients, then each micro-batch's forward is redone with gradients against
+    the whole batch, so the loss and its gradients are those of batch_size pairs in about 1/accumulate of the memory
+    of the towers' activations, for about 1.5× the compute. batch_size must divide by accumulate × workers."""
+    grad_clip_norm: PositiveFloat | None = None
+    """Clip the gradients' global L2 norm (model, temperature and loss parameters) to this before each step; none by default."""
     lr: PositiveFloat = 1e-3
     """Peak AdamW learning rate, reached after warmup, then decayed along a cosine toward 0 at the last step."""
     warmup_steps: Annotated[int, Field(ge=0)] = 20
@@ -141,6 +149,8 @@ class TrainSpec(Strict):
             raise ValueError("give either steps or epochs, not both")
         if self.steps is None and self.epochs is None:
             self.steps = 300
+        if self.batch_size % self.accumulate:
+            raise ValueError(f"batch_size {self.batch_size} is not divisible by accumulate {self.accumulate}")
         if self.warmup_epochs is not None and "warmup_steps" in self.model_fields_set:
             raise ValueError("give either warmup_steps or warmup_epochs, not both")
         return self
@@ -361,6 +371,8 @@ class TrialConfig(Strict):
     """How T (the logits are multiplied by τ = 1/T) is set or learned; default: learned as in OpenCLIP, T₀ = 0.07."""
     swap: SwapSpec = NoSwapSpec()
     """Modality swap (HS, HS-row or SS) on a fraction p of training steps; default: none."""
+    loss: LossSpec = ClipLossSpec()
+    """The contrastive loss: clip (the paper's, default), siglip, cyclip, inmodal_separation or m3mix (docs/losses.md)."""
     eval: EvalSpec = EvalSpec()
     """Evaluation: zero-shot prompt templates, encoding batch size, and the gap's pairs and seed."""
     search: SearchSpec = SearchSpec()
@@ -373,6 +385,29 @@ class TrialConfig(Strict):
     """Set to simulate the theory model instead of training CLIP."""
     artifacts: ArtifactsSpec = ArtifactsSpec()
     """Weights and embeddings each seed keeps (none by default)."""
+
+    @model_validator(mode="after")
+    def _loss_fits(self) -> TrialConfig:
+        kind = self.loss.kind
+        if self.theory is not None and kind != "clip":
+            raise ValueError(
+                f"loss.kind {kind!r}: theory trials simulate the CLIP loss only; expected loss.kind clip, or no theory section"
+            )
+        if kind == "m3mix" and not self.model.normalize:
+            raise ValueError("loss.kind 'm3mix' mixes features along the unit sphere's geodesics; expected model.normalize true")
+        if kind == "siglip" and "temperature" not in self.model_fields_set:
+            self.temperature = LearnedTemperature(init=0.1)  # SigLIP's T₀ (τ₀ = 10)
+        return self
+
+    @model_validator(mode="after")
+    def _batch_splits(self) -> TrialConfig:
+        workers, parts = self.resources.workers_per_trial, self.train.accumulate
+        if self.theory is None and self.train.batch_size % (workers * parts):
+            raise ValueError(
+                f"train.batch_size {self.train.batch_size} does not split evenly into resources.workers_per_trial {workers} × "
+                f"train.accumulate {parts} micro-batches; expected a multiple of {workers * parts}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _best_weights_need_an_objective_at_every_point(self) -> TrialConfig:

@@ -129,6 +129,9 @@ def paper_match(config: dict) -> PaperMatch | None:
     ours = configuration_setting(config)
     if ours is None:
         return None
+    loss = (config.get("loss") or {}).get("kind", "clip")
+    if loss != "clip":
+        return PaperMatch("unmatched", None, f"not in the paper: it trains with CLIP's loss only (loss.kind {loss})")
     exact, illegible, near = [], [], []
     for row, (stated, unknown) in _stated_rows():
         if set(ours) != set(stated) | set(unknown) or any(_differs(ours[k], v) for k, v in stated.items() if not _numeric(v)):

@@ -159,7 +159,7 @@ class _Flow:
 
     def __call__(self, state: np.ndarray, time: float) -> np.ndarray:
         """−∂L/∂(s, t) projected on the spheres' tangent spaces (taken at s/|s|, so the flow keeps
-        |s|), −∂L/∂δ and −lr_scale·∂L/∂θ, by hand, for raygap.clip.loss.contrastive_loss."""
+        |s|), −∂L/∂δ and −lr_scale·∂L/∂θ, by hand, for raygap.clip.loss.Clip."""
         s, t, delta, thetas = self.unpack(state)
         s = s / np.linalg.norm(s, axis=1, keepdims=True)
         t = t / np.linalg.norm(t, axis=1, keepdims=True)

@@ -33,7 +33,7 @@ def refused(tmp_path, capsys, *settings: str, results: str | None = None) -> str
 
 PLANS = [
     (
-        ["resources.workers_per_trial=50"],
+        ["resources.workers_per_trial=50", "train.batch_size=100"],
         "resources.workers_per_trial: 50 workers would get 0.04 CPU each, under the 0.25 a worker needs; "
         "the cluster's 2 CPU fit at most 7 worker(s) per trial",
     ),

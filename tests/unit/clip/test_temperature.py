@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from raygap.clip.loss import Clip
 from raygap.clip.schedule import lr_multiplier, param_groups, set_lr
 from raygap.clip.temperature import MIN_TEMPERATURE, build_temperature
 
@@ -76,7 +77,7 @@ def test_lr_multiplier_warmup_then_cosine():
 def test_slrt_scale_holds_at_every_step():
     model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.LayerNorm(3))
     t = build_temperature({"kind": "learned", "lr_scale": 0.1}, total_steps=50)
-    optimizer = torch.optim.AdamW(param_groups(model, t, lr=1e-3, weight_decay=0.1))
+    optimizer = torch.optim.AdamW(param_groups(model, t, Clip(), lr=1e-3, weight_decay=0.1))
     theta_group = next(g for g in optimizer.param_groups if any(p is t.theta for p in g["params"]))
     assert theta_group["weight_decay"] == 0.0
     seen = []
@@ -105,12 +106,11 @@ def _tau_trajectory(options: dict, steps: int = 200, lr: float = 0.01, capped: b
 
 
 def _tau_steps(options: dict, steps: int, lr: float, capped: bool) -> torch.Tensor:
-    from raygap.clip.loss import contrastive_loss
 
     image_in, text_in = torch.randn(64, 16), torch.randn(64, 16)
     towers = torch.nn.ModuleDict({"image": torch.nn.Linear(16, 8), "text": torch.nn.Linear(16, 8)})
     t = build_temperature(options, total_steps=steps)
-    optimizer = torch.optim.AdamW(param_groups(towers, t, lr=lr, weight_decay=0.1))
+    optimizer = torch.optim.AdamW(param_groups(towers, t, Clip(), lr=lr, weight_decay=0.1))
     taus = [float(t.tau(0).detach())]
     for step in range(steps):
         set_lr(optimizer, lr, lr_multiplier(step, 20, steps))
@@ -119,7 +119,7 @@ def _tau_steps(options: dict, steps: int, lr: float, capped: bool) -> torch.Tens
         else:
             image = torch.nn.functional.normalize(towers["image"](image_in), dim=-1)
             text = torch.nn.functional.normalize(towers["text"](text_in), dim=-1)
-        loss = contrastive_loss(image, text, t.tau(step))
+        loss = Clip()(image, text, t.tau(step))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -58,8 +58,30 @@ def test_history_has_one_row_per_evaluation_point(short_runs):
         {"swap": {"kind": "hard_row", "p": 0.5}},
         {"swap": {"kind": "soft", "p": 1.0}},
         {"model": {"normalize": False}, "temperature": {"kind": "fixed", "value": 1.0}},
+        {"loss": {"kind": "siglip"}},
+        {"loss": {"kind": "siglip", "learn_bias": False}, "temperature": {"kind": "fixed", "value": 0.1}},
+        {"loss": {"kind": "cyclip"}},
+        {"loss": {"kind": "inmodal_separation"}},
+        {"loss": {"kind": "m3mix", "weight": 0.5}, "swap": {"kind": "soft", "p": 0.5}},
+        {"train": {"accumulate": 4, "grad_clip_norm": 1.0}},
     ],
-    ids=["softplus", "exp_k", "slrt", "schedule", "cosine", "hard", "hard_row", "soft", "no_norm"],
+    ids=[
+        "softplus",
+        "exp_k",
+        "slrt",
+        "schedule",
+        "cosine",
+        "hard",
+        "hard_row",
+        "soft",
+        "no_norm",
+        "siglip",
+        "siglip-fixed",
+        "cyclip",
+        "inmodal_separation",
+        "m3mix-soft-swap",
+        "accumulate-clip",
+    ],
 )
 def test_every_method_trains_in_the_loop(sections, tiny):
     history = []
@@ -70,6 +92,12 @@ def test_every_method_trains_in_the_loop(sections, tiny):
     if sections.get("temperature", {}).get("kind") == "schedule":
         assert history[0]["temperature"] == pytest.approx(0.01)
         assert history[-1]["temperature"] == pytest.approx(0.05)
+    siglip = sections.get("loss", {}).get("kind") == "siglip"
+    assert ("logit_bias" in final) == siglip
+    if siglip:
+        # SigLIP starts at T = 0.1 and b = −10; a learned bias moves, a frozen one stays.
+        assert history[0]["temperature"] == pytest.approx(0.1) and history[0]["logit_bias"] == -10.0
+        assert (history[-1]["logit_bias"] != -10.0) == sections["loss"].get("learn_bias", True)
 
 
 def test_same_seed_same_numbers(tiny):
@@ -100,7 +128,11 @@ def test_batch_larger_than_the_data_is_refused(tiny):
         train(tiny(train={"batch_size": 1024}))
 
 
-@pytest.mark.parametrize("sections", [{}, {"swap": {"kind": "hard", "p": 0.5}}], ids=["learned", "hard-swap"])
+@pytest.mark.parametrize(
+    "sections",
+    [{}, {"swap": {"kind": "hard", "p": 0.5}}, {"loss": {"kind": "siglip"}}, {"loss": {"kind": "m3mix", "weight": 0.5}}],
+    ids=["learned", "hard-swap", "siglip", "m3mix"],
+)
 def test_resume_from_a_checkpoint_matches_an_uninterrupted_run(tmp_path, sections, tiny):
     """Steps 1–20 over 16 batches per epoch: a checkpoint inside the second epoch, written with
     torch.save and read back with weights_only=True, continues exactly as if never stopped."""
@@ -116,8 +148,8 @@ def test_resume_from_a_checkpoint_matches_an_uninterrupted_run(tmp_path, section
     for path in saved[1:]:  # inside the first epoch, and inside the second
         state = torch.load(path, weights_only=True)
         resumed = train(cfg, resume_from=state)
-        for key in ("modality_gap", "uniformity", "mean_r1", "loss", "temperature", "linear_probe_top1"):
-            assert resumed[key] == uninterrupted[key], key
+        for key in ("modality_gap", "uniformity", "mean_r1", "loss", "temperature", "linear_probe_top1", "logit_bias"):
+            assert resumed.get(key) == uninterrupted.get(key), key
 
 
 def test_a_trial_on_image_files_trains_from_the_decoded_copy(tmp_path, tiny, save_jpegs):

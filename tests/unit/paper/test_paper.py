@@ -103,6 +103,16 @@ def test_why_a_configuration_is_not_compared(config, status, shown, why):
     assert (None if match.row is None else (match.row["table"], match.row["method"])) == shown
 
 
+@pytest.mark.parametrize("kind", ["siglip", "cyclip", "inmodal_separation", "m3mix"])
+def test_a_loss_the_paper_did_not_train_with_is_not_in_the_paper(kind):
+    """Even with the paper's exact FLT setting, another loss has no row: the paper trains CLIP's."""
+    config = {"temperature": {"kind": "fixed", "value": 0.07}, "loss": {"kind": kind}}
+    match = paper.paper_match(config)
+    assert match.status == "unmatched" and match.row is None
+    assert match.reason == f"not in the paper: it trains with CLIP's loss only (loss.kind {kind})"
+    assert paper.paper_match({**config, "loss": {"kind": "clip"}}).status == "matched"
+
+
 # ------------------------------------------------------------------ configurations the paper states
 @pytest.mark.parametrize(
     "config, table, method, setting",

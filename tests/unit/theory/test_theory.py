@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from raygap.clip.loss import contrastive_loss
+from raygap.clip.loss import Clip
 from raygap.clip.metrics import modality_gap, pair_margins
 from raygap.clip.temperature import build_temperature
 from raygap.config import TheorySpec
@@ -49,7 +49,7 @@ KINDS = [
 
 @pytest.mark.parametrize("temperature", KINDS, ids=lambda k: "-".join(str(v) for v in k.values()))
 def test_flow_is_minus_the_gradient_of_the_clip_loss(temperature):
-    """The simulator's hand-written velocity against autograd through raygap.clip.loss.contrastive_loss."""
+    """The simulator's hand-written velocity against autograd through raygap.clip.loss.Clip."""
     cfg = TheorySpec(init="random", n=5, d=7, seed=3)
     s, t = _initial_state(cfg)
     strategy = build_temperature(temperature, total_steps=10)
@@ -58,7 +58,7 @@ def test_flow_is_minus_the_gradient_of_the_clip_loss(temperature):
     velocity = flow(flow.pack(s.numpy(), t.numpy(), 0.4, [float(p.detach()) for p in flow.params]), time=1.3)
     shared = [s.clone().requires_grad_(True), t.clone().requires_grad_(True)]
     delta = torch.tensor(0.4, dtype=torch.float64, requires_grad=True)
-    loss = contrastive_loss(*embed(*shared, delta), strategy.tau(1.3 / 0.5).to(torch.float64))
+    loss = Clip()(*embed(*shared, delta), strategy.tau(1.3 / 0.5).to(torch.float64))
     grads = torch.autograd.grad(loss, [*shared, delta, *strategy.parameters()])
     tangent = [g - (g * u).sum(1, keepdim=True) * u for g, u in zip(grads[:2], (s, t))]
     expected = flow.pack(-tangent[0].numpy(), -tangent[1].numpy(), -float(grads[2]), [-strategy.lr_scale * float(g) for g in grads[3:]])
@@ -75,7 +75,7 @@ def test_history_rows_are_the_clip_metrics():
     row = _row(flow, flow.pack(s.numpy(), t.numpy(), 0.35, [float(p.detach()) for p in flow.params]), step=3)
     x, y = embed(s, t, torch.tensor(0.35, dtype=torch.float64))
     assert row["time"] == pytest.approx(0.3) and row["tau"] == pytest.approx(5.0) and row["delta"] == 0.35
-    assert row["loss"] == pytest.approx(float(contrastive_loss(x, y, torch.tensor(row["tau"], dtype=torch.float64))), rel=1e-12)
+    assert row["loss"] == pytest.approx(float(Clip()(x, y, torch.tensor(row["tau"], dtype=torch.float64))), rel=1e-12)
     assert row["modality_gap"] == pytest.approx(modality_gap(x, y), rel=1e-12)
     assert row["margin"] == pytest.approx(float(pair_margins(x, y).min()), rel=1e-12)
 
