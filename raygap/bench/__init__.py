@@ -23,7 +23,9 @@ module each:
                                        the same images in memory (`--only files-study`)
 12. compiled loop     (compiled)       train.compile: true against eager: warm samples/s, compile
                                        time, the top operators by the profiler (`--only compile`)
-Parts 8–12 run on their own (`alone`). On a GPU (gpu): throughput and MFU per model, batch and
+13. losses            (losses)         each loss kind's seconds per step against CLIP's; train.accumulate's
+                                       time per sample and peak memory against the whole batch (`--only losses`)
+Parts 8–13 run on their own (`alone`). On a GPU (gpu): throughput and MFU per model, batch and
 pipeline (throughput), the compiled loop (compiled), and trials sharing the card (sharing).
 `common` holds the sizes, the targets, the bench's trial config, the stopwatch and the JSON output.
 """

@@ -12,6 +12,7 @@ from raygap.bench.bookkeeping import bookkeeping_cost
 from raygap.bench.common import SIZES, TARGETS, save_results, timed_raw, trial_raw
 from raygap.bench.compiled import compile_speedup, top_kernels
 from raygap.bench.files_study import files_study_speed
+from raygap.bench.losses import accumulation_cost, loss_costs
 from raygap.bench.optuna_scale import sampler_cost, storage_cost
 from raygap.bench.stop_savings import early_stop_savings
 from raygap.bench.study_scale import study_scale
@@ -131,10 +132,28 @@ def run_compile_bench(size_name: str = "ci", output: str | Path = "results/bench
     return saved_part(size_name, output, "compile", {"torch": torch.__version__, "compile": speed}, echo)
 
 
+def run_losses_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=print) -> dict:
+    """Part 13 alone: each loss kind's seconds per step against CLIP's, and accumulation's time and memory."""
+    size = SIZES[size_name]
+    echo(
+        f"raygap bench ({size_name}) 13. losses: {size['model']}, batch {size['loss_batch']}, {size['loss_rounds']} round(s); "
+        f"accumulation: {size['accum_model']}, batch {size['accum_batch']} whole and as {size['accumulate']} micro-batches"
+    )
+    costs = loss_costs(size, echo)
+    echo("seconds per step / clip's: " + ", ".join(f"{k} {r:.3f}" for k, r in costs["over_clip"].items()))
+    accumulation = accumulation_cost(size, echo)
+    echo(
+        f"accumulate {accumulation['accumulate']} / whole batch: time per sample {accumulation['time_ratio']:.3f}, "
+        f"peak memory added by the steps {accumulation['memory_ratio']:.3f}"
+    )
+    return saved_part(size_name, output, "losses", {"losses": costs, "accumulation": accumulation}, echo)
+
+
 CPU_PARTS = {
     "early-stop": run_early_stop_bench,
     "bookkeeping": run_bookkeeping_bench,
     "study-scale": run_study_scale_bench,
     "files-study": run_files_study_bench,
     "compile": run_compile_bench,
+    "losses": run_losses_bench,
 }

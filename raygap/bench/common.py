@@ -35,6 +35,13 @@ SIZES = {
         "files_study_steps": 4,
         "files_study_rounds": 1,
         "compile_rounds": 2,
+        "loss_batch": 64,
+        "loss_steps": 3,
+        "loss_rounds": 1,
+        "accum_model": "tiny-vit",
+        "accum_batch": 256,
+        "accumulate": 4,
+        "accum_steps": 2,
     },
     "full": {
         "model": "tiny-vit",
@@ -57,6 +64,13 @@ SIZES = {
         "files_study_steps": 100,
         "files_study_rounds": 2,
         "compile_rounds": 3,
+        "loss_batch": 256,
+        "loss_steps": 20,
+        "loss_rounds": 3,
+        "accum_model": "small-vit",
+        "accum_batch": 512,
+        "accumulate": 4,
+        "accum_steps": 5,
     },
 }
 TARGETS = {

@@ -7,7 +7,7 @@ import statistics
 import torch
 
 from raygap.bench.common import Stopwatch, timed_raw, to_config, trial_raw
-from raygap.clip.loss import contrastive_loss
+from raygap.clip.loss import Clip
 from raygap.clip.model import build_model
 from raygap.clip.train import resolve_device, train
 from raygap.config import TrialConfig
@@ -40,7 +40,7 @@ def plain_loop_samples_per_s(cfg: TrialConfig, steps: int, warmup: int = 1) -> f
         with autocast:
             image = model.encode_image(images, normalize=True)
             text = model.encode_text(tokens[index], normalize=True)
-        loss = contrastive_loss(image.float(), text.float(), 1 / 0.07)
+        loss = Clip()(image.float(), text.float(), 1 / 0.07)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -8,7 +8,7 @@ import torch
 
 from raygap.bench.common import Stopwatch, timed_raw, to_config, trial_raw
 from raygap.bench.loop import plain_loop_samples_per_s, raygap_loop_samples_per_s
-from raygap.clip.loss import contrastive_loss
+from raygap.clip.loss import Clip
 from raygap.clip.model import build_model
 from raygap.clip.train import resolve_device
 from raygap.config import TrialConfig
@@ -54,7 +54,7 @@ def flops_per_sample(cfg: TrialConfig) -> float:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16"):
             image = model.encode_image(images, normalize=True)
             text = model.encode_text(tokens, normalize=True)
-        contrastive_loss(image.float(), text.float(), 1 / 0.07).backward()
+        Clip()(image.float(), text.float(), 1 / 0.07).backward()
     return counter.get_total_flops() / batch
 
 

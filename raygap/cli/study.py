@@ -133,6 +133,9 @@ def _print_dry_run(spec, cfg, total: int, folder) -> int:
         for path, dist in spec.space.items():
             shown = search.option_labels(dist) if dist.kind in ("choice", "grid") else list(dist.args)
             print(f"  {path}: {dist.kind} {shown}")
+        for i, point in enumerate(search.first_points(spec, cfg.search)):
+            # A chosen section's label names its searched keys (`siglip(bias_init~uniform)`): its kind is enough here.
+            print(f"  first {i + 1}: " + ", ".join(f"{k}={str(v).split('(')[0] if '~' in str(v) else v}" for k, v in point.items()))
     r = cfg.resources
     device = "GPU" if r.use_gpu else ("GPU if the cluster has them, else CPU" if r.use_gpu is None else "CPU")
     if cfg.theory is not None:

@@ -43,6 +43,10 @@ class SearchSpec(Strict):
     objectives: dict[str, Literal["min", "max"]] = catalog.DEFAULT_OBJECTIVES
     """Metric → min or max, in the metric's better direction (raygap.catalog); a list of metric
     names takes each one's better direction."""
+    first: list[dict[str, Any]] = []
+    """Configurations run before the sampler draws any, each a part of a study file naming searched settings
+    (`{temperature: {kind: fixed, value: 0.04}}`): those take its values, the others are drawn as usual. Reference arms,
+    or a known good start; counted in `trials`; not with the grid sampler."""
     early_stop: EarlyStopSpec = EarlyStopSpec()
     """Stopping hopeless trials at evaluation points (default: none; see docs/early-stopping.md)."""
 
@@ -56,6 +60,14 @@ class SearchSpec(Strict):
     def _known_objectives(cls, objectives: dict[str, str]) -> dict[str, str]:
         catalog.check_objectives(objectives)
         return objectives
+
+    @model_validator(mode="after")
+    def _first_configurations_fit(self) -> SearchSpec:
+        if self.first and self.sampler == "grid":
+            raise ValueError("first: the grid sampler runs every configuration once already; expected no first configurations")
+        if len(self.first) > self.trials:
+            raise ValueError(f"first: {len(self.first)} configurations, more than search.trials ({self.trials})")
+        return self
 
     @model_validator(mode="after")
     def _early_stop_reads_evaluation_points(self) -> SearchSpec:

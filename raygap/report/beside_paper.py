@@ -96,7 +96,13 @@ def paper_section(studies: list[Study]) -> tuple[str, list[str], list[list[str]]
         f"Beside the paper: {matched} of {total} configuration(s) match a row of its tables "
         "(ours / paper (difference); accuracies and recalls in %)"
     )
-    if frame.height > matched:
-        title += f"; {frame.height - matched} more, of its methods at a setting it does not state or states illegibly, without a difference"
+    elsewhere = frame.height and int(frame["note"].str.starts_with("not in the paper").sum())
+    if frame.height - matched - elsewhere:
+        title += (
+            f"; {frame.height - matched - elsewhere} more, of its methods at a setting it does not state or states illegibly, "
+            "without a difference"
+        )
+    if elsewhere:
+        title += f"; {elsewhere} with a loss the paper did not train with, not in the paper"
     title += f" — {paper.CITATION}"
     return title, head, body

@@ -44,7 +44,7 @@ from raygap.study.plan import ResourcePlan, study_plan
 from raygap.study.recorder import StudyRecorder
 from raygap.study.resume import prepare_resume
 from raygap.study.schedulers import ParetoStopper, finished_curves, make_scheduler
-from raygap.study.space import make_sampler, number_of_trials, recorded_params, suggest_params
+from raygap.study.space import first_points, make_sampler, number_of_trials, recorded_params, suggest_params
 
 
 def _echo(line: str) -> None:
@@ -130,7 +130,8 @@ def _run_claimed(
             scheduler = _early_stopper(cfg, folder, resume)
             stopped = scheduler.stopped  # written by the scheduler alone; the recorder and the searcher read it
             recorder = StudyRecorder(folder, cfg.search.objectives, total, echo, finished=finished, stopped=stopped, held=plan.held())
-            searcher = make_searcher(spec, cfg.search, optuna_file, rerun[:remaining], stopped)
+            first = rerun if resume else first_points(spec, cfg.search)
+            searcher = make_searcher(spec, cfg.search, optuna_file, first[:remaining], stopped)
             with tracking.quiet_tune():
                 try:
                     _make_tuner(
@@ -257,7 +258,8 @@ def make_searcher(
     spec: StudySpec, search: SearchSpec, optuna_file: Path, rerun: list[dict], stopped: Mapping[str, int] | None = None
 ) -> FailureAwareOptunaSearch:
     """The study's search: Optuna over the spec's space, persisted in the file `optuna_file` (an
-    existing study there continues), the parameters in `rerun` suggested first; trials in `stopped` are PRUNED."""
+    existing study there continues), the parameters in `rerun` (search.first's, or a resume's unfinished trials) suggested
+    first; trials in `stopped` are PRUNED."""
     objectives = search.objectives
     return FailureAwareOptunaSearch(
         space=functools.partial(suggest_params, raw=spec.raw, file=str(spec.path)),

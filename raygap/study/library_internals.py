@@ -25,6 +25,12 @@ def storage_trial_id(trial: optuna.trial.FrozenTrial) -> int:
     return trial._trial_id
 
 
+def enqueued_params(trial: optuna.trial.FrozenTrial) -> dict:
+    """The parameters a trial was enqueued with (`Study.enqueue_trial`) while it waits to be asked:
+    Optuna keeps them in a system attribute until then, so a resume can run it."""
+    return dict(trial.system_attrs.get("fixed_params", {}))
+
+
 def visible_gpus() -> int:
     """GPUs on this machine as Ray counts them (nvidia-smi's library, CUDA_VISIBLE_DEVICES),
     without importing torch in the head (about 1 GB and seconds)."""

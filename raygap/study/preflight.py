@@ -17,9 +17,11 @@ def check_study(spec: StudySpec, cfg: TrialConfig, data: bool = True) -> None:
     """Everything about a study that can fail before Ray starts, bar its results folder; `data`:
     read every file-backed table (a dry run may skip it for paper-scale tables)."""
     from raygap.data import check_tables
+    from raygap.study.space import first_points
 
     if unmeasured := cfg.unmeasured_objective():
         raise SpecError(f"{spec.path}: {unmeasured}")
+    first_points(spec, cfg.search)  # each search.first configuration names searched settings, in range
     if data:
         for variant in spec.data_variants():  # every table a `choice` may pick, not only the default's
             check_tables(variant, str(spec.path))

@@ -61,8 +61,8 @@ def prepare_resume(
                 storage.set_trial_state_values(library_internals.storage_trial_id(trial), *_outcome(rows, objectives))
                 told += 1
                 continue
-            if trial.params:
-                rerun.append(dict(trial.params))
+            if trial.params or library_internals.enqueued_params(trial):  # asked, or waiting (a search.first configuration)
+                rerun.append(dict(trial.params) or library_internals.enqueued_params(trial))
             storage.set_trial_state_values(library_internals.storage_trial_id(trial), optuna.trial.TrialState.FAIL)
     echo(
         f"resuming: {len(finished)} finished trial(s) kept, {len(rerun)} unfinished one(s) to run again"

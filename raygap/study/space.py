@@ -68,6 +68,84 @@ def _suggest(trial: optuna.Trial, path: str, dist: Distribution, file: str) -> d
     return out
 
 
+def first_points(spec: StudySpec, search: SearchSpec) -> list[dict[str, Any]]:
+    """search.first as Optuna parameters (a chosen section by its label, the values inside it by
+    their paths), for the searcher to run first. A setting that is not searched, or a value the
+    search space cannot take, is a SpecError naming `search.first[i]` and the key."""
+    points = []
+    for index, tree in enumerate(search.first):
+        where = f"{spec.path}: search.first[{index}]"
+        point, used = _fixed_values(find_distributions(spec.raw, str(spec.path)), tree, where, str(spec.path))
+        for path in _leaf_paths(tree):
+            if not any(path == u or path.startswith(u + ".") for u in used):
+                searched = ", ".join(find_distributions(spec.raw, str(spec.path))) or "none"
+                raise SpecError(f"{where}.{path}: not a searched setting of this study; searched: {searched}")
+        points.append(point)
+    return points
+
+
+def _fixed_values(dists: dict[str, Distribution], tree: dict, where: str, file: str) -> tuple[dict[str, Any], set[str]]:
+    point: dict[str, Any] = {}
+    used: set[str] = set()
+    for path, dist in dists.items():
+        given = _at(tree, path)
+        if given is _ABSENT:
+            continue
+        used.add(path)
+        if dist.kind in ("uniform", "loguniform", "int"):
+            low, high = dist.args
+            if isinstance(given, bool) or not isinstance(given, (int, float)) or not low <= given <= high:
+                raise SpecError(f"{where}.{path}: {given!r} is outside the searched {dist.kind} [{low}, {high}]")
+            point[path] = given
+            continue
+        labels = option_labels(dist)
+        if not any(isinstance(option, dict) for option in dist.args):
+            if given not in dist.args:
+                raise SpecError(f"{where}.{path}: {given!r} is not one of the searched values {list(dist.args)}")
+            point[path] = labels[dist.args.index(given)]
+            continue
+        index = _matching_option(dist.args, given, file)
+        if index is None:
+            raise SpecError(f"{where}.{path}: {given!r} matches none of the searched options: {', '.join(map(str, labels))}")
+        point[path] = labels[index]
+        nested = find_distributions(dist.args[index], file, prefix=f"{path}.")
+        inner, _ = _fixed_values(nested, tree, where, file)
+        point.update(inner)
+    return point, used
+
+
+def _matching_option(options: tuple, given: Any, file: str) -> int | None:
+    """The first section option of the same kind whose fixed settings `given` does not contradict
+    and whose searched settings `given` fills (a setting an option does not have does not match)."""
+    if not isinstance(given, dict):
+        return None
+    for index, option in enumerate(options):
+        if not isinstance(option, dict) or option.get("kind") != given.get("kind") or not set(given) <= set(option) | {"kind"}:
+            continue
+        searched = find_distributions(option, file)
+        if all(key in searched or given.get(key, value) == value for key, value in option.items()):
+            return index
+    return None
+
+
+_ABSENT = object()
+
+
+def _at(tree: dict, path: str) -> Any:
+    node: Any = tree
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return _ABSENT
+        node = node[key]
+    return node
+
+
+def _leaf_paths(tree: Any, prefix: str = "") -> list[str]:
+    if not isinstance(tree, dict) or not tree:
+        return [prefix] if prefix else []
+    return [leaf for key, value in tree.items() for leaf in _leaf_paths(value, f"{prefix}.{key}" if prefix else key)]
+
+
 def recorded_params(params: dict[str, Any]) -> dict[str, Any]:
     """Params as stored in trials.parquet: a chosen section is recorded by its label."""
     return {k: describe_option(v) for k, v in params.items()}

@@ -235,7 +235,7 @@ def _dopri_step(flow: _Flow, state: np.ndarray, now: float, h: float, first: np.
 
 def _row(flow: _Flow, state: np.ndarray, step: int) -> dict:
     """A history row, in numpy (torch's threads cost more than these 8×8 sums on a busy machine);
-    the same numbers as raygap.clip's contrastive_loss, modality_gap and pair_margins."""
+    the same numbers as raygap.clip's Clip loss, modality_gap and pair_margins."""
     s, t, delta, thetas = flow.unpack(state)
     offset = np.full((flow.n, 1), delta)
     x = np.concatenate([math.sqrt(1 - delta * delta) * s, offset], 1)

@@ -34,6 +34,14 @@ def test_a_frozen_trials_storage_id_is_what_the_storage_takes(tmp_path):
     assert study.get_trials(deepcopy=False)[0].state == optuna.trial.TrialState.FAIL
 
 
+def test_an_enqueued_trial_keeps_its_parameters_until_asked(tmp_path):
+    """What a resume reads from a search.first configuration the stopped study never started."""
+    study = optuna.create_study(storage=optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'o.db'}"))
+    study.enqueue_trial({"loss": "clip", "swap.p": 0.25})
+    waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))[0]
+    assert waiting.params == {} and library_internals.enqueued_params(waiting) == {"loss": "clip", "swap.p": 0.25}
+
+
 def test_gpus_are_counted_as_ray_counts_them(monkeypatch):
     """Ray's detector (nvidia-smi's library) on a node of 4 GPUs, as CUDA_VISIBLE_DEVICES narrows it."""
     from ray._private.accelerators import NvidiaGPUAcceleratorManager

@@ -1,10 +1,11 @@
 import math
+from re import escape as re_escape
 
 import optuna
 import pytest
 
 from raygap.config import SpecError, load_spec
-from raygap.study.space import grid_points, make_sampler, number_of_trials, recorded_params, suggest_params
+from raygap.study.space import first_points, grid_points, make_sampler, number_of_trials, recorded_params, suggest_params
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -212,3 +213,63 @@ def test_a_resumed_grid_study_runs_each_combination_once(tmp_path, stop_after):
     assert [t.number for t in study.trials] == list(range(6))
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     assert sorted(configurations(study)) == sorted(tuple(sorted(p.items())) for p in grid_points(spec))
+
+
+FAMILIES = (
+    "loss:\n  choice:\n    - {kind: clip}\n    - {kind: siglip, bias_init: {uniform: [-10.0, -1.0]}}\n"
+    "temperature:\n  choice:\n    - {kind: learned, init: 0.07}\n    - {kind: fixed, value: {loguniform: [0.01, 0.4]}}\n"
+    "swap: {kind: hard, p: {uniform: [0.0, 1.0]}}\n"
+)
+
+
+def test_first_configurations_become_the_searchers_first_points(tmp_path):
+    """search.first: a chosen section by its label, the values inside it by their paths; what a
+    configuration leaves out is drawn; enqueued in Optuna, the first asks run exactly them."""
+    first = (
+        "search:\n  trials: 4\n  first:\n"
+        "    - {loss: {kind: siglip, bias_init: -4.0}, temperature: {kind: fixed, value: 0.04}}\n"
+        "    - {loss: {kind: clip}, swap: {p: 0.25}}\n"
+    )
+    spec = spec_from(tmp_path, FAMILIES + first)
+    points = first_points(spec, spec.defaults().search)
+    assert points == [
+        {"loss": "siglip(bias_init~uniform)", "loss.bias_init": -4.0, "temperature": "fixed(value~loguniform)", "temperature.value": 0.04},
+        {"loss": "clip", "swap.p": 0.25},
+    ]
+    study = optuna.create_study(sampler=make_sampler(spec, spec.defaults().search))
+    for point in points:
+        study.enqueue_trial(point)
+    asked = []
+    for _ in range(2):
+        trial = study.ask()
+        asked.append(spec.resolve(suggest_params(trial, spec.raw)))
+        study.tell(trial, 0.0)
+    assert asked[0].loss.kind == "siglip" and asked[0].loss.bias_init == -4.0 and asked[0].temperature.value == 0.04
+    assert 0.0 <= asked[0].swap.p <= 1.0  # not named: drawn
+    assert asked[1].loss.kind == "clip" and asked[1].swap.p == 0.25
+
+
+@pytest.mark.parametrize(
+    "entry, expected",
+    [
+        ("{train: {lr: 0.1}}", "search.first[0].train.lr: not a searched setting of this study; searched: loss, temperature, swap.p"),
+        (
+            "{loss: {kind: cyclip}}",
+            "search.first[0].loss: {'kind': 'cyclip'} matches none of the searched options: clip, siglip(bias_init~uniform)",
+        ),
+        ("{loss: {kind: siglip, bias_init: 3.0}}", "search.first[0].loss.bias_init: 3.0 is outside the searched uniform [-10.0, -1.0]"),
+        ("{temperature: {kind: learned, init: 0.1}}", "search.first[0].temperature: {'kind': 'learned', 'init': 0.1} matches none"),
+        ("{swap: {p: 2}}", "search.first[0].swap.p: 2 is outside the searched uniform [0.0, 1.0]"),
+    ],
+)
+def test_a_first_configuration_the_space_cannot_take_names_its_key(tmp_path, entry, expected):
+    spec = spec_from(tmp_path, FAMILIES + f"search:\n  trials: 4\n  first:\n    - {entry}\n")
+    with pytest.raises(SpecError, match=re_escape(f"{spec.path}: {expected}")):
+        first_points(spec, spec.defaults().search)
+
+
+def test_first_configurations_are_refused_with_the_grid_sampler_and_beyond_trials(tmp_path):
+    with pytest.raises(SpecError, match=r"search: first: the grid sampler runs every configuration once already"):
+        spec_from(tmp_path, "swap: {kind: {grid: [none, hard]}}\nsearch: {sampler: grid, first: [{swap: {kind: none}}]}\n")
+    with pytest.raises(SpecError, match=r"search: first: 2 configurations, more than search.trials \(1\)"):
+        spec_from(tmp_path, FAMILIES + "search: {trials: 1, first: [{swap: {p: 0.1}}, {swap: {p: 0.2}}]}\n")
