@@ -4,22 +4,26 @@ pipeline, ready for the loop (raygap.clip.train) and the evaluators (raygap.clip
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.utils.data import DistributedSampler
 
 from raygap.clip.loss import Loss, build_loss
-from raygap.clip.model import ClipForward, build_model, lock_towers
+from raygap.clip.model import ClipBundle, ClipForward, build_model, lock_towers
 from raygap.clip.schedule import param_groups, total_steps_for, warmup_steps_for
-from raygap.clip.swap import build_swap
+from raygap.clip.swap import Swap, build_swap
 from raygap.clip.temperature import Temperature, build_temperature
 from raygap.config import TrialConfig
 from raygap.data import load_source, training_batches
 
+if TYPE_CHECKING:
+    from raygap.data.pipelines import LoadedPairs, ResidentPairs, StreamedPairs
+    from raygap.data.sets import ImageTextSet
 
-@dataclass
+
+@dataclass(kw_only=True)
 class Trial:
     """Everything one trial trains and measures with, built once by `build_trial`."""
 
@@ -27,23 +31,24 @@ class Trial:
     device: torch.device
     rank: int
     world_size: int
-    bundle: Any
+    bundle: ClipBundle
     forward: nn.Module
-    """The towers and the temperature (DDP-wrapped with several workers)."""
+    """The towers, the temperature and the loss (DDP-wrapped with several workers)."""
     temperature: Temperature
     loss: Loss
-    swap: Any
+    swap: Swap
     optimizer: torch.optim.Optimizer
-    sampler: DistributedSampler
-    batches: Any
-    eval_set: Any
-    probe: tuple | None
-    mmvp: Any
+    sampler: DistributedSampler[int]
+    batches: ResidentPairs | StreamedPairs | LoadedPairs
+    eval_set: ImageTextSet
+    probe: tuple[ImageTextSet, ImageTextSet] | None
+    """The probe's train and test splits, or None (data.probe null)."""
+    mmvp: ImageTextSet | None
     """MMVP-VLM's images and prompts in pair order (data.mmvp), or None."""
     total_steps: int
     warmup_steps: int
     steps_per_epoch: int
-    autocast: Any
+    autocast: torch.autocast
     channels_last: bool
 
     @property
@@ -86,28 +91,32 @@ def build_trial(cfg: TrialConfig, rank: int, world_size: int, device: torch.devi
     groups = param_groups(bundle.model, temperature, loss, tc.lr, tc.weight_decay)
     optimizer = torch.optim.AdamW(groups, lr=tc.lr, fused=on_gpu or None)
 
-    sampler = DistributedSampler(range(len(train_set)), num_replicas=world_size, rank=rank, shuffle=True, seed=tc.seed, drop_last=True)
+    # The sampler reads only the length of what it is given: the indices of the training pairs.
+    pairs: Any = range(len(train_set))
+    sampler: DistributedSampler[int] = DistributedSampler(
+        pairs, num_replicas=world_size, rank=rank, shuffle=True, seed=tc.seed, drop_last=True
+    )
     batches = training_batches(train_set, sampler, tc.batch_size // world_size, device, cfg.data.pipeline, cfg.data.loader_workers)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.precision == "bf16" and on_gpu)
     return Trial(
-        cfg,
-        device,
-        rank,
-        world_size,
-        bundle,
-        forward,
-        temperature,
-        loss,
-        swap,
-        optimizer,
-        sampler,
-        batches,
-        eval_set,
-        probe,
-        mmvp,
-        total_steps,
-        warmup_steps_for(cfg, len(train_set)),
-        len(batches),
-        autocast,
-        channels_last,
+        cfg=cfg,
+        device=device,
+        rank=rank,
+        world_size=world_size,
+        bundle=bundle,
+        forward=forward,
+        temperature=temperature,
+        loss=loss,
+        swap=swap,
+        optimizer=optimizer,
+        sampler=sampler,
+        batches=batches,
+        eval_set=eval_set,
+        probe=probe,
+        mmvp=mmvp,
+        total_steps=total_steps,
+        warmup_steps=warmup_steps_for(cfg, len(train_set)),
+        steps_per_epoch=len(batches),
+        autocast=autocast,
+        channels_last=channels_last,
     )

@@ -66,6 +66,7 @@ def test_gpu_bench_refuses_unknown_parts():
         check_gpu_bench(("throughput", "nope"))
 
 
+@pytest.mark.slow  # a part that runs alone: whole studies (make test-all)
 def test_the_early_stop_bench_runs_one_study_both_ways(tmp_path):
     from raygap.bench import run_early_stop_bench
 
@@ -90,6 +91,7 @@ def test_the_bookkeeping_bench_records_through_the_ledger_and_times_optuna(tmp_p
     assert {(r["sampler"], r["trials"]) for r in results["optuna_samplers"]} == {("tpe", 300), ("nsga2", 300)}
 
 
+@pytest.mark.slow  # a part that runs alone: whole studies (make test-all)
 def test_the_study_scale_bench_runs_a_real_study_and_times_its_two_ends(tmp_path):
     from raygap.bench import run_study_scale_bench
     from raygap.results import TRIALS, ResultsFolder
@@ -124,6 +126,7 @@ def test_the_files_study_bench_writes_the_digits_the_memory_study_holds(tmp_path
     assert torch.equal(files.tokens, memory.tokens) and torch.equal(files.caption_image, memory.caption_image)
 
 
+@pytest.mark.slow  # a part that runs alone: whole studies (make test-all)
 def test_the_files_study_bench_runs_three_real_studies(tmp_path):
     from raygap.bench import run_files_study_bench
 
@@ -136,6 +139,7 @@ def test_the_files_study_bench_runs_three_real_studies(tmp_path):
     assert speed["files_over_memory"] == pytest.approx(round_["files"]["samples_per_s"] / round_["memory"]["samples_per_s"])
 
 
+@pytest.mark.slow  # a part that runs alone: whole studies (make test-all)
 @pytest.mark.usefixtures("cpp_compiler")
 def test_the_compile_bench_pairs_eager_and_compiled_trials_and_profiles_both(tmp_path):
     from raygap.bench import run_compile_bench
@@ -150,3 +154,16 @@ def test_the_compile_bench_pairs_eager_and_compiled_trials_and_profiles_both(tmp
     for mode in ("eager", "compiled"):
         ops = speed["top_operators"][mode]
         assert ops and all(0 < op["share"] <= 1 for op in ops) and sum(op["share"] for op in ops) <= 1 + 1e-9
+
+
+@pytest.mark.slow  # a part that runs alone: seven trials and two fresh processes (make test-all)
+def test_the_losses_bench_times_every_kind_and_accumulation_in_fresh_processes(tmp_path):
+    from raygap.bench.alone import run_losses_bench
+
+    results = run_losses_bench("ci", tmp_path, echo=lambda line: None)
+    assert json.loads((tmp_path / "bench-ci-losses.json").read_text()) == json.loads(json.dumps(results))
+    costs, accumulation = results["losses"], results["accumulation"]
+    assert set(costs["over_clip"]) == {"clip", "siglip", "cyclip", "inmodal_separation", "m3mix"} and costs["over_clip"]["clip"] == 1.0
+    assert accumulation["accumulate"] == 4 and accumulation["whole"]["step_peak_mb"] > 0
+    whole, split = accumulation["whole"]["seconds_per_sample"], accumulation["accumulated"]["seconds_per_sample"]
+    assert accumulation["time_ratio"] == pytest.approx(split / whole)
