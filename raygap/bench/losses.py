@@ -119,5 +119,4 @@ def accumulation_cost(size: dict, echo) -> dict:
 
 if __name__ == "__main__":
     options = json.loads(sys.argv[1])
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     print(json.dumps(accumulation_run(options["raw"], options["steps"])))

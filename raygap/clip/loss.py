@@ -113,7 +113,9 @@ class InModalitySeparation(Loss):
 
 def geodesic_mix(a: torch.Tensor, b: torch.Tensor, lam: torch.Tensor | float) -> torch.Tensor:
     """The point a fraction λ of the way from b to a along the unit sphere's great circle, row by row:
-    (sin(λθ) a + sin((1−λ)θ) b) / sin θ, θ = arccos⟨a, b⟩ (the authors' sph_inter)."""
+    (sin(λθ) a + sin((1−λ)θ) b) / sin θ, θ = arccos⟨a, b⟩ (the authors' sph_inter), for the rows'
+    directions: a hard or soft swap leaves rows off the sphere, and the mixture stays on it."""
+    a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
     cos = (a * b).sum(dim=1, keepdim=True).clamp(-1 + 1e-6, 1 - 1e-6)  # arccos is NaN past ±1, its gradient infinite at ±1
     theta = torch.arccos(cos)
     return (torch.sin(lam * theta) * a + torch.sin((1 - lam) * theta) * b) / torch.sin(theta)

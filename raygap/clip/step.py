@@ -4,7 +4,9 @@ With `train.accumulate: k` the batch is cut into k micro-batches as open_clip's 
 does: the features of every micro-batch are computed first without gradients, then each
 micro-batch's forward is redone with gradients and its features put in place of the cached ones,
 and the loss over the whole batch is back-propagated. The gradients summed over the k passes are
-those of the whole batch's loss, with only one micro-batch's activations held at a time. The step's
+those of the whole batch's loss, with only one micro-batch's activations held at a time, for towers
+without batch norm or dropout (the built-in ViTs, open_clip's ViTs): a ResNet tower's batch norm
+normalizes each micro-batch by its own statistics, as in open_clip. The step's
 random draws (the swap's, the loss's) are replayed for each pass, so every pass sees the same ones.
 The temperature and the loss's own parameters (SigLIP's bias) take their gradient from one pass.
 """
@@ -62,8 +64,12 @@ def _loss(trial: Trial, image: torch.Tensor, text: torch.Tensor, tau: torch.Tens
 def _accumulated(trial: Trial, images: tuple[torch.Tensor, ...], tokens: tuple[torch.Tensor, ...], step: int) -> torch.Tensor:
     wrapper = trial.forward if isinstance(trial.forward, nn.parallel.DistributedDataParallel) else None
     towers: nn.Module = wrapper.module if wrapper is not None else trial.forward
+    norms = [m for m in towers.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    running = [{k: v.clone() for k, v in m.state_dict().items()} for m in norms]
     with torch.no_grad(), trial.autocast:
         cached = [towers(i, t, step)[:2] for i, t in zip(images, tokens)]
+    for module, state in zip(norms, running):  # batch-norm statistics move with the gradient passes only
+        module.load_state_dict(state)
     streams = random_streams(trial)
     saved = [g.get_state() for g in streams]
     for j, (i, t) in enumerate(zip(images, tokens)):

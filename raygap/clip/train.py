@@ -68,7 +68,7 @@ class TrainState:
 
 def checkpoint_state(trial: Trial, state: TrainState) -> dict:
     """The whole training state as tensors and plain values: weights, optimizer, temperature, the
-    TrainState and both random streams (the model's and the swap's)."""
+    loss's parameters, the TrainState and the random streams (the model's, the swap's, the loss's)."""
     return {
         **state.state_dict(),
         "model": trial.model.state_dict(),
@@ -258,13 +258,13 @@ def _with_timings(
     return final
 
 
-def _rng(owner) -> torch.Tensor | None:
+def _rng(owner) -> torch.Tensor | dict | None:
     """The state of a swap's or a loss's own generator, if it has one."""
     generator = getattr(owner, "generator", None)
     return generator.get_state() if generator is not None else None
 
 
-def _set_rng(owner, state: torch.Tensor | None) -> None:
+def _set_rng(owner, state: torch.Tensor | dict | None) -> None:
     if state is not None:
         owner.generator.set_state(state)
 

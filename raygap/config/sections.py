@@ -110,7 +110,8 @@ class TrainSpec(Strict):
     accumulate: PositiveInt = 1
     """Split each step's batch into this many micro-batches (open_clip's accum_freq with feature caching): features of
     every micro-batch are computed without gradients, then each micro-batch's forward is redone with gradients against
-    the whole batch, so the loss and its gradients are those of batch_size pairs with about 1/accumulate of the towers'
+    the whole batch, so the loss and its gradients are those of batch_size pairs (exactly, for towers without batch norm
+    or dropout: a ResNet's batch norm sees each micro-batch's statistics) with about 1/accumulate of the towers'
     activations held at once, for one more forward pass a step (docs/losses.md has both measured). batch_size must divide
     by accumulate × workers."""
     grad_clip_norm: PositiveFloat | None = None

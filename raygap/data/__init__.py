@@ -11,7 +11,19 @@ Names are imported on first use (PEP 562), so `from raygap.data import check_tab
 process reads file indexes without importing torch.
 """
 
+from typing import TYPE_CHECKING
+
 from raygap.lazy import lazy_names
+
+# What mypy and editors see; at run time each name is imported on first use (_WHERE).
+if TYPE_CHECKING:
+    from raygap.data.bad_images import drop_unreadable
+    from raygap.data.checks import check_tables
+    from raygap.data.images import TensorImages
+    from raygap.data.index import FileImages, FileSet, template_captions
+    from raygap.data.pipelines import LoadedPairs, PairDataset, ResidentPairs, StreamedPairs, fits_on_device, keep_batch, training_batches
+    from raygap.data.registry import SOURCES, load_file_source, load_source, read_file_source
+    from raygap.data.sets import ImageTextSet, tokenize_unique
 
 _WHERE = {
     "drop_unreadable": "raygap.data.bad_images",

@@ -22,8 +22,11 @@ class ModelInputs(Protocol):
     """What a source needs of the model it feeds: its tokenizer and its image preprocessing
     (raygap.clip.model.ClipBundle is one). Data never imports the model."""
 
-    tokenize: Callable[[list[str]], torch.Tensor]
-    preprocess: object  # open_clip's PreprocessCfg: size, mean, std, interpolation
+    @property
+    def tokenize(self) -> Callable[[list[str]], torch.Tensor]: ...
+
+    @property
+    def preprocess(self) -> object: ...  # open_clip's PreprocessCfg: size, mean, std, interpolation
 
     @property
     def image_size(self) -> int: ...

@@ -70,15 +70,18 @@ def _suggest(trial: optuna.Trial, path: str, dist: Distribution, file: str) -> d
 
 def first_points(spec: StudySpec, search: SearchSpec) -> list[dict[str, Any]]:
     """search.first as Optuna parameters (a chosen section by its label, the values inside it by
-    their paths), for the searcher to run first. A setting that is not searched, or a value the
-    search space cannot take, is a SpecError naming `search.first[i]` and the key."""
+    their paths), for the searcher to run first. A setting that is not searched (restating one the
+    file fixes is allowed), or a value the search space cannot take, is a SpecError naming
+    `search.first[i]` and the key."""
     points = []
+    file = str(spec.path)
     for index, tree in enumerate(search.first):
-        where = f"{spec.path}: search.first[{index}]"
-        point, used = _fixed_values(find_distributions(spec.raw, str(spec.path)), tree, where, str(spec.path))
+        where = f"{file}: search.first[{index}]"
+        point, used = _fixed_values(find_distributions(spec.raw, file), tree, where, file)
         for path in _leaf_paths(tree):
-            if not any(path == u or path.startswith(u + ".") for u in used):
-                searched = ", ".join(find_distributions(spec.raw, str(spec.path))) or "none"
+            restated = _at(spec.raw, path)
+            if not any(path == u or path.startswith(u + ".") for u in used) and (restated is _ABSENT or restated != _at(tree, path)):
+                searched = ", ".join(find_distributions(spec.raw, file)) or "none"
                 raise SpecError(f"{where}.{path}: not a searched setting of this study; searched: {searched}")
         points.append(point)
     return points
@@ -94,37 +97,49 @@ def _fixed_values(dists: dict[str, Distribution], tree: dict, where: str, file: 
         used.add(path)
         if dist.kind in ("uniform", "loguniform", "int"):
             low, high = dist.args
-            if isinstance(given, bool) or not isinstance(given, (int, float)) or not low <= given <= high:
+            wrong_type = isinstance(given, bool) or not isinstance(given, int if dist.kind == "int" else (int, float))
+            if wrong_type or not low <= given <= high:
                 raise SpecError(f"{where}.{path}: {given!r} is outside the searched {dist.kind} [{low}, {high}]")
             point[path] = given
             continue
         labels = option_labels(dist)
-        if not any(isinstance(option, dict) for option in dist.args):
-            if given not in dist.args:
-                raise SpecError(f"{where}.{path}: {given!r} is not one of the searched values {list(dist.args)}")
-            point[path] = labels[dist.args.index(given)]
+        plain = [i for i, option in enumerate(dist.args) if not isinstance(option, dict) and option == given]
+        if plain:
+            point[path] = labels[plain[0]]
             continue
-        index = _matching_option(dist.args, given, file)
-        if index is None:
+        chosen = _matching_option(dist.args, given, path, tree, where, file)
+        if chosen is None:
             raise SpecError(f"{where}.{path}: {given!r} matches none of the searched options: {', '.join(map(str, labels))}")
+        index, inner = chosen
         point[path] = labels[index]
-        nested = find_distributions(dist.args[index], file, prefix=f"{path}.")
-        inner, _ = _fixed_values(nested, tree, where, file)
         point.update(inner)
     return point, used
 
 
-def _matching_option(options: tuple, given: Any, file: str) -> int | None:
-    """The first section option of the same kind whose fixed settings `given` does not contradict
-    and whose searched settings `given` fills (a setting an option does not have does not match)."""
+def _matching_option(options: tuple, given: Any, path: str, tree: dict, where: str, file: str) -> tuple[int, dict] | None:
+    """The first section option of the same kind whose fixed settings `given` does not contradict,
+    that has every setting `given` names, and whose searched ranges take `given`'s values: its index
+    and those values as parameters. A value outside every candidate's range raises the first's error."""
     if not isinstance(given, dict):
         return None
+    first_error = None
     for index, option in enumerate(options):
         if not isinstance(option, dict) or option.get("kind") != given.get("kind") or not set(given) <= set(option) | {"kind"}:
             continue
         searched = find_distributions(option, file)
-        if all(key in searched or given.get(key, value) == value for key, value in option.items()):
-            return index
+        if not all(
+            key in searched or any(s.startswith(key + ".") for s in searched) or given.get(key, value) == value
+            for key, value in option.items()
+        ):
+            continue
+        try:
+            inner, _ = _fixed_values(find_distributions(option, file, prefix=f"{path}."), tree, where, file)
+        except SpecError as error:
+            first_error = first_error or error
+            continue
+        return index, inner
+    if first_error is not None:
+        raise first_error
     return None
 
 

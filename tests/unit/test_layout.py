@@ -147,3 +147,25 @@ def test_unit_tests_mirror_the_package():
     rooms = {path.name for path in PACKAGE.iterdir() if (path / "__init__.py").exists()}
     folders = {path.name for path in (TESTS / "unit").iterdir() if path.is_dir() and not path.name.startswith((".", "_"))}
     assert folders <= rooms, f"tests/unit folders without a raygap package: {sorted(folders - rooms)}"
+
+
+def test_lazy_exports_are_typed_where_they_load():
+    """A package's lazy table (_WHERE, imported on first use) and its TYPE_CHECKING imports, what
+    mypy and editors see, name the same names from the same modules."""
+    checked = 0
+    for name, tree in modules().items():
+        table = next((n.value for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "_WHERE"), None)
+        if table is None:
+            continue
+        where = {ast.literal_eval(k): ast.literal_eval(v) for k, v in zip(table.keys, table.values)}
+        typed = {
+            alias.name: node.module
+            for block in tree.body
+            if isinstance(block, ast.If) and getattr(block.test, "id", "") == "TYPE_CHECKING"
+            for node in block.body
+            if isinstance(node, ast.ImportFrom)
+            for alias in node.names
+        }
+        assert typed == where, name
+        checked += 1
+    assert checked == 2  # raygap.data, raygap.study

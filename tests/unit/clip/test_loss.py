@@ -270,3 +270,10 @@ def test_two_workers_equal_one_big_batch(two_worker_results, case):
     torch.testing.assert_close(torch.cat([r[2] for r in results]) / 2, yb.grad)
     for worker_grad, big_grad in zip(results[0][3], [tb.grad, *(p.grad for p in loss_fn.parameters())]):
         torch.testing.assert_close(worker_grad, big_grad)
+
+
+def test_geodesic_mix_takes_the_rows_directions_so_swapped_rows_mix_on_the_sphere():
+    """A hard or soft swap leaves rows off the unit sphere: the mixture is that of their directions."""
+    a, b = _features(n=8, m=5, seed=4)
+    torch.testing.assert_close(geodesic_mix(2.0 * a, 0.5 * b, 0.3), geodesic_mix(a, b, 0.3))
+    torch.testing.assert_close(geodesic_mix(2.0 * a, 0.5 * b, 0.3).norm(dim=1), torch.ones(8, dtype=torch.float64))

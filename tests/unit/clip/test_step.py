@@ -94,3 +94,16 @@ def test_gradient_clipping_bounds_the_update_norm(tiny):
     unclipped = _gradients(tiny(train={"batch_size": 64}))[1]
     norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in unclipped.values()])))
     assert norm > 0.1 and seen[0] == pytest.approx(0.01, rel=1e-4)
+
+
+def test_the_cached_pass_leaves_batch_norm_statistics_to_the_gradient_passes(tiny):
+    """A tower with batch norm: its running statistics move once per micro-batch's gradient pass (4),
+    not also in the pass that caches features without gradients (which would make 8)."""
+    trial = build_trial(_config(tiny, "clip", 4), 0, 1, CPU)
+    norm = torch.nn.BatchNorm1d(64)
+    trial.forward.norm = norm  # a submodule of the towers' module, as a ResNet's batch norm is
+    encode = trial.forward.encode_image
+    trial.forward.encode_image = lambda images, normalize: torch.nn.functional.normalize(norm(encode(images, normalize=False)), dim=-1)
+    images, tokens = next(iter(trial.batches))
+    backward(trial, images, tokens, step=0)
+    assert int(norm.num_batches_tracked) == 4

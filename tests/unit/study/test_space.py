@@ -273,3 +273,37 @@ def test_first_configurations_are_refused_with_the_grid_sampler_and_beyond_trial
         spec_from(tmp_path, "swap: {kind: {grid: [none, hard]}}\nsearch: {sampler: grid, first: [{swap: {kind: none}}]}\n")
     with pytest.raises(SpecError, match=r"search: first: 2 configurations, more than search.trials \(1\)"):
         spec_from(tmp_path, FAMILIES + "search: {trials: 1, first: [{swap: {p: 0.1}}, {swap: {p: 0.2}}]}\n")
+
+
+def test_first_configurations_may_restate_fixed_settings_and_pick_the_option_whose_range_holds_them(tmp_path):
+    """The docs' example on a study that searches only a fixed T's value; two options of one kind
+    told apart by their ranges; a plain value among section options; an int range takes integers only."""
+    spec = spec_from(
+        tmp_path,
+        "temperature: {kind: fixed, value: {loguniform: [0.01, 0.4]}}\nsearch: {first: [{temperature: {kind: fixed, value: 0.04}}]}\n",
+    )
+    assert first_points(spec, spec.defaults().search) == [{"temperature.value": 0.04}]
+    refused = "temperature: {kind: fixed, value: {loguniform: [0.01, 0.4]}}\nsearch: {first: [{temperature: {kind: learned}}]}\n"
+    with pytest.raises(SpecError, match=r"search.first\[0\].temperature.kind: not a searched setting"):
+        first_points(spec_from(tmp_path, refused), spec_from(tmp_path, refused).defaults().search)
+
+    two = (
+        "temperature:\n  choice:\n"
+        "    - {kind: fixed, value: {loguniform: [0.01, 0.05]}}\n    - {kind: fixed, value: {loguniform: [0.1, 0.4]}}\n"
+        "data:\n  probe: {choice: [null, {train: {kind: synthetic, size: 64}, test: {kind: synthetic, size: 32}}]}\n"
+        "train: {steps: {int: [5, 9]}}\n"
+    )
+    spec = spec_from(
+        tmp_path, two + "search: {first: [{temperature: {kind: fixed, value: 0.2}, data: {probe: null}, train: {steps: 7}}]}\n"
+    )
+    assert first_points(spec, spec.defaults().search) == [
+        {"temperature": "fixed(value~loguniform)#1", "temperature.value": 0.2, "data.probe": None, "train.steps": 7}
+    ]
+    spec = spec_from(tmp_path, two + "search: {first: [{temperature: {kind: fixed, value: 0.07}}]}\n")
+    with pytest.raises(
+        SpecError, match=re_escape("search.first[0].temperature.value: 0.07 is outside the searched loguniform [0.01, 0.05]")
+    ):
+        first_points(spec, spec.defaults().search)
+    spec = spec_from(tmp_path, two + "search: {first: [{train: {steps: 6.5}}]}\n")
+    with pytest.raises(SpecError, match=re_escape("search.first[0].train.steps: 6.5 is outside the searched int [5, 9]")):
+        first_points(spec, spec.defaults().search)
