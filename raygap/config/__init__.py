@@ -30,19 +30,10 @@ from raygap.config.data import (
 )
 from raygap.config.distributions import DISTRIBUTION_KINDS, Distribution, find_distributions, set_path
 from raygap.config.loading import StudySpec, load_spec, parse_override
-from raygap.config.sections import (
-    BUILTIN_MODELS,
-    EvalSpec,
-    ModelSpec,
-    ResourcesSpec,
-    SearchSpec,
-    SoftSwapSpec,
-    SwapSpec,
-    TemperatureSpec,
-    TheorySpec,
-    TrainSpec,
-    TrialConfig,
-)
+from raygap.config.model import BUILTIN_MODELS, ModelSpec
+from raygap.config.search import SearchSpec
+from raygap.config.sections import EvalSpec, ResourcesSpec, SoftSwapSpec, SwapSpec, TheorySpec, TrainSpec, TrialConfig
+from raygap.config.temperature import TemperatureSpec
 
 __all__ = [
     "BUILTIN_MODELS",

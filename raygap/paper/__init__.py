@@ -19,7 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
-from raygap.config import sections
+from raygap.config import ModelSpec, SwapSpec, TemperatureSpec
 
 CITATION = (
     'Yaras, Chen, Wang, Qu, "Explaining and Mitigating the Modality Gap in Contrastive Multimodal Learning", '
@@ -179,7 +179,7 @@ def setup_differences(config: dict) -> list[str]:
     data = config.get("data") or {}
     probe = data.get("probe", {})  # absent: the default synthetic probe; null: none
     ours = {
-        "model.name": (config.get("model") or {}).get("name", sections.ModelSpec.model_fields["name"].default),
+        "model.name": (config.get("model") or {}).get("name", ModelSpec.model_fields["name"].default),
         "data.train.kind": (data.get("train") or {}).get("kind", "synthetic"),
         "data.eval.kind": (data.get("eval") or {}).get("kind", "synthetic"),
         # Zero-shot and the linear probe only: no probe data, nothing of theirs to differ.
@@ -206,7 +206,7 @@ def _defaults() -> dict[str, dict[str, dict]]:
     """Per section, each kind (the config's variants) → its fields' defaults, so a configuration
     written without them reads as the study file would resolve it."""
     out = {}
-    for section, spec in (("temperature", sections.TemperatureSpec), ("swap", sections.SwapSpec)):
+    for section, spec in (("temperature", TemperatureSpec), ("swap", SwapSpec)):
         variants = typing.get_args(typing.get_args(spec)[0])  # Annotated[Union[...], discriminator]
         out[section] = {
             v.model_fields["kind"].default: {n: f.default for n, f in v.model_fields.items() if not f.is_required()} for v in variants
