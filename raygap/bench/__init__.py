@@ -25,7 +25,9 @@ module each:
                                        time, the top operators by the profiler (`--only compile`)
 13. losses            (losses)         each loss kind's seconds per step against CLIP's; train.accumulate's
                                        time per sample and peak memory against the whole batch (`--only losses`)
-Parts 8–13 run on their own (`alone`). On a GPU (gpu): throughput and MFU per model, batch and
+14. worker groups   (overhead)       per-seed overhead of 3-seed two-worker trials, a worker group
+                                       per trial against one per seed (`--only worker-groups`)
+Parts 8–14 run on their own (`alone`). On a GPU (gpu): throughput and MFU per model, batch and
 pipeline (throughput), the compiled loop (compiled), and trials sharing the card (sharing).
 `common` holds the sizes, the targets, the bench's trial config, the stopwatch and the JSON output.
 """

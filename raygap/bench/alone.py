@@ -14,6 +14,7 @@ from raygap.bench.compiled import compile_speedup, top_kernels
 from raygap.bench.files_study import files_study_speed
 from raygap.bench.losses import accumulation_cost, loss_costs
 from raygap.bench.optuna_scale import sampler_cost, storage_cost
+from raygap.bench.overhead import seed_overheads
 from raygap.bench.stop_savings import early_stop_savings
 from raygap.bench.study_scale import study_scale
 
@@ -149,6 +150,23 @@ def run_losses_bench(size_name: str = "ci", output: str | Path = "results/bench"
     return saved_part(size_name, output, "losses", {"losses": costs, "accumulation": accumulation}, echo)
 
 
+def run_worker_groups_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=print) -> dict:
+    """Part 14 alone: 3-seed two-worker trials with a worker group per seed and per trial, saved as JSON."""
+    size = SIZES[size_name]
+    steps = size["group_steps"]
+    echo(f"raygap bench ({size_name}) 14. worker groups: {size['group_trials']} two-worker trial(s) × 3 seeds × {steps} steps")
+    bench = seed_overheads(size, 3, steps, echo)
+    before, after = bench["per_seed"], bench["per_trial"]
+    echo(
+        f"per-seed overhead (worker groups and reports): {after['median_per_seed_ray_overhead_s']:.2f} s with a group per trial "
+        f"against {before['median_per_seed_ray_overhead_s']:.2f} s with a group per seed: ratio {bench['ray_overhead_ratio']:.3f} "
+        f"(target ≤ {TARGETS['seed_overhead_ratio']:.3f}); counting data/model set-up and evaluations "
+        f"{after['median_per_seed_overhead_s']:.2f} against {before['median_per_seed_overhead_s']:.2f} s "
+        f"({bench['total_overhead_ratio']:.3f})"
+    )
+    return saved_part(size_name, output, "worker-groups", {"worker_groups": bench}, echo)
+
+
 CPU_PARTS = {
     "early-stop": run_early_stop_bench,
     "bookkeeping": run_bookkeeping_bench,
@@ -156,4 +174,5 @@ CPU_PARTS = {
     "files-study": run_files_study_bench,
     "compile": run_compile_bench,
     "losses": run_losses_bench,
+    "worker-groups": run_worker_groups_bench,
 }

@@ -82,6 +82,7 @@ TARGETS = {
     "bookkeeping_ratio": 1.5,
     "study_scale_ratio": 1.5,
     "files_over_memory": 0.9,
+    "seed_overhead_ratio": 1 / 3,
 }
 
 

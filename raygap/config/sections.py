@@ -154,6 +154,9 @@ class ResourcesSpec(Strict):
     worker_group: Literal["auto", "always"] = "auto"
     """auto: a one-worker trial trains inside its Tune trial process (no Ray Train worker group,
     which costs seconds per trial); always: every trial gets a TorchTrainer worker group."""
+    worker_group_per: Literal["trial", "seed"] = "trial"
+    """trial: one worker group trains all of a trial's seeds in sequence (its start is paid once);
+    seed: a group per seed (as before; `raygap bench` measures the difference)."""
 
 
 class TheorySpec(Strict):

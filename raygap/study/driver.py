@@ -1,5 +1,7 @@
 """A Tune trial (the "driver"): its seeds one after the other, each reported to Tune as it finishes,
-with checkpoints so that a restarted trial continues where it stopped."""
+with checkpoints so that a restarted trial continues where it stopped. A one-worker trial trains in
+this process (`worker.run_seed`); a trial of several workers in one Ray Train worker group for all
+its seeds (`worker_group`)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from raygap.study.messages import Kind
 from raygap.study.plan import ResourcePlan
 from raygap.study.space import recorded_params
 from raygap.study.worker import run_seed
+from raygap.study.worker_group import GroupJob, latest_progress, run_group, seed_means
 
 
 def drive_trial(
@@ -33,16 +36,57 @@ def drive_trial(
     """
     spec = StudySpec(Path(spec_path), spec_raw)
     base = spec.resolve(params, check_paths=False)
-    objectives = list(base.search.objectives)
+    seeds = [_with_seed(base, base.train.seed + repeat, repeat) for repeat in range(repeats)]
     trial_id = tune.get_context().get_trial_id()
+    if plan.in_trial or base.theory is not None:
+        _drive_in_trial(seeds, params, plan, storage, results_location, trial_id)
+    else:
+        job = GroupJob(
+            trial_id,
+            recorded_params(params),
+            [cfg.model_dump(mode="json") for cfg in seeds],
+            first=0,
+            last=repeats,
+            held=plan.held(),
+            threads=plan.threads_per_worker,
+            artifacts_to=(results_location, trial_id),
+        )
+        _drive_groups(job, plan, storage, base.train.max_restarts, base.search.objectives)
+
+
+def _drive_groups(job: GroupJob, plan: ResourcePlan, storage: str, max_restarts: int, objectives) -> None:
+    """The trial's seeds in one worker group (or one group per seed, `resources.worker_group_per:
+    seed`); the group reports each seed and the means itself. A seed that fails past its restarts
+    is recorded as failed here and ends the trial."""
+    whole = plan.group_per == "trial"
+    spans = [(0, len(job.seeds))] if whole else [(r, r + 1) for r in range(len(job.seeds))]
+    finals: list[dict] = []
+    for first, last in spans:
+        name = f"{job.trial_id}-seeds" if whole else f"{job.trial_id}-seed{job.seed_config(first).train.seed}"
+        try:
+            finals = run_group(
+                dataclasses.replace(job, first=first, last=last, finals_before=finals), plan, storage, name, max_restarts
+            ).finals
+        except Exception as exc:  # the seed failed: record why; the NaN objectives tell Optuna the trial failed
+            stopped = latest_progress(storage, name)
+            index = stopped.next if stopped else first
+            seed = job.seed_config(index).train.seed
+            error = f"{type(exc).__name__}: {exc}"
+            _report(messages.seed_result(SeedRecord(job.trial_id, seed, job.params, job.seeds[index], "failed", error=error), objectives))
+            return
+
+
+def _drive_in_trial(seeds: list[TrialConfig], params: dict, plan: ResourcePlan, storage: str, results_location: str, trial_id: str) -> None:
+    """Seeds trained in this process (one worker, or a theory simulation), each reported as it ends;
+    a checkpoint after each seed but the last, and the training state mid-seed."""
+    objectives = list(seeds[0].search.objectives)
     held = plan.held()  # for CPU/GPU-hours in reports
     restored = _restore_trial()
     first, finals = (restored["repeat"], restored["finals"]) if restored else (0, [])
-    for repeat in range(first, repeats):
-        seed = base.train.seed + repeat
-        cfg = _with_seed(base, seed, repeat)
+    for repeat in range(first, len(seeds)):
+        cfg = seeds[repeat]
         started, started_at = time.perf_counter(), time.time()
-        record = SeedRecord(trial_id, seed, recorded_params(params), cfg.model_dump(mode="json"), "completed")
+        record = SeedRecord(trial_id, cfg.train.seed, recorded_params(params), cfg.model_dump(mode="json"), "completed")
 
         def save(state: dict, repeat=repeat) -> None:
             _report(messages.carrier(Kind.CHECKPOINT, objectives, step=state["step"]), {"repeat": repeat, "finals": finals}, state)
@@ -50,14 +94,7 @@ def drive_trial(
         try:
             resume_from = restored["state"] if restored and repeat == first else None
             outcome = run_seed(
-                cfg,
-                plan,
-                storage,
-                f"{trial_id}-seed{seed}",
-                save if cfg.train.checkpoint_interval else None,
-                resume_from,
-                live=True,
-                artifacts_to=(results_location, trial_id),
+                cfg, plan, save if cfg.train.checkpoint_interval else None, resume_from, artifacts_to=(results_location, trial_id)
             )
         except Exception as exc:  # the seed failed: record why; the NaN objectives tell Optuna the trial failed
             failed = dataclasses.replace(record, status="failed", error=f"{type(exc).__name__}: {exc}")
@@ -71,10 +108,9 @@ def drive_trial(
         # a restart in the moment before "done" repeats a seed the recorder has kept once already.
         _report(
             messages.seed_result(completed, objectives),
-            {"repeat": repeat + 1, "finals": finals} if repeat + 1 < repeats else None,
+            {"repeat": repeat + 1, "finals": finals} if repeat + 1 < len(seeds) else None,
         )
-    means = {k: sum(f[k] for f in finals) / len(finals) for k, v in finals[0].items() if isinstance(v, (int, float))}
-    tune.report(messages.done_result(means))
+    tune.report(messages.done_result(seed_means(finals)))
 
 
 def _report(metrics: dict, trial_state: dict | None = None, training_state: dict | None = None) -> None:

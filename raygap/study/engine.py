@@ -4,8 +4,9 @@ Shape of a study:
 - the head process (`run_study`) runs a Tuner whose search algorithm is OptunaSearch (multi-objective,
   SQLite-persisted) and whose callback (`StudyRecorder`) is the single writer of the results folder;
 - each Tune trial is a light driver (`driver.drive_trial`) that runs its seeds one after the other
-  (`worker.run_seed`: a TorchTrainer, or the trial's own process for one worker) and reports each
-  seed's final metrics and history to Tune, then the seed means as the trial's final result;
+  (in the trial's own process for one worker, `worker.run_seed`; in one TorchTrainer worker group
+  for several, `worker_group`); each seed's final metrics and history go to Tune as it ends, then
+  the seed means as the trial's final result;
 - each Train worker calls the Ray-free `raygap.clip.train.train` with its rank and world size.
 """
 

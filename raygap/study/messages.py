@@ -7,8 +7,8 @@ objectives, so every kind carries them (NaN where it measures none).
 - `seed`: a seed that ended, completed or failed (`results.SeedRecord`, as JSON: Tune flattens
   nested results);
 - `done`: the trial's last result, the seed means Optuna is told;
-- `checkpoint` (driver) and `worker-checkpoint`/`worker-result` (Ray Train workers to their
-  driver): results that exist to carry a checkpoint.
+- `checkpoint` (a trial training in its own process) and `worker-checkpoint` (a worker group,
+  raygap.study.worker_group): results that exist to carry a checkpoint.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ class Kind(str, Enum):
     DONE = "done"
     CHECKPOINT = "checkpoint"
     WORKER_CHECKPOINT = "worker-checkpoint"
-    WORKER_RESULT = "worker-result"
 
 
 def kind_of(result: Mapping | None) -> Kind | None:
@@ -99,5 +98,5 @@ def done_result(means: dict[str, float]) -> dict:
 
 
 def carrier(kind: Kind, objectives, **extra) -> dict:
-    """A result that exists to carry a checkpoint (`checkpoint`, `worker-checkpoint`, `worker-result`)."""
+    """A result that exists to carry a checkpoint (`checkpoint`, `worker-checkpoint`)."""
     return {KIND: kind.value, **extra, **no_objectives(objectives)}

@@ -25,6 +25,8 @@ class ResourcePlan:
     """Train inside the Tune trial process instead of starting a worker group."""
     loader_workers: int = 0
     """DataLoader processes each worker starts; counted in its CPUs."""
+    group_per: str = "trial"
+    """A worker group per trial (all its seeds) or per seed (resources.worker_group_per)."""
 
     def trial_resources(self) -> dict[str, float]:
         """What the Tune trial itself holds: a worker's share when it trains in-process."""
@@ -105,7 +107,9 @@ def plan_resources(spec: ResourcesSpec, cluster_cpus: float, cluster_gpus: float
     if in_trial and not use_gpu and not spec.cpus_per_worker:
         cpus = min(cores, cluster_cpus / concurrent)  # no separate driver to leave room for
     threads = max(1, int(cpus + 0.5) - loader_workers)  # the trainer's torch threads; the loaders take the rest
-    return ResourcePlan(workers, use_gpu, round(cpus, 3), gpus, concurrent, threads, spec.placement, in_trial, loader_workers)
+    return ResourcePlan(
+        workers, use_gpu, round(cpus, 3), gpus, concurrent, threads, spec.placement, in_trial, loader_workers, spec.worker_group_per
+    )
 
 
 def check_fits_one_node(cfg: TrialConfig, plan: ResourcePlan, nodes: int, memory_bytes: float) -> None:

@@ -55,5 +55,5 @@ def test_kinds_of_results_raygap_did_not_report():
     assert messages.kind_of({"event": "something-else"}) is None
     done = messages.done_result({"modality_gap": 0.1})
     assert messages.kind_of(done) is Kind.DONE and done["modality_gap"] == 0.1
-    carried = messages.carrier(Kind.WORKER_RESULT, OBJECTIVES)
-    assert messages.kind_of(carried) is Kind.WORKER_RESULT and all(math.isnan(carried[k]) for k in OBJECTIVES)
+    carried = messages.carrier(Kind.WORKER_CHECKPOINT, OBJECTIVES)
+    assert messages.kind_of(carried) is Kind.WORKER_CHECKPOINT and all(math.isnan(carried[k]) for k in OBJECTIVES)
