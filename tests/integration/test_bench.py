@@ -167,3 +167,17 @@ def test_the_losses_bench_times_every_kind_and_accumulation_in_fresh_processes(t
     assert accumulation["accumulate"] == 4 and accumulation["whole"]["step_peak_mb"] > 0
     whole, split = accumulation["whole"]["seconds_per_sample"], accumulation["accumulated"]["seconds_per_sample"]
     assert accumulation["time_ratio"] == pytest.approx(split / whole)
+
+
+@pytest.mark.slow  # a part that runs alone: two studies of worker groups (make test-all)
+def test_the_worker_groups_bench_runs_both_ways_and_times_each_seed(tmp_path):
+    from raygap.bench.alone import run_worker_groups_bench
+
+    results = run_worker_groups_bench("ci", tmp_path, echo=lambda line: None)
+    assert json.loads((tmp_path / "bench-ci-worker-groups.json").read_text()) == json.loads(json.dumps(results))
+    bench = results["worker_groups"]
+    for per in ("per_seed", "per_trial"):
+        assert bench[per]["trials"] == 1 and bench[per]["seed_runs"] == 3
+        assert 0 < bench[per]["median_per_seed_ray_overhead_s"] < bench[per]["median_per_seed_overhead_s"]
+    # a group per trial starts once where a group per seed starts three times
+    assert bench["ray_overhead_ratio"] < 0.75

@@ -294,15 +294,16 @@ def trial_processes(driver: int, title: str) -> list[psutil.Process]:
     return found
 
 
-def kill_after_first_checkpoint(run: subprocess.Popen, out, title: str, count: int, registered: bool = False) -> int:
+def kill_after_first_checkpoint(run: subprocess.Popen, out, title: str, count: int, registered: bool = False, seeds_done: int = 0) -> int:
     """Wait until a training-state checkpoint is in the results folder and `count` processes
     titled `title` run, SIGKILL the last of them, and return the checkpoint's step. `registered`:
     wait, too, until Ray Train's checkpoint manager lists it (its snapshot file): a worker group
-    killed between the copy and the registration restarts without it, a race a loaded machine loses."""
+    killed between the copy and the registration restarts without it, a race a loaded machine loses.
+    `seeds_done`: a worker group's checkpoint taken after that many of its seeds finished."""
     deadline = time.time() + 240
     step, victims = None, []
     while (step is None or len(victims) < count) and time.time() < deadline and run.poll() is None:
-        step = step if step is not None else checkpointed_step(out, registered)
+        step = step if step is not None else checkpointed_step(out, registered, seeds_done)
         victims = trial_processes(run.pid, title) if step is not None else []
         time.sleep(0.1)
     assert step is not None and len(victims) == count, f"expected {count} running {title} process(es) after the first checkpoint"
@@ -310,13 +311,16 @@ def kill_after_first_checkpoint(run: subprocess.Popen, out, title: str, count: i
     return step
 
 
-def checkpointed_step(out, registered: bool = False) -> int | None:
+def checkpointed_step(out, registered: bool = False, seeds_done: int = 0) -> int | None:
     """The step of a checkpoint Tune has finished writing to the results folder, or None yet."""
     import torch
 
     for path in out.glob("ray/**/checkpoint_*/training.pt"):
         snapshot = path.parent.parent / "checkpoint_manager_snapshot.json"
         if registered and not (snapshot.is_file() and path.parent.name in snapshot.read_text()):
+            continue
+        progress = path.parent / "progress.json"
+        if seeds_done and not (progress.is_file() and json.loads(progress.read_text())["next"] == seeds_done):
             continue
         try:
             return torch.load(path, weights_only=True)["step"]
@@ -355,15 +359,19 @@ def test_a_killed_trial_process_continues_from_its_checkpoint(tmp_path):
 
 
 def test_a_killed_worker_of_a_two_worker_trial_continues_from_the_groups_checkpoint(tmp_path):
-    """Ray Train restarts the worker group from rank 0's last training state, and the trial ends
-    with the numbers of the same two-worker trial run without a kill."""
+    """One worker group trains both seeds; a worker killed in the second seed: Ray Train restarts
+    the group from rank 0's last training state, the first seed is neither lost nor run again, and
+    the trial ends with the numbers of the same two-worker trial run without a kill."""
     spec = tmp_path / "trial.yaml"
     spec.write_text(
-        TRIAL.replace("steps: 150", "steps: 60").replace("eval_interval: 50", "eval_interval: 20") + "resources: {workers_per_trial: 2}\n"
+        TRIAL.replace("steps: 150", "steps: 60")
+        .replace("eval_interval: 50", "eval_interval: 20")
+        .replace("trials: 1", "trials: 1, repeats: 2")
+        + "resources: {workers_per_trial: 2}\n"
     )
     killed, calm = tmp_path / "killed", tmp_path / "calm"
     run = raygap("study", "run", str(spec), "--results", str(killed), "--no-dashboard")
-    step_at_kill = kill_after_first_checkpoint(run, killed, "ray::RayTrainWorker", 2, registered=True)
+    step_at_kill = kill_after_first_checkpoint(run, killed, "ray::RayTrainWorker", 2, registered=True, seeds_done=1)
     log, _ = run.communicate(timeout=400)
     assert run.returncode == 0, log
     assert 10 <= step_at_kill < 60
@@ -371,14 +379,18 @@ def test_a_killed_worker_of_a_two_worker_trial_continues_from_the_groups_checkpo
     log, _ = uninterrupted.communicate(timeout=400)
     assert uninterrupted.returncode == 0, log
 
-    rows, reference = (pl.read_parquet(folder / "trials.parquet") for folder in (killed, calm))
-    assert rows["status"].to_list() == ["completed"] and rows["workers"].to_list() == [2]
-    assert step_at_kill <= rows["resumed_from_step"][0] < 60 and reference["resumed_from_step"].to_list() == [None]
-    assert results.ResultsFolder(killed).read(results.HISTORY)["step"].to_list() == [0, 20, 40, 60]
-    row, want = rows.row(0, named=True), reference.row(0, named=True)
-    for key in ("modality_gap", "uniformity", "mean_r1", "temperature", "loss", "linear_probe_top1"):
-        assert abs(row[key] - want[key]) <= 1e-6 * max(1.0, abs(want[key])), (key, row[key], want[key])
+    rows, reference = (pl.read_parquet(folder / "trials.parquet").sort("seed") for folder in (killed, calm))
+    assert rows["status"].to_list() == ["completed"] * 2 and rows["seed"].to_list() == [0, 1] and rows["workers"].to_list() == [2, 2]
+    assert rows["resumed_from_step"][0] is None and step_at_kill <= rows["resumed_from_step"][1] < 60
+    assert reference["resumed_from_step"].to_list() == [None, None]
+    history = results.ResultsFolder(killed).read(results.HISTORY).sort("seed", "step")
+    assert history["seed"].to_list() == [0] * 4 + [1] * 4 and history["step"].to_list() == [0, 20, 40, 60] * 2
+    assert [p.name for p in killed.glob("ray/train/*") if p.is_dir()] == [f"{rows['trial_id'][0]}-seeds"]  # one group for both seeds
+    for seed in (0, 1):
+        row, want = rows.row(seed, named=True), reference.row(seed, named=True)
+        for key in ("modality_gap", "uniformity", "mean_r1", "temperature", "loss", "linear_probe_top1"):
+            assert abs(row[key] - want[key]) <= 1e-6 * max(1.0, abs(want[key])), (seed, key, row[key], want[key])
     print(
-        f"worker killed at a checkpoint of step {step_at_kill}; "
-        f"resumed gap {row['modality_gap']:.6f} vs uninterrupted {want['modality_gap']:.6f}"
+        f"worker killed at a checkpoint of seed 1, step {step_at_kill}; resumed gap {rows['modality_gap'][1]:.6f} "
+        f"vs uninterrupted {reference['modality_gap'][1]:.6f}"
     )
