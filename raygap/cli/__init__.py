@@ -5,6 +5,7 @@ raygap study run SPEC      a Ray Tune + Optuna study (one Ray Train trainer per 
 raygap study resume DIR    continue a stopped or killed study
 raygap study status DIR    trials so far and the current Pareto front, from Parquet only
 raygap study compact DIR   fold the per-seed Parquet parts into trials.parquet / history.parquet
+raygap slurm SPEC          the sbatch script that runs a study in a SLURM allocation
 raygap dashboard DIR       optuna-dashboard for the study's Optuna database, on 127.0.0.1
 raygap report DIR [DIR…]   index.html, PNG figures and report.md from one or more study folders
 raygap measure …           every measure of the gap for kept embeddings, or a model on a study's data
@@ -23,6 +24,7 @@ import yaml
 from raygap.cli.common import results_folder, write_report
 from raygap.cli.console import format_table
 from raygap.cli.measure import add_measure_command
+from raygap.cli.slurm import add_slurm_command
 from raygap.cli.study import add_study_commands
 from raygap.config import SpecError, load_spec, parse_override
 from raygap.results import UnusableFolder
@@ -153,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=cmd_train)
 
     add_study_commands(commands)
+    add_slurm_command(commands)
     add_measure_command(commands)
 
     report = commands.add_parser("report", help="a static page (index.html), PNG figures and report.md from study folders")

@@ -32,7 +32,13 @@ def cmd_study_run(args: argparse.Namespace) -> int:
     started = time.time()
     try:
         summary = study.run_study(
-            spec, folder, address=args.address, dashboard=not args.no_dashboard, resume=args.resume, overwrite=args.overwrite
+            spec,
+            folder,
+            address=args.address,
+            dashboard=not args.no_dashboard,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            nodes=args.nodes,
         )
     except (study.StudyStopped, KeyboardInterrupt) as stop:
         kept = (
@@ -277,6 +283,7 @@ def add_study_commands(commands) -> None:
     run = study.add_parser("run", help="run a study: Optuna search, one Ray Train trainer per trial")
     run.add_argument("spec", help="study file (YAML)")
     run.add_argument("--address", help="join this Ray cluster (e.g. auto) instead of starting a local one")
+    run.add_argument("--nodes", type=int, metavar="N", help="with --address: wait until the cluster has N nodes (at most 10 min)")
     run.add_argument("--results", metavar="DIR", help="results folder (default: results/<name>)")
     run.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a spec value (repeatable)")
     run.add_argument("--name", help="study name (default: the spec's name)")
@@ -293,6 +300,7 @@ def add_study_commands(commands) -> None:
     resume = study.add_parser("resume", help="continue a stopped or killed study from its results folder")
     resume.add_argument("folder", help="the study's results folder")
     resume.add_argument("--address", help="join this Ray cluster instead of starting a local one")
+    resume.add_argument("--nodes", type=int, metavar="N", help="with --address: wait until the cluster has N nodes (at most 10 min)")
     resume.add_argument("--no-dashboard", action="store_true", help="start the local Ray cluster without its dashboard")
     resume.add_argument("--report", action="store_true", help="write the report when the study ends")
     resume.set_defaults(handler=cmd_study_resume)

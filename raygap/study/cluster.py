@@ -41,7 +41,31 @@ def start_ray(address: str | None, dashboard: bool = True, num_cpus: int | None 
             logging_level="ERROR",
             log_to_driver=False,
         )
+    stop_on_sigterm()
     return context.dashboard_url or None, context.address_info.get("session_dir")
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (SLURM's time limit or preemption, `scontrol requeue`, `docker stop`) stops the study
+    as Ctrl-C does: Tune ends the trials and the finished ones are kept for a resume. Set after
+    ray.init, whose handler would abort the process; only the main thread may set one."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
+
+
+def wait_for_nodes(count: int, echo: Callable[[str], None], timeout: float = 600.0) -> None:
+    """Wait until the joined cluster has `count` live nodes (a SLURM job's nodes join one by one)."""
+    deadline, alive = time.time() + timeout, 0
+    while time.time() < deadline:
+        alive = sum(1 for node in ray.nodes() if node["Alive"])
+        if alive >= count:
+            echo(f"cluster: {alive} node(s) joined")
+            return
+        time.sleep(1.0)
+    raise RuntimeError(f"--nodes {count}: only {alive} node(s) joined the cluster in {timeout:.0f} s")
 
 
 def dashboard_line(url: str | None) -> str:

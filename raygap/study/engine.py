@@ -37,6 +37,7 @@ from raygap.study.cluster import (
     record_cluster,
     start_ray,
     stop_stale_cluster,
+    wait_for_nodes,
 )
 from raygap.study.driver import drive_trial
 from raygap.study.folder import optuna_path, optuna_storage
@@ -61,6 +62,7 @@ def run_study(
     num_cpus: int | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    nodes: int | None = None,
 ) -> pl.DataFrame:
     """Run the study to the end; return the per-configuration summary with Pareto ranks.
 
@@ -68,6 +70,7 @@ def run_study(
     With `resume`, the folder's finished trials are kept, its unfinished ones are dropped and run
     again with the same parameters, and the Optuna study continues where it stopped. Bad data
     (tables, images) and a trial that cannot fit this machine fail here, before Ray starts.
+    `nodes`: with `address`, wait until the cluster has that many nodes before the first trial.
     """
     cfg = spec.resolve(check_paths=True)
     folder = folder if isinstance(folder, results.ResultsFolder) else results.ResultsFolder(folder)
@@ -77,7 +80,7 @@ def run_study(
     # Claimed before any check: of two commands started on one new folder, only one runs.
     with study_folder.claimed(optuna_file.parent):
         _check_before_ray(spec, cfg, folder, address, resume, overwrite)
-        return _run_claimed(spec, cfg, folder, optuna_file, made, address, echo, dashboard, num_cpus, resume, overwrite)
+        return _run_claimed(spec, cfg, folder, optuna_file, made, address, echo, dashboard, num_cpus, resume, overwrite, nodes)
 
 
 def _run_claimed(
@@ -92,6 +95,7 @@ def _run_claimed(
     num_cpus: int | None,
     resume: bool,
     overwrite: bool,
+    nodes: int | None,
 ) -> pl.DataFrame:
     """run_study once the folder is claimed and checked."""
     total = number_of_trials(spec, cfg.search)
@@ -116,6 +120,8 @@ def _run_claimed(
             if not address:
                 record_cluster(cluster_record, session)
             echo(dashboard_line(url))
+            if address and nodes:
+                wait_for_nodes(nodes, echo)
         try:
             cluster = ray.cluster_resources()
             plan = study_plan(cfg, cluster.get("CPU", 0), cluster.get("GPU", 0))

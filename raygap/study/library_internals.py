@@ -39,3 +39,15 @@ def visible_gpus() -> int:
     visible = NvidiaGPUAcceleratorManager.get_current_process_visible_accelerator_ids()
     count = NvidiaGPUAcceleratorManager.get_current_node_num_accelerators()
     return min(count, len(visible)) if visible is not None else count
+
+
+def quiet_train_reports() -> None:
+    """Ray Train (V2) logs every `ray.train.report` of every worker at INFO, metrics included, and
+    each checkpoint it persists: a seed's record (its whole history) would fill a cluster job's log.
+    Their modules' loggers (one named by its file's path) have no setting that turns them down."""
+    import logging
+
+    from ray.train.v2._internal.execution import context, storage
+
+    for module in (context, storage):
+        module.logger.setLevel(logging.WARNING)

@@ -23,7 +23,7 @@ import ray.train
 
 from raygap.config import TrialConfig
 from raygap.results import SeedRecord
-from raygap.study import messages
+from raygap.study import library_internals, messages
 from raygap.study.messages import Kind, carrier
 from raygap.study.plan import ResourcePlan
 from raygap.study.worker import export_gauges, keep_artifacts, live_result
@@ -74,6 +74,7 @@ def _train_group(config: dict) -> None:
     """One Ray Train worker: the trial's seeds `first..last` in sequence with this worker's rank."""
     import torch
 
+    library_internals.quiet_train_reports()
     job = GroupJob(**config["job"])
     torch.set_num_threads(job.threads)
     context = ray.train.get_context()

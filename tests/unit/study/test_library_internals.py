@@ -53,3 +53,17 @@ def test_gpus_are_counted_as_ray_counts_them(monkeypatch):
     assert library_internals.visible_gpus() == 0
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     assert library_internals.visible_gpus() == 4
+
+
+def test_ray_trains_report_logs_are_turned_down_by_the_loggers_they_use():
+    """The loggers quiet_train_reports turns down are the ones Ray Train's report and checkpoint
+    messages go through (an upgrade that renames them fails here)."""
+    import inspect
+    import logging
+
+    from ray.train.v2._internal.execution import context, storage
+
+    assert "Reporting training result" in inspect.getsource(context) and "Checkpoint successfully created" in inspect.getsource(storage)
+    library_internals.quiet_train_reports()
+    for module in (context, storage):
+        assert not module.logger.isEnabledFor(logging.INFO)
