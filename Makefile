@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit test-all lint format docs package install clean
+.PHONY: run test test-unit test-all test-slurm lint format docs package install clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP)
 # The fast loop: tests/unit (no Ray, no subprocess, no network), about 2 minutes on 2 cores.
 test-unit: $(STAMP)
 	PYTHONFAULTHANDLER=1 $(VENV)/bin/python -m pytest -q tests/unit
+
+# A study in a real two-node SLURM allocation (needs Debian's slurmctld, slurmd and munge; .ci/run installs them).
+test-slurm: $(STAMP)
+	PYTHONFAULTHANDLER=1 $(VENV)/bin/python -m pytest -q -m slow tests/integration/test_slurm.py
 
 test-all: $(STAMP)
 	PYTHONFAULTHANDLER=1 $(VENV)/bin/python -m pytest -q -m ""
