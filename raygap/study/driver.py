@@ -17,9 +17,10 @@ from ray import tune
 from raygap.config import StudySpec, TrialConfig
 from raygap.results import SeedRecord
 from raygap.study import messages
+from raygap.study.continuation import continued_checkpoint, read_trial_checkpoint
 from raygap.study.messages import Kind
 from raygap.study.plan import ResourcePlan
-from raygap.study.space import recorded_params
+from raygap.study.space import CONTINUES, recorded_params
 from raygap.study.worker import run_seed
 from raygap.study.worker_group import GroupJob, latest_progress, run_group, seed_means
 
@@ -33,13 +34,18 @@ def drive_trial(
     seed's record when it ends, checkpoints, and the seed means last (what Optuna is told).
     A failed seed ends the trial without raising, so Tune restarts only trials whose process died;
     a restarted trial continues from its last checkpoint (finished seeds and the training state).
+    In a resumed study, a trial that runs a stopped trial's configuration again (`space.CONTINUES`)
+    continues from that trial's last checkpoint, its finished seeds reported again as its own.
     """
+    continues = params.get(CONTINUES)
+    params = {k: v for k, v in params.items() if k != CONTINUES}
     spec = StudySpec(Path(spec_path), spec_raw)
     base = spec.resolve(params, check_paths=False)
     seeds = [_with_seed(base, base.train.seed + repeat, repeat) for repeat in range(repeats)]
     trial_id = tune.get_context().get_trial_id()
     if plan.in_trial or base.theory is not None:
-        _drive_in_trial(seeds, params, plan, storage, results_location, trial_id)
+        restored = _restore_trial() or (continued_checkpoint(results_location, continues) if continues else None)
+        _drive_in_trial(seeds, params, plan, restored, results_location, trial_id)
     else:
         job = GroupJob(
             trial_id,
@@ -51,18 +57,19 @@ def drive_trial(
             threads=plan.threads_per_worker,
             artifacts_to=(results_location, trial_id),
         )
-        _drive_groups(job, plan, storage, base.train.max_restarts, base.search.objectives)
+        _drive_groups(job, plan, storage, base.train.max_restarts, base.search.objectives, runs_of=continues or trial_id)
 
 
-def _drive_groups(job: GroupJob, plan: ResourcePlan, storage: str, max_restarts: int, objectives) -> None:
+def _drive_groups(job: GroupJob, plan: ResourcePlan, storage: str, max_restarts: int, objectives, runs_of: str) -> None:
     """The trial's seeds in one worker group (or one group per seed, `resources.worker_group_per:
-    seed`); the group reports each seed and the means itself. A seed that fails past its restarts
-    is recorded as failed here and ends the trial."""
+    seed`), whose runs are named after `runs_of` (this trial, or the stopped one it continues); the
+    group reports each seed and the means itself. A seed that fails past its restarts is recorded
+    as failed here and ends the trial."""
     whole = plan.group_per == "trial"
     spans = [(0, len(job.seeds))] if whole else [(r, r + 1) for r in range(len(job.seeds))]
     finals: list[dict] = []
     for first, last in spans:
-        name = f"{job.trial_id}-seeds" if whole else f"{job.trial_id}-seed{job.seed_config(first).train.seed}"
+        name = f"{runs_of}-seeds" if whole else f"{runs_of}-seed{job.seed_config(first).train.seed}"
         try:
             finals = run_group(
                 dataclasses.replace(job, first=first, last=last, finals_before=finals), plan, storage, name, max_restarts
@@ -76,20 +83,26 @@ def _drive_groups(job: GroupJob, plan: ResourcePlan, storage: str, max_restarts:
             return
 
 
-def _drive_in_trial(seeds: list[TrialConfig], params: dict, plan: ResourcePlan, storage: str, results_location: str, trial_id: str) -> None:
+def _drive_in_trial(
+    seeds: list[TrialConfig], params: dict, plan: ResourcePlan, restored: dict | None, results_location: str, trial_id: str
+) -> None:
     """Seeds trained in this process (one worker, or a theory simulation), each reported as it ends;
-    a checkpoint after each seed but the last, and the training state mid-seed."""
+    a checkpoint after each seed but the last, and the training state mid-seed. `restored`: the
+    checkpoint to continue from (this trial's after a restart, or a stopped trial's)."""
     objectives = list(seeds[0].search.objectives)
     held = plan.held()  # for CPU/GPU-hours in reports
-    restored = _restore_trial()
     first, finals = (restored["repeat"], restored["finals"]) if restored else (0, [])
+    records = []
+    for record in restored["records"] if restored else []:
+        records.append(_own(record, trial_id, objectives))
     for repeat in range(first, len(seeds)):
         cfg = seeds[repeat]
         started, started_at = time.perf_counter(), time.time()
         record = SeedRecord(trial_id, cfg.train.seed, recorded_params(params), cfg.model_dump(mode="json"), "completed")
 
         def save(state: dict, repeat=repeat) -> None:
-            _report(messages.carrier(Kind.CHECKPOINT, objectives, step=state["step"]), {"repeat": repeat, "finals": finals}, state)
+            trial_state = {"repeat": repeat, "finals": finals, "records": records}
+            _report(messages.carrier(Kind.CHECKPOINT, objectives, step=state["step"]), trial_state, state)
 
         try:
             resume_from = restored["state"] if restored and repeat == first else None
@@ -103,12 +116,13 @@ def _drive_in_trial(seeds: list[TrialConfig], params: dict, plan: ResourcePlan, 
         final = {**outcome["final"], "wall_seconds": time.perf_counter() - started, "seed_started_at": started_at, **held}
         finals.append(final)
         completed = dataclasses.replace(record, final=final, history=outcome["history"])
+        records.append(dataclasses.asdict(completed))
         # A checkpoint past the seed when another follows, so a restart never runs it again. Not
         # after the last: Tune saves its whole experiment state (O(study)) at every checkpoint, and
         # a restart in the moment before "done" repeats a seed the recorder has kept once already.
         _report(
             messages.seed_result(completed, objectives),
-            {"repeat": repeat + 1, "finals": finals} if repeat + 1 < len(seeds) else None,
+            {"repeat": repeat + 1, "finals": finals, "records": records} if repeat + 1 < len(seeds) else None,
         )
     tune.report(messages.done_result(seed_means(finals)))
 
@@ -129,17 +143,18 @@ def _report(metrics: dict, trial_state: dict | None = None, training_state: dict
 
 
 def _restore_trial() -> dict | None:
-    """The restarted trial's last checkpoint: {"repeat", "finals", "state"}; None on a first start."""
+    """The restarted trial's last checkpoint: {"repeat", "finals", "records", "state"}; None on a first start."""
     checkpoint = tune.get_checkpoint()
-    if checkpoint is None:
-        return None
-    import torch
+    return read_trial_checkpoint(checkpoint) if checkpoint is not None else None
 
-    with checkpoint.as_directory() as folder:
-        trial = json.loads(Path(folder, "trial.json").read_text())
-        state = Path(folder, "training.pt")
-        trial["state"] = torch.load(state, weights_only=True) if state.exists() else None  # never unpickle a results folder
-    return trial
+
+def _own(record: dict, trial_id: str, objectives) -> dict:
+    """A finished seed's record from a stopped trial's checkpoint, reported again as this trial's
+    (that trial's rows were dropped when the study resumed); this trial's own records as they are."""
+    if record["trial_id"] != trial_id:
+        record = {**record, "trial_id": trial_id}
+        _report(messages.seed_result(SeedRecord(**record), objectives))
+    return record
 
 
 def _with_seed(base: TrialConfig, seed: int, repeat: int) -> TrialConfig:

@@ -104,7 +104,8 @@ def _run_claimed(
     if overwrite:
         study_folder.clear(folder, optuna_file)
     folder.sweep_temporaries()
-    finished, rerun = prepare_resume(folder, optuna_file, spec, cfg.search.objectives, cfg.search.repeats, echo) if resume else (0, [])
+    resumed = prepare_resume(folder, optuna_file, spec, cfg.search.objectives, cfg.search.repeats, echo) if resume else None
+    finished, rerun, continues = resumed if resumed else (0, [], [])
     remaining = max(total - finished, 0)
     if resume and remaining == 0:
         echo(f"{spec.name}: all {total} trial(s) already finished; nothing to resume")
@@ -138,7 +139,7 @@ def _run_claimed(
             stopped = scheduler.stopped  # written by the scheduler alone; the recorder and the searcher read it
             recorder = StudyRecorder(folder, cfg.search.objectives, total, echo, finished=finished, stopped=stopped, held=plan.held())
             first = rerun if resume else first_points(spec, cfg.search)
-            searcher = make_searcher(spec, cfg.search, optuna_file, first[:remaining], stopped)
+            searcher = make_searcher(spec, cfg.search, optuna_file, first[:remaining], stopped, continues[:remaining])
             with tracking.quiet_tune():
                 try:
                     _make_tuner(
@@ -262,11 +263,16 @@ def _trial_name(trial) -> str:
 
 
 def make_searcher(
-    spec: StudySpec, search: SearchSpec, optuna_file: Path, rerun: list[dict], stopped: Mapping[str, int] | None = None
+    spec: StudySpec,
+    search: SearchSpec,
+    optuna_file: Path,
+    rerun: list[dict],
+    stopped: Mapping[str, int] | None = None,
+    continues: list[str | None] | None = None,
 ) -> FailureAwareOptunaSearch:
     """The study's search: Optuna over the spec's space, persisted in the file `optuna_file` (an
     existing study there continues), the parameters in `rerun` (search.first's, or a resume's unfinished trials) suggested
-    first; trials in `stopped` are PRUNED."""
+    first, each continuing the stopped trial `continues` names; trials in `stopped` are PRUNED."""
     objectives = search.objectives
     return FailureAwareOptunaSearch(
         space=functools.partial(suggest_params, raw=spec.raw, file=str(spec.path)),
@@ -277,6 +283,7 @@ def make_searcher(
         storage=optuna_storage(optuna_file),
         points_to_evaluate=rerun or None,
         stopped=stopped,
+        continues=continues,
     )
 
 

@@ -13,6 +13,7 @@ from ray.tune.search.optuna import OptunaSearch
 from raygap import catalog
 from raygap.study import library_internals
 from raygap.study.folder import TUNE_TRIAL_ID
+from raygap.study.space import CONTINUES
 
 
 class FailureAwareOptunaSearch(OptunaSearch):
@@ -21,9 +22,14 @@ class FailureAwareOptunaSearch(OptunaSearch):
     that it was pruned when the early-stopping scheduler put it in `stopped`, and records each
     Optuna trial's Tune trial id."""
 
-    def __init__(self, *args, stopped: Mapping[str, int] | None = None, **kwargs):
+    def __init__(self, *args, stopped: Mapping[str, int] | None = None, continues: list[str | None] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.stopped = stopped if stopped is not None else {}  # the scheduler's record (trial id → step), read here
+        # The points to evaluate wait in the Optuna study in their order, and Optuna asks the
+        # oldest first: each waiting trial's number names the stopped trial it continues.
+        waiting = library_internals.optuna_study(self).get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+        numbers = sorted(t.number for t in waiting)[-len(continues) :] if continues else []
+        self.continues = {number: old for number, old in zip(numbers, continues or []) if old}
 
     def suggest(self, trial_id: str) -> dict | None:
         params = super().suggest(trial_id)
@@ -34,6 +40,8 @@ class FailureAwareOptunaSearch(OptunaSearch):
                 study.set_metric_names(self.metric if isinstance(self.metric, list) else [self.metric])
         if trial := library_internals.optuna_trial(self, trial_id):  # a resume matches Optuna's trial to the rows Tune's trial wrote
             trial.set_user_attr(TUNE_TRIAL_ID, trial_id)
+            if params is not None and trial.number in self.continues:  # the driver continues that trial's checkpoints
+                params[CONTINUES] = self.continues[trial.number]
         return params
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):

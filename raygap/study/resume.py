@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import optuna
 import polars as pl
@@ -25,13 +26,23 @@ def finished_trials(trials: pl.DataFrame, repeats: int) -> list[str]:
     return per_trial.filter((pl.col("completed") >= repeats) | pl.col("ended"))["trial_id"].to_list()
 
 
+class Resumed(NamedTuple):
+    """What a resume keeps and runs again."""
+
+    finished: int
+    rerun: list[dict]
+    """The unfinished trials' parameters, to run again first."""
+    continues: list[str | None]
+    """For each of `rerun`, the Tune id of the stopped trial it continues (its checkpoints), if it started."""
+
+
 def prepare_resume(
     folder: results.ResultsFolder, optuna_file: Path, spec: StudySpec, objectives: dict[str, str], repeats: int, echo
-) -> tuple[int, list[dict]]:
+) -> Resumed:
     """Keep the finished trials' rows (exactly once) and drop the rest; tell Optuna the outcome
     of trials that finished before the stop but were never told (the driver died in between),
     and mark the other running ones failed. Return how many trials are finished and the
-    parameters of the unfinished ones, to run again first."""
+    parameters of the unfinished ones, to run again first, each with the trial it continues."""
     finished: list[str] = []
     trials = pl.DataFrame()
     if folder.exists(results.TRIALS):
@@ -44,7 +55,9 @@ def prepare_resume(
             history, footer, parts = folder.read_parts(results.HISTORY)
             if not history["trial_id"].is_in(finished).all():
                 folder.write_parquet(results.HISTORY, history.filter(pl.col("trial_id").is_in(finished)), footer, parts)
-    rerun, told = [], 0
+    rerun: list[dict] = []
+    continues: list[str | None] = []
+    told = 0
     if not optuna_file.exists() and finished:
         rebuild_optuna_study(optuna_file, spec, trials, finished, objectives)
         echo(
@@ -61,14 +74,16 @@ def prepare_resume(
                 storage.set_trial_state_values(library_internals.storage_trial_id(trial), *_outcome(rows, objectives))
                 told += 1
                 continue
-            if trial.params or library_internals.enqueued_params(trial):  # asked, or waiting (a search.first configuration)
-                rerun.append(dict(trial.params) or library_internals.enqueued_params(trial))
+            started = trial.state == optuna.trial.TrialState.RUNNING
+            if started or library_internals.enqueued_params(trial):  # asked, or waiting (a search.first configuration)
+                rerun.append(dict(trial.params) if started else library_internals.enqueued_params(trial))
+                continues.append(tune_id if started else None)
             storage.set_trial_state_values(library_internals.storage_trial_id(trial), optuna.trial.TrialState.FAIL)
     echo(
         f"resuming: {len(finished)} finished trial(s) kept, {len(rerun)} unfinished one(s) to run again"
         + (f"; {told} finished one(s) told to Optuna" if told else "")
     )
-    return len(finished), rerun
+    return Resumed(len(finished), rerun, continues)
 
 
 def rebuild_optuna_study(optuna_file: Path, spec: StudySpec, trials: pl.DataFrame, finished: list[str], objectives: dict[str, str]) -> None:

@@ -161,9 +161,13 @@ def _leaf_paths(tree: Any, prefix: str = "") -> list[str]:
     return [leaf for key, value in tree.items() for leaf in _leaf_paths(value, f"{prefix}.{key}" if prefix else key)]
 
 
+CONTINUES = "continues_trial"
+"""The key a resumed study adds to a trial's Tune config: the stopped trial whose checkpoints it continues."""
+
+
 def recorded_params(params: dict[str, Any]) -> dict[str, Any]:
     """Params as stored in trials.parquet: a chosen section is recorded by its label."""
-    return {k: describe_option(v) for k, v in params.items()}
+    return {k: describe_option(v) for k, v in params.items() if k != CONTINUES}
 
 
 def grid_space(spec: StudySpec) -> dict[str, list]:

@@ -61,6 +61,8 @@ class Progress:
     finals: list[dict]
     told: bool = False
     """Whether the trial's means went to Tune (after its last seed)."""
+    records: list[dict] = field(default_factory=list)
+    """The finished seeds' records (results.SeedRecord as JSON), for a trial that continues this group's runs."""
 
     def write(self, folder: Path) -> None:
         Path(folder, PROGRESS).write_text(json.dumps(asdict(self)))
@@ -80,14 +82,16 @@ def _train_group(config: dict) -> None:
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
     progress, resume_from = _restore(job)
-    finals = list(progress.finals)
+    finals, records = list(progress.finals), []
+    for record in progress.records:
+        records.append(_own(record, job, world_size))
     for index in range(progress.next, job.last):
         cfg = job.seed_config(index)
         started, started_at = time.perf_counter(), time.time()
 
         def save(state: dict, index: int = index) -> None:
             def write(folder: Path) -> None:
-                Progress(index, finals).write(folder)
+                Progress(index, finals, records=records).write(folder)
                 torch.save(state, folder / TRAINING_STATE)
 
             _report_from_rank0(rank, carrier(Kind.WORKER_CHECKPOINT, cfg.search.objectives), write)
@@ -96,11 +100,24 @@ def _train_group(config: dict) -> None:
         final = {**final, "wall_seconds": time.perf_counter() - started, "seed_started_at": started_at, **job.held}
         finals.append(final)
         record = SeedRecord(job.trial_id, cfg.train.seed, job.params, job.seeds[index], "completed", final=final, history=history)
-        done = Progress(index + 1, finals)
+        records.append(asdict(record))
+        done = Progress(index + 1, finals, records=records)
         _report_from_rank0(rank, _same_on_every_rank(messages.seed_result(record, cfg.search.objectives), world_size), done.write)
     if job.last == len(job.seeds) and finals and not progress.told:
-        told = Progress(job.last, finals, told=True)
+        told = Progress(job.last, finals, told=True, records=records)
         _report_from_rank0(rank, messages.done_result(seed_means(finals)), told.write)
+
+
+def _own(record: dict, job: GroupJob, world_size: int) -> dict:
+    """A finished seed's record from the group's checkpoint: this trial's as it is; a stopped
+    trial's (whose runs this trial continues, and whose rows the resume dropped) reported again as
+    this trial's. Every rank reports it: the report is collective."""
+    if record["trial_id"] == job.trial_id:
+        return record
+    record = {**record, "trial_id": job.trial_id}
+    objectives = job.seed_config(0).search.objectives
+    ray.train.report(_same_on_every_rank(messages.seed_result(SeedRecord(**record), objectives), world_size))
+    return record
 
 
 def seed_means(finals: list[dict]) -> dict[str, float]:

@@ -174,7 +174,7 @@ def test_a_resumed_searcher_never_runs_a_configuration_twice(tmp_path, sampler, 
     from raygap.study.engine import make_searcher
     from raygap.study.optuna_search import FailureAwareOptunaSearch
     from raygap.study.resume import prepare_resume
-    from raygap.study.space import grid_points, number_of_trials
+    from raygap.study.space import CONTINUES, grid_points, number_of_trials, recorded_params
 
     path = tmp_path / "searched.yaml"
     if sampler == "grid":
@@ -185,25 +185,30 @@ def test_a_resumed_searcher_never_runs_a_configuration_twice(tmp_path, sampler, 
     objectives = spec.resolve(check_paths=False).search.objectives
     total, db = number_of_trials(spec, spec.defaults().search), tmp_path / "optuna.db"
 
-    def searcher(rerun: list[dict]) -> FailureAwareOptunaSearch:  # as run_study builds it
-        return make_searcher(spec, spec.defaults().search, db, rerun)
+    def searcher(rerun: list[dict], continues: list | None = None) -> FailureAwareOptunaSearch:  # as run_study builds it
+        return make_searcher(spec, spec.defaults().search, db, rerun, None, continues)
 
-    def run(search: FailureAwareOptunaSearch, trial_id: str) -> None:
-        search.suggest(trial_id)
+    def run(search: FailureAwareOptunaSearch, trial_id: str) -> dict:
+        config = search.suggest(trial_id)
         params = search._ot_trials[trial_id].params
         value = params["temperature.value"]
         search.on_trial_complete(trial_id, {"modality_gap": value * (1 + params["swap.p"]), "mean_r1": value})
+        return config
 
     first = searcher([])
     for i in range(stop_after):
         run(first, f"first{i}")
     first.suggest("running0"), first.suggest("running1")  # Ctrl-C: two trials stopped mid-way
-    _, rerun = prepare_resume(ResultsFolder(tmp_path / "results"), db, spec, objectives, 1, lambda line: None)
-    assert len(rerun) == 2
+    _, rerun, continues = prepare_resume(ResultsFolder(tmp_path / "results"), db, spec, objectives, 1, lambda line: None)
+    assert len(rerun) == 2 and continues == ["running0", "running1"]
     remaining = total - stop_after
-    resumed = searcher(rerun[:remaining])
-    for i in range(remaining):
-        run(resumed, f"resumed{i}")
+    resumed = searcher(rerun[:remaining], continues[:remaining])
+    configs = [run(resumed, f"resumed{i}") for i in range(remaining)]
+    # the two run again first, each naming the stopped trial whose checkpoints it continues
+    assert [c.get(CONTINUES) for c in configs] == (["running0", "running1"] + [None] * remaining)[:remaining]
+    for config, params in zip(configs, rerun):  # with the parameters the stopped trial had
+        assert {k: v for k, v in config.items() if k != CONTINUES} == params
+    assert all(CONTINUES not in recorded_params(c) for c in configs)
 
     study = optuna.load_study(study_name=spec.name, storage=f"sqlite:///{db}")
     assert [t.number for t in study.trials] == list(range(total + 2))  # numbers continue
@@ -246,7 +251,7 @@ def test_a_fresh_head_rebuilds_the_optuna_study_from_trials_parquet(tmp_path, sa
     lines: list[str] = []
     fresh = tmp_path / "head2" / "optuna.log"
     fresh.parent.mkdir()
-    finished, rerun = prepare_resume(folder, fresh, spec, objectives, 1, lines.append)
+    finished, rerun, _ = prepare_resume(folder, fresh, spec, objectives, 1, lines.append)
     assert (finished, rerun) == (4, []) and "rebuilt it from the 4 finished trial(s)" in lines[0]
     rebuilt = optuna.load_study(study_name=spec.name, storage=optuna_storage(fresh)).trials
     rows = folder.read("trials.parquet")
@@ -394,3 +399,60 @@ def test_a_killed_worker_of_a_two_worker_trial_continues_from_the_groups_checkpo
         f"worker killed at a checkpoint of seed 1, step {step_at_kill}; resumed gap {rows['modality_gap'][1]:.6f} "
         f"vs uninterrupted {reference['modality_gap'][1]:.6f}"
     )
+
+
+def test_a_resumed_study_continues_a_stopped_trial_from_its_checkpoint(tmp_path):
+    """Ctrl-C while a one-worker trial trains its second seed, after a checkpoint; the resumed
+    study runs the configuration again as a new trial that continues from that checkpoint: the
+    first seed is reported again (not trained again), the second resumes mid-way and ends with the
+    numbers of a run never stopped."""
+    import torch
+
+    from raygap.clip.train import train
+    from raygap.config import load_spec
+
+    spec, out = tmp_path / "trial.yaml", tmp_path / "results"
+    spec.write_text(TRIAL.replace("trials: 1", "trials: 1, repeats: 2"))
+    run = raygap("study", "run", str(spec), "--results", str(out), "--no-dashboard")
+    deadline, step = time.time() + 300, None
+    while step is None and time.time() < deadline and run.poll() is None:
+        step = trial_checkpoint_step(out, seeds_done=1)
+        time.sleep(0.1)
+    assert step is not None, "no checkpoint in the second seed"
+    before = trials_of(out)
+    run.send_signal(signal.SIGINT)
+    log, _ = run.communicate(timeout=120)
+    assert run.returncode == 130, log
+    assert before["seed"].to_list() == [0]
+
+    resume = raygap("study", "resume", str(out), "--no-dashboard")
+    log, _ = resume.communicate(timeout=400)
+    assert resume.returncode == 0, log
+    assert "1 unfinished one(s) to run again" in log
+    after = trials_of(out).sort("seed")
+    assert after["seed"].to_list() == [0, 1] and set(after["status"]) == {"completed"} and after["trial_id"].n_unique() == 1
+    assert after["trial_id"][0] != before["trial_id"][0]  # the new trial, with the stopped one's first seed
+    assert after.row(0, named=True)["modality_gap"] == before.row(0, named=True)["modality_gap"]  # reported again, not retrained
+    assert step <= after["resumed_from_step"][1] < 150
+    history = results.ResultsFolder(out).read(results.HISTORY).sort("seed", "step")
+    assert history["seed"].to_list() == [0] * 4 + [1] * 4 and history["step"].to_list() == [0, 50, 100, 150] * 2
+    torch.set_num_threads(1)  # as the trial ran
+    cfg = load_spec(spec).defaults()
+    uninterrupted = train(cfg.model_copy(update={"train": cfg.train.model_copy(update={"seed": 1})}))
+    row = after.row(1, named=True)
+    for key in ("modality_gap", "uniformity", "mean_r1", "temperature", "loss"):
+        assert abs(row[key] - uninterrupted[key]) <= 1e-6 * max(1.0, abs(uninterrupted[key])), (key, row[key], uninterrupted[key])
+    print(f"stopped at a checkpoint of seed 1, step {step}; resumed from {row['resumed_from_step']}")
+
+
+def trial_checkpoint_step(out, seeds_done: int) -> int | None:
+    """The step of a one-worker trial's checkpoint taken after `seeds_done` seeds finished."""
+    import torch
+
+    for path in out.glob("ray/tune*/trial-*/checkpoint_*/training.pt"):
+        try:
+            if json.loads((path.parent / "trial.json").read_text())["repeat"] == seeds_done:
+                return torch.load(path, weights_only=True)["step"]
+        except (RuntimeError, EOFError, OSError, KeyError, ValueError):
+            continue  # still being written
+    return None

@@ -283,7 +283,7 @@ def test_resume_tells_optuna_about_trials_finished_before_the_stop(tmp_path):
         asked[tune_id] = trial.number
     lines = []
     spec = SimpleNamespace(name="s")  # the Optuna file exists: the resume needs only the study's name
-    finished, rerun = prepare_resume(folder, db, spec, {"modality_gap": "min", "mean_r1": "max"}, 2, lines.append)
+    finished, rerun, _ = prepare_resume(folder, db, spec, {"modality_gap": "min", "mean_r1": "max"}, 2, lines.append)
 
     assert finished == 2  # "done" (both seeds) and "broken" (a failed seed ends its trial)
     trials = {t.number: t for t in optuna.load_study(study_name="s", storage=f"sqlite:///{db}").trials}
