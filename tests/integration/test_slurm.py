@@ -195,10 +195,22 @@ def test_a_two_node_allocation_runs_two_worker_trials_across_both_nodes(slurm, t
     print(f"job {job_id}: {trials.height} seed runs on 2 nodes in {job['RunTime']}")
 
 
+def _mid_trial_checkpoint(results: Path, finished: list[str]) -> bool:
+    """Whether a trial not in `finished` has a training-state checkpoint its group registered."""
+    for path in results.glob("ray/train/*-seeds/checkpoint_*/training.pt"):
+        run = path.parent.parent
+        snapshot = run / "checkpoint_manager_snapshot.json"
+        if run.name.removesuffix("-seeds") not in finished and snapshot.is_file() and path.parent.name in snapshot.read_text():
+            return True
+    return False
+
+
 def test_a_requeued_job_resumes_the_study_with_no_trial_lost_or_repeated(slurm, tmp_path):
     job_id, results, log = _submit(tmp_path, slurm, steps=60, grid=[0.07, 0.05, 0.1])
-    # Requeue once the first trial is recorded (its two seeds) and the next one is under way.
+    # Requeue once the first trial is recorded (its two seeds) and the next one has checkpointed mid-way.
     _wait_for(lambda: len(list((results / "trials").glob("part-*.parquet"))) >= 2, "the first trial's two seeds", timeout=300)
+    finished = pl.read_parquet(results / "trials")["trial_id"].unique().to_list()
+    _wait_for(lambda: _mid_trial_checkpoint(results, finished), "a checkpoint of the next trial", timeout=120)
     before = pl.read_parquet(results / "trials").sort("trial_id", "seed")
     requeued = subprocess.run(["scontrol", "requeue", job_id], env=slurm, capture_output=True, text=True)
     assert requeued.returncode == 0, requeued.stderr
@@ -206,7 +218,7 @@ def test_a_requeued_job_resumes_the_study_with_no_trial_lost_or_repeated(slurm, 
     job = _wait_for_job(slurm, job_id, log)
     printed = log.read_text()
     assert job["JobState"] == "COMPLETED" and job["ExitCode"] == "0:0" and job["Restarts"] == "1", printed[-3000:]
-    assert "restart 0" in printed and "restart 1" in printed and "resuming: " in printed
+    assert "restart 0" in printed and "restart 1" in printed and "unfinished one(s) to run again" in printed
 
     trials = pl.read_parquet(results / "trials.parquet").sort("trial_id", "seed")
     assert trials.height == 6 and set(trials["status"]) == {"completed"}
@@ -214,4 +226,9 @@ def test_a_requeued_job_resumes_the_study_with_no_trial_lost_or_repeated(slurm, 
     assert sorted(trials["param.temperature.init"].unique().to_list()) == [0.05, 0.07, 0.1]  # every configuration ran
     kept = trials.filter(pl.col("trial_id").is_in(before["trial_id"].to_list()))
     assert kept.select("trial_id", "seed", "modality_gap").equals(before.select("trial_id", "seed", "modality_gap"))  # not run again
-    print(f"job {job_id}: requeued after {before.height} seed runs; {trials.height} in the end; {job['RunTime']} the last run")
+    continued = trials.filter(pl.col("resumed_from_step").is_not_null())
+    assert continued.height >= 1 and (continued["resumed_from_step"] >= 10).all()  # the stopped trial went on from its checkpoint
+    print(
+        f"job {job_id}: requeued after {before.height} seed runs and a checkpoint of the next trial; {trials.height} in the end, "
+        f"continued from step(s) {continued['resumed_from_step'].to_list()}; {job['RunTime']} the last run"
+    )
