@@ -1,5 +1,6 @@
-"""Resuming a study: keep finished trials once, drop the rest, and bring the Optuna study in line;
-on a head without the Optuna file (a URI study resumed elsewhere) rebuild it from trials.parquet."""
+"""Resuming a study: keep finished trials once, drop the rest (each runs again, continuing from the
+stopped trial's checkpoints), and bring the Optuna study in line; on a head without the Optuna
+file (a URI study resumed elsewhere) rebuild it from trials.parquet."""
 
 from __future__ import annotations
 
