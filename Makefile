@@ -28,7 +28,7 @@ test-unit: $(STAMP)
 
 # A study in a real two-node SLURM allocation (needs Debian's slurmctld, slurmd and munge; .ci/run installs them).
 test-slurm: $(STAMP)
-	PYTHONFAULTHANDLER=1 $(VENV)/bin/python -m pytest -q -m slow tests/integration/test_slurm.py
+	PYTHONFAULTHANDLER=1 $(VENV)/bin/python -m pytest -q -m slow tests/integration/test_slurm_cluster.py
 
 test-all: $(STAMP)
 	PYTHONFAULTHANDLER=1 $(VENV)/bin/python -m pytest -q -m ""

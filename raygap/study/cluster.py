@@ -47,13 +47,21 @@ def start_ray(address: str | None, dashboard: bool = True, num_cpus: int | None 
 
 def stop_on_sigterm() -> None:
     """SIGTERM (SLURM's time limit or preemption, `scontrol requeue`, `docker stop`) stops the study
-    as Ctrl-C does: Tune ends the trials and the finished ones are kept for a resume. Set after
-    ray.init, whose handler would abort the process; only the main thread may set one."""
+    as Ctrl-C does: Tune's SIGINT handler ends the trials (the finished ones are kept for a resume);
+    before or after Tune runs, a KeyboardInterrupt. Called after ray.init, whose handler would abort
+    the process, and not through SIGINT itself, which a shell ignores in a background job."""
     import signal
     import threading
 
+    def on_sigterm(signum, frame) -> None:
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler) and handler is not signal.default_int_handler:
+            handler(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
+        signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def wait_for_nodes(count: int, echo: Callable[[str], None], timeout: float = 600.0) -> None:

@@ -24,19 +24,20 @@ def read_trial_checkpoint(checkpoint: ray.train.Checkpoint) -> dict:
     return trial
 
 
-def continued_checkpoint(results_location: str, trial_id: str) -> dict | None:
-    """The last readable checkpoint of trial `trial_id` of an earlier run of the study in
-    `results_location` (`ray/tune*/trial-<id>/checkpoint_*`, newest first); None if it left none."""
+def continued_checkpoint(results_location: str, trial_ids: list[str]) -> dict | None:
+    """The last readable checkpoint of the first of `trial_ids` (earlier runs' trials of the study
+    in `results_location`, newest first) that left one (`ray/tune*/trial-<id>/checkpoint_*`)."""
+    if not trial_ids:
+        return None
     filesystem, root = pafs.FileSystem.from_uri(_as_uri(results_location))
-    candidates = []
-    for run in _folders(filesystem, f"{root}/ray"):
-        if Path(run).name.startswith("tune"):
-            candidates += [c for c in _folders(filesystem, f"{run}/trial-{trial_id}") if Path(c).name.startswith("checkpoint_")]
-    for path in sorted(candidates, key=lambda c: Path(c).name, reverse=True):
-        try:
-            return read_trial_checkpoint(ray.train.Checkpoint(path, filesystem=filesystem))
-        except (OSError, ValueError, RuntimeError, EOFError, KeyError):  # one cut short by the stop: the one before
-            continue
+    runs = [run for run in _folders(filesystem, f"{root}/ray") if Path(run).name.startswith("tune")]
+    for trial_id in trial_ids:
+        candidates = [c for run in runs for c in _folders(filesystem, f"{run}/trial-{trial_id}") if Path(c).name.startswith("checkpoint_")]
+        for path in sorted(candidates, key=lambda c: Path(c).name, reverse=True):
+            try:
+                return read_trial_checkpoint(ray.train.Checkpoint(path, filesystem=filesystem))
+            except (OSError, ValueError, RuntimeError, EOFError, KeyError):  # one cut short by the stop: the one before
+                continue
     return None
 
 

@@ -44,7 +44,7 @@ def drive_trial(
     seeds = [_with_seed(base, base.train.seed + repeat, repeat) for repeat in range(repeats)]
     trial_id = tune.get_context().get_trial_id()
     if plan.in_trial or base.theory is not None:
-        restored = _restore_trial() or (continued_checkpoint(results_location, continues) if continues else None)
+        restored = _restore_trial() or continued_checkpoint(results_location, continues or [])
         _drive_in_trial(seeds, params, plan, restored, results_location, trial_id)
     else:
         job = GroupJob(
@@ -57,7 +57,8 @@ def drive_trial(
             threads=plan.threads_per_worker,
             artifacts_to=(results_location, trial_id),
         )
-        _drive_groups(job, plan, storage, base.train.max_restarts, base.search.objectives, runs_of=continues or trial_id)
+        # A continued trial's groups keep the runs of the first trial in the chain.
+        _drive_groups(job, plan, storage, base.train.max_restarts, base.search.objectives, runs_of=(continues or [trial_id])[-1])
 
 
 def _drive_groups(job: GroupJob, plan: ResourcePlan, storage: str, max_restarts: int, objectives, runs_of: str) -> None:
@@ -71,16 +72,19 @@ def _drive_groups(job: GroupJob, plan: ResourcePlan, storage: str, max_restarts:
     for first, last in spans:
         name = f"{runs_of}-seeds" if whole else f"{runs_of}-seed{job.seed_config(first).train.seed}"
         try:
-            finals = run_group(
-                dataclasses.replace(job, first=first, last=last, finals_before=finals), plan, storage, name, max_restarts
-            ).finals
-        except Exception as exc:  # the seed failed: record why; the NaN objectives tell Optuna the trial failed
+            progress = run_group(dataclasses.replace(job, first=first, last=last, finals_before=finals), plan, storage, name, max_restarts)
+        except Exception as exc:
             stopped = latest_progress(storage, name)
-            index = stopped.next if stopped else first
-            seed = job.seed_config(index).train.seed
-            error = f"{type(exc).__name__}: {exc}"
-            _report(messages.seed_result(SeedRecord(job.trial_id, seed, job.params, job.seeds[index], "failed", error=error), objectives))
-            return
+            if stopped is None or stopped.next < last:  # a seed failed: record why; NaN objectives tell Optuna the trial failed
+                index = max(stopped.next if stopped else first, first)
+                error = f"{type(exc).__name__}: {exc}"
+                failed = SeedRecord(job.trial_id, job.seed_config(index).train.seed, job.params, job.seeds[index], "failed", error=error)
+                _report(messages.seed_result(failed, objectives))
+                return
+            progress = stopped  # the group failed after its seeds had finished: they stand
+            if last == len(job.seeds):  # and perhaps before the means reached Tune (the head counts them once)
+                _report(messages.done_result(seed_means(progress.finals)))
+        finals = progress.finals
 
 
 def _drive_in_trial(

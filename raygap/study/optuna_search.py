@@ -22,7 +22,7 @@ class FailureAwareOptunaSearch(OptunaSearch):
     that it was pruned when the early-stopping scheduler put it in `stopped`, and records each
     Optuna trial's Tune trial id."""
 
-    def __init__(self, *args, stopped: Mapping[str, int] | None = None, continues: list[str | None] | None = None, **kwargs):
+    def __init__(self, *args, stopped: Mapping[str, int] | None = None, continues: list[list[str] | None] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.stopped = stopped if stopped is not None else {}  # the scheduler's record (trial id → step), read here
         # The points to evaluate wait in the Optuna study in their order, and Optuna asks the
@@ -40,8 +40,9 @@ class FailureAwareOptunaSearch(OptunaSearch):
                 study.set_metric_names(self.metric if isinstance(self.metric, list) else [self.metric])
         if trial := library_internals.optuna_trial(self, trial_id):  # a resume matches Optuna's trial to the rows Tune's trial wrote
             trial.set_user_attr(TUNE_TRIAL_ID, trial_id)
-            if params is not None and trial.number in self.continues:  # the driver continues that trial's checkpoints
+            if params is not None and trial.number in self.continues:  # the driver continues those trials' checkpoints
                 params[CONTINUES] = self.continues[trial.number]
+                trial.set_user_attr(CONTINUES, self.continues[trial.number])  # for a later resume of this one
         return params
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):

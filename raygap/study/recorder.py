@@ -44,6 +44,7 @@ class StudyRecorder(tune.Callback):
         self.held = held or {}  # what a trial holds (plan.held()), for a pruned seed's CPU/GPU-hours
         self.recorded: set[str] = set()
         self.recorded_seeds: set[tuple[str, int]] = set()
+        self.done: set[str] = set()  # trials whose means arrived
         self.trial_started_at: dict[str, float] = {}
         self.seed_started_at: dict[str, float] = {}
         self.live_rows: dict[str, list[dict]] = {}  # the running seed's evaluation points, kept for a pruned seed
@@ -97,6 +98,9 @@ class StudyRecorder(tune.Callback):
                 self.failed += 1
                 self._progress(trial, f"trial {trial.trial_id} failed: {record.error}")
         elif kind is Kind.DONE:
+            if trial.trial_id in self.done:
+                return  # a restarted worker group's repeat of the means
+            self.done.add(trial.trial_id)
             self.completed += 1
             front = self.ledger.finish_trial(trial.trial_id)
             self._progress(

@@ -16,7 +16,7 @@ from raygap.config import StudySpec
 from raygap.study import library_internals
 from raygap.study.folder import optuna_storage
 from raygap.study.optuna_search import TUNE_TRIAL_ID
-from raygap.study.space import suggest_params
+from raygap.study.space import CONTINUES, suggest_params
 
 
 def finished_trials(trials: pl.DataFrame, repeats: int) -> list[str]:
@@ -33,8 +33,9 @@ class Resumed(NamedTuple):
     finished: int
     rerun: list[dict]
     """The unfinished trials' parameters, to run again first."""
-    continues: list[str | None]
-    """For each of `rerun`, the Tune id of the stopped trial it continues (its checkpoints), if it started."""
+    continues: list[list[str] | None]
+    """For each of `rerun`, the stopped trial it continues (if it started): its Tune id, then those of
+    the trials it continued in turn, newest first."""
 
 
 def prepare_resume(
@@ -57,7 +58,7 @@ def prepare_resume(
             if not history["trial_id"].is_in(finished).all():
                 folder.write_parquet(results.HISTORY, history.filter(pl.col("trial_id").is_in(finished)), footer, parts)
     rerun: list[dict] = []
-    continues: list[str | None] = []
+    continues: list[list[str] | None] = []
     told = 0
     if not optuna_file.exists() and finished:
         rebuild_optuna_study(optuna_file, spec, trials, finished, objectives)
@@ -78,7 +79,8 @@ def prepare_resume(
             started = trial.state == optuna.trial.TrialState.RUNNING
             if started or library_internals.enqueued_params(trial):  # asked, or waiting (a search.first configuration)
                 rerun.append(dict(trial.params) if started else library_internals.enqueued_params(trial))
-                continues.append(tune_id if started else None)
+                # a trial that itself continued others: its checkpoints first, then theirs
+                continues.append([tune_id, *trial.user_attrs.get(CONTINUES, [])] if started and tune_id else None)
             storage.set_trial_state_values(library_internals.storage_trial_id(trial), optuna.trial.TrialState.FAIL)
     echo(
         f"resuming: {len(finished)} finished trial(s) kept, {len(rerun)} unfinished one(s) to run again"

@@ -96,7 +96,17 @@ FREE_PORTS={free_ports}
 NODES={nodes}
 GPUS={gpus}
 REQUEUE={requeue}
-export RAY_AUTH_MODE=token  # the head writes the token to ~/.ray/auth_token; the other nodes read it there
+export RAY_AUTH_MODE=token
+# The cluster's token, in ~/.ray/auth_token (made once; every node reads it from the shared home).
+"$RAY" get-auth-token --generate >/dev/null || exit 1
+study=
+stopping=0
+on_term() {{
+  stopping=1
+  echo "raygap: SIGTERM: stopping the study (finished trials are kept)"
+  [ -n "$study" ] && kill -TERM "$study" 2>/dev/null
+}}
+trap on_term TERM
 
 echo "raygap: job $SLURM_JOB_ID (restart ${{SLURM_RESTART_COUNT:-0}}) on $SLURM_JOB_NODELIST"
 mapfile -t nodes < <(scontrol show hostnames "$SLURM_JOB_NODELIST")
@@ -105,10 +115,13 @@ address_of() {{  # a node's address as SLURM knows it (NodeAddr), as an IPv4 add
   addr=$(scontrol show node "$1" | tr ' ' '\\n' | sed -n 's/^NodeAddr=//p')
   getent ahostsv4 "${{addr:-$1}}" | awk 'NR == 1 {{print $1}}'
 }}
-# `ray start --block` on a node, as a background step; its ports picked free on that node.
+# `ray start --block` on a node, as a background step with the node's CPUs, memory and GPUs; its
+# ports picked free on that node.
+step_gpus=()
+[ "$GPUS" -gt 0 ] && step_gpus=(--gpus-per-task="$GPUS")
 ray_node() {{
   local node=$1; shift
-  srun --overlap --nodes=1 --ntasks=1 -w "$node" bash -c '
+  srun --overlap --nodes=1 --ntasks=1 --cpus-per-task="$SLURM_CPUS_PER_TASK" --mem=0 "${{step_gpus[@]}}" -w "$node" bash -c '
     read -r agent grpc metrics runtime client dash < <("$0" -c "$1")
     shift
     exec "$RAY" start --block --dashboard-agent-listen-port "$agent" --dashboard-agent-grpc-port "$grpc" \\
@@ -128,16 +141,12 @@ done
 echo "raygap: Ray head on $head ($head_ip:$port); its dashboard listens on 127.0.0.1:$dashboard of $head."
 echo "raygap: to see it, from your machine: ssh -N -L 8265:127.0.0.1:$dashboard $head (through your login node: -J LOGIN), then http://127.0.0.1:8265"
 
-stopping=0
-on_term() {{ stopping=1; echo "raygap: SIGTERM: stopping the study (finished trials are kept)"; kill -INT "$study" 2>/dev/null; }}
-trap on_term TERM
 # --resume: a requeued job continues the same study; --nodes: start once every node has joined.
 "$RAYGAP" study run "$STUDY" --results "$RESULTS" --resume --address "$head_ip:$port" --nodes "$NODES" &
 study=$!
-while :; do
-  wait "$study"; status=$?
-  kill -0 "$study" 2>/dev/null || break
-done
+[ "$stopping" = 1 ] && kill -TERM "$study"  # a SIGTERM that came while Ray was starting
+while kill -0 "$study" 2>/dev/null; do wait "$study"; done  # a trapped SIGTERM returns from wait early
+wait "$study"; status=$?  # the study's own exit status
 echo "raygap: the study exited with $status; stopping Ray"
 kill -TERM "${{ray_steps[@]}}" 2>/dev/null
 wait "${{ray_steps[@]}}" 2>/dev/null

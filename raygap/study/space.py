@@ -161,8 +161,9 @@ def _leaf_paths(tree: Any, prefix: str = "") -> list[str]:
     return [leaf for key, value in tree.items() for leaf in _leaf_paths(value, f"{prefix}.{key}" if prefix else key)]
 
 
-CONTINUES = "continues_trial"
-"""The key a resumed study adds to a trial's Tune config: the stopped trial whose checkpoints it continues."""
+CONTINUES = "continues_trials"
+"""The key a resumed study adds to a trial's Tune config (and to its Optuna trial's attributes): the
+stopped trial whose checkpoints it continues, then the trials that one continued, newest first."""
 
 
 def recorded_params(params: dict[str, Any]) -> dict[str, Any]:

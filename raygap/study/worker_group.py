@@ -59,8 +59,6 @@ class Progress:
 
     next: int
     finals: list[dict]
-    told: bool = False
-    """Whether the trial's means went to Tune (after its last seed)."""
     records: list[dict] = field(default_factory=list)
     """The finished seeds' records (results.SeedRecord as JSON), for a trial that continues this group's runs."""
 
@@ -103,17 +101,15 @@ def _train_group(config: dict) -> None:
         records.append(asdict(record))
         done = Progress(index + 1, finals, records=records)
         _report_from_rank0(rank, _same_on_every_rank(messages.seed_result(record, cfg.search.objectives), world_size), done.write)
-    if job.last == len(job.seeds) and finals and not progress.told:
-        told = Progress(job.last, finals, told=True, records=records)
-        _report_from_rank0(rank, messages.done_result(seed_means(finals)), told.write)
+    if job.last == len(job.seeds) and finals:  # again after a restart: the head counts a trial's means once
+        _report_from_rank0(rank, messages.done_result(seed_means(finals)), Progress(job.last, finals, records=records).write)
 
 
 def _own(record: dict, job: GroupJob, world_size: int) -> dict:
-    """A finished seed's record from the group's checkpoint: this trial's as it is; a stopped
-    trial's (whose runs this trial continues, and whose rows the resume dropped) reported again as
-    this trial's. Every rank reports it: the report is collective."""
-    if record["trial_id"] == job.trial_id:
-        return record
+    """A finished seed's record from the group's checkpoint, reported again as this trial's: a
+    stopped trial's (whose runs this trial continues, and whose rows the resume dropped), or this
+    trial's own, whose report may have been lost between the checkpoint and the Tune trial (the
+    head keeps one row per trial and seed). Every rank reports it: the report is collective."""
     record = {**record, "trial_id": job.trial_id}
     objectives = job.seed_config(0).search.objectives
     ray.train.report(_same_on_every_rank(messages.seed_result(SeedRecord(**record), objectives), world_size))
@@ -162,6 +158,8 @@ def _restore(job: GroupJob) -> tuple[Progress, dict | None]:
     if restored is None:
         return Progress(job.first, list(job.finals_before)), None
     with restored.as_directory() as folder:
+        if not Path(folder, PROGRESS).exists():  # a run from before progress was kept: start afresh
+            return Progress(job.first, list(job.finals_before)), None
         state = Path(folder, TRAINING_STATE)
         training = torch.load(state, weights_only=True, map_location="cpu") if state.exists() else None
         return Progress.read(Path(folder)), training
@@ -224,8 +222,11 @@ def latest_progress(storage: str, name: str) -> Progress | None:
         return None
     if checkpoint is None:
         return None
-    with checkpoint.as_directory() as folder:
-        return Progress.read(Path(folder))
+    try:
+        with checkpoint.as_directory() as folder:
+            return Progress.read(Path(folder))
+    except (OSError, ValueError, TypeError):  # no progress.json (a run from before it was kept), or cut short
+        return None
 
 
 def _fit(job: GroupJob, plan: ResourcePlan, storage: str, name: str, max_restarts: int) -> Progress:

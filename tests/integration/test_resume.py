@@ -148,6 +148,33 @@ search: {{sampler: {sampler}, trials: 10, seed: 0, objectives: {{modality_gap: m
 """
 
 
+def test_a_trial_stopped_twice_continues_the_first_ones_checkpoints(tmp_path):
+    """A trial that continued a stopped one and was stopped in turn: the next resume hands its
+    configuration both ids, its own first (its checkpoints are newer), the first trial's last
+    (whose worker-group runs it kept using)."""
+    from raygap.config import load_spec
+    from raygap.results import ResultsFolder
+    from raygap.study.engine import make_searcher
+    from raygap.study.resume import prepare_resume
+    from raygap.study.space import CONTINUES
+
+    path = tmp_path / "searched.yaml"
+    path.write_text(SEARCHED.format(value="{loguniform: [0.01, 0.5]}", p="{uniform: [0.0, 1.0]}", sampler="tpe"))
+    spec = load_spec(path)
+    search, db, folder = spec.defaults().search, tmp_path / "optuna.db", ResultsFolder(tmp_path / "results")
+    objectives = search.objectives
+    first = make_searcher(spec, search, db, [])
+    stopped = first.suggest("a")  # stopped mid-way
+    _, rerun, continues = prepare_resume(folder, db, spec, objectives, 1, lambda line: None)
+    second = make_searcher(spec, search, db, rerun, None, continues)
+    again = second.suggest("b")  # continues a; stopped mid-way too
+    assert again[CONTINUES] == ["a"] and {k: v for k, v in again.items() if k != CONTINUES} == stopped
+    _, rerun, continues = prepare_resume(folder, db, spec, objectives, 1, lambda line: None)
+    assert rerun == [stopped] and continues == [["b", "a"]]
+    third = make_searcher(spec, search, db, rerun, None, continues)
+    assert third.suggest("c")[CONTINUES] == ["b", "a"]
+
+
 @pytest.mark.parametrize(
     "sampler, stop_after",
     [
@@ -200,12 +227,12 @@ def test_a_resumed_searcher_never_runs_a_configuration_twice(tmp_path, sampler, 
         run(first, f"first{i}")
     first.suggest("running0"), first.suggest("running1")  # Ctrl-C: two trials stopped mid-way
     _, rerun, continues = prepare_resume(ResultsFolder(tmp_path / "results"), db, spec, objectives, 1, lambda line: None)
-    assert len(rerun) == 2 and continues == ["running0", "running1"]
+    assert len(rerun) == 2 and continues == [["running0"], ["running1"]]
     remaining = total - stop_after
     resumed = searcher(rerun[:remaining], continues[:remaining])
     configs = [run(resumed, f"resumed{i}") for i in range(remaining)]
     # the two run again first, each naming the stopped trial whose checkpoints it continues
-    assert [c.get(CONTINUES) for c in configs] == (["running0", "running1"] + [None] * remaining)[:remaining]
+    assert [c.get(CONTINUES) for c in configs] == ([["running0"], ["running1"]] + [None] * remaining)[:remaining]
     for config, params in zip(configs, rerun):  # with the parameters the stopped trial had
         assert {k: v for k, v in config.items() if k != CONTINUES} == params
     assert all(CONTINUES not in recorded_params(c) for c in configs)
