@@ -117,8 +117,13 @@ def _own(record: dict, job: GroupJob, world_size: int) -> dict:
 
 
 def seed_means(finals: list[dict]) -> dict[str, float]:
-    """The mean over seeds of every number of their finals (what Optuna is told)."""
-    return {k: sum(f[k] for f in finals) / len(finals) for k, v in finals[0].items() if isinstance(v, (int, float))}
+    """The mean over seeds of every number their finals all have (what Optuna is told); a number
+    some seeds lack (`resumed_from_step` of a seed that never stopped is null) has no mean."""
+
+    def number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    return {k: sum(f[k] for f in finals) / len(finals) for k in finals[0] if all(number(f.get(k)) for f in finals)}
 
 
 def _train_seed(cfg: TrialConfig, job: GroupJob, rank: int, world_size: int, save, resume_from: dict | None) -> tuple[dict, list]:

@@ -455,7 +455,7 @@ def test_a_resumed_study_continues_a_stopped_trial_from_its_checkpoint(tmp_path)
     resume = raygap("study", "resume", str(out), "--no-dashboard")
     log, _ = resume.communicate(timeout=400)
     assert resume.returncode == 0, log
-    assert "1 unfinished one(s) to run again" in log
+    assert "1 unfinished one(s) to run again" in log and "1/1 finished, 0 running, 0 failed" in log
     after = trials_of(out).sort("seed")
     assert after["seed"].to_list() == [0, 1] and set(after["status"]) == {"completed"} and after["trial_id"].n_unique() == 1
     assert after["trial_id"][0] != before["trial_id"][0]  # the new trial, with the stopped one's first seed

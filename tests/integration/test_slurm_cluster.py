@@ -219,6 +219,7 @@ def test_a_requeued_job_resumes_the_study_with_no_trial_lost_or_repeated(slurm, 
     printed = log.read_text()
     assert job["JobState"] == "COMPLETED" and job["ExitCode"] == "0:0" and job["Restarts"] == "1", printed[-3000:]
     assert "restart 0" in printed and "restart 1" in printed and "unfinished one(s) to run again" in printed
+    assert "3/3 finished, 0 running, 0 failed" in printed and "Error in training function" not in printed
 
     trials = pl.read_parquet(results / "trials.parquet").sort("trial_id", "seed")
     assert trials.height == 6 and set(trials["status"]) == {"completed"}
