@@ -439,7 +439,11 @@ def test_a_resumed_study_continues_a_stopped_trial_from_its_checkpoint(tmp_path)
     from raygap.config import load_spec
 
     spec, out = tmp_path / "trial.yaml", tmp_path / "results"
-    spec.write_text(TRIAL.replace("trials: 1", "trials: 1, repeats: 2"))
+    spec.write_text(
+        TRIAL.replace("steps: 150", "steps: 60")
+        .replace("eval_interval: 50", "eval_interval: 20")
+        .replace("trials: 1", "trials: 1, repeats: 2")
+    )
     run = raygap("study", "run", str(spec), "--results", str(out), "--no-dashboard")
     deadline, step = time.time() + 300, None
     while step is None and time.time() < deadline and run.poll() is None:
@@ -460,9 +464,9 @@ def test_a_resumed_study_continues_a_stopped_trial_from_its_checkpoint(tmp_path)
     assert after["seed"].to_list() == [0, 1] and set(after["status"]) == {"completed"} and after["trial_id"].n_unique() == 1
     assert after["trial_id"][0] != before["trial_id"][0]  # the new trial, with the stopped one's first seed
     assert after.row(0, named=True)["modality_gap"] == before.row(0, named=True)["modality_gap"]  # reported again, not retrained
-    assert step <= after["resumed_from_step"][1] < 150
+    assert step <= after["resumed_from_step"][1] < 60
     history = results.ResultsFolder(out).read(results.HISTORY).sort("seed", "step")
-    assert history["seed"].to_list() == [0] * 4 + [1] * 4 and history["step"].to_list() == [0, 50, 100, 150] * 2
+    assert history["seed"].to_list() == [0] * 4 + [1] * 4 and history["step"].to_list() == [0, 20, 40, 60] * 2
     torch.set_num_threads(1)  # as the trial ran
     cfg = load_spec(spec).defaults()
     uninterrupted = train(cfg.model_copy(update={"train": cfg.train.model_copy(update={"seed": 1})}))
