@@ -161,7 +161,7 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("broken", BROKEN, ids=[e.split(":")[0] for _, e in BROKEN])
 
 
-@pytest.fixture(name="stop_processes")
+@pytest.fixture(name="stop_processes", scope="session")  # a plain function: module fixtures use it too
 def _stop_processes():
     return stop_processes
 

@@ -12,11 +12,10 @@ Shape of a study:
 
 from __future__ import annotations
 
-import functools
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable
 
 import optuna
 import polars as pl
@@ -26,7 +25,6 @@ from ray import tune
 
 from raygap import results
 from raygap.config import SpecError, StudySpec
-from raygap.config.search import SearchSpec
 from raygap.study import folder as study_folder
 from raygap.study import integrity, preflight, tracking
 from raygap.study.cluster import (
@@ -40,13 +38,13 @@ from raygap.study.cluster import (
     wait_for_nodes,
 )
 from raygap.study.driver import drive_trial
-from raygap.study.folder import optuna_path, optuna_storage
-from raygap.study.optuna_search import FailureAwareOptunaSearch
+from raygap.study.folder import optuna_path
+from raygap.study.optuna_search import make_searcher
 from raygap.study.plan import ResourcePlan, study_plan
 from raygap.study.recorder import StudyRecorder
 from raygap.study.resume import prepare_resume
 from raygap.study.schedulers import ParetoStopper, finished_curves, make_scheduler
-from raygap.study.space import first_points, make_sampler, number_of_trials, recorded_params, suggest_params
+from raygap.study.space import first_points, number_of_trials, recorded_params
 
 
 def _echo(line: str) -> None:
@@ -260,31 +258,6 @@ def _trial_name(trial) -> str:
         for key, value in recorded_params(trial.config).items()
     )
     return f"{trial.trial_id} {values}".strip()
-
-
-def make_searcher(
-    spec: StudySpec,
-    search: SearchSpec,
-    optuna_file: Path,
-    rerun: list[dict],
-    stopped: Mapping[str, int] | None = None,
-    continues: list[str | None] | None = None,
-) -> FailureAwareOptunaSearch:
-    """The study's search: Optuna over the spec's space, persisted in the file `optuna_file` (an
-    existing study there continues), the parameters in `rerun` (search.first's, or a resume's unfinished trials) suggested
-    first, each continuing the stopped trial `continues` names; trials in `stopped` are PRUNED."""
-    objectives = search.objectives
-    return FailureAwareOptunaSearch(
-        space=functools.partial(suggest_params, raw=spec.raw, file=str(spec.path)),
-        metric=list(objectives),
-        mode=list(objectives.values()),
-        sampler=make_sampler(spec, search),
-        study_name=spec.name,
-        storage=optuna_storage(optuna_file),
-        points_to_evaluate=rerun or None,
-        stopped=stopped,
-        continues=continues,
-    )
 
 
 class StudyStopped(Exception):

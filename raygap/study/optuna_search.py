@@ -1,19 +1,24 @@
-"""Ray Tune's OptunaSearch, told about failed trials, with each Optuna trial's Tune trial id, its
-final metrics as user attributes and the objectives' names (what optuna-dashboard shows)."""
+"""The study's searcher (`make_searcher`): Ray Tune's OptunaSearch, told about failed trials, with
+each Optuna trial's Tune trial id, its final metrics as user attributes and the objectives' names
+(what optuna-dashboard shows)."""
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
+from pathlib import Path
 from typing import Mapping
 
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from raygap import catalog
+from raygap.config import StudySpec
+from raygap.config.search import SearchSpec
 from raygap.study import library_internals
-from raygap.study.folder import TUNE_TRIAL_ID
-from raygap.study.space import CONTINUES
+from raygap.study.folder import TUNE_TRIAL_ID, optuna_storage
+from raygap.study.space import CONTINUES, make_sampler, suggest_params
 
 
 class FailureAwareOptunaSearch(OptunaSearch):
@@ -58,3 +63,28 @@ class FailureAwareOptunaSearch(OptunaSearch):
                 if isinstance(result.get(name), (int, float)) and math.isfinite(result[name]):
                     trial.set_user_attr(name, float(result[name]))
         super().on_trial_complete(trial_id, result, error)
+
+
+def make_searcher(
+    spec: StudySpec,
+    search: SearchSpec,
+    optuna_file: Path,
+    rerun: list[dict],
+    stopped: Mapping[str, int] | None = None,
+    continues: list[list[str] | None] | None = None,
+) -> FailureAwareOptunaSearch:
+    """The study's search: Optuna over the spec's space, persisted in the file `optuna_file` (an
+    existing study there continues), the parameters in `rerun` (search.first's, or a resume's unfinished trials) suggested
+    first, each continuing the stopped trials `continues` names; trials in `stopped` are PRUNED."""
+    objectives = search.objectives
+    return FailureAwareOptunaSearch(
+        space=functools.partial(suggest_params, raw=spec.raw, file=str(spec.path)),
+        metric=list(objectives),
+        mode=list(objectives.values()),
+        sampler=make_sampler(spec, search),
+        study_name=spec.name,
+        storage=optuna_storage(optuna_file),
+        points_to_evaluate=rerun or None,
+        stopped=stopped,
+        continues=continues,
+    )

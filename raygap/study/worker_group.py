@@ -82,7 +82,7 @@ def _train_group(config: dict) -> None:
     progress, resume_from = _restore(job)
     finals, records = list(progress.finals), []
     for record in progress.records:
-        records.append(_own(record, job, world_size))
+        records.append(_own(record, job))
     for index in range(progress.next, job.last):
         cfg = job.seed_config(index)
         started, started_at = time.perf_counter(), time.time()
@@ -105,14 +105,15 @@ def _train_group(config: dict) -> None:
         _report_from_rank0(rank, messages.done_result(seed_means(finals)), Progress(job.last, finals, records=records).write)
 
 
-def _own(record: dict, job: GroupJob, world_size: int) -> dict:
+def _own(record: dict, job: GroupJob) -> dict:
     """A finished seed's record from the group's checkpoint, reported again as this trial's: a
     stopped trial's (whose runs this trial continues, and whose rows the resume dropped), or this
     trial's own, whose report may have been lost between the checkpoint and the Tune trial (the
-    head keeps one row per trial and seed). Every rank reports it: the report is collective."""
+    head keeps one row per trial and seed). Every rank reports it (the report is collective), from
+    the same checkpoint."""
     record = {**record, "trial_id": job.trial_id}
     objectives = job.seed_config(0).search.objectives
-    ray.train.report(_same_on_every_rank(messages.seed_result(SeedRecord(**record), objectives), world_size))
+    ray.train.report(messages.seed_result(SeedRecord(**record), objectives))
     return record
 
 

@@ -154,7 +154,7 @@ def test_a_trial_stopped_twice_continues_the_first_ones_checkpoints(tmp_path):
     (whose worker-group runs it kept using)."""
     from raygap.config import load_spec
     from raygap.results import ResultsFolder
-    from raygap.study.engine import make_searcher
+    from raygap.study.optuna_search import make_searcher
     from raygap.study.resume import prepare_resume
     from raygap.study.space import CONTINUES
 
@@ -198,8 +198,7 @@ def test_a_resumed_searcher_never_runs_a_configuration_twice(tmp_path, sampler, 
     trials to run again first). Every configuration finishes exactly once."""
     from raygap.config import load_spec
     from raygap.results import ResultsFolder
-    from raygap.study.engine import make_searcher
-    from raygap.study.optuna_search import FailureAwareOptunaSearch
+    from raygap.study.optuna_search import FailureAwareOptunaSearch, make_searcher
     from raygap.study.resume import prepare_resume
     from raygap.study.space import CONTINUES, grid_points, number_of_trials, recorded_params
 
@@ -253,8 +252,7 @@ def test_a_fresh_head_rebuilds_the_optuna_study_from_trials_parquet(tmp_path, sa
     and the resumed search runs each remaining configuration once (grid: exactly the rest)."""
     from raygap.config import load_spec
     from raygap.results import ResultsFolder, trial_row
-    from raygap.study.engine import make_searcher
-    from raygap.study.optuna_search import TUNE_TRIAL_ID
+    from raygap.study.optuna_search import TUNE_TRIAL_ID, make_searcher
     from raygap.study.resume import prepare_resume
     from raygap.study.space import grid_points, number_of_trials
 

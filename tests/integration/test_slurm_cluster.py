@@ -70,7 +70,7 @@ PartitionName=test Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP
 
 
 @pytest.fixture(scope="module")
-def slurm(tmp_path_factory, free_port):
+def slurm(tmp_path_factory, free_port, stop_processes):
     """A running two-node SLURM; yields the environment its commands need (SLURM_CONF)."""
     folder = tmp_path_factory.mktemp("slurm")
     folder.chmod(0o755)  # munged wants its socket's folder reachable by all
@@ -109,19 +109,8 @@ def slurm(tmp_path_factory, free_port):
                 tree += [psutil.Process(daemon.pid), *psutil.Process(daemon.pid).children(recursive=True)]
             except psutil.Error:
                 pass
-        _stop(tree)
+        stop_processes(tree)
         log.close()
-
-
-def _stop(processes) -> None:
-    for process in processes:
-        try:
-            process.terminate()
-        except psutil.Error:
-            pass
-    _, alive = psutil.wait_procs(processes, timeout=20)
-    for process in alive:
-        process.kill()
 
 
 def _wait_for(condition, what: str, timeout: float = 30, fail: bool = True) -> None:
