@@ -57,6 +57,7 @@ from raygap.bench.input_pipeline import input_pipeline
 from raygap.bench.live import live_tracking_cost
 from raygap.bench.loop import loop_efficiency
 from raygap.bench.overhead import study_overheads
+from raygap.config import SyntheticSource
 
 __all__ = [
     "CPU_PARTS",
@@ -94,6 +95,7 @@ def run_bench(size_name: str = "ci", output: str | Path = "results/bench", echo=
     results["decoded_cache"] = decoded_cache_speedup(size["photos"], size["photo_batch"], torch.device("cpu"), echo)
     echo("5. evaluation cost")
     cfg = to_config(trial_raw(size, 1, size["eval_pairs"]))
+    assert isinstance(cfg.data.train, SyntheticSource)  # trial_raw trains on synthetic pairs
     results["evaluation"] = evaluation_cost(cfg, consumed, cfg.data.train.size)
     echo("7. live tracking: an evaluation point as a Tune result")
     results["live"] = live_tracking_cost(cfg, size["live_points"])

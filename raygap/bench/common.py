@@ -6,14 +6,52 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Self
+from typing import Self, TypedDict
 
 import torch
 
 from raygap.config import StudySpec, TrialConfig, find_distributions
 
+
+class TrialSize(TypedDict):
+    """What `trial_raw` reads of a size: the model and the batch."""
+
+    model: str
+    batch: int
+
+
+class BenchSize(TrialSize):
+    """What each part runs at (one of SIZES)."""
+
+    steps: int
+    eval_pairs: int
+    trials: int
+    study_steps: int
+    group_trials: int
+    group_steps: int
+    photos: int
+    photo_batch: int
+    live_points: int
+    early_stop_trials: int
+    early_stop_steps: int
+    bookkeeping_trials: int
+    scale_trials: int
+    loop_rounds: int
+    files_study_trials: int
+    files_study_steps: int
+    files_study_rounds: int
+    compile_rounds: int
+    loss_batch: int
+    loss_steps: int
+    loss_rounds: int
+    accum_model: str
+    accum_batch: int
+    accumulate: int
+    accum_steps: int
+
+
 # size → what each part runs at: model, batch, loop steps and rounds, eval pairs, study trials and steps, JPEGs, …
-SIZES = {
+SIZES: dict[str, BenchSize] = {
     "ci": {
         "model": "tiny-vit",
         "batch": 32,
@@ -86,7 +124,7 @@ TARGETS = {
 }
 
 
-def trial_raw(size: dict, steps: int, eval_pairs: int) -> dict:
+def trial_raw(size: TrialSize, steps: int, eval_pairs: int) -> dict:
     """A synthetic-data trial of the bench's model and batch, as a study file's tree."""
     return {
         "name": "bench",

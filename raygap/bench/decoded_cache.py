@@ -5,12 +5,26 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch.utils.data import RandomSampler
 
 from raygap.bench.common import Stopwatch
+
+if TYPE_CHECKING:
+    from open_clip.transform import PreprocessCfg
+
+
+@dataclass(frozen=True)
+class DataInputs:
+    """What loading a source reads of a model (raygap.data.sets.ModelInputs), with no model: only the data path is timed."""
+
+    tokenize: Callable[[list[str]], torch.Tensor]
+    preprocess: PreprocessCfg
+    image_size: int
 
 
 def write_photos(folder: Path, count: int, seed: int = 0) -> Path:
@@ -25,7 +39,7 @@ def write_photos(folder: Path, count: int, seed: int = 0) -> Path:
     pixels = synthetic.generate(count, 160, seed=seed)[0]
     folder.mkdir(parents=True, exist_ok=True)
     for i, image in enumerate(pixels):
-        photo = np.asarray(Image.fromarray(image.transpose(1, 2, 0)).resize((640, 480), Image.BICUBIC), dtype=np.int16)
+        photo = np.asarray(Image.fromarray(image.transpose(1, 2, 0)).resize((640, 480), Image.Resampling.BICUBIC), dtype=np.int16)
         photo = np.clip(photo + rng.integers(-8, 9, photo.shape), 0, 255).astype(np.uint8)
         Image.fromarray(photo).save(folder / f"{i:06d}.jpg", quality=90)
     table = folder / "pairs.csv"
@@ -53,13 +67,14 @@ def decoded_cache_speedup(count: int, batch: int, device: torch.device, echo, im
     the paper's 224 px; the copy's one-time build is timed too."""
     from open_clip.transform import PreprocessCfg
 
-    from raygap.clip.model import ClipBundle
     from raygap.config import FilesSource
     from raygap.data import load_source
 
     workers = min(8, len(os.sched_getaffinity(0)))
-    bundle = ClipBundle(
-        model=None, tokenize=lambda texts: torch.zeros(len(texts), 8, dtype=torch.long), preprocess=PreprocessCfg(size=image_size)
+    bundle = DataInputs(
+        tokenize=lambda texts: torch.zeros(len(texts), 8, dtype=torch.long),
+        preprocess=PreprocessCfg(size=image_size),
+        image_size=image_size,
     )
     with tempfile.TemporaryDirectory() as scratch:
         echo(f"  writing {count} 640×480 JPEGs")

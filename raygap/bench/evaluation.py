@@ -17,6 +17,8 @@ def evaluation_cost(cfg: TrialConfig, samples_per_s: float, epoch_pairs: int) ->
     bundle = build_model(cfg.model.name)
     model = bundle.model.to(device)
     eval_set = load_source(cfg.data.eval, bundle, train=False)
+    if cfg.data.probe is None:
+        raise ValueError("evaluation_cost times the linear probe too: the trial needs data.probe")
     probe = load_source(cfg.data.probe.train, bundle, train=False), load_source(cfg.data.probe.test, bundle, train=False)
     with Stopwatch(device) as clock:
         evaluate(model, eval_set, device, cfg.eval.batch_size, gap_pairs=cfg.eval.gap_pairs)

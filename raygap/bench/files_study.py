@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from raygap.bench.common import study_spec, trial_raw
+from raygap.bench.common import BenchSize, study_spec, trial_raw
 from raygap.config import BUILTIN_MODELS, DigitsSource, StudySpec
 
 TEMPLATE = DigitsSource().template  # the digits source's captions
@@ -39,7 +39,7 @@ def write_digit_files(folder: Path, image_size: int) -> tuple[Path, int]:
     return table, len(rows)
 
 
-def files_study_spec(size: dict, train_source: dict, name: str) -> StudySpec:
+def files_study_spec(size: BenchSize, train_source: dict, name: str) -> StudySpec:
     """A grid over the fixed temperature, trained on `train_source`, evaluated on the digits test split."""
     trials, steps = size["files_study_trials"], size["files_study_steps"]
     raw = trial_raw(size, steps, 256)
@@ -66,23 +66,23 @@ def run_one(spec: StudySpec, scratch: Path, echo) -> dict:
     study.run_study(spec, folder, echo=lambda line: echo("    " + line), dashboard=False)
     wall = time.time() - started
     rows = folder.read(TRIALS).filter(pl.col("status") == "completed")
-    window = float(rows["recorded_at"].max() - rows["trial_started_at"].min())
+    window = float(rows.select(pl.col("recorded_at").max() - pl.col("trial_started_at").min()).item())
     samples = int(rows["steps"].sum()) * spec.raw["train"]["batch_size"]
     return {
         "trials": rows.height,
         "study_wall_s": wall,
         "window_s": window,
         "samples_per_s": samples / window,
-        "median_trial_samples_per_s": float(rows["samples_per_s"].median()),
+        "median_trial_samples_per_s": float(rows.select(pl.col("samples_per_s").median()).item()),
     }
 
 
-def files_study_speed(size: dict, echo) -> dict:
+def files_study_speed(size: BenchSize, echo) -> dict:
     """`rounds` alternating pairs of the in-memory and the files study, then one study decoding the
     files every epoch. files / memory is the median over rounds of the pace ratio (target ≥ 0.9)."""
     image_size = BUILTIN_MODELS[size["model"]]["vision_cfg"]["image_size"]
-    with tempfile.TemporaryDirectory() as scratch:
-        scratch = Path(scratch)
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp)
         table, images = write_digit_files(scratch / "digits", image_size)
         files = {"kind": "files", "table": str(table), "label_column": "label", "decoded_cache": str(scratch / "decoded")}
         variants = {"memory": {"kind": "digits", "split": "train"}, "files": files}

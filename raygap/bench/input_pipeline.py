@@ -8,7 +8,7 @@ from raygap.bench.common import Stopwatch
 from raygap.clip.model import build_model
 from raygap.clip.train import resolve_device
 from raygap.config import TrialConfig
-from raygap.data import load_source, training_batches
+from raygap.data import LoadedPairs, load_source, training_batches
 
 
 def input_pipeline(cfg: TrialConfig, consumed_samples_per_s: float, batches: int = 32) -> dict:
@@ -18,6 +18,7 @@ def input_pipeline(cfg: TrialConfig, consumed_samples_per_s: float, batches: int
     data = load_source(cfg.data.train, build_model(cfg.model.name), train=True)
     workers = cfg.data.loader_workers
     loaded = training_batches(data, RandomSampler(data), cfg.train.batch_size, device, "loader", workers)
+    assert isinstance(loaded, LoadedPairs)  # the "loader" pipeline is always a DataLoader's
     iter(loaded.loader)  # start the loader's workers before the clock
     samples = 0
     with Stopwatch(device) as clock:

@@ -6,12 +6,13 @@ import statistics
 
 import torch
 
-from raygap.bench.common import Stopwatch, timed_raw, to_config, trial_raw
+from raygap.bench.common import BenchSize, Stopwatch, timed_raw, to_config, trial_raw
 from raygap.clip.loss import Clip
 from raygap.clip.model import build_model
 from raygap.clip.train import resolve_device, train
 from raygap.config import TrialConfig
 from raygap.data import load_source
+from raygap.data.pipelines import in_memory
 
 
 def plain_loop_samples_per_s(cfg: TrialConfig, steps: int, warmup: int = 1) -> float:
@@ -22,19 +23,20 @@ def plain_loop_samples_per_s(cfg: TrialConfig, steps: int, warmup: int = 1) -> f
     torch.manual_seed(0)
     bundle = build_model(cfg.model.name)
     data = load_source(cfg.data.train, bundle, train=True)
+    held = in_memory(data)  # the plain loop gathers pixels as the resident pipeline does
     model = bundle.model.to(device).train()
     channels_last = on_gpu and cfg.train.channels_last
     if channels_last:
         model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=0.1, fused=on_gpu or None)
-    pixels, tokens, owners = data.images.pixels.to(device), data.tokens.to(device), data.caption_image.to(device)
+    pixels, tokens, owners = held.pixels.to(device), data.tokens.to(device), data.caption_image.to(device)
     batch = cfg.train.batch_size
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_gpu and cfg.train.precision == "bf16")
 
     def step() -> None:
         index = torch.randint(len(tokens), (batch,), device=device)
-        images = data.images.normalize(pixels[owners[index]])
+        images = held.normalize(pixels[owners[index]])
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast:
@@ -61,7 +63,7 @@ def raygap_loop_samples_per_s(cfg: TrialConfig) -> tuple[float, dict]:
     return history[-1]["samples_per_s"], final
 
 
-def loop_efficiency(size: dict, echo) -> dict:
+def loop_efficiency(size: BenchSize, echo) -> dict:
     """The median over `loop_rounds` paired rounds (plain, then raygap, back to back) of raygap's
     samples/s over the plain loop's, with its min and max: one round alone moves by several
     percent on a shared machine, and pairing lets both sides see the same neighbours."""

@@ -18,11 +18,12 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
 
-from raygap.bench.common import to_config, trial_raw
+from raygap.bench.common import BenchSize, to_config, trial_raw
 from raygap.clip.build import build_trial
 from raygap.clip.step import train_step
 
@@ -41,7 +42,7 @@ def _reset_high_water_mark() -> None:
     Path("/proc/self/clear_refs").write_text("5")  # Linux: VmHWM starts again from the current RSS
 
 
-def _endless(batches):
+def _endless(batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     while True:
         yield from batches
 
@@ -58,8 +59,8 @@ def seconds_per_step(raw: dict, kind: str, steps: int) -> float:
     return (time.perf_counter() - started) / steps
 
 
-def loss_costs(size: dict, echo) -> dict:
-    raw = trial_raw({**size, "batch": size["loss_batch"]}, 1000, 256)
+def loss_costs(size: BenchSize, echo) -> dict:
+    raw = trial_raw({"model": size["model"], "batch": size["loss_batch"]}, 1000, 256)
     rounds: list[dict[str, float]] = []
     for round_ in range(size["loss_rounds"]):
         seconds = {kind: seconds_per_step(raw, kind, size["loss_steps"]) for kind in KINDS}
@@ -89,8 +90,8 @@ def accumulation_run(raw: dict, steps: int) -> dict:
     return {"seconds_per_sample": seconds / (steps * raw["train"]["batch_size"]), "step_peak_mb": _status_mb("VmHWM") - before_mb}
 
 
-def accumulation_cost(size: dict, echo) -> dict:
-    raw = trial_raw({**size, "model": size["accum_model"], "batch": size["accum_batch"]}, 1000, 256)
+def accumulation_cost(size: BenchSize, echo) -> dict:
+    raw = trial_raw({"model": size["accum_model"], "batch": size["accum_batch"]}, 1000, 256)
     runs = {}
     for parts in (1, size["accumulate"]):
         tree = {**raw, "train": {**raw["train"], "accumulate": parts}}

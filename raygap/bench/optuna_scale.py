@@ -9,8 +9,9 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Literal
 
-DIRECTIONS = ["minimize", "maximize"]
+DIRECTIONS: list[Literal["minimize", "maximize"]] = ["minimize", "maximize"]
 
 
 def _storage(kind: str, folder: Path):

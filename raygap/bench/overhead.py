@@ -7,13 +7,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from raygap.bench.common import study_spec, trial_raw
+from raygap.bench.common import BenchSize, TrialSize, study_spec, trial_raw
 from raygap.bench.memory import PeakMemory
 from raygap.config import StudySpec
 
 
 def bench_study(
-    size: dict, trials: int, steps: int, workers: int, worker_group: str, repeats: int = 1, group_per: str = "trial"
+    size: TrialSize, trials: int, steps: int, workers: int, worker_group: str, repeats: int = 1, group_per: str = "trial"
 ) -> StudySpec:
     """A study of `trials` bench trials of `repeats` seeds, each drawing its fixed temperature at random."""
     raw = trial_raw(size, steps, 256)
@@ -42,7 +42,7 @@ def _run(spec: StudySpec, echo):
         return folder.read(TRIALS).filter(pl.col("status") == "completed"), started, ended, memory.peak
 
 
-def seed_overheads(size: dict, seeds: int, steps: int, echo) -> dict:
+def seed_overheads(size: BenchSize, seeds: int, steps: int, echo) -> dict:
     """Two-worker trials of `seeds` seeds, a worker group per seed (before) and one per trial
     (after), each a real study: the seconds per seed that are not training steps."""
     out: dict = {"seeds": seeds, "workers_per_trial": 2, "steps": steps}
@@ -77,7 +77,7 @@ def per_seed_overhead(rows) -> dict:
     }
 
 
-def study_overheads(size: dict, trials: int, steps: int, workers: int, echo, worker_group: str = "auto") -> dict:
+def study_overheads(size: TrialSize, trials: int, steps: int, workers: int, echo, worker_group: str = "auto") -> dict:
     """Run a real study of `trials` short trials and read the stamps back."""
     from raygap.study.cluster import plan_for_this_machine
 

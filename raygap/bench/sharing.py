@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from raygap.bench.common import to_config
 from raygap.clip.train import train
 
-_START_TOGETHER = None  # a Barrier, set in each pool process by its initializer
+if TYPE_CHECKING:
+    from multiprocessing.synchronize import Barrier
+
+_START_TOGETHER: Barrier | None = None  # set in each pool process by its initializer
 
 
-def _hold_start(barrier) -> None:
+def _hold_start(barrier: Barrier) -> None:
     global _START_TOGETHER
     _START_TOGETHER = barrier
 
 
 def _shared_trial(raw: dict) -> dict:
     """One trial in its own process; every process starts stepping when all have set up."""
-    started = []
+    started: list[bool] = []
 
     def report(row: dict) -> None:
         if not started:  # the step-0 evaluation: set-up is done, the first step comes next
             started.append(True)
+            assert _START_TOGETHER is not None, "_shared_trial runs in gpu_sharing's pool, whose initializer sets it"
             _START_TOGETHER.wait()
 
     final = train(to_config(raw), report)

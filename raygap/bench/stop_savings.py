@@ -9,14 +9,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from raygap.bench.common import study_spec, trial_raw
+from raygap.bench.common import BenchSize, study_spec, trial_raw
 from raygap.config import StudySpec
 
 OBJECTIVES = {"modality_gap": "min", "mean_r1": "max"}
 REFERENCE = (2.0, 0.0)  # the catalogue's worst gap and R@1: the same box for both fronts
 
 
-def early_stop_study(size: dict, early_stop: dict) -> StudySpec:
+def early_stop_study(size: BenchSize, early_stop: dict) -> StudySpec:
     """The FLT space with T from 0.01 (a large gap) to 0.6 (retrieval collapses), sampled at random
     with a fixed seed so both runs train the same configurations in the same order."""
     raw = trial_raw(size, size["early_stop_steps"], 512)
@@ -36,7 +36,7 @@ def early_stop_study(size: dict, early_stop: dict) -> StudySpec:
     return study_spec(raw)
 
 
-def early_stop_savings(size: dict, echo) -> dict:
+def early_stop_savings(size: BenchSize, echo) -> dict:
     """Run the study without and with Pareto early stopping; compare compute and hypervolume."""
     steps = size["early_stop_steps"]
     rule = {"kind": "pareto", "grace_steps": steps // 3, "margin": 0.0, "min_finished": 4}

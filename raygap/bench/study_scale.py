@@ -6,10 +6,11 @@ size is part 9's (`optuna_scale`)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-SCALE_STUDY = {
+SCALE_STUDY: dict[str, Any] = {
     "name": "scale",
     "theory": {"n": 8, "d": 16, "delta": 0.5, "init": "matched", "time": 5, "dt": 0.1, "records": 5},
     "temperature": {"kind": "fixed", "value": {"loguniform": [0.05, 2.0]}},

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 
-def format_front(summary, objectives: dict[str, str]) -> str:
+
+def format_front(summary, objectives: Mapping[str, str]) -> str:
     """The Pareto front (rank 1) as a plain table: searched values, objectives as mean ± std, and a
     flag on configurations with a degenerate seed (collapsed or retrieving at chance), so that no
     reader takes a collapsed model's zero gap for the best."""

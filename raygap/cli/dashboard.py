@@ -14,7 +14,7 @@ from raygap.study.folder import optuna_path, optuna_storage, read_stored_spec
 def study_database(location: str):
     """The Optuna study file of the study in `location` (local or URI); SpecError if there is none."""
     folder = results.ResultsFolder(location)
-    name = (yaml.safe_load(read_stored_spec(folder)) or {}).get("name")
+    name = (yaml.safe_load(read_stored_spec(folder)) or {}).get("name", "")
     database = optuna_path(folder, name)
     if not database.exists():
         raise SpecError(f"{folder}: no Optuna study at {database} (has the study started?)")

@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 from raygap.clip.loss import Loss, build_loss
-from raygap.clip.model import ClipBundle, ClipForward, build_model, lock_towers
+from raygap.clip.model import ClipBundle, ClipForward, ClipModel, build_model, lock_towers
 from raygap.clip.schedule import param_groups, total_steps_for, warmup_steps_for
 from raygap.clip.swap import Swap, build_swap
 from raygap.clip.temperature import Temperature, build_temperature
@@ -52,7 +52,7 @@ class Trial:
     channels_last: bool
 
     @property
-    def model(self) -> nn.Module:
+    def model(self) -> ClipModel:
         return self.bundle.model
 
 

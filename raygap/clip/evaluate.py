@@ -16,6 +16,7 @@ from raygap.data.sets import first_captions
 
 if TYPE_CHECKING:  # the loop calls the evaluators with its Trial
     from raygap.clip.build import Trial
+    from raygap.clip.model import ClipModel
     from raygap.config import EvalSpec
 
 
@@ -38,7 +39,7 @@ def _encode_sharded(encode: Callable[[torch.Tensor], torch.Tensor], n: int, batc
 
 
 def encode_images(
-    model: nn.Module, data: ImageTextSet, device: torch.device, batch_size: int, rank: int = 0, world_size: int = 1
+    model: ClipModel, data: ImageTextSet, device: torch.device, batch_size: int, rank: int = 0, world_size: int = 1
 ) -> torch.Tensor:
     return _encode_sharded(
         lambda idx: model.encode_image(data.images.batch(idx).to(device)), len(data.images), batch_size, rank, world_size
@@ -46,7 +47,7 @@ def encode_images(
 
 
 def encode_texts(
-    model: nn.Module, tokens: torch.Tensor, device: torch.device, batch_size: int, rank: int = 0, world_size: int = 1
+    model: ClipModel, tokens: torch.Tensor, device: torch.device, batch_size: int, rank: int = 0, world_size: int = 1
 ) -> torch.Tensor:
     return _encode_sharded(lambda idx: model.encode_text(tokens[idx].to(device)), len(tokens), batch_size, rank, world_size)
 
@@ -93,7 +94,7 @@ def embedding_metrics(
 
 
 def probe_metrics(
-    model: nn.Module,
+    model: ClipModel,
     probe_train: ImageTextSet,
     probe_test: ImageTextSet,
     spec: EvalSpec,
@@ -105,18 +106,18 @@ def probe_metrics(
     """Zero-shot top-1 on the probe test split and linear-probe top-1 (train split → test split),
     with the prompt templates and the probe (fixed or swept) of the `eval` section."""
     templates, batch_size = spec.templates, spec.batch_size
+    test_labels, class_names = probe_test.classes()
+    train_labels, _ = probe_train.classes()
     test_images = encode_images(model, probe_test, device, batch_size, rank, world_size)
     class_embeddings = []
-    for name in probe_test.class_names:
+    for name in class_names:
         prompts = encode_texts(model, tokenize([t.format(label=name) for t in templates]), device, batch_size)
         # CLIP's prompt ensembling: average the normalized prompt embeddings of a class.
         class_embeddings.append(nn.functional.normalize(prompts, dim=-1).mean(0))
     train_images = encode_images(model, probe_train, device, batch_size, rank, world_size)
     return {
-        "zero_shot_top1": metrics.zero_shot_accuracy(test_images, torch.stack(class_embeddings), probe_test.labels),
-        **_linear_probe(
-            train_images, probe_train.labels, test_images, probe_test.labels, spec.linear_probe == "swept", spec.probe_l2, spec.seed
-        ),
+        "zero_shot_top1": metrics.zero_shot_accuracy(test_images, torch.stack(class_embeddings), test_labels),
+        **_linear_probe(train_images, train_labels, test_images, test_labels, spec.linear_probe == "swept", spec.probe_l2, spec.seed),
     }
 
 
@@ -197,7 +198,7 @@ def mmvp_evaluator(trial: Trial) -> dict[str, Any]:
     if trial.mmvp is None:
         return {}
     image, text = encode_split(trial, trial.mmvp)
-    per_group, accuracy = metrics.mmvp_scores(image, text, trial.mmvp.labels, len(catalog.MMVP_GROUPS))
+    per_group, accuracy = metrics.mmvp_scores(image, text, trial.mmvp.classes()[0], len(catalog.MMVP_GROUPS))
     return {"mmvp_accuracy": accuracy, **{catalog.mmvp_column(g): value for g, value in zip(catalog.MMVP_GROUPS, per_group)}}
 
 

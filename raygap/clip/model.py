@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeAlias
 
 import open_clip
 import torch
@@ -18,12 +18,16 @@ from torch import nn
 from raygap.clip.temperature import Temperature
 from raygap.config import BUILTIN_MODELS
 
+ClipModel: TypeAlias = open_clip.CLIP | open_clip.CustomTextCLIP
+"""open_clip's two model classes (encode_image, encode_text, the tower locks); open_clip ships no
+type information, so to mypy this is Any: the name says what a signature takes."""
+
 
 @dataclass
 class ClipBundle:
     """A model with what it needs to see data: its tokenizer and its image preprocessing."""
 
-    model: nn.Module
+    model: ClipModel
     tokenize: Callable[[list[str]], torch.Tensor]
     preprocess: PreprocessCfg
 
@@ -52,7 +56,7 @@ def build_model(name: str, pretrained: Path | None = None) -> ClipBundle:
     return ClipBundle(model=model, tokenize=tokenizer, preprocess=preprocess)
 
 
-def _builtin(name: str) -> nn.Module:
+def _builtin(name: str) -> ClipModel:
     config = BUILTIN_MODELS[name]
     return open_clip.CLIP(
         embed_dim=config["embed_dim"],
@@ -61,7 +65,7 @@ def _builtin(name: str) -> nn.Module:
     )
 
 
-def lock_towers(model: nn.Module, lock_image, lock_text) -> None:
+def lock_towers(model: ClipModel, lock_image, lock_text) -> None:
     """Freeze the towers a model section asks to (open_clip's LiT-style locking); their weights
     then have no gradient and stay out of the optimizer (raygap.clip.schedule.param_groups)."""
     if lock_image is not None:
@@ -114,7 +118,7 @@ class ClipForward(nn.Module):
     With `compile`, the towers' encoders are compiled here only: evaluation calls the model's own
     (eager) encoders on batches of other sizes, and the temperature stays eager (it reads the step)."""
 
-    def __init__(self, model: nn.Module, temperature: Temperature, loss: nn.Module, normalize: bool, compile: bool = False):
+    def __init__(self, model: ClipModel, temperature: Temperature, loss: nn.Module, normalize: bool, compile: bool = False):
         super().__init__()
         self.model, self.temperature, self.loss, self.normalize = model, temperature, loss, normalize
         self.encode_image, self.encode_text = model.encode_image, model.encode_text

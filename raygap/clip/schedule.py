@@ -4,6 +4,7 @@ temperature's own scale (SLRT) kept through both."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,17 +21,18 @@ def lr_multiplier(step: int, warmup_steps: int, total_steps: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def param_groups(model: nn.Module, temperature: Temperature, loss: nn.Module, lr: float, weight_decay: float) -> list[dict]:
+def param_groups(model: nn.Module, temperature: Temperature, loss: nn.Module, lr: float, weight_decay: float) -> list[dict[str, Any]]:
     """AdamW groups: decayed weights, undecayed gains/biases (as open_clip) with the loss's learned
     parameters (SigLIP's bias, undecayed as open_clip's logit_bias), and θ at lr × lr_scale."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         exclude = p.ndim < 2 or "bn" in name or "ln" in name or "bias" in name
         (no_decay if exclude else decay).append(p)
     no_decay += [p for p in loss.parameters() if p.requires_grad]
-    groups = [
+    groups: list[dict[str, Any]] = [
         {"params": decay, "weight_decay": weight_decay, "lr_scale": 1.0},
         {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0},
     ]
@@ -50,6 +52,7 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float, multiplier: float) -> No
 def total_steps_for(cfg: TrialConfig, n_pairs: int) -> int:
     if cfg.train.steps is not None:
         return cfg.train.steps
+    assert cfg.train.epochs is not None  # steps or epochs, checked by the config
     return max(1, math.ceil(cfg.train.epochs * (n_pairs // cfg.train.batch_size)))
 
 

@@ -28,7 +28,7 @@ class Temperature(nn.Module):
     learned = False
     lr_scale = 1.0
 
-    def tau(self, step: int) -> torch.Tensor:
+    def tau(self, step: float) -> torch.Tensor:
         raise NotImplementedError
 
     @torch.no_grad()
@@ -50,7 +50,7 @@ class Learned(Temperature):
     def theta_for(self, tau: float) -> float:
         return math.log(tau)
 
-    def tau(self, step: int) -> torch.Tensor:
+    def tau(self, step: float) -> torch.Tensor:
         return self.theta.exp()
 
     @torch.no_grad()
@@ -65,7 +65,7 @@ class Softplus(Learned):
         # softplus⁻¹(τ) = log(exp(τ) − 1), written to stay finite for large τ.
         return tau + math.log(-math.expm1(-tau))
 
-    def tau(self, step: int) -> torch.Tensor:
+    def tau(self, step: float) -> torch.Tensor:
         return nn.functional.softplus(self.theta)
 
 
@@ -79,7 +79,7 @@ class ExpOverK(Learned):
     def theta_for(self, tau: float) -> float:
         return self.k * math.log(tau)
 
-    def tau(self, step: int) -> torch.Tensor:
+    def tau(self, step: float) -> torch.Tensor:
         return (self.theta / self.k).exp()
 
 
@@ -90,7 +90,7 @@ class Fixed(Temperature):
         super().__init__()
         self.value = value
 
-    def tau(self, step: int) -> torch.Tensor:
+    def tau(self, step: float) -> torch.Tensor:
         return torch.tensor(1 / self.value)
 
 
@@ -102,11 +102,11 @@ class LinearSchedule(Temperature):
         self.start, self.end = start, end
         self.total_steps = total_steps
 
-    def temperature(self, step: int) -> float:
+    def temperature(self, step: float) -> float:
         progress = min(step / max(self.total_steps - 1, 1), 1.0)
         return self.start + (self.end - self.start) * progress
 
-    def tau(self, step: int) -> torch.Tensor:
+    def tau(self, step: float) -> torch.Tensor:
         return torch.tensor(1 / self.temperature(step))
 
 
@@ -120,11 +120,11 @@ class CosineAlternation(Temperature):
         super().__init__()
         self.low, self.high, self.period = low, high, period
 
-    def temperature(self, step: int) -> float:
+    def temperature(self, step: float) -> float:
         phase = (1 - math.cos(2 * math.pi * step / self.period)) / 2
         return self.low + (self.high - self.low) * phase
 
-    def tau(self, step: int) -> torch.Tensor:
+    def tau(self, step: float) -> torch.Tensor:
         return torch.tensor(1 / self.temperature(step))
 
 

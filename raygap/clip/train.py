@@ -11,7 +11,7 @@ import math
 import resource
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -91,26 +91,26 @@ def restore(trial: Trial, state: TrainState, saved: dict) -> None:
     trial.optimizer.load_state_dict(saved["optimizer"])
 
 
-def epoch_batches(trial: Trial, state: TrainState, resume_from: dict | None = None):
+def epoch_batches(trial: Trial, state: TrainState, resume_from: dict | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Training batches until the last step, epoch after epoch (`state.epoch` advances here). After a
     resume, the epoch's batches that ran before the checkpoint are drawn again and skipped (the
     sampler's order depends only on the epoch), then the random streams continue from it."""
 
-    def restore_streams() -> None:
-        torch.set_rng_state(resume_from["rng"])
-        _set_rng(trial.swap, resume_from["swap_rng"])
-        _set_rng(trial.loss, resume_from.get("loss_rng"))
+    def restore_streams(saved: dict) -> None:
+        torch.set_rng_state(saved["rng"])
+        _set_rng(trial.swap, saved["swap_rng"])
+        _set_rng(trial.loss, saved.get("loss_rng"))
 
     skip = state.step - state.epoch * trial.steps_per_epoch if resume_from is not None else 0
     if resume_from is not None and not skip:
-        restore_streams()
+        restore_streams(resume_from)
     while state.step < trial.total_steps:
         trial.sampler.set_epoch(state.epoch)
         for batch in trial.batches:
             if skip:
                 skip -= 1
-                if not skip:
-                    restore_streams()
+                if not skip and resume_from is not None:  # (skip > 0 only after a resume)
+                    restore_streams(resume_from)
                 continue
             if state.step >= trial.total_steps:
                 break

@@ -3,8 +3,7 @@ model's size, each image's caption its class name in the source's template."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -14,8 +13,8 @@ from raygap.data.images import TensorImages
 from raygap.data.index import template_captions
 from raygap.data.sets import ImageTextSet, ModelInputs, tokenize_unique
 
-ArrayReader = Callable[[Path | None, str], tuple[np.ndarray, np.ndarray, list[str]]]
-"""(root, split) → (uint8 [n, c, h, w], labels, class names)."""
+ArrayReader = Callable[[Any, str], tuple[np.ndarray, np.ndarray, list[str]]]
+"""(root, split) → (uint8 [n, c, h, w], labels, class names); the root is a Path, None for digits."""
 
 
 def loader(read: ArrayReader) -> Callable[..., ImageTextSet]:

@@ -25,6 +25,7 @@ def drop_unreadable(found: FileSet, policy: str, where) -> FileSet:
     kept_captions = np.flatnonzero(new_index[found.caption_image] >= 0)
     labels, class_names = found.labels, found.class_names
     if labels is not None:  # classes that only the skipped images had go with them
+        assert class_names is not None  # a file set has both or neither (raygap.data.files)
         present = np.unique(labels[keep])
         class_names = [class_names[c] for c in present]
         labels = np.searchsorted(present, labels[keep])

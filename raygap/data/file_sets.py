@@ -10,7 +10,7 @@ import torch
 
 from raygap.data import cache
 from raygap.data.images import TensorImages
-from raygap.data.index import FileSet
+from raygap.data.index import FileImages, FileSet
 from raygap.data.sets import ImageTextSet, ModelInputs, tokenize_unique
 
 
@@ -18,6 +18,7 @@ def decode(found: FileSet, decoded_cache: Path | bool, bundle: ModelInputs, trai
     """The set's images as `bundle`'s model sees them (random crops when `train`), captions tokenized;
     `decoded_cache` is the source's setting (true: the per-user cache folder, off: every epoch)."""
     folder = cache.folder_for(decoded_cache)
+    images: TensorImages | FileImages
     if folder is not None:
         from open_clip import AugmentationCfg
 

@@ -50,7 +50,9 @@ def read_table(source) -> Table:
     if absent:
         raise ValueError(f"{path}: {len(absent)} image file(s) not found, e.g. {absent[0]}")
     raw_paths = frame[source.image_column].cast(pl.Utf8).to_list()
-    image_paths, caption_image, first_row = [], [], {}
+    image_paths: list[str] = []
+    caption_image: list[int] = []
+    first_row: dict[str, int] = {}
     for name in raw_paths:
         if name not in first_row:
             first_row[name] = len(image_paths)
@@ -59,7 +61,7 @@ def read_table(source) -> Table:
 
     labels = class_names = None
     if source.label_column:
-        per_image = {}
+        per_image: dict[int, str] = {}
         for name, label in zip(raw_paths, frame[source.label_column].cast(pl.Utf8).to_list()):
             per_image.setdefault(first_row[name], label)
         class_names = sorted(set(per_image.values()))

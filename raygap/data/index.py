@@ -36,6 +36,8 @@ class FileImages:
     def batch(self, indices) -> torch.Tensor:
         import torch  # only where images are decoded for a model, never where an index is checked
 
+        if self.transform is None:
+            raise RuntimeError("file images have no transform yet: a set is decoded for a model first (raygap.data.file_sets)")
         out = []
         for i in torch.as_tensor(indices).tolist():
             with self.open(i) as image:

@@ -77,12 +77,13 @@ def _read_idx(path: Path) -> np.ndarray:
 def read_fashion_mnist(root: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(uint8 [n, 1, 28, 28], labels, class names)."""
     prefix = "train" if split == "train" else "t10k"
-    found = {}
+    found: dict[str, Path] = {}
     for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
         candidates = [Path(root) / f"{prefix}-{kind}{suffix}" for suffix in ("", ".gz")]
-        found[kind] = next((c for c in candidates if c.is_file()), None)
-        if found[kind] is None:
+        file = next((c for c in candidates if c.is_file()), None)
+        if file is None:
             raise ValueError(f"{root}: {prefix}-{kind}[.gz] not found (Debian: apt-get install dataset-fashion-mnist)")
+        found[kind] = file
     images, labels = _read_idx(found["images-idx3-ubyte"]), _read_idx(found["labels-idx1-ubyte"])
     if len(images) != len(labels):
         raise ValueError(f"{root}: {len(images)} images but {len(labels)} labels")

@@ -22,7 +22,7 @@ class PairDataset(Dataset):
 
     def __init__(self, data: ImageTextSet, raw_pixels: bool = False):
         self.data = data
-        self.raw_pixels = raw_pixels and isinstance(data.images, TensorImages)
+        self.raw_images = data.images if raw_pixels and isinstance(data.images, TensorImages) else None
 
     def __len__(self) -> int:
         return len(self.data)
@@ -30,11 +30,11 @@ class PairDataset(Dataset):
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         captions = torch.as_tensor(indices)
         image_index = self.data.caption_image[captions]
-        images = self.data.images.raw(image_index) if self.raw_pixels else self.data.images.batch(image_index)
+        images = self.raw_images.raw(image_index) if self.raw_images is not None else self.data.images.batch(image_index)
         return images, self.data.tokens[captions]
 
     def normalize_on_device(self, images: torch.Tensor) -> torch.Tensor:
-        return self.data.images.normalize(images) if self.raw_pixels else images
+        return self.raw_images.normalize(images) if self.raw_images is not None else images
 
 
 def keep_batch(batch):
@@ -48,8 +48,8 @@ class ResidentPairs:
     loader processes and no per-step host-to-device copy."""
 
     def __init__(self, data: ImageTextSet, sampler, batch_size: int, device: torch.device):
-        self.images, self.sampler, self.batch_size, self.device = data.images, sampler, batch_size, device
-        self.pixels = data.images.pixels.to(device)
+        self.images, self.sampler, self.batch_size, self.device = in_memory(data), sampler, batch_size, device
+        self.pixels = self.images.pixels.to(device)
         self.tokens, self.owners = data.tokens.to(device), data.caption_image.to(device)
 
     def __len__(self) -> int:
@@ -69,7 +69,7 @@ class StreamedPairs:
     copy every batch twice more, into shared memory and then into pinned memory)."""
 
     def __init__(self, data: ImageTextSet, sampler, batch_size: int, device: torch.device, depth: int = 3):
-        self.images, self.sampler, self.batch_size, self.device, self.depth = data.images, sampler, batch_size, device, depth
+        self.images, self.sampler, self.batch_size, self.device, self.depth = in_memory(data), sampler, batch_size, device, depth
         self.tokens, self.owners = data.tokens, data.caption_image
 
     def __len__(self) -> int:
@@ -126,6 +126,13 @@ class StreamedPairs:
         finally:
             stop.set()
             thread.join()
+
+
+def in_memory(data: ImageTextSet) -> TensorImages:
+    """The set's images as held in memory; the resident and streamed pipelines read nothing else."""
+    if not isinstance(data.images, TensorImages):
+        raise TypeError(f"in-memory images expected, got {type(data.images).__name__}")
+    return data.images
 
 
 class LoadedPairs:

@@ -9,13 +9,16 @@ probe).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 import numpy as np
 import torch
 
 from raygap.data.images import TensorImages
 from raygap.data.index import FileImages
+
+if TYPE_CHECKING:
+    from open_clip.transform import PreprocessCfg
 
 
 class ModelInputs(Protocol):
@@ -26,7 +29,7 @@ class ModelInputs(Protocol):
     def tokenize(self) -> Callable[[list[str]], torch.Tensor]: ...
 
     @property
-    def preprocess(self) -> object: ...  # open_clip's PreprocessCfg: size, mean, std, interpolation
+    def preprocess(self) -> PreprocessCfg: ...
 
     @property
     def image_size(self) -> int: ...
@@ -49,6 +52,12 @@ class ImageTextSet:
     def first_captions(self) -> torch.Tensor:
         """Index of the first caption of every image: one matched pair per image."""
         return first_captions(self.caption_image, len(self.images))
+
+    def classes(self) -> tuple[torch.Tensor, list[str]]:
+        """The labels and class names of a labelled set (a probe split, MMVP's pairs)."""
+        if self.labels is None or self.class_names is None:
+            raise ValueError("this set has no labels: a labelled source was expected (data.probe, data.mmvp)")
+        return self.labels, self.class_names
 
 
 def first_captions(caption_image: torch.Tensor, n_images: int) -> torch.Tensor:

@@ -46,7 +46,9 @@ def index_shards(paths: list[str], caption_ext: str = "txt") -> tuple[list[tuple
                 if ext.lower() in IMAGE_EXTENSIONS:
                     sample["image"] = (path, member.offset_data, member.size)
                 elif ext == caption_ext:
-                    sample["caption"] = tar.extractfile(member).read().decode("utf-8").strip()
+                    caption = tar.extractfile(member)
+                    assert caption is not None  # a regular file (isfile above) always extracts
+                    sample["caption"] = caption.read().decode("utf-8").strip()
         for sample in samples.values():
             if "image" in sample and "caption" in sample:
                 images.append(sample["image"])

@@ -159,9 +159,9 @@ def paper_match(config: dict) -> PaperMatch | None:
         return None
     fewest = min(len(d) for _, _, d in near)
     nearest = [(r, s, d) for r, s, d in near if len(d) == fewest]
-    keys = list(dict.fromkeys(k for _, _, d in nearest for k in d))
+    nearest_keys = list(dict.fromkeys(k for _, _, d in nearest for k in d))
     parts = []
-    for key in keys:
+    for key in nearest_keys:
         theirs = sorted({s[key] for _, s, _ in nearest})
         parts.append(f"{key}={_text(ours[key])} (paper: {', '.join(_text(v) for v in theirs)})")
     methods = ", ".join(dict.fromkeys(r["method"] for r, _, _ in nearest))

@@ -17,6 +17,7 @@ from raygap.report.studies import (
     front_panels,
     front_trial_ids,
     hypervolume_progress,
+    number,
     parameter_effects,
     shift_curves,
 )
@@ -58,7 +59,7 @@ def _colour_scale(values: pl.Series):
     """A colour map for the main parameter: log-scaled when it spans more than a decade."""
     numeric = values.cast(pl.Float64, strict=False)
     if numeric.null_count() == 0 and len(numeric):
-        low, high = float(numeric.min()), float(numeric.max())
+        low, high = float(number(numeric.min())), float(number(numeric.max()))
         if low == high:
             high = low + 1
         norm = LogNorm(low, high) if low > 0 and high / low > 10 else Normalize(low, high)
@@ -133,6 +134,7 @@ def effects_figure(studies: list[Study]) -> plt.Figure | None:
                 if part.is_empty():
                     continue
                 numeric = part["value"].null_count() == 0
+                x: np.ndarray | list[str]
                 if numeric:
                     part = part.sort("value")
                     x = part["value"].to_numpy()
@@ -194,7 +196,7 @@ def dynamics_figure(studies: list[Study]) -> plt.Figure | None:
                     ax.set_ylabel(label("modality_gap"))
                     ax.set_title("straight line = 1/log t decay")
                 elif panel in part.columns:
-                    early = part if panel != "mismatch_fraction" else part.filter(pl.col("time") <= part["time"].max() * 0.5)
+                    early = part if panel != "mismatch_fraction" else part.filter(pl.col("time") <= number(part["time"].max()) * 0.5)
                     ax.plot(early["time"], early[panel], ".-", color=hue, markersize=3, linewidth=0.8, label=name)
                     ax.set_xlabel(time_label + (" (first half)" if panel == "mismatch_fraction" else ""))
                     ax.set_ylabel(label(panel))
@@ -238,10 +240,10 @@ def correlation_figure(table: pl.DataFrame) -> plt.Figure | None:
     for ax in axes.flat[len(embeddings) :]:
         ax.axis("off")
     for ax, embedding in zip(axes.flat, embeddings):
-        rows = table.filter(pl.col("embedding") == embedding)
-        y = np.arange(rows.height)
+        pairs = table.filter(pl.col("embedding") == embedding)
+        y = np.arange(pairs.height)
         for name, offset, marker in (("pearson", -0.15, "s"), ("spearman", 0.15, "o")):
-            value, low, high = (rows[c].to_numpy() for c in (name, f"{name}_low", f"{name}_high"))
+            value, low, high = (pairs[c].to_numpy() for c in (name, f"{name}_low", f"{name}_high"))
             ax.errorbar(
                 value,
                 y + offset,
@@ -251,7 +253,7 @@ def correlation_figure(table: pl.DataFrame) -> plt.Figure | None:
                 label="Pearson r" if name == "pearson" else "Spearman ρ",
             )
         ax.axvline(0, color="grey", linewidth=0.8)
-        ax.set_yticks(y, [f"{label(d)} (n={n})" for d, n in zip(rows["downstream"], rows["n"])])
+        ax.set_yticks(y, [f"{label(d)} (n={n})" for d, n in zip(pairs["downstream"], pairs["n"])])
         ax.set_xlim(-1.05, 1.05)
         ax.set_title(f"{label(embedding)} against …")
     legend_below(figure, axes.flat[:1], columns=2)
@@ -298,7 +300,7 @@ def early_gap_figure(studies: list[Study]) -> plt.Figure | None:
             label=f"{study.name}: {summary['grew']} of {summary['measured']} grew ({summary['fraction_grew']:.0%})",
         )
     ax.axvline(0, color="grey", linewidth=0.8)
-    ax.set_xlabel(f"gap after step {int(changes[0][1]['step'].max())} − gap at step 0")
+    ax.set_xlabel(f"gap after step {int(number(changes[0][1]['step'].max()))} − gap at step 0")
     ax.set_ylabel("initializations")
     legend_below(figure, [ax], columns=1)
     return figure

@@ -6,6 +6,7 @@ import base64
 import html
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
@@ -23,12 +24,13 @@ from raygap.report.studies import (
     header,
     load_study,
     no_completed_trial,
+    number,
     stopped_early,
 )
 
 
 def write_report(
-    locations: list[str | Path], output: str | Path | None = None, paper: bool = False, formats: tuple[str, ...] = ("png", "pdf", "svg")
+    locations: Sequence[str | Path], output: str | Path | None = None, paper: bool = False, formats: tuple[str, ...] = ("png", "pdf", "svg")
 ) -> Path:
     """Read the studies, draw every figure, write index.html, each figure in `formats` (the PNG
     always: the page embeds it) and report.md; return the page. `paper`: a table of each
@@ -66,7 +68,8 @@ def _write_page(studies: list[Study], out: Path, paper: bool, formats: tuple[str
     if not correlations.is_empty() and (correlations["n"] >= MIN_CONFIGURATIONS).any():
         sections.append(correlation_section(correlations))
     elif not correlations.is_empty():  # a table of "too few" rows says one thing ten times
-        notes.append(f"Correlations across configurations: too few configurations ({correlations['n'].max()}; {MIN_CONFIGURATIONS} needed)")
+        most = int(number(correlations["n"].max()))  # pairs per correlation: a count
+        notes.append(f"Correlations across configurations: too few configurations ({most}; {MIN_CONFIGURATIONS} needed)")
     if paper:
         from raygap.report.beside_paper import paper_section
 

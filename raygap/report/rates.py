@@ -11,7 +11,7 @@ import math
 import numpy as np
 import polars as pl
 
-from raygap.report.studies import Study, front_trial_ids, log_power_fit
+from raygap.report.studies import Study, front_trial_ids, log_power_fit, number
 
 EARLY_STEPS = 20  # a study whose seed runs all end by this step is an early-training study
 
@@ -186,7 +186,7 @@ def early_gap_changes(study: Study, until: int = 10) -> pl.DataFrame:
     the gap at step 0, at the last evaluation point at or before `until`, and the change. Empty for
     other studies and runs without both points."""
     history = study.history
-    if history.is_empty() or "modality_gap" not in history.columns or history["step"].max() > EARLY_STEPS:
+    if history.is_empty() or "modality_gap" not in history.columns or number(history["step"].max()) > EARLY_STEPS:
         return pl.DataFrame()
     rows = []
     for (trial_id, seed), run in history.group_by("trial_id", "seed", maintain_order=True):
@@ -230,7 +230,7 @@ def early_gap_notes(studies: list[Study]) -> list[str]:
             continue
         s = early_gap_summary(changes)
         notes.append(
-            f"{study.name}: the gap grew over the first {int(changes['step'].max())} steps in {s['grew']} of {s['measured']} "
+            f"{study.name}: the gap grew over the first {int(number(changes['step'].max()))} steps in {s['grew']} of {s['measured']} "
             f"initializations ({s['fraction_grew']:.0%}); median change {s['median_change']:+.4f}"
         )
     return notes

@@ -8,6 +8,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -40,6 +41,12 @@ class Study:
     @property
     def main_param(self) -> str | None:
         return self.params[0] if self.params else None
+
+
+def number(value: object) -> float:
+    """A numeric column's scalar (`Series.max()`, `.min()`, `.item()`) as the number it is: polars types
+    these as any Python value or None. A cast only: an empty or all-null column still fails where used."""
+    return cast(float, value)
 
 
 class NothingToReport(ValueError):
@@ -184,7 +191,7 @@ def log_power_fit(frame: pl.DataFrame, late_fraction: float = 0.5) -> dict:
     rows = frame.with_columns(pl.col("time").cast(pl.Float64)).filter(pl.col("time").is_finite() & (pl.col("time") > 1))
     if rows.height < 3:
         return {**nan, "points": rows.height}
-    start = rows["time"].max() ** (1 - late_fraction)
+    start = number(rows["time"].max()) ** (1 - late_fraction)
     rows = rows.filter(pl.col("time") >= start)
     t, gap = rows["time"].to_numpy().astype(float), rows["modality_gap"].to_numpy().astype(float)
     if len(t) < 3 or not (np.isfinite(gap).all() and (gap > 0).all()):
@@ -241,7 +248,7 @@ def hypervolume_reference(values: pl.Series, column: str, direction: str) -> flo
     metric = catalog.METRICS.get(column)
     if metric is not None and metric.worst is not None and metric.better == direction:
         return metric.worst
-    return float(values.max() if direction == "min" else values.min())
+    return float(number(values.max() if direction == "min" else values.min()))
 
 
 def header(study: Study) -> dict:

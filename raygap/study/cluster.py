@@ -4,6 +4,7 @@ study left running."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -30,7 +31,7 @@ def start_ray(address: str | None, dashboard: bool = True, num_cpus: int | None 
     if address:
         # A running cluster's processes have their own environment: the settings go with the job.
         env_vars = {key: os.environ[key] for key in TRAIN_ENV_DEFAULTS}
-        context = ray.init(address=address, logging_level="ERROR", runtime_env={"env_vars": env_vars})
+        context = ray.init(address=address, logging_level=logging.ERROR, runtime_env={"env_vars": env_vars})
     else:
         # address="local": a new cluster, never one that `ray start` left on this machine.
         context = ray.init(
@@ -38,11 +39,12 @@ def start_ray(address: str | None, dashboard: bool = True, num_cpus: int | None 
             num_cpus=num_cpus,
             include_dashboard=dashboard,
             dashboard_host="127.0.0.1",
-            logging_level="ERROR",
+            logging_level=logging.ERROR,
             log_to_driver=False,
         )
     stop_on_sigterm()
-    return context.dashboard_url or None, context.address_info.get("session_dir")
+    # ray.init is typed as returning BaseContext; the RayContext it gives has address_info.
+    return context.dashboard_url or None, getattr(context, "address_info", {}).get("session_dir")
 
 
 def stop_on_sigterm() -> None:
@@ -151,7 +153,9 @@ def _of_the_cluster(process, record: dict) -> bool:
     if process.environ().get("RAY_RAYLET_PID") in {str(entry["pid"]) for entry in record["processes"]}:
         return True
     session = record.get("session")
-    return bool(session) and any(file.path.startswith(session + os.sep) for file in process.open_files())
+    if not session:
+        return False
+    return any(file.path.startswith(session + os.sep) for file in process.open_files())
 
 
 def plan_for_this_machine(cfg: TrialConfig) -> ResourcePlan:

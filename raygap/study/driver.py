@@ -10,6 +10,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import ray.train
 from ray import tune
@@ -162,7 +163,7 @@ def _own(record: dict, trial_id: str, objectives) -> dict:
 
 
 def _with_seed(base: TrialConfig, seed: int, repeat: int) -> TrialConfig:
-    update = {"train": base.train.model_copy(update={"seed": seed})}
+    update: dict[str, Any] = {"train": base.train.model_copy(update={"seed": seed})}
     if base.theory is not None:
         update["theory"] = base.theory.model_copy(update={"seed": base.theory.seed + repeat})
     return base.model_copy(update=update)

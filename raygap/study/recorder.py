@@ -66,7 +66,7 @@ class StudyRecorder(tune.Callback):
     def finished(self) -> int:
         return self.completed + self.failed + self.pruned
 
-    def setup(self, **info):
+    def setup(self, stop=None, num_samples=None, total_num_samples=None, **info):  # Tune's signature
         self.folder.remove(results.RUNNING)  # a killed run's stale list
 
     def on_experiment_end(self, trials, **info):

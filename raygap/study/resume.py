@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import optuna
 import polars as pl
@@ -120,4 +120,4 @@ def _outcome(rows: pl.DataFrame, objectives: dict[str, str]) -> tuple[optuna.tri
         return optuna.trial.TrialState.PRUNED, None
     if (rows["status"] != "completed").any():
         return optuna.trial.TrialState.FAIL, None
-    return optuna.trial.TrialState.COMPLETE, [float(rows[key].mean()) for key in objectives]
+    return optuna.trial.TrialState.COMPLETE, [float(cast(float, rows[key].mean())) for key in objectives]

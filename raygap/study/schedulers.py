@@ -67,8 +67,10 @@ class ParetoStopper(LiveTrialsFIFO):
         curves = seeds.setdefault(point.seed, {name: ([], []) for name in self.rule.objectives})
         for name, (steps, values) in curves.items():
             while steps and steps[-1] >= step:  # a restarted trial repeats points after its checkpoint
-                steps.pop(), values.pop()
-            steps.append(step), values.append(point.objectives[name])
+                steps.pop()
+                values.pop()
+            steps.append(step)
+            values.append(point.objectives[name])
         if self.rule.should_stop(seeds, step, point.steps or self.max_steps):
             self.stopped[trial.trial_id] = step
             return TrialScheduler.STOP
@@ -124,7 +126,7 @@ def make_scheduler(early_stop: EarlyStopSpec, objectives: dict[str, str], max_st
 
 def finished_curves(history: pl.DataFrame, objectives: dict[str, str]) -> list[SeedCurves]:
     """Per trial in `history` (rows of finished trials), its seeds' objective curves."""
-    trials = []
+    trials: list[SeedCurves] = []
     for _, rows in history.sort("trial_id", "seed", "step").group_by("trial_id", maintain_order=True):
         trials.append(
             {

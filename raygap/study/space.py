@@ -41,7 +41,7 @@ def option_labels(dist: Distribution) -> list:
     return labels
 
 
-def suggest_params(trial: optuna.Trial, raw: dict, file: str = "<spec>") -> dict[str, Any]:
+def suggest_params(trial: optuna.trial.BaseTrial, raw: dict, file: str = "<spec>") -> dict[str, Any]:
     """Define-by-run: suggest every distribution of `raw`; returns {dotted path: value}.
 
     A chosen section option appears as its dict at its path, followed by the values sampled
@@ -53,7 +53,7 @@ def suggest_params(trial: optuna.Trial, raw: dict, file: str = "<spec>") -> dict
     return params
 
 
-def _suggest(trial: optuna.Trial, path: str, dist: Distribution, file: str) -> dict[str, Any]:
+def _suggest(trial: optuna.trial.BaseTrial, path: str, dist: Distribution, file: str) -> dict[str, Any]:
     if dist.kind in ("uniform", "loguniform"):
         return {path: trial.suggest_float(path, *dist.args, log=dist.kind == "loguniform")}
     if dist.kind == "int":
@@ -228,6 +228,10 @@ class TellableGridSampler(optuna.samplers.GridSampler):
         pass
 
 
+SeededSamplerKind = type[optuna.samplers.TPESampler] | type[optuna.samplers.NSGAIISampler] | type[optuna.samplers.RandomSampler]
+"""The samplers a trial seeds (each takes `seed=`)."""
+
+
 class TrialSeededSampler(optuna.samplers.BaseSampler):
     """A sampler whose draws for trial number n depend on (seed, n) and the study's trials only,
     not on how many draws this process has made before: each trial is sampled by its own
@@ -238,7 +242,7 @@ class TrialSeededSampler(optuna.samplers.BaseSampler):
     Only public sampler API is used (constructor seeds, the BaseSampler hooks); the samplers keep
     nothing between trials that the study's storage does not hold (TPE, NSGA-II and random)."""
 
-    def __init__(self, kind: type[optuna.samplers.BaseSampler], seed: int) -> None:
+    def __init__(self, kind: SeededSamplerKind, seed: int) -> None:
         self.kind, self.seed = kind, seed
         self._samplers: dict[int, optuna.samplers.BaseSampler] = {}  # trial number → its sampler, until told
 
@@ -284,9 +288,9 @@ def make_sampler(spec: StudySpec, search: SearchSpec) -> optuna.samplers.BaseSam
     study's resolved `search:` section."""
     if search.sampler == "grid" and spec.space:
         return TellableGridSampler(grid_space(spec), seed=search.seed)
-    kind = {
+    kinds: dict[str, SeededSamplerKind] = {
         "tpe": optuna.samplers.TPESampler,
         "nsga2": optuna.samplers.NSGAIISampler,
         "random": optuna.samplers.RandomSampler,
-    }[search.sampler if spec.space else "random"]  # one configuration: any sampler will do
-    return TrialSeededSampler(kind, search.seed)
+    }
+    return TrialSeededSampler(kinds[search.sampler if spec.space else "random"], search.seed)  # one configuration: any will do

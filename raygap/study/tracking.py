@@ -5,6 +5,7 @@ so each of these sees every point of every seed; the Parquet results stay the co
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import sys
 from contextlib import contextmanager
@@ -135,15 +136,17 @@ def live_result_cost(points: int, row: dict, cfg) -> float:
 
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     try:
         with tempfile.TemporaryDirectory(prefix="raygap-live-") as storage, quiet_tune():
             from raygap.config.tracking import TrackingSpec
 
             callbacks = logger_callbacks(TrackingSpec(), "live-cost")
             run = tune.RunConfig(storage_path=storage, callbacks=callbacks, verbose=0)
-            grid = tune.Tuner(trial, run_config=run).fit()
-            return grid[0].metrics["seconds_per_result"]
+            result = tune.Tuner(trial, run_config=run).fit()[0]
+            if result.metrics is None:
+                raise RuntimeError(f"the live-tracking cost trial reported nothing ({result.error})")
+            return result.metrics["seconds_per_result"]
     finally:
         if started_here:
             ray.shutdown()

@@ -65,9 +65,14 @@ def train_in_trial(
     torch.set_num_threads(plan.threads_per_worker)
     device = torch.device("cuda", 0) if plan.use_gpu else torch.device("cpu")
     rows: list[dict] = list(resume_from["history"]) if resume_from else []
+
+    def keep_and_report(row: dict) -> None:
+        rows.append(row)
+        report(row)
+
     final = run_trial(
         cfg,
-        lambda row: (rows.append(row), report(row)),
+        keep_and_report,
         device=device,
         checkpoint=checkpoint,
         resume_from=resume_from,

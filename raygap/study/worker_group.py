@@ -80,9 +80,7 @@ def _train_group(config: dict) -> None:
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
     progress, resume_from = _restore(job)
-    finals, records = list(progress.finals), []
-    for record in progress.records:
-        records.append(_own(record, job))
+    finals, records = list(progress.finals), [_own(stored, job) for stored in progress.records]
     for index in range(progress.next, job.last):
         cfg = job.seed_config(index)
         started, started_at = time.perf_counter(), time.time()
@@ -253,9 +251,12 @@ def _fit(job: GroupJob, plan: ResourcePlan, storage: str, name: str, max_restart
             storage_path=storage,
             failure_config=ray.train.FailureConfig(max_failures=max_restarts),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
-            callbacks=[TuneReportCallback()],
+            # Ray types this with Train V1's RunConfig (Tune callbacks); Train V2's RunConfig takes this one.
+            callbacks=[TuneReportCallback()],  # type: ignore[list-item]
         ),
     )
     result = trainer.fit()
+    if result.checkpoint is None:
+        raise RuntimeError(f"{name}: the worker group ended without reporting its progress")
     with result.checkpoint.as_directory() as folder:
         return Progress.read(Path(folder))

@@ -154,8 +154,8 @@ class _Flow:
             with torch.no_grad():
                 tau = float(self.temperature.tau(time / self.dt))
             return tau, [self.slope(self.temperature, tau)]
-        tau = self.temperature.tau(time / self.dt)
-        return float(tau.detach()), [float(g) for g in torch.autograd.grad(tau, self.params)]
+        live = self.temperature.tau(time / self.dt)
+        return float(live.detach()), [float(g) for g in torch.autograd.grad(live, self.params)]
 
     def __call__(self, state: np.ndarray, time: float) -> np.ndarray:
         """−∂L/∂(s, t) projected on the spheres' tangent spaces (taken at s/|s|, so the flow keeps
