@@ -2,7 +2,7 @@
 
 Every function L2-normalizes its feature inputs itself, works in float64 for stable sums, and
 returns plain Python numbers. Formulas follow the paper (docs/metrics.md); which way each metric is better
-lives in the catalogue (raygap/catalog.py), not here.
+lives in the catalogue (raygap/catalog/), not here.
 
 Undefined never looks good: a metric whose features contain a NaN or ±inf, or a row of zero norm
 (a direction that normalization cannot define), returns float('nan'), as does one whose answer is

@@ -1,0 +1,173 @@
+"""The catalogue's first part, the paper's measures: the modality gap and uniformity (with the
+bias-corrected gap, its interval and the degenerate flag that keeps a collapsed model off the top),
+zero-shot and linear-probe accuracy, and retrieval recall. Entries keep the order of the columns
+they become (trials, history and pareto Parquet files, the report's tables)."""
+
+from __future__ import annotations
+
+import math
+
+from raygap.catalog.metric import RECALL_MEASURED, Metric
+
+PAPER_MEASURES = [
+    Metric(
+        "modality_gap",
+        "min",
+        "modality gap",
+        "distance between the centroids of the normalized image and text embeddings",
+        "centroid distance on gap_pairs random (image, first caption) pairs of the eval split, fixed by eval.seed; "
+        "biased upwards by finite-sample noise, so compare at equal gap_pairs",
+        worst=2.0,
+        table=True,
+        summarized=True,
+        default_objective=True,
+        at_eval=True,
+    ),
+    Metric(
+        "uniformity",
+        "max",
+        "uniformity (−W₂, higher = more uniform)",
+        "minus the Wasserstein-2 distance of the embeddings to N(0, I/m); 0 is perfectly uniform, −√2 fully collapsed",
+        "-W2 to N(0, I/m) of the stacked image and first-caption features of the whole eval split",
+        worst=-math.sqrt(2),
+        table=True,
+        summarized=True,
+        at_eval=True,
+    ),
+    Metric(
+        "modality_gap_corrected",
+        "min",
+        "modality gap (bias-corrected)",
+        "the centroid distance without its finite-sample bias: about 0 for a model with no true gap, negative when none is detectable",
+        "signed root of ‖d̄‖² − tr(S_d)/n over the gap pairs' differences d_i = x_i − y_i (unbiased for the squared gap)",
+        worst=2.0,
+        summarized=True,
+        at_eval=True,
+    ),
+    Metric(
+        "modality_gap_low",
+        None,
+        "gap interval, low",
+        "lower end of the 95 % interval of the bias-corrected gap",
+        "signed root of G − 1.96σ, G the squared corrected gap and Var G ≈ 4 d̄ᵀS_d d̄/n + 2 tr(S_d²)/n²",
+        at_eval=True,
+    ),
+    Metric(
+        "modality_gap_high",
+        None,
+        "gap interval, high",
+        "upper end of the 95 % interval of the bias-corrected gap",
+        "signed root of G + 1.96σ (see modality_gap_low)",
+        at_eval=True,
+    ),
+    Metric(
+        "degenerate",
+        "min",
+        "degenerate",
+        "1 when the model collapsed or retrieves at chance; its seed mean is the share of such seeds",
+        "1 when uniformity is within 0.01 of −√2 or mean R@1 is within 3 standard errors of a random ranking's; "
+        "a configuration with any degenerate seed is flagged on the front, in the report and in study status",
+        worst=1.0,
+        summarized=True,
+        at_eval=True,
+    ),
+    Metric(
+        "zero_shot_top1",
+        "max",
+        "zero-shot top-1",
+        "top-1 accuracy of classifying probe test images by their most similar class prompt",
+        "class embedding = mean of the normalized prompt embeddings over eval.templates; ties broken at random (expected accuracy)",
+        worst=0.0,
+        table=True,
+        summarized=True,
+    ),
+    Metric(
+        "linear_probe_top1",
+        "max",
+        "linear probe top-1",
+        "top-1 accuracy of a logistic regression on frozen image features",
+        "L-BFGS multinomial logistic regression on the probe train split's normalized features, scored on its test split; "
+        "ties between classes broken at random (expected accuracy), so constant features score the majority-class rate; its "
+        "L2 strength fixed (eval.probe_l2, 200 iterations) or swept as CLIP's (eval.linear_probe: swept): the row's linear_probe_l2",
+        worst=0.0,
+        table=True,
+        summarized=True,
+    ),
+    Metric(
+        "linear_probe_l2",
+        None,
+        "linear probe L2 strength",
+        "the L2 strength the linear probe ran with: eval.probe_l2, or the swept probe's choice",
+        "swept: the strength from 1e-6 to 1e6 (one per decade) with the best accuracy on a validation fifth of the probe "
+        "train split, the strongest among equals",
+    ),
+    Metric(
+        "image_to_text_r1",
+        "max",
+        "image→text recall@1",
+        "fraction of images whose caption is retrieved first",
+        RECALL_MEASURED,
+        worst=0.0,
+        table=True,
+        summarized=True,
+        at_eval=True,
+    ),
+    Metric(
+        "text_to_image_r1",
+        "max",
+        "text→image recall@1",
+        "fraction of captions whose image is retrieved first",
+        RECALL_MEASURED,
+        worst=0.0,
+        table=True,
+        summarized=True,
+        at_eval=True,
+    ),
+    Metric(
+        "mean_r1",
+        "max",
+        "mean recall@1",
+        "mean of image→text and text→image recall@1",
+        "mean of image_to_text_r1 and text_to_image_r1",
+        worst=0.0,
+        summarized=True,
+        default_objective=True,
+        at_eval=True,
+    ),
+    Metric(
+        "image_to_text_r5",
+        "max",
+        "image→text recall@5",
+        "fraction of images with a caption in the top 5",
+        RECALL_MEASURED,
+        worst=0.0,
+        at_eval=True,
+    ),
+    Metric(
+        "text_to_image_r5",
+        "max",
+        "text→image recall@5",
+        "fraction of captions with their image in the top 5",
+        RECALL_MEASURED,
+        worst=0.0,
+        at_eval=True,
+    ),
+    Metric(
+        "image_to_text_r10",
+        "max",
+        "image→text recall@10",
+        "fraction of images with a caption in the top 10",
+        RECALL_MEASURED,
+        worst=0.0,
+        at_eval=True,
+    ),
+    Metric(
+        "text_to_image_r10",
+        "max",
+        "text→image recall@10",
+        "fraction of captions with their image in the top 10",
+        RECALL_MEASURED,
+        worst=0.0,
+        at_eval=True,
+    ),
+]
