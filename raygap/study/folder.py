@@ -233,6 +233,13 @@ def read_stored_spec(folder: results.ResultsFolder) -> str:
     return folder.read_text(results.SPEC)
 
 
+def stored_name(folder: results.ResultsFolder) -> str:
+    """The study name in the folder's spec.yaml; "" where there is none."""
+    if not folder.exists(results.SPEC):
+        return ""
+    return (yaml.safe_load(read_stored_spec(folder)) or {}).get("name", "")
+
+
 def clear(folder: results.ResultsFolder, optuna_file: Path) -> None:
     """Remove a study's files from its folder (overwrite)."""
     folder.remove(*STUDY_FILES)
