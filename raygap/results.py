@@ -27,6 +27,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from raygap.seed_record import SeedRecord
+
 TRIALS = "trials.parquet"
 HISTORY = "history.parquet"
 PARETO = "pareto.parquet"
@@ -290,26 +292,6 @@ def trial_row(
     row.update(metrics or {})
     row["config"] = json.dumps(config, sort_keys=True, default=str)
     return row
-
-
-@dataclass(frozen=True)
-class SeedRecord:
-    """One seed's outcome as a trial reports it (raygap.study.messages) and the results keep it:
-    its row of trials.parquet and its evaluation points in history.parquet."""
-
-    trial_id: str
-    seed: int
-    params: dict
-    """The searched values, by dotted path."""
-    config: dict
-    """The seed's whole configuration (JSON)."""
-    status: str
-    """completed, failed or pruned."""
-    final: dict | None = None
-    """Final metrics and bookkeeping (wall seconds, CPUs held, …)."""
-    error: str | None = None
-    history: list[dict] | None = None
-    """The evaluation points, in step order."""
 
 
 def record_seed(folder: ResultsFolder, record: SeedRecord) -> dict:

@@ -25,7 +25,8 @@ def _trial(i: int) -> tuple[dict, list[dict]]:
 def bookkeeping_cost(trials: int, window: int = 100, echo=print) -> dict:
     """Record `trials` one-seed trials through the ledger, timing each (row, history, front);
     compare the first and last `window`; then time one whole-table rewrite at that size."""
-    from raygap.results import TRIALS, ResultsFolder, SeedRecord, trial_row
+    from raygap.results import TRIALS, ResultsFolder, trial_row
+    from raygap.seed_record import SeedRecord
     from raygap.study.ledger import StudyLedger
 
     seconds = []

@@ -28,6 +28,7 @@ from raygap.cli.slurm import add_slurm_command
 from raygap.cli.study import add_study_commands
 from raygap.config import SpecError, load_spec, parse_override
 from raygap.results import UnusableFolder
+from raygap.seed_record import SeedRecord
 from raygap.study.folder import StudyInProgress
 
 
@@ -80,7 +81,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if status == "completed"
         for name in kept_files.record_artifacts(folder, trial_id, cfg.train.seed, a.weights, a.embeddings, a.shift)
     ]
-    results.record_seed(folder, results.SeedRecord(trial_id, cfg.train.seed, params, config, status, final, error, history))
+    results.record_seed(folder, SeedRecord(trial_id, cfg.train.seed, params, config, status, final, error, history))
     for name in results.DATASETS:
         folder.compact(name)
 

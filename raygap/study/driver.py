@@ -16,7 +16,7 @@ import ray.train
 from ray import tune
 
 from raygap.config import StudySpec, TrialConfig
-from raygap.results import SeedRecord
+from raygap.seed_record import SeedRecord
 from raygap.study import messages
 from raygap.study.continuation import continued_checkpoint, read_trial_checkpoint
 from raygap.study.messages import Kind

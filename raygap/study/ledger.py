@@ -15,6 +15,7 @@ import time
 import polars as pl
 
 from raygap import catalog, pareto, results
+from raygap.seed_record import SeedRecord
 
 
 class StudyLedger:
@@ -30,7 +31,7 @@ class StudyLedger:
         for trial_id in list(self.seeds):  # a resumed study: its finished configurations
             self._add_to_front(trial_id)
 
-    def record_seed(self, record: results.SeedRecord) -> None:
+    def record_seed(self, record: SeedRecord) -> None:
         """One seed's row and its evaluation points, as new parts."""
         row = results.record_seed(self.folder, record)
         self.rows.append(row)

@@ -4,7 +4,7 @@ objectives, so every kind carries them (NaN where it measures none).
 
 - `eval`: an evaluation point of a running seed (`EvalPoint`); schedulers, the recorder and the
   trackers read it as it is measured;
-- `seed`: a seed that ended, completed or failed (`results.SeedRecord`, as JSON: Tune flattens
+- `seed`: a seed that ended, completed or failed (`seed_record.SeedRecord`, as JSON: Tune flattens
   nested results);
 - `done`: the trial's last result, the seed means Optuna is told;
 - `checkpoint` (a trial training in its own process) and `worker-checkpoint` (a worker group,
@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Mapping
 
-from raygap.results import SeedRecord
+from raygap.seed_record import SeedRecord
 
 KIND = "event"  # the key of a result's kind
 

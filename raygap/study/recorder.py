@@ -12,7 +12,7 @@ from typing import Callable, Mapping
 from ray import tune
 
 from raygap import results
-from raygap.results import SeedRecord
+from raygap.seed_record import SeedRecord
 from raygap.study import messages
 from raygap.study.ledger import StudyLedger
 from raygap.study.messages import Kind

@@ -22,7 +22,7 @@ import ray
 import ray.train
 
 from raygap.config import TrialConfig
-from raygap.results import SeedRecord
+from raygap.seed_record import SeedRecord
 from raygap.study import library_internals, messages
 from raygap.study.messages import Kind, carrier
 from raygap.study.plan import ResourcePlan
@@ -60,7 +60,7 @@ class Progress:
     next: int
     finals: list[dict]
     records: list[dict] = field(default_factory=list)
-    """The finished seeds' records (results.SeedRecord as JSON), for a trial that continues this group's runs."""
+    """The finished seeds' records (seed_record.SeedRecord as JSON), for a trial that continues this group's runs."""
 
     def write(self, folder: Path) -> None:
         Path(folder, PROGRESS).write_text(json.dumps(asdict(self)))

@@ -209,10 +209,11 @@ def test_the_dashboard_line_says_where_the_token_is_never_the_token(monkeypatch)
 
 def test_study_compact_folds_the_parts_a_killed_study_left(tmp_path, capsys):
     from raygap import results
+    from raygap.seed_record import SeedRecord
 
     folder = results.ResultsFolder(tmp_path / "killed")
     for i in range(3):
-        seed = results.SeedRecord(f"t{i}", 0, {"x": float(i)}, {}, "completed", {"modality_gap": 0.1}, None, [{"step": 0}, {"step": 5}])
+        seed = SeedRecord(f"t{i}", 0, {"x": float(i)}, {}, "completed", {"modality_gap": 0.1}, None, [{"step": 0}, {"step": 5}])
         results.record_seed(folder, seed)
     assert main(["study", "compact", str(tmp_path / "killed")]) == 0
     out = capsys.readouterr().out

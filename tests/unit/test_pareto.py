@@ -165,7 +165,8 @@ def test_the_running_front_matches_the_front_of_all_points(seed):
 
 
 def test_the_ledger_keeps_the_front_pareto_file_and_parts_in_step(tmp_path):
-    from raygap.results import HISTORY, PARETO, TRIALS, ResultsFolder, SeedRecord
+    from raygap.results import HISTORY, PARETO, TRIALS, ResultsFolder
+    from raygap.seed_record import SeedRecord
     from raygap.study.ledger import StudyLedger
 
     folder = ResultsFolder(tmp_path / "study")
