@@ -98,21 +98,21 @@ def top_kernels(raw: dict, compile_: bool, steps: int = 5, count: int = 8) -> li
     steps of the trial `raw`, by the torch profiler: what limits the loop."""
     from torch.profiler import ProfilerActivity, profile
 
-    from raygap.clip.build import build_trial
+    from raygap.clip.build import build_seed_run
     from raygap.clip.step import train_step
     from raygap.clip.train import TrainState, epoch_batches, resolve_device
 
     cfg = with_compile(raw, compile_)
     device = resolve_device(cfg.train.device)
-    trial = build_trial(cfg, 0, 1, device)
-    batches = epoch_batches(trial, TrainState())
+    run = build_seed_run(cfg, 0, 1, device)
+    batches = epoch_batches(run, TrainState())
     for step in range(3):  # compiled and warm before the profile
-        train_step(trial, *next(batches), step)
+        train_step(run, *next(batches), step)
     on_gpu = device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])
     with profile(activities=activities) as prof:
         for step in range(3, 3 + steps):
-            train_step(trial, *next(batches), step)
+            train_step(run, *next(batches), step)
         if on_gpu:
             torch.cuda.synchronize(device)
     timed = "self_device_time_total" if on_gpu else "self_cpu_time_total"

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from raygap.bench.common import BenchSize, to_config, trial_raw
-from raygap.clip.build import build_trial
+from raygap.clip.build import build_seed_run
 from raygap.clip.step import train_step
 
 KINDS = ("clip", "siglip", "cyclip", "inmodal_separation", "m3mix")
@@ -48,14 +48,14 @@ def _endless(batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> Iterator[t
 
 
 def seconds_per_step(raw: dict, kind: str, steps: int) -> float:
-    """Seconds per optimizer step of the trial `raw` trained with loss `kind`, after two warm steps."""
-    trial = build_trial(to_config({**raw, "loss": {"kind": kind}}), 0, 1, torch.device("cpu"))
-    batches = _endless(trial.batches)
+    """Seconds per optimizer step of the run `raw` trained with loss `kind`, after two warm steps."""
+    run = build_seed_run(to_config({**raw, "loss": {"kind": kind}}), 0, 1, torch.device("cpu"))
+    batches = _endless(run.batches)
     for step in range(2):
-        train_step(trial, *next(batches), step)
+        train_step(run, *next(batches), step)
     started = time.perf_counter()
     for step in range(2, 2 + steps):
-        train_step(trial, *next(batches), step)
+        train_step(run, *next(batches), step)
     return (time.perf_counter() - started) / steps
 
 
@@ -75,17 +75,17 @@ def loss_costs(size: BenchSize, echo) -> dict:
 
 
 def accumulation_run(raw: dict, steps: int) -> dict:
-    """In this process: build the trial, one warm step, `steps` timed steps; time and memory."""
+    """In this process: build the run, one warm step, `steps` timed steps; time and memory."""
     torch.manual_seed(0)
-    trial = build_trial(to_config(raw), 0, 1, torch.device("cpu"))
-    batches = iter(trial.batches)
+    run = build_seed_run(to_config(raw), 0, 1, torch.device("cpu"))
+    batches = iter(run.batches)
     images, tokens = next(batches)
-    train_step(trial, images, tokens, 0)  # the optimizer's state exists from here
+    train_step(run, images, tokens, 0)  # the optimizer's state exists from here
     before_mb = _status_mb("VmRSS")
     _reset_high_water_mark()
     started = time.perf_counter()
     for step in range(1, 1 + steps):
-        train_step(trial, images, tokens, step)  # the same batch: the loader's cost stays out
+        train_step(run, images, tokens, step)  # the same batch: the loader's cost stays out
     seconds = time.perf_counter() - started
     return {"seconds_per_sample": seconds / (steps * raw["train"]["batch_size"]), "step_peak_mb": _status_mb("VmHWM") - before_mb}
 

@@ -59,13 +59,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("  search distributions take their defaults: " + ", ".join(f"{k}={v}" for k, v in params.items() if k in spec.space))
 
     from raygap import kept_files, results
-    from raygap.trial_kind import run_trial
+    from raygap.trial_kind import train_or_simulate
 
     trial_id = f"local-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     history: list[dict] = []
     kept: list = []  # the seed's artifacts, written once it completed
     try:
-        final = run_trial(cfg, history.append, **({} if cfg.theory else {"progress": not args.quiet, "keep": kept.append}))
+        final = train_or_simulate(cfg, history.append, **({} if cfg.theory else {"progress": not args.quiet, "keep": kept.append}))
         status, error = "completed", None
     except KeyboardInterrupt:
         print("interrupted: nothing written", file=sys.stderr)

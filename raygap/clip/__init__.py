@@ -1,3 +1,3 @@
-"""The Ray-free trial: the CLIP training loop (train), its parts (model, temperature, swap, loss),
-evaluation (evaluate, metrics), and `trial.run_trial`, which runs a trial whoever asks — the
-study's workers, `raygap train` or the bench. Nothing here imports ray."""
+"""The Ray-free seed run: the CLIP training loop (train) and what it is built from (build: a
+`SeedRun`; model, temperature, swap, loss), evaluation (evaluate, metrics), whoever asks: the
+study's workers, `raygap train` or the bench (through raygap.trial_kind). Nothing here imports ray."""

@@ -54,25 +54,25 @@ class BestWeights:
 
 
 def best_tracker(cfg) -> BestWeights | None:
-    """A tracker when the trial keeps its best weights: by the study's first objective, in its direction."""
+    """A tracker when the run keeps its best weights: by the study's first objective, in its direction."""
     if cfg.artifacts.weights != "best":
         return None
     objective, direction = next(iter(cfg.search.objectives.items()))
     return BestWeights(objective, direction)
 
 
-def collect(trial, best: BestWeights | None, step: int) -> KeptArtifacts:
-    """The artifacts the trial's configuration asks for, after its last step."""
-    wanted = trial.cfg.artifacts
+def collect(run, best: BestWeights | None, step: int) -> KeptArtifacts:
+    """The artifacts the run's configuration asks for, after its last step."""
+    wanted = run.cfg.artifacts
     kept = KeptArtifacts()
     if wanted.weights != "none":
-        weights = best.weights if best is not None and best.weights is not None else trial.model.state_dict()
+        weights = best.weights if best is not None and best.weights is not None else run.model.state_dict()
         buffer = io.BytesIO()
         torch.save({k: v.detach().cpu() for k, v in weights.items()}, buffer)
         kept.weights, kept.weights_step = buffer.getvalue(), best.step if best is not None and best.step is not None else step
     if wanted.embeddings:
-        image, text = encode_split(trial, trial.eval_set)
-        owner = np.asarray(torch.as_tensor(trial.eval_set.caption_image).cpu())
+        image, text = encode_split(run, run.eval_set)
+        owner = np.asarray(torch.as_tensor(run.eval_set.caption_image).cpu())
         kept.embeddings = {"image": image.float().cpu().numpy(), "text": text.float().cpu().numpy(), "caption_image": owner}
         from raygap.clip.measure import shift_curve  # measure imports evaluate, as this module does
 

@@ -1,4 +1,4 @@
-"""A trial built from its configuration: data, model, temperature, swap, optimizer and the batch
+"""A seed run built from its configuration: data, model, temperature, swap, optimizer and the batch
 pipeline, ready for the loop (raygap.clip.train) and the evaluators (raygap.clip.evaluate)."""
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
 
 @dataclass(kw_only=True)
-class Trial:
-    """Everything one trial trains and measures with, built once by `build_trial`."""
+class SeedRun:
+    """Everything one seed run trains and measures with, built once by `build_seed_run`."""
 
     cfg: TrialConfig
     device: torch.device
@@ -56,14 +56,14 @@ class Trial:
         return self.bundle.model
 
 
-def build_trial(cfg: TrialConfig, rank: int, world_size: int, device: torch.device) -> Trial:
+def build_seed_run(cfg: TrialConfig, rank: int, world_size: int, device: torch.device) -> SeedRun:
     """Seed, load the data, build the model, temperature, swap, optimizer and the batch pipeline."""
     tc = cfg.train
     if tc.batch_size % (world_size * tc.accumulate):
         raise ValueError(f"train.batch_size {tc.batch_size} is not divisible by {world_size} worker(s) × accumulate {tc.accumulate}")
     torch.manual_seed(tc.seed)
     if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)  # a reused trial process reports this trial's peak
+        torch.cuda.reset_peak_memory_stats(device)  # a reused trial process reports this run's peak
     bundle = build_model(cfg.model.name, cfg.model.pretrained)
     lock_towers(bundle.model, cfg.model.lock_image, cfg.model.lock_text)
     train_set = load_source(cfg.data.train, bundle, train=True)
@@ -98,7 +98,7 @@ def build_trial(cfg: TrialConfig, rank: int, world_size: int, device: torch.devi
     )
     batches = training_batches(train_set, sampler, tc.batch_size // world_size, device, cfg.data.pipeline, cfg.data.loader_workers)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.precision == "bf16" and on_gpu)
-    return Trial(
+    return SeedRun(
         cfg=cfg,
         device=device,
         rank=rank,

@@ -14,8 +14,8 @@ from raygap.clip import finite_sample, gap_measures, metrics
 from raygap.data import ImageTextSet
 from raygap.data.sets import first_captions
 
-if TYPE_CHECKING:  # the loop calls the evaluators with its Trial
-    from raygap.clip.build import Trial
+if TYPE_CHECKING:  # the loop calls the evaluators with its SeedRun
+    from raygap.clip.build import SeedRun
     from raygap.clip.model import ClipModel
     from raygap.config import EvalSpec
 
@@ -155,58 +155,56 @@ def evaluate(
 
 
 # ------------------------------------------------------------------------------ evaluators
-# An evaluator maps the trial to named numbers. Those of EVALUATORS run at every evaluation point
+# An evaluator maps the run to named numbers. Those of EVALUATORS run at every evaluation point
 # (their numbers go into history.parquet); those of FINAL_EVALUATORS once, after the last step.
-Evaluator = Callable[["Trial"], dict[str, Any]]
+Evaluator = Callable[["SeedRun"], dict[str, Any]]
 
 
-def embedding_evaluator(trial: Trial) -> dict[str, Any]:
+def embedding_evaluator(run: SeedRun) -> dict[str, Any]:
     """Gap, uniformity, recalls, mismatch and pair cosine on the eval split."""
-    cfg = trial.cfg
-    return evaluate(
-        trial.model, trial.eval_set, trial.device, cfg.eval.batch_size, trial.rank, trial.world_size, cfg.eval.gap_pairs, cfg.eval.seed
-    )
+    cfg = run.cfg
+    return evaluate(run.model, run.eval_set, run.device, cfg.eval.batch_size, run.rank, run.world_size, cfg.eval.gap_pairs, cfg.eval.seed)
 
 
-def probe_evaluator(trial: Trial) -> dict[str, Any]:
+def probe_evaluator(run: SeedRun) -> dict[str, Any]:
     """Zero-shot and linear-probe top-1 on the probe splits (none without `data.probe`)."""
-    if trial.probe is None:
+    if run.probe is None:
         return {}
-    trial.model.eval()
+    run.model.eval()
     try:
-        cfg = trial.cfg
-        return probe_metrics(trial.model, *trial.probe, cfg.eval, trial.bundle.tokenize, trial.device, trial.rank, trial.world_size)
+        cfg = run.cfg
+        return probe_metrics(run.model, *run.probe, cfg.eval, run.bundle.tokenize, run.device, run.rank, run.world_size)
     finally:
-        trial.model.train()
+        run.model.train()
 
 
-def encode_split(trial: Trial, data: ImageTextSet) -> tuple[torch.Tensor, torch.Tensor]:
-    """A split's image and caption embeddings under the trial's model, in eval mode (collective
-    over the trial's workers: every rank gets all of them)."""
-    batch = trial.cfg.eval.batch_size
-    trial.model.eval()
+def encode_split(run: SeedRun, data: ImageTextSet) -> tuple[torch.Tensor, torch.Tensor]:
+    """A split's image and caption embeddings under the run's model, in eval mode (collective
+    over the run's workers: every rank gets all of them)."""
+    batch = run.cfg.eval.batch_size
+    run.model.eval()
     try:
-        image = encode_images(trial.model, data, trial.device, batch, trial.rank, trial.world_size)
-        text = encode_texts(trial.model, data.tokens, trial.device, batch, trial.rank, trial.world_size)
+        image = encode_images(run.model, data, run.device, batch, run.rank, run.world_size)
+        text = encode_texts(run.model, data.tokens, run.device, batch, run.rank, run.world_size)
     finally:
-        trial.model.train()
+        run.model.train()
     return image, text
 
 
-def mmvp_evaluator(trial: Trial) -> dict[str, Any]:
+def mmvp_evaluator(run: SeedRun) -> dict[str, Any]:
     """MMVP-VLM's accuracy and each group's (none without `data.mmvp`)."""
-    if trial.mmvp is None:
+    if run.mmvp is None:
         return {}
-    image, text = encode_split(trial, trial.mmvp)
-    per_group, accuracy = metrics.mmvp_scores(image, text, trial.mmvp.classes()[0], len(catalog.MMVP_GROUPS))
+    image, text = encode_split(run, run.mmvp)
+    per_group, accuracy = metrics.mmvp_scores(image, text, run.mmvp.classes()[0], len(catalog.MMVP_GROUPS))
     return {"mmvp_accuracy": accuracy, **{catalog.mmvp_column(g): value for g, value in zip(catalog.MMVP_GROUPS, per_group)}}
 
 
-def separability_evaluator(trial: Trial) -> dict[str, Any]:
+def separability_evaluator(run: SeedRun) -> dict[str, Any]:
     """How well a linear classifier tells the eval split's image embeddings from its captions'
     (one matched pair per image): a probe fit, so once per seed rather than at every point."""
-    image, text = encode_split(trial, trial.eval_set)
-    return {"modality_separability": gap_measures.separability(image, text[trial.eval_set.first_captions()], trial.cfg.eval.seed)}
+    image, text = encode_split(run, run.eval_set)
+    return {"modality_separability": gap_measures.separability(image, text[run.eval_set.first_captions()], run.cfg.eval.seed)}
 
 
 EVALUATORS: list[Evaluator] = [embedding_evaluator]

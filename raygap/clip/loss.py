@@ -1,4 +1,4 @@
-"""The contrastive losses a trial can train with (the study file's `loss:` section), one class each.
+"""The contrastive losses a run can train with (the study file's `loss:` section), one class each.
 
 A loss scores this worker's rows of the global batch against the whole global batch. With
 `world_size > 1` each worker gathers every worker's features (keeping the gradient of its own
@@ -142,7 +142,7 @@ class M3Mix(Loss):
     """CLIP + weight · (CE(A) + CE(B)): the multimodal geodesic mixup term of Oh et al. (their
     `mmmix`): with m_j = geodesic_mix(x_j, y_j, λ), one λ ~ Beta(α, α) a step, A_ii = τ⟨x_i, y_i⟩,
     A_ij = τ⟨x_i, m_j⟩ and B_ii = τ⟨y_i, x_i⟩, B_ij = τ⟨y_i, m_j⟩ (j ≠ i): the mixtures replace the
-    negatives of each row, the positive stays the real pair. τ is the trial's (their code can give
+    negatives of each row, the positive stays the real pair. τ is the run's (their code can give
     the term its own). Their m³-mix adds unimodal mixups on top; those are not built."""
 
     def __init__(self, weight: float = 0.01, alpha: float = 0.5, seed: int = 0):

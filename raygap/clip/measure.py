@@ -19,7 +19,7 @@ from raygap.data.sets import first_captions
 def measure_embeddings(image, text, caption_image, gap_pairs: int | None = 512, seed: int = 0) -> dict[str, float]:
     """The embedding measures (the gap and its other measures, uniformity, retrieval,
     separability) of image embeddings (n, m) and caption embeddings (c, m), caption c of image
-    `caption_image[c]`; the gap on `gap_pairs` pairs drawn by `seed`, as a trial measures it."""
+    `caption_image[c]`; the gap on `gap_pairs` pairs drawn by `seed`, as a run measures it."""
     image, text = torch.tensor(np.asarray(image)), torch.tensor(np.asarray(text))  # a copy: the arrays may be read-only
     caption_image = torch.tensor(np.asarray(caption_image), dtype=torch.long)
     out = embedding_metrics(image, text, caption_image, gap_pairs, seed)

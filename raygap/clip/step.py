@@ -18,77 +18,77 @@ import contextlib
 import torch
 from torch import nn
 
-from raygap.clip.build import Trial
+from raygap.clip.build import SeedRun
 from raygap.clip.schedule import lr_multiplier, set_lr
 
 
-def train_step(trial: Trial, images: torch.Tensor, tokens: torch.Tensor, step: int) -> torch.Tensor:
+def train_step(run: SeedRun, images: torch.Tensor, tokens: torch.Tensor, step: int) -> torch.Tensor:
     """One optimizer step on one batch; returns the loss (detached, on the device)."""
-    tc = trial.cfg.train
-    set_lr(trial.optimizer, tc.lr, lr_multiplier(step, trial.warmup_steps, trial.total_steps))
-    if trial.channels_last:
+    tc = run.cfg.train
+    set_lr(run.optimizer, tc.lr, lr_multiplier(step, run.warmup_steps, run.total_steps))
+    if run.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
-    trial.optimizer.zero_grad(set_to_none=True)
-    loss = backward(trial, images, tokens, step)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss = backward(run, images, tokens, step)
     if tc.grad_clip_norm is not None:
-        nn.utils.clip_grad_norm_([p for p in trial.forward.parameters() if p.grad is not None], tc.grad_clip_norm)
-    trial.optimizer.step()
+        nn.utils.clip_grad_norm_([p for p in run.forward.parameters() if p.grad is not None], tc.grad_clip_norm)
+    run.optimizer.step()
     # Clamp after the step: the optimizer may push θ past the cap.
-    trial.temperature.clamp_()
+    run.temperature.clamp_()
     return loss.detach()
 
 
-def backward(trial: Trial, images: torch.Tensor, tokens: torch.Tensor, step: int) -> torch.Tensor:
+def backward(run: SeedRun, images: torch.Tensor, tokens: torch.Tensor, step: int) -> torch.Tensor:
     """The batch's loss, its gradients added to the parameters' (whole, or over train.accumulate micro-batches)."""
-    parts = trial.cfg.train.accumulate
+    parts = run.cfg.train.accumulate
     if parts > 1:
-        return _accumulated(trial, images.chunk(parts), tokens.chunk(parts), step)
-    with trial.autocast:
-        image, text, tau = trial.forward(images, tokens, step)
-    loss = _loss(trial, image, text, tau)
+        return _accumulated(run, images.chunk(parts), tokens.chunk(parts), step)
+    with run.autocast:
+        image, text, tau = run.forward(images, tokens, step)
+    loss = _loss(run, image, text, tau)
     loss.backward()
     return loss
 
 
-def _loss(trial: Trial, image: torch.Tensor, text: torch.Tensor, tau: torch.Tensor, own_gradient: bool = True) -> torch.Tensor:
+def _loss(run: SeedRun, image: torch.Tensor, text: torch.Tensor, tau: torch.Tensor, own_gradient: bool = True) -> torch.Tensor:
     """The loss of the swapped features; without `own_gradient`, τ and the loss's parameters are
     held constant (their gradient comes from one pass only)."""
-    image, text = trial.swap(image.float(), text.float())
-    options = {"rank": trial.rank, "world_size": trial.world_size}
+    image, text = run.swap(image.float(), text.float())
+    options = {"rank": run.rank, "world_size": run.world_size}
     if own_gradient:
-        return trial.loss(image, text, tau, **options)
-    constants = {name: p.detach() for name, p in trial.loss.named_parameters()}
-    return torch.func.functional_call(trial.loss, constants, (image, text, tau.detach()), options)
+        return run.loss(image, text, tau, **options)
+    constants = {name: p.detach() for name, p in run.loss.named_parameters()}
+    return torch.func.functional_call(run.loss, constants, (image, text, tau.detach()), options)
 
 
-def _accumulated(trial: Trial, images: tuple[torch.Tensor, ...], tokens: tuple[torch.Tensor, ...], step: int) -> torch.Tensor:
-    wrapper = trial.forward if isinstance(trial.forward, nn.parallel.DistributedDataParallel) else None
-    towers: nn.Module = wrapper.module if wrapper is not None else trial.forward
+def _accumulated(run: SeedRun, images: tuple[torch.Tensor, ...], tokens: tuple[torch.Tensor, ...], step: int) -> torch.Tensor:
+    wrapper = run.forward if isinstance(run.forward, nn.parallel.DistributedDataParallel) else None
+    towers: nn.Module = wrapper.module if wrapper is not None else run.forward
     norms = [m for m in towers.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     running = [{k: v.clone() for k, v in m.state_dict().items()} for m in norms]
-    with torch.no_grad(), trial.autocast:
+    with torch.no_grad(), run.autocast:
         cached = [towers(i, t, step)[:2] for i, t in zip(images, tokens)]
     for module, state in zip(norms, running):  # batch-norm statistics move with the gradient passes only
         module.load_state_dict(state)
-    streams = random_streams(trial)
+    streams = random_streams(run)
     saved = [g.get_state() for g in streams]
     for j, (i, t) in enumerate(zip(images, tokens)):
         last = j == len(images) - 1
         # Gradients are all-reduced once, after the last pass.
         with wrapper.no_sync() if wrapper is not None and not last else contextlib.nullcontext():
-            with trial.autocast:
-                image_j, text_j, tau = trial.forward(i, t, step)
+            with run.autocast:
+                image_j, text_j, tau = run.forward(i, t, step)
             image = torch.cat([image_j if k == j else c[0] for k, c in enumerate(cached)])
             text = torch.cat([text_j if k == j else c[1] for k, c in enumerate(cached)])
             for generator, state in zip(streams, saved):
                 generator.set_state(state)
             # Every pass back-propagates the whole batch's loss: τ and the loss's own parameters
             # take their gradient in the last pass only, or they would get it k times.
-            loss = _loss(trial, image, text, tau, own_gradient=last)
+            loss = _loss(run, image, text, tau, own_gradient=last)
             loss.backward()
     return loss
 
 
-def random_streams(trial: Trial) -> list:
+def random_streams(run: SeedRun) -> list:
     """The generators a step draws from besides torch's global one: the swap's and the loss's."""
-    return [g for g in (getattr(trial.swap, "generator", None), getattr(trial.loss, "generator", None)) if g is not None]
+    return [g for g in (getattr(run.swap, "generator", None), getattr(run.loss, "generator", None)) if g is not None]

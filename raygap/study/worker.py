@@ -60,7 +60,7 @@ def train_in_trial(
     """A one-worker trial in the Tune trial's own process (Ray has set CUDA_VISIBLE_DEVICES to its GPU)."""
     import torch
 
-    from raygap.trial_kind import run_trial
+    from raygap.trial_kind import train_or_simulate
 
     torch.set_num_threads(plan.threads_per_worker)
     device = torch.device("cuda", 0) if plan.use_gpu else torch.device("cpu")
@@ -70,7 +70,7 @@ def train_in_trial(
         rows.append(row)
         report(row)
 
-    final = run_trial(
+    final = train_or_simulate(
         cfg,
         keep_and_report,
         device=device,
@@ -93,9 +93,9 @@ def run_seed(
 
     history: list[dict] = []
     if cfg.theory is not None:
-        from raygap.trial_kind import run_trial
+        from raygap.trial_kind import train_or_simulate
 
-        return {"final": run_trial(cfg, history.append), "history": history}
+        return {"final": train_or_simulate(cfg, history.append), "history": history}
 
     def report(row: dict) -> None:
         tune.report(live_result(row, cfg))

@@ -51,11 +51,11 @@ def embed(s: torch.Tensor, t: torch.Tensor, delta: torch.Tensor) -> tuple[torch.
     return torch.cat([scale * s, offset], dim=1), torch.cat([scale * t, -offset], dim=1)
 
 
-def run_theory_trial(trial, report: Callable[[dict], None] | None = None) -> dict:
-    """A theory trial from a TrialConfig with a `theory` section: the final row plus timings,
-    in the shape of a training trial's final metrics."""
+def run_theory(cfg, report: Callable[[dict], None] | None = None) -> dict:
+    """A seed run of a TrialConfig with a `theory` section: the final row plus timings, in the
+    shape of a training run's final metrics."""
     started = time.perf_counter()
-    history = simulate(trial.theory, trial.temperature, report)
+    history = simulate(cfg.theory, cfg.temperature, report)
     return {**history[-1], "train_seconds": time.perf_counter() - started, "device": "cpu", "workers": 1}
 
 

@@ -5,7 +5,7 @@ and locked weights stay out of the optimizer."""
 import pytest
 import torch
 
-from raygap.clip.build import build_trial
+from raygap.clip.build import build_seed_run
 from raygap.clip.model import build_model, checkpoint_mismatch
 from raygap.clip.train import train
 from raygap.config import SpecError, load_spec
@@ -64,10 +64,10 @@ def test_a_trial_starts_from_the_checkpoint_whatever_its_seed(checkpoint, tiny):
 
 def test_locked_towers_stay_out_of_the_optimizer(tiny):
     def optimized(model_section: dict) -> tuple[set, set]:
-        trial = build_trial(tiny(model=model_section, data={"probe": None}), 0, 1, torch.device("cpu"))
-        ids = {id(p) for group in trial.optimizer.param_groups for p in group["params"]}
-        visual = {name for name, p in trial.model.visual.named_parameters() if id(p) in ids}
-        text = {name for name, p in trial.model.named_parameters() if not name.startswith("visual.") and id(p) in ids}
+        run = build_seed_run(tiny(model=model_section, data={"probe": None}), 0, 1, torch.device("cpu"))
+        ids = {id(p) for group in run.optimizer.param_groups for p in group["params"]}
+        visual = {name for name, p in run.model.visual.named_parameters() if id(p) in ids}
+        text = {name for name, p in run.model.named_parameters() if not name.startswith("visual.") and id(p) in ids}
         return visual, text
 
     visual, text = optimized({})

@@ -5,7 +5,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from raygap.clip.build import build_trial
+from raygap.clip.build import build_seed_run
 from raygap.clip.step import backward, train_step
 
 KINDS = ["clip", "siglip", "cyclip", "inmodal_separation", "m3mix"]
@@ -13,13 +13,13 @@ CPU = torch.device("cpu")
 
 
 def _gradients(cfg, rank=0, world_size=1) -> tuple[float, dict[str, torch.Tensor]]:
-    """The loss of the first batch of a freshly built trial and the gradients it leaves."""
-    trial = build_trial(cfg, rank, world_size, CPU)
-    images, tokens = next(iter(trial.batches))
-    loss = backward(trial, images, tokens, step=0)
-    named = {f"model.{k}": p for k, p in trial.model.named_parameters()}
-    named.update({f"temperature.{k}": p for k, p in trial.temperature.named_parameters()})
-    named.update({f"loss.{k}": p for k, p in trial.loss.named_parameters()})
+    """The loss of the first batch of a freshly built run and the gradients it leaves."""
+    run = build_seed_run(cfg, rank, world_size, CPU)
+    images, tokens = next(iter(run.batches))
+    loss = backward(run, images, tokens, step=0)
+    named = {f"model.{k}": p for k, p in run.model.named_parameters()}
+    named.update({f"temperature.{k}": p for k, p in run.temperature.named_parameters()})
+    named.update({f"loss.{k}": p for k, p in run.loss.named_parameters()})
     return float(loss.detach()), {k: p.grad.clone() for k, p in named.items() if p.grad is not None}
 
 
@@ -79,18 +79,18 @@ def test_accumulation_on_two_workers_gives_the_whole_batch(two_worker_accumulati
 def test_gradient_clipping_bounds_the_update_norm(tiny):
     """With grad_clip_norm, the global gradient norm at the optimizer step is at most the cap."""
     cfg = tiny(train={"batch_size": 64, "grad_clip_norm": 0.01})
-    trial = build_trial(cfg, 0, 1, CPU)
-    images, tokens = next(iter(trial.batches))
+    run = build_seed_run(cfg, 0, 1, CPU)
+    images, tokens = next(iter(run.batches))
     seen = []
-    step = trial.optimizer.step
+    step = run.optimizer.step
 
     def recording_step(*args, **kwargs):
-        grads = [p.grad for group in trial.optimizer.param_groups for p in group["params"] if p.grad is not None]
+        grads = [p.grad for group in run.optimizer.param_groups for p in group["params"] if p.grad is not None]
         seen.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
         return step(*args, **kwargs)
 
-    trial.optimizer.step = recording_step
-    train_step(trial, images, tokens, 0)
+    run.optimizer.step = recording_step
+    train_step(run, images, tokens, 0)
     unclipped = _gradients(tiny(train={"batch_size": 64}))[1]
     norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in unclipped.values()])))
     assert norm > 0.1 and seen[0] == pytest.approx(0.01, rel=1e-4)
@@ -99,11 +99,11 @@ def test_gradient_clipping_bounds_the_update_norm(tiny):
 def test_the_cached_pass_leaves_batch_norm_statistics_to_the_gradient_passes(tiny):
     """A tower with batch norm: its running statistics move once per micro-batch's gradient pass (4),
     not also in the pass that caches features without gradients (which would make 8)."""
-    trial = build_trial(_config(tiny, "clip", 4), 0, 1, CPU)
+    run = build_seed_run(_config(tiny, "clip", 4), 0, 1, CPU)
     norm = torch.nn.BatchNorm1d(64)
-    trial.forward.norm = norm  # a submodule of the towers' module, as a ResNet's batch norm is
-    encode = trial.forward.encode_image
-    trial.forward.encode_image = lambda images, normalize: torch.nn.functional.normalize(norm(encode(images, normalize=False)), dim=-1)
-    images, tokens = next(iter(trial.batches))
-    backward(trial, images, tokens, step=0)
+    run.forward.norm = norm  # a submodule of the towers' module, as a ResNet's batch norm is
+    encode = run.forward.encode_image
+    run.forward.encode_image = lambda images, normalize: torch.nn.functional.normalize(norm(encode(images, normalize=False)), dim=-1)
+    images, tokens = next(iter(run.batches))
+    backward(run, images, tokens, step=0)
     assert int(norm.num_batches_tracked) == 4
