@@ -1,4 +1,4 @@
-"""The kind of a seed run, chosen here only: the theory simulator for a `theory:` section, CLIP
+"""The kind of a seed run, chosen here: the theory simulator for a `theory:` section, CLIP
 training otherwise; whoever runs it (`raygap train`, a study's trial, the bench). Ray-free."""
 
 from __future__ import annotations

@@ -12,14 +12,14 @@ from __future__ import annotations
 import math
 
 from raygap.catalog.further_measures import FURTHER_MEASURES
-from raygap.catalog.metric import MMVP_GROUPS, Direction, Metric, mmvp_column
+from raygap.catalog.metric import MMVP_GROUPS, MMVP_MEASURED, RECALL_MEASURED, Direction, Metric, mmvp_column
 from raygap.catalog.paper_measures import PAPER_MEASURES
 
 _METRICS = [*PAPER_MEASURES, *FURTHER_MEASURES]
 
 METRICS: dict[str, Metric] = {metric.name: metric for metric in _METRICS}
 
-DEFAULT_OBJECTIVES: dict[str, Direction] = {m.name: m.better for m in _METRICS if m.default_objective}  # type: ignore[misc]
+DEFAULT_OBJECTIVES: dict[str, Direction] = {m.name: m.better for m in _METRICS if m.default_objective and m.better is not None}
 TABLE_COLUMNS: list[str] = [m.name for m in _METRICS if m.table]
 SUMMARIZED: list[str] = [m.name for m in _METRICS if m.summarized]
 AT_EVAL: list[str] = [m.name for m in _METRICS if m.at_eval]

@@ -154,11 +154,11 @@ def training_batches(
     data: ImageTextSet, sampler, batch_size: int, device: torch.device, pipeline: str, loader_workers: int
 ) -> ResidentPairs | StreamedPairs | LoadedPairs:
     """The batches of one worker's share of an epoch, on `device`, by the spec's `data.pipeline`."""
-    in_memory = isinstance(data.images, TensorImages)
+    images_in_memory = isinstance(data.images, TensorImages)
     on_gpu = device.type == "cuda"
     if pipeline == "auto":
-        pipeline = "resident" if fits_on_device(data, device) else "streamed" if in_memory else "loader"
-    if pipeline in ("resident", "streamed") and not in_memory:
+        pipeline = "resident" if fits_on_device(data, device) else "streamed" if images_in_memory else "loader"
+    if pipeline in ("resident", "streamed") and not images_in_memory:
         raise ValueError(f"data.pipeline: {pipeline} needs images in memory (image files with decoded_cache on)")
     if pipeline == "resident":
         # No loader processes, pinning thread or per-step copy: each batch is gathered where it is used.

@@ -231,13 +231,14 @@ def hypervolume_progress(study: Study) -> pl.DataFrame:
         .agg(pl.col(order or "order").max().alias("finished"), *[pl.col(c).mean() for c in objectives])
         .sort("finished")
     )
-    reference = tuple(hypervolume_reference(finished[c], c, d) for c, d in objectives.items())
+    (x, x_dir), (y, y_dir) = objectives.items()  # two: _gap_first
+    reference = (hypervolume_reference(finished[x], x, x_dir), hypervolume_reference(finished[y], y, y_dir))
     # Only the front of each prefix counts, and it changes only when a configuration joins it:
     # O(n × front) in all rather than a hypervolume of every prefix.
     front, volume, volumes = pareto.RunningFront(objectives), 0.0, []
     for row in finished.iter_rows(named=True):
         if front.add(row["trial_id"], row):
-            volume = front.hypervolume(reference)  # type: ignore[arg-type]
+            volume = front.hypervolume(reference)
         volumes.append(volume)
     return pl.DataFrame({"completed": range(1, finished.height + 1), "trial_id": finished["trial_id"], "hypervolume": volumes})
 

@@ -3,7 +3,7 @@ it was built, from the nested form callbacks see and from Tune's flattened copy 
 
 import math
 
-from raygap.results import SeedRecord
+from raygap.seed_record import SeedRecord
 from raygap.study import messages
 from raygap.study.messages import EvalPoint, Kind
 
