@@ -1,12 +1,13 @@
 """`raygap report`: study folders → a static page (index.html), each figure as PNG, PDF and SVG, and report.md.
 
-Reads nothing but results folders. The arrows run one way: `data` (and `explore`, `correlation`,
-`rates`, `beside_paper`) computes every figure's numbers (Parquet → polars frames, each tested on
+Reads nothing but results folders. The arrows run one way: `studies` (and `explore`, `correlation`,
+`rates`, `beside_paper`, `hypervolume`) computes every figure's numbers (Parquet → polars frames, each tested on
 its own), `figures` draws them (matplotlib), `page`
 writes the files.
 """
 
 from raygap.report.comparison import comparison_notes, method_table, paired_differences, study_settings
+from raygap.report.hypervolume import hypervolume_progress, hypervolume_reference
 from raygap.report.page import table_cells, write_report
 from raygap.report.rates import fit_notes
 from raygap.report.studies import (
@@ -16,8 +17,6 @@ from raygap.report.studies import (
     front_panels,
     front_trial_ids,
     header,
-    hypervolume_progress,
-    hypervolume_reference,
     load_study,
     log_power_fit,
     parameter_effects,

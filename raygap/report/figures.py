@@ -11,11 +11,11 @@ from matplotlib.colors import LogNorm, Normalize
 
 from raygap.catalog import label
 from raygap.report.dynamics_figures import dynamics_figure, early_gap_figure, gap_rate_figure
+from raygap.report.hypervolume import hypervolume_progress
 from raygap.report.rates import MIN_POINTS
 from raygap.report.studies import (
     Study,
     front_panels,
-    hypervolume_progress,
     number,
     parameter_effects,
     shift_curves,

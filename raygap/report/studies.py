@@ -94,7 +94,7 @@ def front_panels(study: Study) -> list[tuple[str, str, pl.DataFrame]]:
     parameter, sorted by x."""
     if len(study.objectives) < 2:
         return []
-    (x, x_dir), (y, y_dir) = _gap_first(study.objectives)
+    (x, x_dir), (y, y_dir) = gap_first(study.objectives)
     summary = configurations(study)
     panels = []
     for y_col in [c for c in DIRECTIONS.get(y, [y]) if c in summary.columns] or [y]:
@@ -107,7 +107,7 @@ def front_panels(study: Study) -> list[tuple[str, str, pl.DataFrame]]:
     return panels
 
 
-def _gap_first(objectives: dict[str, str]) -> list[tuple[str, str]]:
+def gap_first(objectives: dict[str, str]) -> list[tuple[str, str]]:
     """The first two objectives, the modality gap first when it is one (it goes on the x axis)."""
     items = list(objectives.items())
     return sorted(items, key=lambda item: item[0] != "modality_gap")[:2]
@@ -141,7 +141,7 @@ def front_trial_ids(study: Study, limit: int = 6) -> list[str]:
     flagged = (pl.col("degenerate").fill_null(0.0) > 0) if "degenerate" in summary.columns else pl.lit(False)
     if not study.history.is_empty():
         summary = summary.filter(pl.col("trial_id").is_in(study.history["trial_id"].unique().implode()))
-    first, direction = _gap_first(study.objectives)[0]
+    first, direction = gap_first(study.objectives)[0]
     ordered = summary.with_columns(flagged.alias("_flagged")).sort(["_flagged", first], descending=[False, direction == "max"])
     return ordered["trial_id"].head(limit).to_list()
 
@@ -212,44 +212,6 @@ def log_power_fit(frame: pl.DataFrame, late_fraction: float = 0.5) -> dict:
         "t_min": float(t.min()),
         "t_max": float(t.max()),
     }
-
-
-def hypervolume_progress(study: Study) -> pl.DataFrame:
-    """Hypervolume of the front on the first two objectives after each completed configuration, in
-    the order results reached the head. The reference is each objective's known bound, or the
-    worst value seen."""
-    if len(study.objectives) < 2:
-        return pl.DataFrame()
-    objectives = dict(_gap_first(study.objectives))
-    order = "recorded_at" if "recorded_at" in study.trials.columns else None
-    ended = study.trials.filter(pl.col("status") != "completed")["trial_id"]  # failed or pruned: not on a front (summarize_trials)
-    done = study.trials.with_row_index("order").filter((pl.col("status") == "completed") & ~pl.col("trial_id").is_in(ended.to_list()))
-    if done.is_empty():
-        return pl.DataFrame()
-    finished = (
-        done.group_by("trial_id")
-        .agg(pl.col(order or "order").max().alias("finished"), *[pl.col(c).mean() for c in objectives])
-        .sort("finished")
-    )
-    (x, x_dir), (y, y_dir) = objectives.items()  # two: _gap_first
-    reference = (hypervolume_reference(finished[x], x, x_dir), hypervolume_reference(finished[y], y, y_dir))
-    # Only the front of each prefix counts, and it changes only when a configuration joins it:
-    # O(n × front) in all rather than a hypervolume of every prefix.
-    front, volume, volumes = pareto.RunningFront(objectives), 0.0, []
-    for row in finished.iter_rows(named=True):
-        if front.add(row["trial_id"], row):
-            volume = front.hypervolume(reference)
-        volumes.append(volume)
-    return pl.DataFrame({"completed": range(1, finished.height + 1), "trial_id": finished["trial_id"], "hypervolume": volumes})
-
-
-def hypervolume_reference(values: pl.Series, column: str, direction: str) -> float:
-    """The hypervolume's reference on one objective: the catalogue's worst value when the study
-    optimises the metric in its better direction, else the worst value seen."""
-    metric = catalog.METRICS.get(column)
-    if metric is not None and metric.worst is not None and metric.better == direction:
-        return metric.worst
-    return float(number(values.max() if direction == "min" else values.min()))
 
 
 def header(study: Study) -> dict:
